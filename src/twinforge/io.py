@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io as _io
+import itertools
 import json
 import os
 import shutil
@@ -136,6 +137,8 @@ def check_output(path: str | os.PathLike, *, overwrite: bool = False, inputs: It
         same = out.resolve() == src.resolve() or (src.exists() and out.exists() and os.path.samefile(src, out))
         if same:
             raise OutputError(f"output {str(out)!r} is also an input: choose another output path")
+        if out.is_dir() and src.resolve().is_relative_to(out.resolve()):
+            raise OutputError(f"output folder {str(out)!r} contains the input {str(src)!r}: choose another output")
     if out.exists() and not overwrite:
         raise OutputError(f"{str(out)!r} already exists: choose another path or pass overwrite (--overwrite)")
     if not out.parent.exists():
@@ -143,11 +146,22 @@ def check_output(path: str | os.PathLike, *, overwrite: bool = False, inputs: It
     return out
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# tempfile makes private files (0600) and folders (0700); outputs get the usual permissions instead
+_UMASK = _umask()
+
+
 @contextlib.contextmanager
 def _atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path beside ``path`` that replaces it only if the block finishes."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -182,6 +196,11 @@ def write_chunks(
     """
     out = check_output(path, overwrite=overwrite, inputs=inputs)
     fmt = table_format(out)
+    chunks = iter(chunks)
+    first = next(chunks, None)
+    if first is None:
+        raise ParameterError(f"nothing to write to {str(out)!r}: no table was given")
+    chunks = itertools.chain([first], chunks)
     with _atomic_path(out) as tmp:
         if fmt == "parquet":
             _write_parquet(chunks, tmp, on_chunk)
@@ -279,6 +298,7 @@ def save_model_dir(path: str | os.PathLike, document: dict[str, Any], *, overwri
         **body,
     }
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    os.chmod(tmp, 0o777 & ~_UMASK)
     try:
         (tmp / "weights.npz").write_bytes(weights)
         (tmp / "model.json").write_text(json.dumps(header, indent=1) + "\n")

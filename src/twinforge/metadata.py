@@ -359,6 +359,9 @@ def _detect_object(name: str, s: pd.Series, nonnull: pd.Series) -> ColumnSpec:
     strings = sample.astype(str)
     n_unique = nonnull.nunique()
     unique_ratio = n_unique / len(nonnull)
+    fmt = _guess_datetime_format(strings)  # before phones: '2021-03-04' matches the phone pattern too
+    if fmt is not None:
+        return ColumnSpec("datetime", datetime_format=fmt)
     for pii_type, pattern in _PII_NAMES.items():
         # a name alone is not enough: 'Street' with levels Pave/Grvl is a category, not an address
         if pattern.search(name) and n_unique > 10:
@@ -368,9 +371,6 @@ def _detect_object(name: str, s: pd.Series, nonnull: pd.Series) -> ColumnSpec:
     digits = strings.str.count(r"\d")
     if strings.str.match(_PHONE).mean() >= 0.9 and digits.min() >= 7 and unique_ratio > 0.5:
         return ColumnSpec("pii", pii_type="phone")
-    fmt = _guess_datetime_format(strings)
-    if fmt is not None:
-        return ColumnSpec("datetime", datetime_format=fmt)
     words = strings.str.split().str.len()
     if unique_ratio > 0.5 and (words.mean() >= 5 or strings.str.len().mean() >= 50):
         return ColumnSpec("text")
@@ -393,11 +393,13 @@ def _guess_datetime_format(strings: pd.Series) -> str | None:
     first = strings.iloc[0]
     if not re.search(r"\d", first) or not re.search(r"[-/:.T ]", first):
         return None
-    fmt = guess_datetime_format(first)
-    if fmt is None or not ({"%Y", "%y"} & set(re.findall(r"%\w", fmt))):
-        return None
-    parsed = pd.to_datetime(strings, format=fmt, errors="coerce")
-    return fmt if parsed.notna().all() else None
+    for dayfirst in (False, True):  # '01/02/2021' is ambiguous: keep the reading that parses every value
+        fmt = guess_datetime_format(first, dayfirst=dayfirst)
+        if fmt is None or not ({"%Y", "%y"} & set(re.findall(r"%\w", fmt))):
+            continue
+        if pd.to_datetime(strings, format=fmt, errors="coerce").notna().all():
+            return fmt
+    return None
 
 
 def _kind_mismatch(name: str, spec: ColumnSpec, s: pd.Series, nonnull: pd.Series) -> str | None:

@@ -128,12 +128,12 @@ class DatetimeTransform(ColumnTransform):
         for candidate in _STEPS_NS:
             if candidate >= unit_ns and candidate % unit_ns == 0:
                 c = candidate // unit_ns
-                if np.all((obs - obs[0]) % c == 0):
+                if np.all(obs % c == obs[0] % c):  # no subtraction: spans of centuries overflow int64 ns
                     step = c
                     break
         self.step_ = int(step)
         self.origin_ = int(obs.min())
-        self.span_ = int((obs.max() - obs.min()) // step)
+        self.span_ = (int(obs.max()) - self.origin_) // step
         # ISO strings written with 'Z' come back from strftime('%z') as '+0000': remember to write 'Z'
         fmt = self.options.get("datetime_format")
         text = s.dropna().astype(str)
@@ -141,7 +141,7 @@ class DatetimeTransform(ColumnTransform):
 
     def transform(self, s: pd.Series) -> np.ndarray:
         ints, missing = self._ints(s)
-        out = (ints - self.origin_) / self.step_
+        out = (ints // self.step_ - self.origin_ // self.step_).astype("float64")
         out[missing] = np.nan
         return out
 
@@ -149,7 +149,7 @@ class DatetimeTransform(ColumnTransform):
         a = np.asarray(a, dtype="float64")
         missing = np.isnan(a)
         k = np.clip(np.rint(np.where(missing, 0, a)), 0, self.span_).astype("int64")
-        ints = self.origin_ + k * self.step_
+        ints = (self.origin_ // self.step_ + k) * self.step_ + self.origin_ % self.step_
         values = ints.view(f"datetime64[{self.unit_}]").copy()
         values[missing] = np.datetime64("NaT")
         out = pd.Series(values, name=self.name_)
