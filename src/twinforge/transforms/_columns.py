@@ -62,7 +62,7 @@ class ColumnTransform:
         dtype = self.dtype_
         if dtype in _INT_DTYPES:
             if missing.any():
-                return pd.Series(values, name=self.name_).astype(dtype.capitalize().replace("Ui", "UI"))
+                return pd.Series(values, name=self.name_).astype(nullable_int(dtype))
             return pd.Series(values.astype(dtype), name=self.name_)
         return pd.Series(values, name=self.name_).astype(dtype)
 
@@ -252,6 +252,11 @@ class BooleanTransform(ColumnTransform):
         values = np.where(missing, None if self.missing_value_ is None else np.nan, codes == 1).astype(object)
         values[~missing] = [bool(v) for v in values[~missing]]
         return pd.Series(values, name=self.name_, dtype=self.dtype_)
+
+
+def nullable_int(dtype: str) -> str:
+    """The pandas nullable twin of a numpy integer dtype: 'int32' -> 'Int32', 'uint8' -> 'UInt8'."""
+    return "U" + dtype[1:].capitalize() if dtype.startswith("u") else dtype.capitalize()
 
 
 def _as_float(s: pd.Series) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from twinforge.transforms._columns import ColumnTransform
+from twinforge.transforms._columns import ColumnTransform, nullable_int
 
 _POOL = 5000  # fake values drawn per chunk; values repeat within a chunk beyond this, as real names do
 
@@ -34,7 +34,7 @@ class GeneratedColumn(ColumnTransform):
             return pd.Series(values, name=self.name_, dtype=object).astype(self.dtype_)
         out = pd.Series(values, name=self.name_)
         if self.missing_rate_ > 0 and self.dtype_.startswith(("int", "uint")):
-            return out.astype(self.dtype_.capitalize().replace("Ui", "UI"))
+            return out.astype(nullable_int(self.dtype_))
         return out.astype(self.dtype_)
 
     def _generate(self, n: int, rng: np.random.Generator, offset: int) -> np.ndarray:
