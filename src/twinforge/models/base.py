@@ -25,6 +25,7 @@ import pandas as pd
 from twinforge.errors import ModelFileError, NotFittedError, ParameterError
 from twinforge.io import load_model_dir, read_table, save_model_dir
 from twinforge.metadata import Metadata
+from twinforge.models._request import SampleRequest, build_request
 from twinforge.transforms import TableTransformer
 
 __all__ = ["Synthesizer", "load", "CHUNK_ROWS"]
@@ -45,6 +46,8 @@ class Synthesizer:
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+    # True when ``_sample`` honours a SampleRequest: conditions, rebalance, seed_data, temperature, impute
+    supports_conditions: ClassVar[bool] = False
 
     def __init__(self, *, seed: int | None = None):
         self.seed = seed
@@ -98,31 +101,115 @@ class Synthesizer:
         raise NotImplementedError  # pragma: no cover - abstract
 
     # ---------------------------------------------------------------------------------- sampling
-    def sample(self, n: int, seed: int | None = None) -> pd.DataFrame:
-        """``n`` synthetic rows with the original columns, order, dtypes and categories."""
-        frames = list(self.sample_chunks(n, seed=seed))
+    def sample(
+        self,
+        n: int | None = None,
+        seed: int | None = None,
+        *,
+        conditions: dict[str, Any] | None = None,
+        rebalance: dict[str, dict[Any, float]] | None = None,
+        seed_data: pd.DataFrame | None = None,
+        temperature: float = 1.0,
+    ) -> pd.DataFrame:
+        """``n`` synthetic rows with the original columns, order, dtypes and categories.
+
+        Models whose ``supports_conditions`` is true also take:
+
+        - ``conditions``: ``{column: value}`` (``None`` = missing), ``{column: [values]}`` for a categorical
+          set, ``{column: (low, high)}`` for an inclusive numeric or datetime range (``None`` = open end);
+          every row honours every condition exactly, without rejection sampling;
+        - ``rebalance``: ``{column: {category: share}}``, the exact category mix of a categorical column,
+          the other columns following their learned conditional distribution;
+        - ``seed_data``: partial rows (a DataFrame with some of the columns; ``n`` may be omitted); their
+          non-missing cells are kept, everything else is generated given them;
+        - ``temperature``: below 1 gives more typical rows, above 1 more diverse ones.
+        """
+        frames = list(
+            self.sample_chunks(
+                n, seed, conditions=conditions, rebalance=rebalance, seed_data=seed_data, temperature=temperature
+            )
+        )
         if len(frames) == 1:
             return frames[0]
         return pd.concat(frames, ignore_index=True)
 
-    def sample_chunks(self, n: int, seed: int | None = None) -> Iterator[pd.DataFrame]:
-        """``sample(n, seed)`` in chunks of at most :data:`CHUNK_ROWS` rows, for bounded memory."""
+    def sample_chunks(
+        self,
+        n: int | None = None,
+        seed: int | None = None,
+        *,
+        conditions: dict[str, Any] | None = None,
+        rebalance: dict[str, dict[Any, float]] | None = None,
+        seed_data: pd.DataFrame | None = None,
+        temperature: float = 1.0,
+    ) -> Iterator[pd.DataFrame]:
+        """``sample(...)`` in chunks of at most :data:`CHUNK_ROWS` rows, for bounded memory."""
         self._check_fitted()
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
-            raise ParameterError(f"the number of rows must be a positive integer, got {n!r}")
         _check_seed(seed, "seed")
         entropy = self._seed_sequence(seed, stream=1).entropy
-        n = int(n)
-        return self._chunks(n, entropy)
+        if conditions or rebalance or seed_data is not None or temperature != 1.0:
+            self._check_supports_conditions()
+        request = build_request(
+            self.transformer_,
+            n,
+            conditions=conditions,
+            rebalance=rebalance,
+            seed_data=seed_data,
+            temperature=temperature,
+            rng=np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(2**32 - 1,))),
+        )
+        return self._chunks(request, entropy)
 
-    def _chunks(self, n: int, entropy: Any) -> Iterator[pd.DataFrame]:
+    def impute(self, data: pd.DataFrame | str | os.PathLike, seed: int | None = None) -> pd.DataFrame:
+        """Fill the missing cells of learned columns in real rows ``data``; every other cell is kept as is.
+
+        ``data`` has the columns the model was fitted on. Returns a new frame with ``data``'s index.
+        """
+        self._check_fitted()
+        df = read_table(data)
+        expected = list(self.transformer_.columns_)
+        if sorted(map(str, df.columns)) != sorted(expected):
+            missing = [c for c in expected if c not in df.columns]
+            extra = [str(c) for c in df.columns if str(c) not in expected]
+            raise ParameterError(
+                f"impute needs the columns the model was fitted on; missing {missing}, unexpected {extra}"
+            )
+        self._check_supports_conditions()
+        _check_seed(seed, "seed")
+        entropy = self._seed_sequence(seed, stream=1).entropy
+        request = build_request(self.transformer_, None, seed_data=df[expected], fill_missing=True)
+        filled = pd.concat(list(self._chunks(request, entropy)), ignore_index=True)
+        filled.index = df.index
+        return filled[list(df.columns)]
+
+    def _check_supports_conditions(self) -> None:
+        if not self.supports_conditions:
+            raise ParameterError(
+                f"model {self.name!r} does not support conditions, rebalance, seed_data, temperature or impute; "
+                f"use one that does: {', '.join(_conditional_models()) or 'none is installed yet'}"
+            )
+
+    def _chunks(self, request: SampleRequest, entropy: Any) -> Iterator[pd.DataFrame]:
+        n = request.n
         for i, start in enumerate(range(0, n, CHUNK_ROWS)):
-            m = min(CHUNK_ROWS, n - start)
+            stop = min(start + CHUNK_ROWS, n)
             rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(i,)))
-            arrays = self._sample(m, rng)
-            yield self.transformer_.inverse_transform(arrays, m, rng, offset=start)
+            if request.empty:
+                arrays = self._sample(stop - start, rng)
+                yield self.transformer_.inverse_transform(arrays, stop - start, rng, offset=start)
+                continue
+            part = request.chunk(start, stop)
+            arrays = self._sample(stop - start, rng, part)
+            part.check(arrays)
+            frame = self.transformer_.inverse_transform(arrays, stop - start, rng, offset=start)
+            if part.passthrough is not None:
+                for col in part.passthrough.columns:
+                    given = part.passthrough[col].reset_index(drop=True)
+                    frame[col] = given.where(given.notna(), frame[col]).astype(frame[col].dtype)
+            yield frame
 
-    def _sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    def _sample(self, n: int, rng: np.random.Generator, request: SampleRequest | None = None) -> dict[str, np.ndarray]:
+        """``n`` rows of learned arrays; ``request`` (never given unless ``supports_conditions``) holds conditions."""
         raise NotImplementedError  # pragma: no cover - abstract
 
     def _seed_sequence(self, seed: int | None, stream: int) -> np.random.SeedSequence:
@@ -177,6 +264,12 @@ def load(path: str | os.PathLike) -> Synthesizer:
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ModelFileError(f"{str(path)!r} is corrupted or incomplete ({type(exc).__name__}: {exc})") from None
     return model
+
+
+def _conditional_models() -> list[str]:
+    from twinforge.models._registry import available_models, get_class
+
+    return [m for m in available_models() if get_class(m).supports_conditions]
 
 
 def _check_seed(seed: Any, name: str) -> None:

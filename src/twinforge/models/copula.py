@@ -109,7 +109,7 @@ class GaussianCopula(Synthesizer):
         self.cholesky_ = np.linalg.cholesky(self.correlation_)
 
     # ------------------------------------------------------------------------------------ sample
-    def _sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    def _sample(self, n: int, rng: np.random.Generator, request=None) -> dict[str, np.ndarray]:
         d = len(self.variables_)
         u = special.ndtr(rng.standard_normal((n, d)) @ self.cholesky_.T)
         out: dict[str, np.ndarray] = {}
