@@ -1,0 +1,216 @@
+"""The few torch pieces the neural models share: device choice, seeding, an MLP, weights as arrays, and
+one training loop with early stopping, a wall-clock budget and a progress bar.
+
+Every model keeps its own network and loss in its own file; what is here is only what would otherwise be
+copied into each of them. Training stays a plain ``torch.nn.Module`` + ``torch.optim`` loop, so Opacus can wrap
+the module, optimiser and data loader, and the weights are plain state dicts (for federated averaging).
+
+Seeding never touches global state: :func:`seeded` forks torch's RNG, seeds the fork and restores the
+caller's state on exit (scikit-learn's rule of no global reseeding, kept for torch).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from twinforge.errors import ParameterError
+
+__all__ = [
+    "MLP",
+    "TrainResult",
+    "check_training_params",
+    "resolve_device",
+    "seeded",
+    "state_from_arrays",
+    "state_to_arrays",
+    "train_loop",
+]
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> a CUDA GPU when present, else the CPU; ``"cpu"``/``"cuda"``/``"cuda:1"`` as given."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ParameterError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ParameterError(f"device {device!r} asked for, but no CUDA GPU is available: use 'auto' or 'cpu'")
+    return dev
+
+
+@contextlib.contextmanager
+def seeded(rng: np.random.Generator, device: torch.device | None = None) -> Iterator[torch.Generator]:
+    """Run a block with torch's RNG seeded from ``rng``, restoring the caller's RNG state afterwards.
+
+    Yields a ``torch.Generator`` (on the CPU) seeded from the same source, for explicit use.
+    """
+    seed = int(rng.integers(0, 2**63 - 1))
+    devices = [device.index or 0] if device is not None and device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed ^ 0x5DEECE66D)
+        yield gen
+
+
+class MLP(nn.Module):
+    """``depth`` blocks of Linear -> LayerNorm -> SiLU (LayerNorm, not BatchNorm: Opacus cannot wrap BatchNorm)."""
+
+    def __init__(self, d_in: int, width: int, depth: int, d_out: int | None = None, dropout: float = 0.0):
+        super().__init__()
+        layers: list[nn.Module] = []
+        d = d_in
+        for _ in range(depth):
+            layers += [nn.Linear(d, width), nn.LayerNorm(width), nn.SiLU()]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            d = width
+        if d_out is not None:
+            layers.append(nn.Linear(d, d_out))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def state_to_arrays(module: nn.Module) -> dict[str, np.ndarray]:
+    """A module's state dict as CPU numpy arrays (saved in ``weights.npz``; nothing pickled)."""
+    return {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
+
+
+def state_from_arrays(module: nn.Module, arrays: dict[str, np.ndarray]) -> nn.Module:
+    """Load arrays written by :func:`state_to_arrays` into ``module`` (strict: names and shapes must match)."""
+    state = {k: torch.as_tensor(np.asarray(v)) for k, v in arrays.items()}
+    module.load_state_dict(state, strict=True)
+    return module
+
+
+def check_training_params(
+    *, epochs: Any, batch_size: Any, max_minutes: Any, patience: Any, validation_share: Any
+) -> None:
+    """ParameterError naming the first training parameter that cannot work."""
+
+    def positive_int(name: str, v: Any) -> None:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+            raise ParameterError(f"{name} must be a positive integer, got {v!r}")
+
+    positive_int("epochs", epochs)
+    positive_int("batch_size", batch_size)
+    positive_int("patience", patience)
+    if max_minutes is not None and (
+        isinstance(max_minutes, bool) or not isinstance(max_minutes, (int, float)) or not max_minutes > 0
+    ):
+        raise ParameterError(f"max_minutes must be a positive number or None, got {max_minutes!r}")
+    if isinstance(validation_share, bool) or not isinstance(validation_share, (int, float)):
+        raise ParameterError(f"validation_share must be a number in [0, 0.5], got {validation_share!r}")
+    if not 0 <= validation_share <= 0.5:
+        raise ParameterError(f"validation_share must be in [0, 0.5], got {validation_share!r}")
+
+
+@dataclass
+class TrainResult:
+    """What a training run did: epochs run, why it stopped, the losses per epoch, the best validation loss."""
+
+    epochs: int = 0
+    stopped: str = "epochs"  # "epochs" | "early_stopping" | "time_budget" | "privacy_budget"
+    best_epoch: int = 0
+    best_validation: float = math.inf
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "epochs": self.epochs,
+            "stopped": self.stopped,
+            "best_epoch": self.best_epoch,
+            "best_validation": None if not math.isfinite(self.best_validation) else self.best_validation,
+            "seconds": round(self.seconds, 3),
+            "history": self.history[-200:],
+        }
+
+
+def train_loop(
+    *,
+    module: nn.Module,
+    epoch: Callable[[int], dict[str, float]],
+    validate: Callable[[], float] | None,
+    epochs: int,
+    patience: int,
+    max_minutes: float | None,
+    progress: bool,
+    description: str,
+    should_stop: Callable[[], str | None] | None = None,
+) -> TrainResult:
+    """Run ``epoch(i)`` (returns mean training losses) up to ``epochs`` times.
+
+    After each epoch ``validate()`` (a held-out loss, lower is better) drives early stopping: training stops
+    after ``patience`` epochs without improvement and the best weights are restored. ``max_minutes`` stops
+    training after the epoch that crosses the budget (the best weights so far are kept). ``should_stop`` may
+    return a reason to stop (e.g. a spent privacy budget). A rich progress bar on stderr shows the losses.
+    """
+    result = TrainResult()
+    start = time.perf_counter()
+    best_state: dict[str, torch.Tensor] | None = None
+    bar = _progress(progress, description, epochs)
+    with bar as (advance,):
+        for i in range(epochs):
+            losses = epoch(i)
+            val = validate() if validate is not None else math.nan
+            record = {k: float(v) for k, v in losses.items()}
+            if validate is not None:
+                record["validation"] = float(val)
+            result.history.append(record)
+            result.epochs = i + 1
+            if validate is not None and val < result.best_validation - 1e-6:
+                result.best_validation, result.best_epoch = float(val), i + 1
+                best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+            advance(record)
+            if validate is not None and i + 1 - result.best_epoch >= patience:
+                result.stopped = "early_stopping"
+                break
+            if max_minutes is not None and time.perf_counter() - start > 60.0 * max_minutes:
+                result.stopped = "time_budget"
+                break
+            reason = should_stop() if should_stop is not None else None
+            if reason:
+                result.stopped = reason
+                break
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, description: str, total: int) -> Iterator[tuple[Callable[[dict[str, float]], None]]]:
+    if not enabled:
+        yield (lambda record: None,)
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[losses]}"),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=total, losses="")
+
+        def advance(record: dict[str, float]) -> None:
+            text = " ".join(f"{k}={v:.4g}" for k, v in record.items())
+            bar.update(task, advance=1, losses=text)
+
+        yield (advance,)
