@@ -12,7 +12,7 @@ returns a :class:`SampleRequest` in the space of ``TableTransformer.transform`` 
 and datetime columns, int64 codes with -1 for missing discrete values):
 
 - ``known[col]`` / ``known_mask[col]``: per row, a value the model must keep as it is and condition on
-  (equalities, seed data, the exact category mix of a rebalance);
+  (equalities, seed data, the exact category mix of a rebalance); seed data may lie beyond the fitted range;
 - ``allowed[col]``: for a discrete column, the codes the model may draw from (a set condition);
 - ``ranges[col]``: for a numeric or datetime column, ``(low, high)`` the drawn values must lie in, already
   shrunk to values the column can hold after rounding (so that rounding never leaves the range).
@@ -48,8 +48,9 @@ class SampleRequest:
     allowed: dict[str, np.ndarray] = field(default_factory=dict)
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     temperature: float = 1.0
-    # data-space columns of seed data that are not learned (ids, PII, text): kept as given
-    passthrough: pd.DataFrame | None = None
+    # seed data as the user gave it: its non-missing cells are copied into the output unchanged, so they
+    # survive exactly even where the model's space cannot hold them (values beyond the fitted range)
+    given: pd.DataFrame | None = None
 
     @property
     def empty(self) -> bool:
@@ -64,7 +65,7 @@ class SampleRequest:
             allowed=self.allowed,
             ranges=self.ranges,
             temperature=self.temperature,
-            passthrough=None if self.passthrough is None else self.passthrough.iloc[start:stop],
+            given=None if self.given is None else self.given.iloc[start:stop].reset_index(drop=True),
         )
 
     def check(self, arrays: dict[str, np.ndarray]) -> None:
@@ -78,7 +79,7 @@ class SampleRequest:
             if not np.isin(arrays[col][free], codes).all():
                 raise RuntimeError(f"the model drew values of column {col!r} outside its condition")
         for col, (low, high) in self.ranges.items():
-            a = arrays[col]
+            a = arrays[col][~self.known_mask.get(col, np.zeros(len(arrays[col]), bool))]
             if np.isnan(a).any() or (a < low).any() or (a > high).any():
                 raise RuntimeError(f"the model drew values of column {col!r} outside its range condition")
 
@@ -111,12 +112,16 @@ def build_request(
         unknown = [str(c) for c in seed_data.columns if str(c) not in transforms]
         if unknown:
             raise ParameterError(f"seed_data has columns the model was not fitted on: {unknown}")
-        learned = [c for c in seed_data.columns if not isinstance(transforms[str(c)], GeneratedColumn)]
-        for col in learned:
+        for col in seed_data.columns:
             t = transforms[str(col)]
-            s = seed_data[col].reset_index(drop=True)
+            if isinstance(t, GeneratedColumn):
+                continue
+            s = seed_data[col].reset_index(drop=True).rename(str(col))
             mask = s.notna().to_numpy()
-            values = _to_array(t, s, str(col), "seed_data")
+            try:
+                values = t.transform(s)
+            except (ValueError, TypeError) as exc:
+                raise ParameterError(f"seed_data {str(col)!r}: {exc}") from None
             req.known[str(col)] = values
             req.known_mask[str(col)] = mask
             named.add(str(col))
@@ -125,9 +130,7 @@ def build_request(
                     req.allowed[str(col)] = np.arange(t.n_levels, dtype="int64")
                 else:
                     req.ranges[str(col)] = _bounds(t)
-        rest = [c for c in seed_data.columns if c not in learned]
-        if rest:
-            req.passthrough = seed_data[rest].reset_index(drop=True)
+        req.given = seed_data.reset_index(drop=True)
 
     for col, cond in (conditions or {}).items():
         col = _learned_column(transforms, col, "conditions", named)

@@ -202,9 +202,9 @@ class Synthesizer:
             arrays = self._sample(stop - start, rng, part)
             part.check(arrays)
             frame = self.transformer_.inverse_transform(arrays, stop - start, rng, offset=start)
-            if part.passthrough is not None:
-                for col in part.passthrough.columns:
-                    given = part.passthrough[col].reset_index(drop=True)
+            if part.given is not None:
+                for col in part.given.columns:
+                    given = part.given[col]
                     frame[col] = given.where(given.notna(), frame[col]).astype(frame[col].dtype)
             yield frame
 
