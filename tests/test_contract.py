@@ -137,3 +137,41 @@ def test_load_refuses_foreign_model_names(fitted, tmp_path):
     (tmp_path / "m" / "model.json").write_text(json.dumps(doc))
     with pytest.raises(ModelFileError, match="does not know"):
         twinforge.load(tmp_path / "m")
+
+
+# ------------------------------------------------------------------------------ conditional models
+CONDITIONAL = [m for m in MODELS if twinforge.models.get_class(m).supports_conditions]
+
+
+@pytest.fixture(scope="module", params=CONDITIONAL)
+def conditional(request):
+    data = make_mixed()
+    return request.param, new(request.param).fit(data), data
+
+
+def test_conditions_are_honoured_exactly(conditional):
+    _, model, data = conditional
+    out = model.sample(
+        400,
+        seed=2,
+        conditions={"city": ["Rome", "Lima"], "tier": "gold", "age": (40, 60), "joined": (None, "2021-06-30")},
+    )
+    assert set(out["city"]) <= {"Rome", "Lima"} and (out["tier"] == "gold").all()
+    assert out["age"].between(40, 60).all() and (out["joined"] <= pd.Timestamp("2021-06-30")).all()
+    assert list(out.columns) == list(data.columns) and out.dtypes.to_dict() == data.dtypes.to_dict()
+    missing = model.sample(100, seed=2, conditions={"income": None})
+    assert missing["income"].isna().all()
+
+
+def test_seed_data_rebalance_and_impute(conditional):
+    _, model, data = conditional
+    partial = pd.DataFrame({"age": [20, 80, 50], "city": ["Pune", None, "Oslo"]})
+    out = model.sample(seed_data=partial, seed=3)
+    assert out["age"].tolist() == [20, 80, 50] and out.loc[[0, 2], "city"].tolist() == ["Pune", "Oslo"]
+    mix = model.sample(1000, seed=3, rebalance={"tier": {"bronze": 0.2, "silver": 0.2, "gold": 0.6}})
+    assert mix["tier"].value_counts().to_dict() == {"gold": 600, "bronze": 200, "silver": 200}
+    filled = model.impute(data.head(200), seed=4)
+    assert filled[["income", "visits", "city"]].notna().all().all()
+    kept = data.head(200)["income"].notna()
+    assert filled.loc[kept, "income"].equals(data.head(200).loc[kept, "income"])
+    pd.testing.assert_frame_equal(filled, model.impute(data.head(200), seed=4))
