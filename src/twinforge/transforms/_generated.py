@@ -17,7 +17,7 @@ import pandas as pd
 
 from twinforge.transforms._columns import ColumnTransform, nullable_int
 
-_POOL = 5000  # fake values drawn per chunk; values repeat within a chunk beyond this, as real names do
+_POOL = 2000  # fake values drawn per chunk; values repeat within a chunk beyond this, as real names do
 
 
 class GeneratedColumn(ColumnTransform):
