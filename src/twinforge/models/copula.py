@@ -111,15 +111,16 @@ class GaussianCopula(Synthesizer):
     # ------------------------------------------------------------------------------------ sample
     def _sample(self, n: int, rng: np.random.Generator, request=None) -> dict[str, np.ndarray]:
         d = len(self.variables_)
-        z = rng.standard_normal((n, d)) @ self.cholesky_.T
+        # float32 latents: twice as fast to draw and multiply, and far finer than the 1/n_quantiles grid
+        z = self.cholesky_.astype(np.float32) @ rng.standard_normal((d, n), dtype=np.float32)  # one row per variable
         out: dict[str, np.ndarray] = {}
         for j, var in enumerate(self.variables_):
             col = var["column"]
             if var["type"] == "numeric":
-                out[col] = _uniform_grid_quantile(special.ndtr(z[:, j]), var["quantiles"])
+                out[col] = _uniform_grid_quantile(special.ndtr(z[j]).astype(np.float64), var["quantiles"])
             else:
                 # compare z with the normal scores of the level boundaries: no CDF to evaluate per value
-                pos = np.searchsorted(special.ndtri(var["cum"]), z[:, j], side="right") - 1
+                pos = np.searchsorted(special.ndtri(var["cum"]).astype(np.float32), z[j], side="right") - 1
                 codes = var["order"][np.clip(pos, 0, len(var["order"]) - 1)]
                 if var["type"] == "missing":
                     out[col][codes == 1] = np.nan  # numeric variable precedes its missing flag

@@ -119,7 +119,8 @@ class TableTransformer:
                 out[name] = t.generate(n, rng, offset)
             else:
                 out[name] = t.inverse_transform(arrays[name])
-        frame = pd.DataFrame({k: v.reset_index(drop=True) for k, v in out.items()}, columns=self.columns_)
+        # copy=False: no consolidation of the columns into blocks, which costs more than generating them
+        frame = pd.DataFrame({k: v.reset_index(drop=True) for k, v in out.items()}, columns=self.columns_, copy=False)
         return frame
 
     def get_state(self) -> dict[str, Any]:
