@@ -8,7 +8,7 @@ A worker describes its library as a :class:`Side` and calls :func:`run_side`, wh
 2. takes the resident memory at that point (after imports, data load and metadata) as the baseline, and
    resets the kernel's peak-RSS counter to it (Linux ``/proc/self/clear_refs``) so an earlier transient
    peak (the CSV parser's) is not charged to the model;
-3. times ``fit``, then times sampling ``--sample-rows`` rows on its own; the peak memory is
+3. times ``fit``, then, after a warm-up draw of 1,000 rows, times sampling ``--sample-rows`` rows; the peak memory is
    ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` minus the baseline, for each phase;
 4. samples as many rows as the real table, with the same seed, and writes them to ``--synthetic-out`` (parquet)
    for the quality report, checking that the columns and dtypes match the real table's;
@@ -106,6 +106,10 @@ def run_side(side: Side, argv: list[str] | None = None) -> None:
     fit_seconds = time.perf_counter() - start
     fit_peak = peak_rss_mb()
 
+    # warm-up: one small draw first, so the timed draw measures the steady rate, not one-off lazy imports
+    # and caches (Faker's locale data, a first-call JIT) that every side pays once per process
+    side.sample(model, min(1_000, args.sample_rows), args.seed)
+    gc.collect()
     if peak_reset:
         reset_peak_rss()  # the sampling phase's own peak (the fitted model stays in memory)
     start = time.perf_counter()
