@@ -28,7 +28,7 @@ import pandas as pd
 
 from twinforge.errors import DataError, ParameterError, TwinforgeError
 from twinforge.io import read_table
-from twinforge.metadata import LEARNED_KINDS, Metadata, _kind_mismatch
+from twinforge.metadata import LEARNED_KINDS, ColumnSpec, Metadata, _kind_mismatch
 
 TABLES = ("real", "synthetic", "holdout")
 DISCRETE_KINDS = ("categorical", "boolean")
@@ -187,6 +187,8 @@ def check_tables(meta: Metadata, frames: dict[str, pd.DataFrame]) -> dict[tuple[
                 if fmt is not False:
                     formats[(table, name)] = fmt
                     continue
+            if spec.kind == "integer":  # 2.5 in an integer column is a flaw to score, not a type error
+                spec = ColumnSpec("continuous")
             problem = _kind_mismatch(name, spec, s, nonnull)
             if problem:
                 problems.append(f"{table}: {problem} (it is {meta.columns[name].kind} in real)")
@@ -318,6 +320,17 @@ def tree_matrix(prepared: Prepared, arrays: dict[str, np.ndarray], columns: list
         else:
             out[:, j] = a
     return out
+
+
+def trainable(x: np.ndarray) -> np.ndarray:
+    """``x`` with its all-missing columns set to 0: no information either way, but gradient boosting cannot bin
+    a column without a value (a generator that lost a column produces one)."""
+    empty = np.isnan(x).all(axis=0)
+    if not empty.any():
+        return x
+    x = x.copy()
+    x[:, empty] = 0.0
+    return x
 
 
 def categorical_mask(prepared: Prepared, columns: list[str]) -> np.ndarray:

@@ -51,6 +51,7 @@ References
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -65,6 +66,7 @@ from twinforge.evaluate._data import (
     row_hashes,
     subsample,
     threads,
+    trainable,
     tree_matrix,
 )
 
@@ -181,6 +183,7 @@ def _density_attack(
 ) -> np.ndarray | None:
     """DOMIAS scores: log p_synthetic(x) - log p_reference(x), each density a Gaussian mixture on a PCA."""
     from sklearn.decomposition import PCA
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import GaussianMixture
 
     dims = min(10, x_ref.shape[1], len(x_ref) - 1)
@@ -195,7 +198,10 @@ def _density_attack(
             covariance_type="full",
             reg_covar=1e-3,
             random_state=random_state(rng),
-        ).fit(z)
+        )
+        with warnings.catch_warnings():  # fewer distinct rows than components: the fit is still a density
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            gmm.fit(z)
         scores.append(gmm.score_samples(z_eval))
     return scores[0] - scores[1]
 
@@ -279,7 +285,7 @@ def _attack(
         rows = np.flatnonzero(a >= 0 if col.discrete else ~np.isnan(a))
         return np.sort(rng.choice(rows, limit, replace=False)) if len(rows) > limit else rows
 
-    x = tree_matrix(prep, prep.take("synthetic", train_rows), features)
+    x = trainable(tree_matrix(prep, prep.take("synthetic", train_rows), features))
     y = prep.values["synthetic"][column][train_rows]
     mask = categorical_mask(prep, features)
     if col.discrete:

@@ -155,7 +155,7 @@ def _column_figure(name: str, h: dict[str, Any]) -> dict[str, Any]:
         for t in traces:
             t["opacity"] = 0.55
     layout = {
-        "title": {"text": name, "font": {"size": 14}},
+        "title": {"text": name, "font": {"size": 14}, "x": 0.01, "xanchor": "left"},
         "barmode": "group" if kind == "bar" else "overlay",
         "bargap": 0.05,
         "height": 280,
@@ -178,7 +178,7 @@ def _heatmap(columns: list[str], z: list[list[float]], title: str, zmin: float) 
                 "zmin": zmin,
                 "zmax": 1,
                 "colorscale": "RdBu" if zmin < 0 else "Blues",
-                "reversescale": zmin < 0,
+                "reversescale": True,
             }
         ],
         "layout": {

@@ -48,6 +48,7 @@ from twinforge.evaluate._data import (
     prepare,
     random_state,
     threads,
+    trainable,
     tree_matrix,
 )
 
@@ -127,7 +128,7 @@ def _fit_predict(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    x, y = x_train["x"], x_train["y"]
+    x, y = trainable(x_train["x"]), x_train["y"]
     if task == "classification":
         classes = np.unique(y)
         if len(classes) < 2:  # a constant synthetic target: the only possible model predicts that class
