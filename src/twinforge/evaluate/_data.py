@@ -36,7 +36,7 @@ DISCRETE_KINDS = ("categorical", "boolean")
 ONEHOT_LEVELS = 20
 TREE_LEVELS = 250
 _NS_PER_DAY = 86_400 * 10**9
-SMALL_FIT = 50_000
+WORKING_MEMORY_MB = 128
 
 
 @dataclass
@@ -349,15 +349,20 @@ def seeds(seed: int, names: list[str]) -> dict[str, np.random.Generator]:
     return {name: np.random.default_rng(child) for name, child in zip(names, children, strict=True)}
 
 
-def threads(rows: int) -> Any:
-    """Limit native thread pools to one thread for small fits.
+@contextlib.contextmanager
+def threads() -> Any:
+    """Compute settings for every model fit and neighbour search.
 
-    Below ``SMALL_FIT`` rows, starting OpenMP threads for every tree costs more than it saves (eight times more
-    on a busy two-core machine); above it, the libraries keep their own defaults.
+    Native thread pools (OpenMP for gradient boosting, BLAS for distances and linear models) run on one thread:
+    on a busy two-core machine, more threads made gradient boosting three to eight times slower (it starts
+    threads for every tree node) and small matrix products slower too. scikit-learn's chunked distance
+    computations use at most ``WORKING_MEMORY_MB`` at a time (its default is 1 GB).
     """
+    import sklearn
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(1) if rows < SMALL_FIT else contextlib.nullcontext()
+    with threadpool_limits(1), sklearn.config_context(working_memory=WORKING_MEMORY_MB):
+        yield
 
 
 def random_state(rng: np.random.Generator) -> int:

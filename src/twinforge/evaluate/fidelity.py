@@ -379,7 +379,7 @@ def _detection_auc(prep: Prepared, rng: np.random.Generator, cap: int, folds: in
     if n < folds or len(np.unique(fold)) < 2:
         return {"score": None, "rows_per_side": n, "note": "too few distinct rows to cross-validate"}
     scores = np.full(len(y), 0.5)
-    with threads(len(y)):
+    with threads():
         for k in range(folds):
             test = fold == k
             train = ~test
@@ -429,7 +429,7 @@ def _alpha_beta(prep: Prepared, rng: np.random.Generator, cap: int) -> dict[str,
 
     # authenticity: a synthetic row is authentic unless it is closer to its nearest real row than that real row
     # is to its own nearest real neighbour
-    with threads(len(xr)):
+    with threads():
         real_nn = NearestNeighbors(n_neighbors=2).fit(xr)
         d_rr = real_nn.kneighbors(xr)[0][:, 1]
         d_sr, i_sr = real_nn.kneighbors(xs, n_neighbors=1)

@@ -49,10 +49,19 @@ class EvaluationReport:
     ['data', 'excluded_columns', 'fidelity']
     """
 
-    def __init__(self, document: dict[str, Any], *, plots: dict[str, Any] | None = None, inputs: list | None = None):
+    def __init__(
+        self,
+        document: dict[str, Any],
+        *,
+        plots: dict[str, Any] | None = None,
+        inputs: list | None = None,
+        timings: dict[str, float] | None = None,
+    ):
         self._document = _jsonable(document)
         self._plots = plots or {}
         self._inputs = list(inputs or [])
+        #: Seconds per step of the evaluation (kept out of the JSON, which depends only on the inputs and seed).
+        self.timings = dict(timings or {})
 
     @property
     def fidelity(self) -> dict[str, Any]:

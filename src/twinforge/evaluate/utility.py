@@ -23,8 +23,8 @@ ratio                          1           ``tstr / trtr`` (None when trtr <= 0)
 augmentation                   >= 0        score trained on real + synthetic minus trtr
 =============================  ==========  =======================================================================
 
-Rows whose target is missing are left out of training and testing, and the report says how many. Training
-tables above ``train_cap`` rows are subsampled (seeded) and the report says so.
+Rows whose target is missing are left out of training and testing, and the report says how many. Tables
+above ``train_cap`` rows (training and holdout alike) are subsampled (seeded) and the report says so.
 
 References
 ----------
@@ -55,6 +55,7 @@ from twinforge.evaluate._data import (
 __all__ = ["check_target", "task_of", "utility"]
 
 MODELS = ("gradient_boosting", "linear")
+MAX_CLASSES = 50  # gradient boosting grows one tree per class and round
 
 
 def task_of(prep: Prepared, target: str) -> str:
@@ -89,6 +90,11 @@ def check_target(prep: Prepared, target: str | None, argument: str = "target") -
         raise ParameterError(f"target {target!r} is a datetime column: choose a numeric or categorical target")
     real = prep.values["real"][target]
     observed = real[real >= 0] if col.discrete else real[~np.isnan(real)]
+    if argument == "target" and col.discrete and len(np.unique(observed)) > MAX_CLASSES:
+        raise ParameterError(
+            f"target {target!r} has {len(np.unique(observed)):,} levels in real; utility is measured for targets "
+            f"with at most {MAX_CLASSES} classes: choose another target, or group its levels"
+        )
     if len(np.unique(observed)) < 2:
         value = (col.levels[observed[0]] if col.discrete else observed[0]) if len(observed) else "missing"
         raise DataError(
@@ -137,18 +143,20 @@ def _fit_predict(
             return proba
         if model_name == "gradient_boosting":
             model = HistGradientBoostingClassifier(
-                categorical_features=categorical_mask(prep, features), random_state=seed
+                categorical_features=categorical_mask(prep, features), early_stopping=False, random_state=seed
             )
         else:
-            model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+            model = make_pipeline(StandardScaler(copy=False), LogisticRegression(max_iter=1000))
         model.fit(x, y)
         proba = np.zeros((len(x_test), n_classes))
         proba[:, model.classes_.astype(int)] = model.predict_proba(x_test)
         return proba
     if model_name == "gradient_boosting":
-        model = HistGradientBoostingRegressor(categorical_features=categorical_mask(prep, features), random_state=seed)
+        model = HistGradientBoostingRegressor(
+            categorical_features=categorical_mask(prep, features), early_stopping=False, random_state=seed
+        )
     else:
-        model = make_pipeline(StandardScaler(), Ridge(alpha=1.0))
+        model = make_pipeline(StandardScaler(copy=False), Ridge(alpha=1.0))
     model.fit(x, y)
     return model.predict(x_test)
 
@@ -185,7 +193,7 @@ def _utility(prep: Prepared, target: str, rng: np.random.Generator, train_cap: i
         if dropped:
             notes.append(f"{dropped:,} {table} row(s) with a missing target {target!r} left out of utility")
         rows = np.flatnonzero(present)
-        if table != "holdout" and len(rows) > train_cap:
+        if len(rows) > train_cap:
             subsampled[table] = {"rows": train_cap, "of": len(rows)}
             rows = np.sort(rng.choice(rows, train_cap, replace=False))
         data[table] = ({name: a[rows] for name, a in arrays.items()}, y[rows])
@@ -207,28 +215,29 @@ def _utility(prep: Prepared, target: str, rng: np.random.Generator, train_cap: i
 
     n_aug = min(len(data["synthetic"][1]), len(data["real"][1]))
     aug_rows = np.sort(rng.choice(len(data["synthetic"][1]), n_aug, replace=False))
-    matrices = {}
-    for name in MODELS:
-        build = (lambda a, f=features: tree_matrix(prep, a, f)) if name == "gradient_boosting" else encoder.transform
-        tables = {t: (build(a), y) for t, (a, y) in data.items()}
-        aug_x = np.vstack([tables["real"][0], tables["synthetic"][0][aug_rows]])
-        aug_y = np.r_[tables["real"][1], tables["synthetic"][1][aug_rows]]
-        matrices[name] = (tables, aug_x, aug_y)
-
     models: dict[str, Any] = {}
     main = "r2" if task == "regression" else "roc_auc"
     for name in MODELS:
-        tables, aug_x, aug_y = matrices[name]
-        x_test, y_test = tables["holdout"]
+        # each training matrix is built just before its fit and freed after it, so memory holds one at a time
+        build = (lambda a, f=features: tree_matrix(prep, a, f)) if name == "gradient_boosting" else encoder.transform
+
+        def training(label: str, build=build) -> tuple[np.ndarray, np.ndarray]:
+            if label == "trtr":
+                return build(data["real"][0]), data["real"][1]
+            if label == "tstr":
+                return build(data["synthetic"][0]), data["synthetic"][1]
+            extra = {c: a[aug_rows] for c, a in data["synthetic"][0].items()}
+            x = np.vstack([build(data["real"][0]), build(extra)])
+            return x, np.r_[data["real"][1], data["synthetic"][1][aug_rows]]
+
+        x_test, y_test = build(data["holdout"][0]), data["holdout"][1]
         seed = random_state(rng)
         result = {}
-        for label, (x, y) in (
-            ("trtr", tables["real"]),
-            ("tstr", tables["synthetic"]),
-            ("augmented", (aug_x, aug_y)),
-        ):
-            with threads(len(y)):
+        for label in ("trtr", "tstr", "augmented"):
+            x, y = training(label)
+            with threads():
                 pred = _fit_predict(name, task, {"x": x, "y": y}, x_test, prep, features, seed, n_classes)
+            del x
             result[label] = _scores(task, y_test, pred, positive)
         trtr, tstr = result["trtr"][main], result["tstr"][main]
         result["ratio"] = tstr / trtr if trtr is not None and tstr is not None and trtr > 0 else None
