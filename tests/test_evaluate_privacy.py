@@ -104,3 +104,15 @@ def test_sensitive_column_must_be_learned(tables):
     train, holdout, fresh = tables
     with pytest.raises(twinforge.ParameterError, match="sensitive column 'email' is a generated pii"):
         privacy.attribute_inference(train, fresh, ["email"], holdout)
+
+
+def test_subsampling_never_hides_exact_copies():
+    train, holdout = make_people(3000, seed=0), make_people(3000, seed=1)
+    leak = train.sample(frac=1.0, random_state=0)
+    report = twinforge.evaluate(
+        train, leak, holdout, parts=["privacy"], caps={"distance_rows": 300, "attack_rows": 300}, progress=False
+    )
+    p = report.privacy
+    assert p["distance_rows"] == {"real": 300, "synthetic": 300, "holdout": 300}
+    assert p["dcr_share"] == 1.0 and p["dcr"]["synthetic"]["p50"] == 0.0
+    assert p["mia"]["attacks"]["distance"] > 0.95

@@ -108,6 +108,13 @@ def test_outputs_are_not_overwritten_and_inputs_never(good, tmp_path, tables):
     report = twinforge.evaluate(tmp_path / "train.csv", fresh, parts=["fidelity"], progress=False)
     with pytest.raises(OutputError, match="is also an input"):
         report.to_json(tmp_path / "train.csv", overwrite=True)
+    meta = twinforge.Metadata.detect(train)
+    meta.to_json(tmp_path / "meta.json")
+    for metadata in (meta, meta.to_dict(), tmp_path / "meta.json"):
+        report = twinforge.evaluate(train, fresh, metadata=metadata, parts=["fidelity"], progress=False)
+        report.to_json(tmp_path / "scores.json", overwrite=True)
+    with pytest.raises(OutputError, match="is also an input"):
+        report.to_json(tmp_path / "meta.json", overwrite=True)
 
 
 def test_same_seed_same_report_and_subsampling_is_reported(tables):

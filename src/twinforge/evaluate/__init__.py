@@ -12,6 +12,7 @@ distances and exact copies always use every row.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
@@ -138,7 +139,7 @@ def evaluate(
                 bar.advance(task)
 
     document = _assemble(prep, parts, results, target, sensitive_list, seed, limits, notes, subsampled)
-    inputs = [s for s in (real, synthetic, holdout, metadata) if s is not None and not hasattr(s, "columns")]
+    inputs = [s for s in (real, synthetic, holdout, metadata) if isinstance(s, (str, os.PathLike))]
     return EvaluationReport(document, plots=plots, inputs=inputs, timings=timings)
 
 
@@ -228,7 +229,9 @@ def _plan(
         if prep.has_holdout:
 
             def membership() -> None:
-                results["membership"] = m = privacy._membership(prep, rngs["membership"], caps["attack_rows"])
+                results["membership"] = m = privacy._membership(
+                    prep, rngs["membership"], caps["attack_rows"], caps["distance_rows"]
+                )
                 notes.extend(m.pop("notes"))
 
             add("membership inference", membership)

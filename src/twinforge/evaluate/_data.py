@@ -67,6 +67,7 @@ class Prepared:
     values: dict[str, dict[str, np.ndarray]]  # table -> column -> array
     rows: dict[str, int]
     excluded: dict[str, str]
+    _hashes: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def names(self) -> list[str]:
@@ -75,6 +76,14 @@ class Prepared:
     @property
     def has_holdout(self) -> bool:
         return "holdout" in self.values
+
+    def hashes(self, table: str) -> np.ndarray:
+        """One 64-bit hash per row of ``table`` over the learned columns (computed once, in chunks)."""
+        if table not in self._hashes:
+            n, chunk = self.rows[table], 200_000
+            parts = [row_hashes(self, self.take(table, np.arange(i, min(i + chunk, n)))) for i in range(0, n, chunk)]
+            self._hashes[table] = np.concatenate(parts) if parts else np.empty(0, dtype="uint64")
+        return self._hashes[table]
 
     def take(self, table: str, rows: np.ndarray | None) -> dict[str, np.ndarray]:
         """The arrays of ``table``, restricted to ``rows`` (all rows when None)."""

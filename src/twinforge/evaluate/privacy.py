@@ -38,7 +38,9 @@ attribute_inference         gap 0                 per ``sensitive`` column: a gr
 
 Samples: synthetic, training and holdout rows are subsampled to ``cap`` rows each (seeded) for the distances,
 so the ideal dcr_share uses the sizes actually compared; the attacks use equal numbers of members and
-non-members.
+non-members, and at most ``distance_rows`` synthetic rows. Exact copies are looked up among *all* rows (by
+hashing the learned columns), so a row with an exact copy anywhere in the other table is at distance 0 even when
+that copy is not in the subsample: subsampling never hides an exact copy, only near copies.
 
 References
 ----------
@@ -65,7 +67,6 @@ from twinforge.evaluate._data import (
     categorical_mask,
     prepare,
     random_state,
-    row_hashes,
     subsample,
     threads,
     trainable,
@@ -76,24 +77,21 @@ __all__ = ["attribute_inference", "dcr", "exact_copy_rate", "membership_inferenc
 
 PERCENTILES = (1, 5, 50)
 _TIE = 1e-9
-_HASH_CHUNK = 200_000
 ATTACKER_TRAIN_ROWS = 20_000  # synthetic rows an attribute-inference attacker trains on
 ATTACK_LEVELS = 10  # levels of a categorical sensitive column the attacker predicts (rarer ones: "other")
 
 
-def _hashes(prep: Prepared, table: str) -> np.ndarray:
-    n = prep.rows[table]
-    parts = [
-        row_hashes(prep, prep.take(table, np.arange(i, min(i + _HASH_CHUNK, n)))) for i in range(0, n, _HASH_CHUNK)
-    ]
-    return np.concatenate(parts)
-
-
 def _exact_copies(prep: Prepared) -> dict[str, Any]:
-    train = _hashes(prep, "real")
-    out: dict[str, Any] = {"synthetic": float(np.isin(_hashes(prep, "synthetic"), train).mean())}
-    out["holdout"] = float(np.isin(_hashes(prep, "holdout"), train).mean()) if prep.has_holdout else None
+    train = prep.hashes("real")
+    out: dict[str, Any] = {"synthetic": float(np.isin(prep.hashes("synthetic"), train).mean())}
+    out["holdout"] = float(np.isin(prep.hashes("holdout"), train).mean()) if prep.has_holdout else None
     return out
+
+
+def _copied(prep: Prepared, table: str, rows: np.ndarray | None, reference: str) -> np.ndarray:
+    """Which of ``rows`` of ``table`` equal some row of ``reference`` (all of its rows, not a subsample)."""
+    h = prep.hashes(table)
+    return np.isin(h if rows is None else h[rows], prep.hashes(reference))
 
 
 def exact_copy_rate(real: Any, synthetic: Any, holdout: Any = None, metadata: Any = None) -> dict[str, Any]:
@@ -137,20 +135,26 @@ def _distances(prep: Prepared, rng: np.random.Generator, cap: int) -> dict[str, 
     out: dict[str, Any] = {"rows": {t: len(v) for t, v in x.items()}}
     k = 2 if len(x["real"]) >= 2 else 1
     with threads():
-        return _nearest(prep, x, k, out)
+        return _nearest(prep, x, k, take, out)
 
 
-def _nearest(prep: Prepared, x: dict[str, np.ndarray], k: int, out: dict[str, Any]) -> dict[str, Any]:
+def _nearest(
+    prep: Prepared, x: dict[str, np.ndarray], k: int, take: dict[str, np.ndarray | None], out: dict[str, Any]
+) -> dict[str, Any]:
     from sklearn.neighbors import NearestNeighbors
 
     train_nn = NearestNeighbors(n_neighbors=k).fit(x["real"])
     d_st = train_nn.kneighbors(x["synthetic"])[0]
+    # an exact copy of a training row is at distance 0 even when that row is not in the training subsample
+    d_st[_copied(prep, "synthetic", take["synthetic"], "real"), 0] = 0.0
     out["dcr"] = {"synthetic": _percentiles(d_st[:, 0])}
     out["nndr"] = {"synthetic": _percentiles(_nndr(d_st))} if k == 2 else {}
     hist = {"synthetic": d_st[:, 0]}
     if prep.has_holdout:
         d_ht = train_nn.kneighbors(x["holdout"])[0]
+        d_ht[_copied(prep, "holdout", take["holdout"], "real"), 0] = 0.0
         d_sh = NearestNeighbors(n_neighbors=1).fit(x["holdout"]).kneighbors(x["synthetic"])[0][:, 0]
+        d_sh[_copied(prep, "synthetic", take["synthetic"], "holdout")] = 0.0
         closer = d_st[:, 0] < d_sh - _TIE
         tie = np.abs(d_st[:, 0] - d_sh) <= _TIE
         out["dcr_share"] = float(closer.mean() + 0.5 * tie.mean())
@@ -209,7 +213,7 @@ def _density_attack(
     return scores[0] - scores[1]
 
 
-def _membership(prep: Prepared, rng: np.random.Generator, cap: int) -> dict[str, Any]:
+def _membership(prep: Prepared, rng: np.random.Generator, cap: int, synthetic_cap: int = 20_000) -> dict[str, Any]:
     from sklearn.metrics import roc_auc_score
     from sklearn.neighbors import NearestNeighbors
 
@@ -220,7 +224,7 @@ def _membership(prep: Prepared, rng: np.random.Generator, cap: int) -> dict[str,
     members = np.sort(rng.choice(prep.rows["real"], n, replace=False))
     non_members = np.sort(holdout_order[:n])
     reference = np.sort(holdout_order[n_h - n_ref :]) if n_ref else None
-    syn_rows = subsample(prep.rows["synthetic"], cap, rng)
+    syn_rows = subsample(prep.rows["synthetic"], synthetic_cap, rng)
 
     enc = MixedEncoder(prep)
     x_syn = enc.transform(prep.take("synthetic", syn_rows))
@@ -229,6 +233,8 @@ def _membership(prep: Prepared, rng: np.random.Generator, cap: int) -> dict[str,
 
     with threads():
         d = NearestNeighbors(n_neighbors=1).fit(x_syn).kneighbors(x_eval)[0][:, 0]
+        # a candidate copied into synthetic is at distance 0 even when its copy is not in the synthetic subsample
+        d[np.r_[_copied(prep, "real", members, "synthetic"), _copied(prep, "holdout", non_members, "synthetic")]] = 0.0
         density = None
         if reference is not None:
             density = _density_attack(x_syn, enc.transform(prep.take("holdout", reference)), x_eval, rng)
