@@ -160,6 +160,13 @@ def test_column_sets_that_differ_are_all_named(tables):
     assert "holdout lacks column(s) ['spend']" in message
 
 
+def test_duplicate_columns_in_synthetic_are_named(tables):
+    train, holdout, fresh = tables
+    twice = pd.concat([fresh, fresh[["age"]]], axis=1)
+    with pytest.raises(DataError, match=r"synthetic has duplicate column names \['age'\]"):
+        twinforge.evaluate(train, twice, holdout, progress=False)
+
+
 def test_kinds_that_differ_are_named(tables):
     train, holdout, fresh = tables
     with pytest.raises(DataError, match=r"synthetic: column 'income' is declared continuous but has dtype object"):

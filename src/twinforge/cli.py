@@ -252,7 +252,12 @@ def evaluate_command(
     result.to_json(json_out, overwrite=overwrite)
     if report is not None:
         result.to_html(report, overwrite=overwrite)
-    summary = Table("section", "metric", "value", "ideal", "what it means", title="twinforge evaluation")
+    summary = Table(title="twinforge evaluation")
+    summary.add_column("section")
+    summary.add_column("metric", no_wrap=True)
+    summary.add_column("value", justify="right")
+    summary.add_column("ideal", justify="right")
+    summary.add_column("what it means")
     for row in result.summary:
         summary.add_row(row["section"], row["metric"], _score(row["value"]), _score(row["ideal"]), row["meaning"])
     console.print(summary)

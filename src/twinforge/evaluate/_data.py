@@ -177,6 +177,10 @@ def check_tables(meta: Metadata, frames: dict[str, pd.DataFrame]) -> dict[tuple[
             continue
         df = frames[table]
         have = [str(c) for c in df.columns]
+        dupes = sorted({c for c in have if have.count(c) > 1})
+        if dupes:
+            problems.append(f"{table} has duplicate column names {dupes}: rename them so that every column is unique")
+            continue
         missing = [c for c in expected if c not in have]
         extra = [c for c in have if c not in meta.columns]
         if missing:

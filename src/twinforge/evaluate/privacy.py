@@ -290,6 +290,7 @@ def _attack(
     col = prep.columns[column]
 
     def rows_with_value(table: str, limit: int) -> np.ndarray:
+        """Rows where the sensitive value is known (the others cannot be scored; ``rows`` says how many)."""
         a = prep.values[table][column]
         rows = np.flatnonzero(a >= 0 if col.discrete else ~np.isnan(a))
         return np.sort(rng.choice(rows, limit, replace=False)) if len(rows) > limit else rows
@@ -311,8 +312,10 @@ def _attack(
     out: dict[str, Any] = {"column": column, "metric": "accuracy" if col.discrete else "r2"}
     tables = ["real", "holdout"] if prep.has_holdout else ["real"]
     limit = min(cap, *(prep.rows[t] for t in tables))
+    out["rows"] = {"synthetic": len(train_rows)}
     for table in tables:
         rows = rows_with_value(table, limit)
+        out["rows"]["train" if table == "real" else table] = len(rows)
         if len(rows) == 0:
             out[table] = out[f"{table}_baseline"] = None
             continue
