@@ -118,3 +118,10 @@ def test_subsampling_never_hides_exact_copies():
     assert p["distance_rows"] == {"real": 300, "synthetic": 300, "holdout": 300}
     assert p["dcr_share"] == 1.0 and p["dcr"]["synthetic"]["p50"] == 0.0
     assert p["mia"]["attacks"]["distance"] > 0.95
+
+
+def test_subsamples_keep_the_ratio_of_train_to_holdout():
+    train, holdout = make_people(2000, seed=0), make_people(500, seed=1)
+    d = privacy.dcr(train, make_people(2000, seed=2), holdout, cap=400)
+    assert d["rows"] == {"real": 400, "synthetic": 400, "holdout": 100}
+    assert d["dcr_share_ideal"] == pytest.approx(2000 / 2500)

@@ -36,8 +36,9 @@ attribute_inference         gap 0                 per ``sensitive`` column: a gr
                                                   and trains on at most 20,000 synthetic rows
 ==========================  ====================  ==================================================================
 
-Samples: synthetic, training and holdout rows are subsampled to ``cap`` rows each (seeded) for the distances,
-so the ideal dcr_share uses the sizes actually compared; the attacks use equal numbers of members and
+Samples: for the distances, synthetic rows are subsampled to ``cap`` rows, and training and holdout rows at one
+rate that leaves the larger of the two with ``cap`` rows (seeded), so the ideal dcr_share is the same for the
+subsamples as for the whole tables; the attacks use equal numbers of members and
 non-members, and at most ``distance_rows`` synthetic rows. Exact copies are looked up among *all* rows (by
 hashing the learned columns), so a row with an exact copy anywhere in the other table is at distance 0 even when
 that copy is not in the subsample: subsampling never hides an exact copy, only near copies.
@@ -130,7 +131,12 @@ def _histogram(values: dict[str, np.ndarray], bins: int = 30) -> dict[str, Any]:
 
 def _distances(prep: Prepared, rng: np.random.Generator, cap: int) -> dict[str, Any]:
     enc = MixedEncoder(prep)
-    take = {t: subsample(prep.rows[t], cap, rng) for t in prep.values}
+    # training and holdout rows are sampled at one rate, so the subsamples keep the ratio of the tables' sizes
+    # (and the ideal dcr_share), which the exact-copy look-up over all rows also follows
+    rate = min(1.0, cap / max(prep.rows[t] for t in prep.values if t != "synthetic"))
+    take = {"synthetic": subsample(prep.rows["synthetic"], cap, rng)}
+    for t in (t for t in prep.values if t != "synthetic"):
+        take[t] = subsample(prep.rows[t], max(1, round(prep.rows[t] * rate)), rng)
     x = {t: enc.transform(prep.take(t, take[t])) for t in prep.values}
     out: dict[str, Any] = {"rows": {t: len(v) for t, v in x.items()}}
     k = 2 if len(x["real"]) >= 2 else 1
