@@ -191,7 +191,7 @@ def _heatmap(columns: list[str], z: list[list[float]], title: str, zmin: float) 
             }
         ],
         "layout": {
-            "title": {"text": title, "font": {"size": 14}},
+            "title": {"text": title, "font": {"size": 14}, "x": 0.01, "xanchor": "left"},
             "height": 460,
             "margin": {"l": 110, "r": 10, "t": 40, "b": 110},
             "yaxis": {"autorange": "reversed"},
