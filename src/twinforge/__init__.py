@@ -18,6 +18,7 @@ from twinforge.errors import (
     ParameterError,
     TwinforgeError,
 )
+from twinforge.evaluate import EvaluationReport, evaluate
 from twinforge.io import read_table, write_table
 from twinforge.metadata import ColumnSpec, Metadata
 from twinforge.models import Synthesizer, available_models, load
@@ -25,6 +26,7 @@ from twinforge.models import Synthesizer, available_models, load
 __all__ = [
     "ColumnSpec",
     "DataError",
+    "EvaluationReport",
     "Metadata",
     "MetadataError",
     "ModelFileError",
@@ -36,6 +38,7 @@ __all__ = [
     "__version__",
     "available_models",
     "create",
+    "evaluate",
     "load",
     "load_demo",
     "read_table",
