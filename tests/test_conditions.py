@@ -70,7 +70,12 @@ def test_equality_set_range_and_missing_conditions_are_honoured(model):
 
 
 def test_numeric_equality_and_open_ranges(model):
-    out = model.sample(300, seed=2, conditions={"age": 44, "income": (None, 2500.0), "visits": (4, None)})
+    out = model.sample(
+        300,
+        seed=2,
+        conditions={"age": 44, "income": (None, 2500.0), "visits": (4, None), "joined": (None, "2021-01-01")},
+    )
+    assert (out["joined"] <= pd.Timestamp("2021-01-01")).all()
     assert (out["age"] == 44).all()
     assert (out["income"] <= 2500).all() and (out["income"].round(2) == out["income"]).all()
     assert (out["visits"] >= 4).all()
