@@ -16,7 +16,7 @@ Models", ICML 2023), written from the papers, with a masked diffusion for the ca
   of TabDDPM), a given category is simply an unmasked token, so conditioning on categories is exact by design.
 - Denoiser (:class:`Denoiser`): an MLP over the noisy scores and the tokens' one-hots, plus a sinusoidal timestep
   embedding (Vaswani et al. 2017) passed through a small MLP.
-- Sampler (:class:`Sampler`): ``steps`` (default 50) steps from ``t = 1`` to 0. The Gaussian part takes DDIM steps
+- Sampler (:class:`Sampler`): ``steps`` (default 30) steps from ``t = 1`` to 0. The Gaussian part takes DDIM steps
   (Song et al., "Denoising Diffusion Implicit Models", ICLR 2021, eq. 12, with ``eta``); a masked token is
   revealed between ``t`` and ``s < t`` with probability ``(t - s) / t`` (the reverse of the absorbing process),
   drawn from the predicted categories.
@@ -81,8 +81,9 @@ class Denoiser(nn.Module):
         self.body = MLP(width, width, depth, d_num + sum(self.token_sizes))
 
     def forward(self, x: torch.Tensor, tokens: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """``t`` holds one time per row, or a single time for every row (embedded once)."""
         parts = [x] + [F.one_hot(tokens[:, j], k + 1).float() for j, k in enumerate(self.token_sizes)]
-        h = self.proj(torch.cat(parts, dim=1)) + self.time(timestep_embedding(t))
+        h = self.proj(torch.cat(parts, dim=1)) + self.time(timestep_embedding(t.reshape(-1)))
         return self.body(h)
 
 
@@ -152,7 +153,7 @@ class Sampler:
         x0 = x
         for i in range(self.steps):
             t, s = ts[i], ts[i + 1]
-            out = net(x, tokens, t.expand(n))
+            out = net(x, tokens, t)
             a_t, a_s = alpha_bar(t), alpha_bar(s)
             x0 = a_t.sqrt() * x - (1 - a_t).sqrt() * out[:, :d]
             x0 = torch.maximum(torch.minimum(x0, high), low)
@@ -185,21 +186,22 @@ class TabDDPM(Synthesizer):
     ----------
     seed : int, optional
         Seed for fitting and sampling; same seed and data give the same model and samples (on the CPU).
-    epochs : int, default 500
-        Most passes over the training rows; early stopping usually ends training sooner.
+    epochs : int, default 100
+        Passes over the training rows; the learning rate decays (cosine) to a tenth over them, and early stopping
+        may end training sooner.
     batch_size : int, default 512
         Rows per step.
     width, depth : int, default 256, 3
         Hidden width and number of hidden layers of the denoiser.
     learning_rate : float, default 2e-3
         AdamW's learning rate.
-    steps : int, default 50
-        Denoising steps when sampling.
+    steps : int, default 30
+        Denoising steps when sampling (sampling time grows linearly with them).
     eta : float, default 1.0
         DDIM's stochasticity: 0 is deterministic given the initial noise, 1 is as random as the ancestral sampler.
     n_quantiles : int, default 1000
         Quantiles kept per numeric column.
-    patience : int, default 30
+    patience : int, default 20
         Epochs without a better held-out loss before training stops.
     validation_share : float, default 0.1
         Share of rows held out for early stopping (0 disables it).
@@ -226,15 +228,15 @@ class TabDDPM(Synthesizer):
         self,
         *,
         seed: int | None = None,
-        epochs: int = 500,
+        epochs: int = 100,
         batch_size: int = 512,
         width: int = 256,
         depth: int = 3,
         learning_rate: float = 2e-3,
-        steps: int = 50,
+        steps: int = 30,
         eta: float = 1.0,
         n_quantiles: int = 1000,
-        patience: int = 30,
+        patience: int = 20,
         validation_share: float = 0.1,
         max_minutes: float | None = None,
         device: str = "auto",
@@ -293,6 +295,11 @@ class TabDDPM(Synthesizer):
                 return
             data = self._tensors(z[train], valid[train], tokens[train])
             opt = torch.optim.AdamW(net.parameters(), self.learning_rate, weight_decay=1e-4)
+            # cosine decay to a tenth of the rate over ``epochs``: a few epochs go a long way at the end
+            total_epochs = int(self.epochs)
+            schedule = torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda e: 0.1 + 0.45 * (1 + math.cos(math.pi * min(e, total_epochs) / total_epochs))
+            )
             batch = min(int(self.batch_size), len(train))
             steps = max(1, len(train) // batch)
 
@@ -310,6 +317,7 @@ class TabDDPM(Synthesizer):
                     loss.backward()
                     opt.step()
                     total += float(loss.detach())
+                schedule.step()
                 return {"loss": total / steps}
 
             validate = None
