@@ -8,8 +8,10 @@ with the anchor's Python (built by ``../shared/anchors/setup.sh``):
     ANCHOR/bin/python benchmarks/_sdv_anchor.py quality --real CSV --metadata-from sdv.json \\
         --synthetic twinforge=ours.parquet --synthetic sdv=sdv.parquet --exclude a,b --result-out quality.json
 
-``side`` fits ``GaussianCopulaSynthesizer`` with its defaults on SDV's detected metadata, measured as described in
-``_measure.py``. ``quality`` scores each synthetic table against the real one with SDMetrics' ``QualityReport``
+``side`` fits ``GaussianCopulaSynthesizer`` (or, with ``--synthesizer CTGAN`` / ``TVAE`` before the other options,
+``CTGANSynthesizer`` / ``TVAESynthesizer``) with its defaults on SDV's detected metadata, measured as described in
+``_measure.py``. ``metadata --data CSV --result-out JSON`` writes SDV's detected metadata alone, for ``quality``
+when no SDV side ran. ``quality`` scores each synthetic table against the real one with SDMetrics' ``QualityReport``
 (the report ``sdv.evaluation.single_table.evaluate_quality`` runs), using SDV's detected metadata without the
 ``--exclude`` columns.
 """
@@ -30,20 +32,33 @@ warnings.simplefilter("ignore")  # SDV and SDMetrics warn about PII columns, dep
 
 
 # ------------------------------------------------------------------------------------------ SDV's side
+SYNTHESIZERS = ("GaussianCopula", "CTGAN", "TVAE")
+
+
 def run_sdv_side(argv: list[str]) -> None:
     import numpy as np
     import sdmetrics
     import sdv
+    import sdv.single_table
     from _measure import Side, run_side
     from sdv.metadata import Metadata
-    from sdv.single_table import GaussianCopulaSynthesizer
+
+    argv = list(argv)
+    kind = "GaussianCopula"
+    if "--synthesizer" in argv:
+        i = argv.index("--synthesizer")
+        kind = argv[i + 1]
+        del argv[i : i + 2]
+    if kind not in SYNTHESIZERS:
+        sys.exit(f"--synthesizer must be one of {', '.join(SYNTHESIZERS)}, got {kind!r}")
+    synthesizer_class = getattr(sdv.single_table, f"{kind}Synthesizer")
 
     def detect(df):
         return Metadata.detect_from_dataframes({TABLE: df})
 
     def fit(df, metadata, seed):
         np.random.seed(seed)  # for anything SDV draws from numpy's global generator while fitting
-        synthesizer = GaussianCopulaSynthesizer(metadata)
+        synthesizer = synthesizer_class(metadata)
         synthesizer.fit({TABLE: df})
         return synthesizer
 
@@ -161,7 +176,19 @@ def _errors(details) -> list[str]:
     return [str(e) for e in details["Error"].dropna()]
 
 
-COMMANDS = {"side": run_sdv_side, "quality": run_quality}
+def run_metadata(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="_sdv_anchor.py metadata")
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--result-out", required=True)
+    args = parser.parse_args(argv)
+    from _measure import load_table
+    from sdv.metadata import Metadata
+
+    metadata = Metadata.detect_from_dataframes({TABLE: load_table(args.data)}).to_dict()
+    Path(args.result_out).write_text(json.dumps({"metadata": metadata, "not_learned": not_learned(metadata)}))
+
+
+COMMANDS = {"side": run_sdv_side, "quality": run_quality, "metadata": run_metadata}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:

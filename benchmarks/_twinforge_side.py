@@ -1,22 +1,41 @@
-"""twinforge's side of bench_copula.py: fit and sample the ``copula`` model in a fresh process.
+"""twinforge's side of bench_copula.py and bench_neural.py: fit and sample one model in a fresh process.
 
-Run by bench_copula.py with the project's Python; see ``_measure.py`` for what is measured and written.
+Run by the benchmarks with the project's Python; see ``_measure.py`` for what is measured and written. Options
+before the measurement's own: ``--model NAME`` (default ``copula``) and ``--max-minutes M`` (a neural model's
+training budget; neural models also train without a progress bar here).
 """
 
 from __future__ import annotations
+
+import sys
 
 from _measure import Side, run_side
 
 import twinforge
 
 MODEL = "copula"
+PARAMS: dict = {}
 
-# Import the model's module (scipy and all) now, so that it counts as an import, not as fitting.
-twinforge.create(MODEL, seed=0)
+
+def pop_options(argv: list[str]) -> list[str]:
+    """Read ``--model`` and ``--max-minutes`` into MODEL and PARAMS; return the measurement's arguments."""
+    global MODEL
+    rest = list(argv)
+    if "--model" in rest:
+        i = rest.index("--model")
+        MODEL = rest[i + 1]
+        del rest[i : i + 2]
+    if "progress" in twinforge.models.get_class(MODEL)._param_names():
+        PARAMS["progress"] = False
+    if "--max-minutes" in rest:
+        i = rest.index("--max-minutes")
+        PARAMS["max_minutes"] = float(rest[i + 1])
+        del rest[i : i + 2]
+    return rest
 
 
 def fit(df, metadata, seed):
-    return twinforge.create(MODEL, seed=seed).fit(df, metadata)
+    return twinforge.create(MODEL, seed=seed, **PARAMS).fit(df, metadata)
 
 
 def sample(model, n, seed):
@@ -43,4 +62,7 @@ SIDE = Side(
 )
 
 if __name__ == "__main__":
-    run_side(SIDE)
+    args = pop_options(sys.argv[1:])
+    # Import the model's module (scipy, torch and all) now, so that it counts as an import, not as fitting.
+    twinforge.create(MODEL, seed=0, **PARAMS)
+    run_side(SIDE, args)

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+
+# The tests' networks are tiny and the machine is shared: one torch thread is faster than two fighting for cores.
+# Set before torch is imported (it reads the variable once); a user's own setting wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 

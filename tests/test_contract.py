@@ -12,7 +12,12 @@ from .conftest import make_mixed
 
 MODELS = twinforge.available_models()
 # Small settings so that every model fits in a few seconds in tests.
-FAST = {"copula": {}}
+FAST = {
+    "copula": {},
+    "ctgan": {"epochs": 30, "batch_size": 100, "pac": 5, "width": 64, "learning_rate": 1e-3, "progress": False},
+    "tvae": {"epochs": 30, "batch_size": 100, "width": 64, "latent_dim": 32, "progress": False},
+    "ddpm": {"epochs": 30, "batch_size": 100, "width": 64, "depth": 2, "steps": 8, "progress": False},
+}
 
 
 def new(name, seed=0):

@@ -18,6 +18,9 @@ _CLASSES: dict[str, type[Synthesizer]] = {}
 # name -> "module:Class", imported on first use
 _LAZY: dict[str, str] = {
     "copula": "twinforge.models.copula:GaussianCopula",
+    "ctgan": "twinforge.models.gan:CTGAN",
+    "ddpm": "twinforge.models.diffusion:TabDDPM",
+    "tvae": "twinforge.models.vae:TVAE",
 }
 
 

@@ -1,0 +1,697 @@
+"""Row representations shared by the neural models (``ctgan``, ``tvae``, ``ddpm``), and conditions in their terms.
+
+Two encodings of the learned arrays (float64 with NaN for numeric/datetime columns, int64 codes with -1 for
+discrete ones):
+
+- :class:`ModeEncoding` (CTGAN and TVAE; Xu et al., "Modeling Tabular data using Conditional GAN", NeurIPS 2019,
+  section 4.2 "mode-specific normalization"): a numeric column becomes a *mode* (one category of a softmax
+  span; one more category when the column has missing values) and a scalar ``alpha = (x - mu_k) / (4 sigma_k)``
+  in [-1, 1], where ``(mu_k, sigma_k)`` is the mode's component of a variational Gaussian mixture fitted to the
+  column (:func:`fit_vgmm`). A discrete column becomes one softmax span (its levels, plus "missing").
+- :class:`QuantileEncoding` (TabDDPM; Kotelnikov et al., ICML 2023): a numeric column becomes one standard-normal
+  score through its empirical quantile function (ties are spread uniformly over their probability interval,
+  so that the inverse reproduces repeated values exactly); a discrete column, and the "is missing" flag of a
+  numeric column with missing values, become categorical tokens.
+
+Both translate a :class:`~twinforge.models._request.SampleRequest` into their own space: values fixed per row,
+the categories a token or mode may take, and the scalar/score interval a range allows. :class:`CondVector` is
+CTGAN's conditional vector with training-by-sampling. :func:`finish` is the last guard every model applies: it
+writes the given values and clips ranges, so the output honours the request exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import special, stats
+
+from twinforge.models._request import SampleRequest
+
+__all__ = [
+    "CondVector",
+    "ModeConstraints",
+    "ModeEncoding",
+    "QuantileConstraints",
+    "QuantileEncoding",
+    "finish",
+    "fit_vgmm",
+    "split_rows",
+    "truncated_normal",
+]
+
+_GMM_ROWS = 5_000  # values the mixture of one column is fitted on (more barely moves it)
+_U_EPS = 1e-6  # quantile scores stay within +-4.75 standard deviations
+
+
+# ------------------------------------------------------------------------------------------ mixtures
+def fit_vgmm(
+    x: np.ndarray, max_modes: int, rng: np.random.Generator, *, weight_threshold: float = 0.005, iters: int = 100
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A variational Bayesian Gaussian mixture of the 1-D sample ``x``: ``(weights, means, stds)`` of the modes kept.
+
+    Mean-field VB with a Dirichlet(alpha0) prior on the weights and a Normal-Gamma prior on each component's mean
+    and precision (Bishop, *Pattern Recognition and Machine Learning*, 2006, section 10.2, eqs. 10.58-10.65 in one
+    dimension). A small ``alpha0`` lets unneeded components empty out; modes with weight below
+    ``weight_threshold`` are dropped, as in CTGAN.
+    """
+    x = np.asarray(x, dtype="float64")
+    if len(x) > _GMM_ROWS:
+        x = rng.choice(x, _GMM_ROWS, replace=False)
+    center, scale = float(np.mean(x)), float(np.std(x))
+    if len(np.unique(x)) == 1 or scale == 0:
+        return np.ones(1), np.array([center]), np.array([max(abs(center) * 1e-6, 1e-6)])
+    z = (x - center) / scale
+    k = int(min(max_modes, len(np.unique(z))))
+    n = len(z)
+    alpha0, beta0, m0, a0, b0 = 1e-3, 1.0, 0.0, 1.0, 0.1
+    # start from hard assignments to quantile-spread centres
+    init = np.quantile(z, (np.arange(k) + 0.5) / k)
+    resp = np.zeros((n, k))
+    resp[np.arange(n), np.argmin(np.abs(z[:, None] - init[None, :]), axis=1)] = 1.0
+    for _ in range(iters):
+        # M step (10.58-10.63): the posterior hyperparameters
+        nk = resp.sum(0) + 1e-10
+        xbar = resp.T @ z / nk
+        sk = (resp * (z[:, None] - xbar) ** 2).sum(0) / nk
+        alpha = alpha0 + nk
+        beta = beta0 + nk
+        m = (beta0 * m0 + nk * xbar) / beta
+        a = a0 + nk / 2
+        b = b0 + 0.5 * (nk * sk + beta0 * nk * (xbar - m0) ** 2 / beta)
+        # E step (10.64-10.66): responsibilities from the expected log weights and log densities
+        log_pi = special.digamma(alpha) - special.digamma(alpha.sum())
+        log_lam = special.digamma(a) - np.log(b)
+        quad = 1.0 / beta + (a / b) * (z[:, None] - m) ** 2
+        log_rho = log_pi + 0.5 * log_lam - 0.5 * quad
+        new = special.softmax(log_rho, axis=1)
+        if np.abs(new.sum(0) - resp.sum(0)).max() < 1e-3 * n:
+            resp = new
+            break
+        resp = new
+    weights = alpha / alpha.sum()
+    keep = weights > weight_threshold
+    if not keep.any():
+        keep[np.argmax(weights)] = True
+    order = np.argsort(m[keep])
+    w, mu, sd = weights[keep][order], m[keep][order], np.sqrt(b / a)[keep][order]
+    w, mu, sd = _merge_close(w / w.sum(), mu, sd)
+    return w, mu * scale + center, np.maximum(sd * scale, max(scale * 1e-3, 1e-9))
+
+
+def _merge_close(w: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Merge neighbouring modes closer than half the narrower one's std (moment matching).
+
+    Variational inference empties unneeded components only slowly; copies of one mode would otherwise split
+    its rows between identical categories.
+    """
+    ws, ms, vs = [w[0]], [mu[0]], [sd[0] ** 2]
+    for wi, mi, si in zip(w[1:], mu[1:], sd[1:], strict=True):
+        if mi - ms[-1] < 0.5 * min(si, np.sqrt(vs[-1])):
+            total = ws[-1] + wi
+            mean = (ws[-1] * ms[-1] + wi * mi) / total
+            second = (ws[-1] * (vs[-1] + ms[-1] ** 2) + wi * (si**2 + mi**2)) / total
+            ws[-1], ms[-1], vs[-1] = total, mean, max(second - mean**2, 0.0)
+        else:
+            ws.append(wi)
+            ms.append(mi)
+            vs.append(si**2)
+    return np.asarray(ws), np.asarray(ms), np.sqrt(np.asarray(vs))
+
+
+def truncated_normal(
+    mean: np.ndarray, std: np.ndarray, low: np.ndarray, high: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Draws of N(mean, std^2) truncated to [low, high] (elementwise); a point interval gives the point."""
+    mean, std, low, high = np.broadcast_arrays(*(np.asarray(v, dtype="float64") for v in (mean, std, low, high)))
+    out = np.clip(mean, low, high).astype("float64")
+    ok = (std > 0) & (high > low)
+    if ok.any():
+        a = (low[ok] - mean[ok]) / std[ok]
+        b = (high[ok] - mean[ok]) / std[ok]
+        out[ok] = stats.truncnorm.rvs(a, b, loc=mean[ok], scale=std[ok], random_state=rng)
+    return np.clip(out, low, high)
+
+
+def split_rows(n: int, share: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffled training and held-out validation row indices (no validation rows when the share rounds to 0)."""
+    perm = rng.permutation(n)
+    n_val = round(n * share)
+    if n_val < 1 or n - n_val < 1:
+        return np.sort(perm), perm[:0]
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def _gumbel_max(logits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One category per row with probabilities softmax(logits) (-inf = never)."""
+    g = -np.log(-np.log(rng.random(logits.shape).clip(1e-300, 1.0 - 1e-16)))
+    return np.argmax(logits + g, axis=1)
+
+
+# ------------------------------------------------------------------------------------------ CTGAN / TVAE
+@dataclass
+class ModeConstraints:
+    """A request in :class:`ModeEncoding` space, for ``n`` rows.
+
+    ``codes[:, s]`` is the category span ``s`` must take (-1 = free); ``scalars[:, j]`` the value of scalar ``j``
+    (NaN = free); ``allowed[s]`` the categories the free rows of span ``s`` may take; ``ranges[j]`` the data-space
+    ``(low, high)`` of scalar ``j``'s column.
+    """
+
+    codes: np.ndarray
+    scalars: np.ndarray
+    allowed: dict[int, np.ndarray]
+    ranges: dict[int, tuple[float, float]]
+
+    @property
+    def any(self) -> bool:
+        return bool((self.codes >= 0).any() or self.allowed or self.ranges)
+
+    def take(self, rows: np.ndarray) -> ModeConstraints:
+        return ModeConstraints(self.codes[rows], self.scalars[rows], self.allowed, self.ranges)
+
+
+class ModeEncoding:
+    """Mode-specific normalisation (see the module docstring): arrays <-> (span codes, scalars).
+
+    A row is ``codes`` (one category per softmax span) and ``scalars`` (one per numeric column); the network sees
+    :meth:`to_matrix`, the one-hot/scalar matrix in column order: ``[alpha, mode one-hot]`` for a numeric column,
+    ``[level one-hot]`` for a discrete one.
+    """
+
+    def fit(
+        self, arrays: dict[str, np.ndarray], transforms: dict[str, Any], rng: np.random.Generator, max_modes: int
+    ) -> ModeEncoding:
+        self.columns_: list[dict[str, Any]] = []
+        self.span_sizes_: list[int] = []
+        self.n_scalars_ = 0
+        for name, a in arrays.items():
+            t = transforms[name]
+            if t.discrete:
+                size = t.n_levels + int((a < 0).any())
+                self.columns_.append(
+                    {"name": name, "type": "discrete", "span": len(self.span_sizes_), "n_levels": t.n_levels}
+                )
+            else:
+                obs = a[~np.isnan(a)]
+                weights, means, stds = fit_vgmm(obs, max_modes, rng)
+                size = len(means) + int(np.isnan(a).any())
+                self.columns_.append(
+                    {
+                        "name": name,
+                        "type": "numeric",
+                        "span": len(self.span_sizes_),
+                        "scalar": self.n_scalars_,
+                        "weights": weights,
+                        "means": means,
+                        "stds": stds,
+                    }
+                )
+                self.n_scalars_ += 1
+            self.span_sizes_.append(size)
+        codes, _ = self.encode(arrays, rng)
+        self.span_counts_ = [
+            np.bincount(codes[:, s], minlength=size).astype("float64") for s, size in enumerate(self.span_sizes_)
+        ]
+        self._layout()
+        return self
+
+    def _layout(self) -> None:
+        """Matrix positions: ``span_starts_[s]`` of each span's one-hot, ``scalar_pos_[j]`` of each scalar."""
+        self.span_starts_, scalar_pos, pos = [0] * len(self.span_sizes_), [0] * self.n_scalars_, 0
+        for col in self.columns_:
+            if col["type"] == "numeric":
+                scalar_pos[col["scalar"]] = pos
+                pos += 1
+            self.span_starts_[col["span"]] = pos
+            pos += self.span_sizes_[col["span"]]
+        self.scalar_pos_ = np.asarray(scalar_pos, dtype="int64")
+        self.dim_ = pos
+
+    @property
+    def n_spans(self) -> int:
+        return len(self.span_sizes_)
+
+    def seen(self, s: int) -> np.ndarray:
+        """Categories of span ``s`` that occur in the training data (the others are never generated)."""
+        return self.span_counts_[s] > 0
+
+    # ------------------------------------------------------------------ arrays <-> codes and scalars
+    def _modes(self, col: dict[str, Any], x: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+        """Mode of each (non-missing) value: drawn from the posterior responsibilities, or the likeliest."""
+        logp = np.log(col["weights"]) + stats.norm.logpdf(x[:, None], col["means"], col["stds"])
+        if rng is None:
+            return np.argmax(logp, axis=1)
+        return _gumbel_max(logp, rng)
+
+    def encode(self, arrays: dict[str, np.ndarray], rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
+        """``(codes, scalars)``; modes drawn from the posterior with ``rng`` (as CTGAN trains), else the likeliest."""
+        n = len(next(iter(arrays.values()))) if arrays else 0
+        codes = np.zeros((n, self.n_spans), dtype="int64")
+        scalars = np.zeros((n, self.n_scalars_), dtype="float64")
+        for col in self.columns_:
+            c, alpha = self._encode_column(col, arrays[col["name"]], rng)
+            codes[:, col["span"]] = c
+            if alpha is not None:
+                scalars[:, col["scalar"]] = alpha
+        return codes, scalars
+
+    def _encode_column(
+        self, col: dict[str, Any], a: np.ndarray, rng: np.random.Generator | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        if col["type"] == "discrete":
+            return np.where(a < 0, col["n_levels"], a), None
+        missing = np.isnan(a)
+        k = np.full(len(a), len(col["means"]), dtype="int64")  # the missing category is last
+        alpha = np.zeros(len(a))
+        if (~missing).any():
+            x = a[~missing]
+            k[~missing] = self._modes(col, x, rng)
+            alpha[~missing] = np.clip((x - col["means"][k[~missing]]) / (4 * col["stds"][k[~missing]]), -0.99, 0.99)
+        return k, alpha
+
+    def to_matrix(self, codes: np.ndarray, scalars: np.ndarray) -> np.ndarray:
+        n = len(codes)
+        out = np.zeros((n, self.dim_), dtype="float32")
+        for s, start in enumerate(self.span_starts_):
+            out[np.arange(n), start + codes[:, s]] = 1.0
+        out[:, self.scalar_pos_] = scalars
+        return out
+
+    def decode(self, codes: np.ndarray, scalars: np.ndarray) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for col in self.columns_:
+            c = codes[:, col["span"]]
+            if col["type"] == "discrete":
+                out[col["name"]] = np.where(c >= col["n_levels"], -1, c).astype("int64")
+                continue
+            n_modes = len(col["means"])
+            k = np.minimum(c, n_modes - 1)
+            x = col["means"][k] + 4 * col["stds"][k] * np.clip(scalars[:, col["scalar"]], -1, 1)
+            out[col["name"]] = np.where(c >= n_modes, np.nan, x)
+        return out
+
+    # ------------------------------------------------------------------ conditions
+    def constraints(self, request: SampleRequest | None, n: int) -> ModeConstraints:
+        cons = ModeConstraints(
+            codes=np.full((n, self.n_spans), -1, dtype="int64"),
+            scalars=np.full((n, self.n_scalars_), np.nan),
+            allowed={},
+            ranges={},
+        )
+        if request is None:
+            return cons
+        for col in self.columns_:
+            name, s = col["name"], col["span"]
+            if name in request.known:
+                mask, values = request.known_mask[name], request.known[name]
+                c, alpha = self._encode_column(col, values[mask], None)
+                cons.codes[mask, s] = c
+                if alpha is not None:
+                    cons.scalars[mask, col["scalar"]] = alpha
+            if name in request.allowed:
+                codes = request.allowed[name]
+                allowed = np.zeros(self.span_sizes_[s], dtype=bool)
+                allowed[np.where(codes < 0, col["n_levels"], codes)] = True
+                cons.allowed[s] = allowed & self.seen(s)
+            if name in request.ranges:
+                low, high = request.ranges[name]
+                cons.ranges[col["scalar"]] = (low, high)
+                m, sd = col["means"], col["stds"]
+                overlaps = (m + 4 * sd >= low) & (m - 4 * sd <= high)
+                if not overlaps.any():  # the range falls between modes: the nearest one, clipped into it
+                    overlaps[np.argmin(np.minimum(np.abs(m - low), np.abs(m - high)))] = True
+                allowed = np.zeros(self.span_sizes_[s], dtype=bool)
+                allowed[: len(m)] = overlaps & self.seen(s)[: len(m)]
+                if not allowed.any():
+                    allowed[: len(m)] = overlaps
+                cons.allowed[s] = allowed
+        return cons
+
+    def scalar_bounds(self, cons: ModeConstraints, codes: np.ndarray, j: int) -> tuple[np.ndarray, np.ndarray]:
+        """The interval of scalar ``j`` that decodes into its range, per row, given the rows' modes."""
+        col = next(c for c in self.columns_ if c.get("scalar") == j)
+        low, high = cons.ranges[j]
+        k = np.minimum(codes[:, col["span"]], len(col["means"]) - 1)
+        m, sd = col["means"][k], 4 * col["stds"][k]
+        lo = np.maximum((low - m) / sd, -1.0)
+        hi = np.minimum((high - m) / sd, 1.0)
+        return lo, np.maximum(hi, lo)
+
+    def draw(
+        self,
+        logits: list[np.ndarray],
+        means: np.ndarray,
+        stds: np.ndarray | None,
+        cons: ModeConstraints,
+        rng: np.random.Generator,
+        temperature: float = 1.0,
+        fallback_std: float = 0.25,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One row per network output, honouring ``cons``: ``(codes, scalars, agreed)``.
+
+        Categories are drawn from softmax(logits / temperature) (never an unseen category), scalars from
+        N(means, (stds * temperature)^2), or are ``means`` when ``stds`` is None. ``agreed`` says which rows
+        honoured every constraint as drawn; the others had their categories redrawn within the allowed ones and
+        their scalars drawn from the truncated normal of the range (``fallback_std`` when ``stds`` is None), so
+        every returned row honours the constraints.
+        """
+        n = len(means)
+        agreed = np.ones(n, dtype=bool)
+        codes = np.zeros((n, self.n_spans), dtype="int64")
+        for s in range(self.n_spans):
+            lg = np.where(self.seen(s), logits[s] / temperature, -np.inf)
+            c = _gumbel_max(lg, rng)
+            if s in cons.allowed:
+                bad = ~cons.allowed[s][c]
+                if bad.any():
+                    agreed &= ~bad
+                    c[bad] = _gumbel_max(np.where(cons.allowed[s], lg[bad], -np.inf), rng)
+            fixed = cons.codes[:, s] >= 0
+            agreed &= ~fixed | (c == cons.codes[:, s])
+            codes[:, s] = np.where(fixed, cons.codes[:, s], c)
+        scalars = np.asarray(means, dtype="float64").copy()
+        if stds is not None:
+            scalars = scalars + np.asarray(stds) * temperature * rng.standard_normal(scalars.shape)
+        scalars = np.clip(scalars, -1.0, 1.0)
+        for j in cons.ranges:
+            lo, hi = self.scalar_bounds(cons, codes, j)
+            bad = (scalars[:, j] < lo) | (scalars[:, j] > hi)
+            if bad.any():
+                agreed &= ~bad
+                sd = fallback_std if stds is None else np.maximum(np.asarray(stds)[bad, j] * temperature, 1e-3)
+                scalars[bad, j] = truncated_normal(np.asarray(means)[bad, j], sd, lo[bad], hi[bad], rng)
+        fixed = ~np.isnan(cons.scalars)
+        scalars[fixed] = cons.scalars[fixed]
+        return codes, scalars, agreed
+
+    # ------------------------------------------------------------------ state
+    def get_state(self) -> dict[str, Any]:
+        return {"columns": self.columns_, "span_counts": self.span_counts_, "n_scalars": self.n_scalars_}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> ModeEncoding:
+        obj = cls()
+        obj.columns_ = [
+            {k: np.asarray(v) if k in ("weights", "means", "stds") else v for k, v in c.items()}
+            for c in state["columns"]
+        ]
+        obj.span_counts_ = [np.asarray(c, dtype="float64") for c in state["span_counts"]]
+        obj.span_sizes_ = [len(c) for c in obj.span_counts_]
+        obj.n_scalars_ = int(state["n_scalars"])
+        obj._layout()
+        return obj
+
+
+class CondVector:
+    """CTGAN's conditional vector and training-by-sampling (Xu et al. 2019, section 4.3).
+
+    The vector is a one-hot over the categories of every span with at least two seen categories (discrete
+    levels, and here also numeric modes and "missing"), with exactly one category set. In training a span is
+    chosen uniformly and a category with probability proportional to the log of its frequency, then a real row
+    with that category: rare categories are seen as often as the generator needs to learn them. At sampling, the
+    category follows its real frequency (so the unconditional distribution is kept), or a condition.
+    """
+
+    def __init__(self, spans: list[int], counts: list[np.ndarray]):
+        self.spans = [int(s) for s in spans]
+        self.counts = [np.asarray(c, dtype="float64") for c in counts]
+        self.sizes = [len(c) for c in self.counts]
+        self.starts = np.concatenate([[0], np.cumsum(self.sizes)]).astype("int64")
+        self.dim = int(self.starts[-1])
+        self.log_probs = [_normalise(np.log1p(c) * (c > 0)) for c in self.counts]
+        self.probs = [_normalise(c) for c in self.counts]
+
+    @classmethod
+    def from_codes(cls, enc: ModeEncoding, codes: np.ndarray) -> CondVector:
+        """The vector over the spans that vary in the training rows ``codes``, ready for training-by-sampling."""
+        spans = [s for s in range(enc.n_spans) if len(np.unique(codes[:, s])) >= 2]
+        obj = cls(spans, [np.bincount(codes[:, s], minlength=enc.span_sizes_[s]) for s in spans])
+        obj.n_rows = len(codes)
+        # the rows of each category: one stable argsort per span, cut at the category counts
+        obj.order = [np.argsort(codes[:, s], kind="stable") for s in obj.spans]
+        obj.offsets = [np.concatenate([[0], np.cumsum(c)]).astype("int64") for c in obj.counts]
+        return obj
+
+    def get_state(self) -> dict[str, Any]:
+        return {"spans": self.spans, "counts": self.counts}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> CondVector:
+        return cls(list(state["spans"]), list(state["counts"]))
+
+    def sample_train(self, batch: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(which span, which category, which real row)`` for a batch of training-by-sampling."""
+        if not self.spans:
+            return np.full(batch, -1), np.zeros(batch, dtype="int64"), rng.integers(0, self.n_rows, batch)
+        which = rng.integers(0, len(self.spans), batch)
+        cats = np.zeros(batch, dtype="int64")
+        rows = np.zeros(batch, dtype="int64")
+        for i in np.unique(which):
+            sel = which == i
+            c = rng.choice(self.sizes[i], sel.sum(), p=self.log_probs[i])
+            lo, hi = self.offsets[i][c], self.offsets[i][c + 1]
+            rows[sel] = self.order[i][lo + (rng.random(sel.sum()) * (hi - lo)).astype("int64")]
+            cats[sel] = c
+        return which, cats, rows
+
+    def sample_original(self, batch: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """``(which span, which category)`` with categories at their real frequencies."""
+        if not self.spans:
+            return np.full(batch, -1), np.zeros(batch, dtype="int64")
+        which = rng.integers(0, len(self.spans), batch)
+        cats = np.zeros(batch, dtype="int64")
+        for i in np.unique(which):
+            sel = which == i
+            cats[sel] = rng.choice(self.sizes[i], sel.sum(), p=self.probs[i])
+        return which, cats
+
+    def vectors(self, which: np.ndarray, cats: np.ndarray) -> np.ndarray:
+        """The one-hot conditional vectors (float32); ``which = -1`` gives an all-zero vector."""
+        out = np.zeros((len(which), self.dim), dtype="float32")
+        on = which >= 0
+        out[np.flatnonzero(on), self.starts[which[on]] + cats[on]] = 1.0
+        return out
+
+    def from_constraints(
+        self, cons: ModeConstraints, enc: ModeEncoding, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A conditional vector per row that serves the row's conditions.
+
+        A row with fixed categories (equalities, seed values, a rebalance) is conditioned on one of them, drawn at
+        random; otherwise on one of its allowed sets (a set condition, or the modes a range overlaps), with a
+        category drawn from the set by real frequency; otherwise it gets a vector as in unconditional sampling.
+        """
+        n = len(cons.codes)
+        which, cats = self.sample_original(n, rng)
+        if not self.spans:
+            return which, cats
+        score = np.full((n, len(self.spans)), -np.inf)
+        for i, s in enumerate(self.spans):
+            key = rng.random(n)
+            if s in cons.allowed:
+                score[:, i] = key + 1.0
+            fixed = cons.codes[:, s] >= 0
+            score[fixed, i] = key[fixed] + 2.0  # fixed categories win over sets
+        best = np.argmax(score, axis=1)
+        use = np.isfinite(score[np.arange(n), best])
+        for i, s in enumerate(self.spans):
+            sel = use & (best == i)
+            if not sel.any():
+                continue
+            which[sel] = i
+            fixed = cons.codes[sel, s]
+            drawn = fixed
+            if s in cons.allowed:
+                p = _normalise(
+                    self.counts[i] * cons.allowed[s]
+                    if (self.counts[i] * cons.allowed[s]).any()
+                    else cons.allowed[s][: self.sizes[i]]
+                )
+                drawn = np.where(fixed >= 0, fixed, rng.choice(self.sizes[i], sel.sum(), p=p))
+            cats[sel] = drawn
+        return which, cats
+
+
+def _normalise(w: np.ndarray) -> np.ndarray:
+    w = np.asarray(w, dtype="float64")
+    total = w.sum()
+    return w / total if total > 0 else np.full(len(w), 1.0 / len(w))
+
+
+# ------------------------------------------------------------------------------------------ TabDDPM
+@dataclass
+class QuantileConstraints:
+    """A request in :class:`QuantileEncoding` space, for ``n`` rows.
+
+    ``z[:, j]`` the score numeric ``j`` must take (NaN = free); ``z_low``/``z_high`` the interval a range allows
+    (per numeric, +-inf when free); ``tokens[:, t]`` the category token ``t`` must take (-1 = free);
+    ``allowed[t]`` the categories the free rows of token ``t`` may take.
+    """
+
+    z: np.ndarray
+    z_low: np.ndarray
+    z_high: np.ndarray
+    tokens: np.ndarray
+    allowed: dict[int, np.ndarray]
+
+
+class QuantileEncoding:
+    """Quantile normal scores and categorical tokens (see the module docstring): arrays <-> (z, tokens)."""
+
+    def fit(self, arrays: dict[str, np.ndarray], transforms: dict[str, Any], n_quantiles: int) -> QuantileEncoding:
+        self.columns_: list[dict[str, Any]] = []
+        self.token_counts_: list[np.ndarray] = []
+        self.n_numeric_ = 0
+        for name, a in arrays.items():
+            t = transforms[name]
+            if t.discrete:
+                missing = bool((a < 0).any())
+                counts = np.bincount(np.where(a < 0, t.n_levels, a), minlength=t.n_levels + 1)
+                col = {"name": name, "type": "discrete", "token": len(self.token_counts_), "n_levels": t.n_levels}
+                self.token_counts_.append(counts[: t.n_levels + int(missing)].astype("float64"))
+            else:
+                isnan = np.isnan(a)
+                obs = a[~isnan]
+                probs = np.linspace(0.0, 1.0, max(2, min(int(n_quantiles), len(obs))))
+                col = {
+                    "name": name,
+                    "type": "numeric",
+                    "numeric": self.n_numeric_,
+                    "token": -1,
+                    "probs": probs,
+                    "values": np.quantile(obs, probs),
+                }
+                self.n_numeric_ += 1
+                if isnan.any():  # the "is missing" flag is a token of two categories: present, missing
+                    col["token"] = len(self.token_counts_)
+                    self.token_counts_.append(np.bincount(isnan.astype("int64"), minlength=2).astype("float64"))
+            self.columns_.append(col)
+        return self
+
+    @property
+    def token_sizes(self) -> list[int]:
+        return [len(c) for c in self.token_counts_]
+
+    def seen(self, t: int) -> np.ndarray:
+        return self.token_counts_[t] > 0
+
+    def _cdf_interval(self, col: dict[str, Any], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``[F(x-), F(x)]`` of the stored quantile function: the probabilities that map back to ``x``."""
+        v, p = col["values"], col["probs"]
+        left = np.searchsorted(v, x, side="left")
+        right = np.searchsorted(v, x, side="right")
+        tie = right > left
+        lo = np.interp(x, v, p)  # strictly between two quantiles: one point
+        hi = lo.copy()
+        lo[tie] = p[left[tie]]
+        hi[tie] = p[right[tie] - 1]
+        lo[x < v[0]], hi[x < v[0]] = 0.0, 0.0
+        lo[x > v[-1]], hi[x > v[-1]] = 1.0, 1.0
+        return lo, hi
+
+    def encode(
+        self, arrays: dict[str, np.ndarray], rng: np.random.Generator | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(z, valid, tokens)``: scores (missing cells 0 and not ``valid``), tokens. Ties spread with ``rng``."""
+        n = len(next(iter(arrays.values()))) if arrays else 0
+        z = np.zeros((n, self.n_numeric_))
+        valid = np.ones((n, self.n_numeric_), dtype=bool)
+        tokens = np.zeros((n, len(self.token_counts_)), dtype="int64")
+        for col in self.columns_:
+            a = arrays[col["name"]]
+            if col["type"] == "discrete":
+                tokens[:, col["token"]] = np.where(a < 0, col["n_levels"], a)
+                continue
+            j = col["numeric"]
+            isnan = np.isnan(a)
+            lo, hi = self._cdf_interval(col, np.where(isnan, col["values"][0], a))
+            u = lo + (hi - lo) * (0.5 if rng is None else rng.random(n))
+            z[:, j] = np.where(isnan, 0.0, _score(u))
+            valid[:, j] = ~isnan
+            if col["token"] >= 0:
+                tokens[:, col["token"]] = isnan
+        return z, valid, tokens
+
+    def decode(self, z: np.ndarray, tokens: np.ndarray) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for col in self.columns_:
+            if col["type"] == "discrete":
+                c = tokens[:, col["token"]]
+                out[col["name"]] = np.where(c >= col["n_levels"], -1, c).astype("int64")
+                continue
+            x = np.interp(special.ndtr(z[:, col["numeric"]]), col["probs"], col["values"])
+            if col["token"] >= 0:
+                x = np.where(tokens[:, col["token"]] == 1, np.nan, x)
+            out[col["name"]] = x
+        return out
+
+    def constraints(self, request: SampleRequest | None, n: int) -> QuantileConstraints:
+        cons = QuantileConstraints(
+            z=np.full((n, self.n_numeric_), np.nan),
+            z_low=np.full(self.n_numeric_, -np.inf),
+            z_high=np.full(self.n_numeric_, np.inf),
+            tokens=np.full((n, len(self.token_counts_)), -1, dtype="int64"),
+            allowed={},
+        )
+        if request is None:
+            return cons
+        for col in self.columns_:
+            name, t = col["name"], col["token"]
+            if name in request.known:
+                mask, values = request.known_mask[name], request.known[name]
+                if col["type"] == "discrete":
+                    cons.tokens[mask, t] = np.where(values[mask] < 0, col["n_levels"], values[mask])
+                else:
+                    isnan = np.isnan(values) & mask
+                    present = mask & ~isnan
+                    lo, hi = self._cdf_interval(col, values[present])
+                    cons.z[present, col["numeric"]] = _score((lo + hi) / 2)
+                    if t >= 0:
+                        cons.tokens[mask, t] = isnan[mask]
+            if name in request.allowed:
+                codes = request.allowed[name]
+                allowed = np.zeros(self.token_sizes[t], dtype=bool)
+                allowed[np.where(codes < 0, col["n_levels"], codes)] = True
+                cons.allowed[t] = allowed & self.seen(t)
+            if name in request.ranges:
+                low, high = request.ranges[name]
+                j = col["numeric"]
+                lo, _ = self._cdf_interval(col, np.array([low]))
+                _, hi = self._cdf_interval(col, np.array([high]))
+                cons.z_low[j], cons.z_high[j] = _score(lo)[0], _score(hi)[0]
+                if t >= 0:
+                    cons.allowed[t] = np.array([True, False])  # a range excludes missing
+        return cons
+
+    def get_state(self) -> dict[str, Any]:
+        return {"columns": self.columns_, "token_counts": self.token_counts_, "n_numeric": self.n_numeric_}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> QuantileEncoding:
+        obj = cls()
+        obj.columns_ = [
+            {k: np.asarray(v) if k in ("probs", "values") else v for k, v in c.items()} for c in state["columns"]
+        ]
+        obj.token_counts_ = [np.asarray(c, dtype="float64") for c in state["token_counts"]]
+        obj.n_numeric_ = int(state["n_numeric"])
+        return obj
+
+
+def _score(u: np.ndarray) -> np.ndarray:
+    return special.ndtri(np.clip(u, _U_EPS, 1 - _U_EPS))
+
+
+# ------------------------------------------------------------------------------------------ every model
+def finish(arrays: dict[str, np.ndarray], request: SampleRequest | None) -> dict[str, np.ndarray]:
+    """Write the request's given values and clip its ranges: the exact end of every conditional draw."""
+    if request is None:
+        return arrays
+    for col, (low, high) in request.ranges.items():
+        arrays[col] = np.clip(arrays[col], low, high)
+    for col, mask in request.known_mask.items():
+        a = arrays[col].copy()
+        a[mask] = request.known[col][mask]
+        arrays[col] = a
+    return arrays

@@ -1,0 +1,393 @@
+"""TabDDPM-style diffusion for mixed tables (Kotelnikov et al., "TabDDPM: Modelling Tabular Data with Diffusion
+Models", ICML 2023), written from the papers, with a masked diffusion for the categories and a few-step sampler.
+
+- Representation (:class:`~twinforge.models._tabular_nn.QuantileEncoding`): numeric and datetime columns become
+  standard-normal scores through their empirical quantile function (as TabDDPM's quantile transformer); discrete
+  columns, and the "is missing" flag of numeric columns with missing values, become categorical tokens. A
+  numeric cell that is missing is left out of the loss and drawn afresh as noise in training.
+- Gaussian part (Ho et al., NeurIPS 2020): ``x_t = sqrt(a_t) x_0 + sqrt(1 - a_t) eps`` with the cosine schedule
+  ``a_t = cos^2(pi/2 (t + s) / (1 + s)) / cos^2(pi/2 s / (1 + s))`` (Nichol and Dhariwal, ICML 2021, eq. 17) in
+  continuous time ``t`` in (0, 1]; the network predicts ``v = sqrt(a_t) eps - sqrt(1 - a_t) x_0`` (Salimans and Ho,
+  ICLR 2022), which stays well scaled at both ends of the schedule.
+- Categorical part: absorbing-state ("masked") diffusion (Austin et al., "Structured Denoising Diffusion Models in
+  Discrete State-Spaces", NeurIPS 2021; Sahoo et al., "Simple and Effective Masked Diffusion Language Models",
+  NeurIPS 2024): at time ``t`` each token is replaced by a mask state with probability ``t``; the network predicts the
+  categories of the masked tokens (cross-entropy). Unlike multinomial diffusion (Hoogeboom et al. 2021, the choice
+  of TabDDPM), a given category is simply an unmasked token, so conditioning on categories is exact by design.
+- Denoiser (:class:`Denoiser`): an MLP over the noisy scores and the tokens' one-hots, plus a sinusoidal timestep
+  embedding (Vaswani et al. 2017) passed through a small MLP.
+- Sampler (:class:`Sampler`): ``steps`` (default 30) steps from ``t = 1`` to 0. The Gaussian part takes DDIM steps
+  (Song et al., "Denoising Diffusion Implicit Models", ICLR 2021, eq. 12, with ``eta``); a masked token is
+  revealed between ``t`` and ``s < t`` with probability ``(t - s) / t`` (the reverse of the absorbing process),
+  drawn from the predicted categories.
+
+Conditions: given categories are unmasked tokens from the start; given numbers replace the predicted ``x_0`` of
+their column at every step, so that the column follows a forward-noised trajectory of the given value while the
+others are denoised around it (RePaint, Lugmayr et al., CVPR 2022, replacement of the known part); a range clamps
+the column's predicted ``x_0`` to the interval of scores that maps into the range at every step (the last step
+returns ``x_0`` itself); a set of categories masks the others out of the token's predicted distribution. The
+temperature scales the initial and the added noise and divides the logits.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from twinforge.errors import ParameterError
+from twinforge.models._nn import (
+    MLP,
+    check_training_params,
+    resolve_device,
+    seeded,
+    state_from_arrays,
+    state_to_arrays,
+    train_loop,
+)
+from twinforge.models._registry import register
+from twinforge.models._request import SampleRequest
+from twinforge.models._tabular_nn import QuantileConstraints, QuantileEncoding, finish, split_rows
+from twinforge.models.base import Synthesizer
+
+_TIME_DIM = 128  # size of the sinusoidal timestep embedding
+_X0_LIMIT = 5.0  # predicted scores are clamped to +-5 (the quantile scores lie within +-4.75)
+_BATCH_ROWS = 20_000  # rows per denoiser call when sampling
+
+
+# ------------------------------------------------------------------------------------------ network
+def timestep_embedding(t: torch.Tensor, dim: int = _TIME_DIM) -> torch.Tensor:
+    """Sinusoidal embedding of ``t`` in [0, 1] (scaled to 0..1000 as in DDPM)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = 1000.0 * t[:, None].float() * freqs[None, :]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=1)
+
+
+class Denoiser(nn.Module):
+    """``(x_t scores, token one-hots with a mask state, t) -> (v for each score, logits for each token)``."""
+
+    def __init__(self, d_num: int, token_sizes: list[int], width: int, depth: int):
+        super().__init__()
+        self.d_num = d_num
+        self.token_sizes = list(token_sizes)
+        d_in = d_num + sum(k + 1 for k in self.token_sizes)
+        self.proj = nn.Linear(d_in, width)
+        self.time = nn.Sequential(nn.Linear(_TIME_DIM, width), nn.SiLU(), nn.Linear(width, width))
+        self.body = MLP(width, width, depth, d_num + sum(self.token_sizes))
+
+    def forward(self, x: torch.Tensor, tokens: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """``t`` holds one time per row, or a single time for every row (embedded once)."""
+        parts = [x] + [F.one_hot(tokens[:, j], k + 1).float() for j, k in enumerate(self.token_sizes)]
+        h = self.proj(torch.cat(parts, dim=1)) + self.time(timestep_embedding(t.reshape(-1)))
+        return self.body(h)
+
+
+# ------------------------------------------------------------------------------------------ schedule
+def alpha_bar(t: torch.Tensor, s: float = 0.008) -> torch.Tensor:
+    """Cosine schedule (Nichol and Dhariwal 2021, eq. 17), in continuous time."""
+    f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
+    return (f / math.cos(s / (1 + s) * math.pi / 2) ** 2).clamp(0.0, 1.0)
+
+
+def diffusion_loss(
+    net: Denoiser,
+    x0: torch.Tensor,
+    valid: torch.Tensor,
+    tokens: torch.Tensor,
+    t: torch.Tensor,
+) -> torch.Tensor:
+    """v-prediction MSE on the present scores plus cross-entropy on the masked tokens, per feature and row."""
+    n, d = x0.shape
+    x0 = torch.where(valid, x0, torch.randn_like(x0))  # a missing cell carries no information
+    eps = torch.randn_like(x0)
+    a = alpha_bar(t)[:, None]
+    x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
+    v = a.sqrt() * eps - (1 - a).sqrt() * x0
+    masked = torch.rand(tokens.shape, device=tokens.device) < t[:, None]
+    mask_ids = torch.as_tensor(net.token_sizes, device=tokens.device)
+    out = net(x_t, torch.where(masked, mask_ids, tokens), t)
+    total = (((out[:, :d] - v) ** 2) * valid).sum()
+    start = d
+    for j, k in enumerate(net.token_sizes):
+        ce = F.cross_entropy(out[:, start : start + k], tokens[:, j], reduction="none")
+        total = total + (ce * masked[:, j]).sum()
+        start += k
+    return total / (n * max(1, d + tokens.shape[1]))
+
+
+class Sampler:
+    """The few-step reverse process (see the module docstring) for one batch of rows and its conditions."""
+
+    def __init__(self, net: Denoiser, steps: int, eta: float):
+        self.net, self.steps, self.eta = net, steps, eta
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        cons: QuantileConstraints,
+        seen: list[np.ndarray],
+        temperature: float,
+        device: torch.device,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        net, n, d = self.net, len(cons.z), self.net.d_num
+        sizes = net.token_sizes
+        x = torch.randn(n, d, device=device) * temperature
+        z_known = torch.as_tensor(np.nan_to_num(cons.z), dtype=torch.float32, device=device)
+        known = torch.as_tensor(~np.isnan(cons.z), device=device)
+        low = torch.as_tensor(np.maximum(cons.z_low, -_X0_LIMIT), dtype=torch.float32, device=device)
+        high = torch.as_tensor(np.minimum(cons.z_high, _X0_LIMIT), dtype=torch.float32, device=device)
+        mask_ids = torch.as_tensor(sizes, device=device, dtype=torch.long)
+        given = torch.as_tensor(cons.tokens, device=device)
+        tokens = torch.where(given >= 0, given, mask_ids.expand(n, -1)) if sizes else given
+        # categories a revealed token may take: seen in training and allowed by a set condition
+        allowed = []
+        for j, k in enumerate(sizes):
+            ok = seen[j] & cons.allowed.get(j, np.ones(k, dtype=bool))
+            allowed.append(torch.as_tensor(ok, device=device))
+        ts = torch.linspace(1.0, 0.0, self.steps + 1, device=device)
+        x0 = x
+        for i in range(self.steps):
+            t, s = ts[i], ts[i + 1]
+            out = net(x, tokens, t)
+            a_t, a_s = alpha_bar(t), alpha_bar(s)
+            x0 = a_t.sqrt() * x - (1 - a_t).sqrt() * out[:, :d]
+            x0 = torch.maximum(torch.minimum(x0, high), low)
+            x0 = torch.where(known, z_known, x0)
+            eps = (x - a_t.sqrt() * x0) / (1 - a_t).clamp_min(1e-12).sqrt()
+            # DDIM step (Song et al. 2021, eq. 12)
+            sigma = self.eta * ((1 - a_s) / (1 - a_t).clamp_min(1e-12) * (1 - a_t / a_s.clamp_min(1e-12))).sqrt()
+            x = a_s.sqrt() * x0 + (1 - a_s - sigma**2).clamp_min(0).sqrt() * eps
+            x = x + sigma * temperature * torch.randn_like(x)
+            # reveal masked tokens with probability (t - s) / t
+            reveal_p = float((t - s) / t)
+            start = d
+            for j, k in enumerate(sizes):
+                logits = out[:, start : start + k] / temperature
+                start += k
+                masked = tokens[:, j] == k
+                reveal = masked & (torch.rand(n, device=device) < reveal_p)
+                if not reveal.any():
+                    continue
+                logits = logits[reveal].masked_fill(~allowed[j], -math.inf)
+                tokens[reveal, j] = torch.distributions.Categorical(logits=logits).sample()
+        return x0.cpu().numpy().astype("float64"), tokens.cpu().numpy()
+
+
+@register("ddpm")
+class TabDDPM(Synthesizer):
+    """Diffusion model for tables: Gaussian diffusion on quantile scores, masked diffusion on categories.
+
+    Parameters
+    ----------
+    seed : int, optional
+        Seed for fitting and sampling; same seed and data give the same model and samples (on the CPU).
+    epochs : int, default 100
+        Passes over the training rows; the learning rate decays (cosine) to a tenth over them, and early stopping
+        may end training sooner.
+    batch_size : int, default 512
+        Rows per step.
+    width, depth : int, default 256, 3
+        Hidden width and number of hidden layers of the denoiser.
+    learning_rate : float, default 2e-3
+        AdamW's learning rate.
+    steps : int, default 30
+        Denoising steps when sampling (sampling time grows linearly with them).
+    eta : float, default 1.0
+        DDIM's stochasticity: 0 is deterministic given the initial noise, 1 is as random as the ancestral sampler.
+    n_quantiles : int, default 1000
+        Quantiles kept per numeric column.
+    patience : int, default 20
+        Epochs without a better held-out loss before training stops.
+    validation_share : float, default 0.1
+        Share of rows held out for early stopping (0 disables it).
+    max_minutes : float, optional
+        Wall-clock budget for training; the best weights so far are kept.
+    device : str, default "auto"
+        "auto" (a GPU when present), "cpu" or "cuda[:N]".
+    progress : bool, default True
+        Show a progress bar with the losses on stderr.
+
+    Examples
+    --------
+    >>> import twinforge
+    >>> real = twinforge.load_demo()
+    >>> model = twinforge.create("ddpm", seed=0, epochs=2, progress=False).fit(real)
+    >>> model.sample(5, conditions={"churn": "Yes"})["churn"].tolist()
+    ['Yes', 'Yes', 'Yes', 'Yes', 'Yes']
+    """
+
+    summary = "Diffusion (TabDDPM-style): Gaussian + masked diffusion, few-step sampler, exact conditions"
+    supports_conditions = True
+
+    def __init__(
+        self,
+        *,
+        seed: int | None = None,
+        epochs: int = 100,
+        batch_size: int = 512,
+        width: int = 256,
+        depth: int = 3,
+        learning_rate: float = 2e-3,
+        steps: int = 30,
+        eta: float = 1.0,
+        n_quantiles: int = 1000,
+        patience: int = 20,
+        validation_share: float = 0.1,
+        max_minutes: float | None = None,
+        device: str = "auto",
+        progress: bool = True,
+    ):
+        self.seed = seed
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.width = width
+        self.depth = depth
+        self.learning_rate = learning_rate
+        self.steps = steps
+        self.eta = eta
+        self.n_quantiles = n_quantiles
+        self.patience = patience
+        self.validation_share = validation_share
+        self.max_minutes = max_minutes
+        self.device = device
+        self.progress = progress
+
+    def _check_params(self) -> None:
+        check_training_params(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            max_minutes=self.max_minutes,
+            patience=self.patience,
+            validation_share=self.validation_share,
+        )
+        for name in ("width", "depth", "steps"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+                raise ParameterError(f"{name} must be a positive integer, got {v!r}")
+        q = self.n_quantiles
+        if isinstance(q, bool) or not isinstance(q, (int, np.integer)) or q < 2:
+            raise ParameterError(f"n_quantiles must be an integer >= 2, got {q!r}")
+        lr = self.learning_rate
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < 1:
+            raise ParameterError(f"learning_rate must be a number in (0, 1), got {lr!r}")
+        eta = self.eta
+        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 <= eta <= 1:
+            raise ParameterError(f"eta must be a number in [0, 1], got {eta!r}")
+        resolve_device(self.device)
+
+    # ------------------------------------------------------------------------------------ fit
+    def _fit(self, arrays: dict[str, np.ndarray], rng: np.random.Generator) -> None:
+        self.device_ = resolve_device(self.device)
+        self.encoding_ = QuantileEncoding().fit(arrays, self.transformer_.transforms_, self.n_quantiles)
+        enc = self.encoding_
+        z, valid, tokens = enc.encode(arrays, rng)
+        train, val = split_rows(len(z), float(self.validation_share), rng)
+        with seeded(rng, self.device_):
+            self.denoiser_ = Denoiser(enc.n_numeric_, enc.token_sizes, self.width, self.depth).to(self.device_)
+            net = self.denoiser_
+            if not enc.columns_:
+                self.training_ = {"epochs": 0, "stopped": "no learned columns"}
+                return
+            data = self._tensors(z[train], valid[train], tokens[train])
+            opt = torch.optim.AdamW(net.parameters(), self.learning_rate, weight_decay=1e-4)
+            # cosine decay to a tenth of the rate over ``epochs``: a few epochs go a long way at the end
+            total_epochs = int(self.epochs)
+            schedule = torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda e: 0.1 + 0.45 * (1 + math.cos(math.pi * min(e, total_epochs) / total_epochs))
+            )
+            batch = min(int(self.batch_size), len(train))
+            steps = max(1, len(train) // batch)
+
+            def epoch(_: int) -> dict[str, float]:
+                net.train()
+                perm = torch.randperm(len(train), device=self.device_)
+                total = 0.0
+                for i in range(steps):
+                    rows = perm[i * batch : (i + 1) * batch]
+                    # stratified times: one per slice of (0, 1], for a lower-variance loss
+                    t = torch.arange(len(rows), device=self.device_) + torch.rand(len(rows), device=self.device_)
+                    t = (t / len(rows))[torch.randperm(len(rows), device=self.device_)].clamp_min(1e-3)
+                    loss = diffusion_loss(net, *(x[rows] for x in data), t)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    total += float(loss.detach())
+                schedule.step()
+                return {"loss": total / steps}
+
+            validate = None
+            if len(val):
+                val_data = self._tensors(z[val], valid[val], tokens[val])
+                val_seed = int(rng.integers(2**63 - 1))
+
+                @torch.no_grad()
+                def validate() -> float:
+                    net.eval()
+                    with seeded(np.random.default_rng(val_seed), self.device_):
+                        # several passes at fixed times and noise: a steadier held-out loss
+                        m = len(val_data[0])
+                        losses = []
+                        for r in range(4):
+                            t = ((torch.arange(m, device=self.device_) + (r + 0.5) / 4) / m).clamp_min(1e-3)
+                            t = t[torch.randperm(m, device=self.device_)]
+                            losses.append(float(diffusion_loss(net, *val_data, t)))
+                        return float(np.mean(losses))
+
+            result = train_loop(
+                module=net,
+                epoch=epoch,
+                validate=validate,
+                epochs=int(self.epochs),
+                patience=int(self.patience),
+                max_minutes=self.max_minutes,
+                progress=bool(self.progress),
+                description="ddpm",
+            )
+        net.eval()
+        self.training_ = result.to_dict()
+
+    def _tensors(self, z: np.ndarray, valid: np.ndarray, tokens: np.ndarray) -> tuple[torch.Tensor, ...]:
+        dev = self.device_
+        return (
+            torch.as_tensor(z, dtype=torch.float32, device=dev),
+            torch.as_tensor(valid, device=dev),
+            torch.as_tensor(tokens, device=dev),
+        )
+
+    # ------------------------------------------------------------------------------------ sample
+    def _sample(self, n: int, rng: np.random.Generator, request: SampleRequest | None = None) -> dict[str, np.ndarray]:
+        enc = self.encoding_
+        if not enc.columns_:
+            return {}
+        cons = enc.constraints(request, n)
+        temperature = request.temperature if request is not None else 1.0
+        sampler = Sampler(self.denoiser_, int(self.steps), float(self.eta))
+        seen = [enc.seen(j) for j in range(len(enc.token_sizes))]
+        z = np.zeros((n, enc.n_numeric_))
+        tokens = np.zeros((n, len(enc.token_sizes)), dtype="int64")
+        with seeded(rng, self.device_):
+            for lo in range(0, n, _BATCH_ROWS):
+                rows = slice(lo, min(n, lo + _BATCH_ROWS))
+                part = QuantileConstraints(cons.z[rows], cons.z_low, cons.z_high, cons.tokens[rows], cons.allowed)
+                z[rows], tokens[rows] = sampler(part, seen, temperature, self.device_)
+        return finish(enc.decode(z, tokens), request)
+
+    # ------------------------------------------------------------------------------------ state
+    def _get_state(self) -> dict[str, Any]:
+        return {
+            "encoding": self.encoding_.get_state(),
+            "denoiser": state_to_arrays(self.denoiser_),
+            "training": self.training_,
+        }
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self.device_ = resolve_device(self.device)
+        enc = self.encoding_ = QuantileEncoding.from_state(state["encoding"])
+        net = Denoiser(enc.n_numeric_, enc.token_sizes, self.width, self.depth)
+        self.denoiser_ = state_from_arrays(net, state["denoiser"]).to(self.device_).eval()
+        self.training_ = state["training"]

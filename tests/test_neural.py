@@ -1,0 +1,225 @@
+"""The neural models (ctgan, tvae, ddpm): conditions, what they learn, training control, weights.
+
+The shared contract (shapes, dtypes, save/load, seeding, errors) is in test_contract.py; this file checks what is
+particular to these models, with small networks trained for a few seconds.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import twinforge
+from twinforge.cli import app
+from twinforge.models._nn import state_from_arrays, state_to_arrays
+
+from .conftest import make_mixed
+
+NEURAL = ["ctgan", "tvae", "ddpm"]
+# Enough training (a few seconds each) to learn income ~ 1000 + 40 * age in make_mixed.
+TRAINED = {
+    "ctgan": {"epochs": 60, "batch_size": 100, "pac": 5, "width": 128, "learning_rate": 1e-3, "validation_share": 0},
+    "tvae": {"epochs": 200, "batch_size": 100, "validation_share": 0},
+    "ddpm": {"epochs": 60, "batch_size": 100, "width": 128, "depth": 2, "steps": 20, "validation_share": 0},
+}
+# Just enough to run.
+QUICK = {
+    "ctgan": {"epochs": 5, "batch_size": 100, "pac": 5, "width": 32},
+    "tvae": {"epochs": 5, "batch_size": 100, "width": 32, "latent_dim": 8},
+    "ddpm": {"epochs": 5, "batch_size": 100, "width": 32, "depth": 1, "steps": 4},
+}
+
+
+def quick(name, **params):
+    return twinforge.create(name, seed=0, progress=False, **{**QUICK[name], **params})
+
+
+@pytest.fixture(scope="module", params=NEURAL)
+def trained(request):
+    data = make_mixed(1000)
+    model = twinforge.create(request.param, seed=0, progress=False, **TRAINED[request.param]).fit(data)
+    return request.param, model, data
+
+
+# ------------------------------------------------------------------------------------------ conditions
+def test_conditions_are_honoured_exactly(trained):
+    _, model, _ = trained
+    joined = (pd.Timestamp("2020-06-01"), pd.Timestamp("2021-01-01"))
+    out = model.sample(
+        600,
+        seed=1,
+        conditions={
+            "city": "Pune",
+            "tier": ["gold", "silver"],
+            "age": (30, 40),
+            "income": None,
+            "active": True,
+            "joined": joined,
+        },
+    )
+    assert (out["city"] == "Pune").all()
+    assert out["tier"].isin(["gold", "silver"]).all()
+    assert out["age"].between(30, 40).all()
+    assert out["income"].isna().all()
+    assert out["active"].all()
+    assert out["joined"].between(*joined).all()
+    out = model.sample(300, seed=2, conditions={"age": 50, "income": 3000.25, "visits": None, "city": None})
+    assert (out["age"] == 50).all() and (out["income"] == 3000.25).all()
+    assert out["visits"].isna().all() and out["city"].isna().all()
+    out = model.sample(300, seed=3, conditions={"visits": (2, 4), "city": ["Lima", None]})
+    assert out["visits"].between(2, 4).all() and out["visits"].notna().all()
+    assert set(out["city"].fillna("<NA>")) <= {"Lima", "<NA>"}
+
+
+def test_a_condition_moves_the_other_columns(trained):
+    name, model, data = trained
+    old = model.sample(1500, seed=4, conditions={"age": (70, 89)})
+    young = model.sample(1500, seed=4, conditions={"age": (18, 35)})
+    gap = old["income"].mean() - young["income"].mean()
+    real_gap = data.loc[data["age"] >= 70, "income"].mean() - data.loc[data["age"] <= 35, "income"].mean()
+    # the real gap is about 2,100; a GAN learns the dependence more slowly than the others
+    assert gap > (0.15 if name == "ctgan" else 0.5) * real_gap, (name, gap, real_gap)
+
+
+def test_seed_data_keeps_given_cells_and_impute_fills_holes(trained):
+    _, model, data = trained
+    seed_rows = pd.DataFrame({"age": [20, 85, 50], "city": ["Oslo", None, "Lima"]})
+    out = model.sample(seed_data=seed_rows, seed=5)
+    assert out["age"].tolist() == [20, 85, 50]
+    assert out["city"].iloc[0] == "Oslo" and out["city"].iloc[2] == "Lima"  # None in seed data: generated
+    holes = data.head(200).copy()
+    holes.loc[::3, "age"] = np.nan
+    holes["age"] = holes["age"].astype("Int64")
+    filled = model.impute(holes, seed=6)
+    learned = ["age", "income", "visits", "city", "tier", "active", "joined"]
+    assert filled["age"].notna().all() and filled["income"].notna().all() and filled["city"].notna().all()
+    kept = holes[learned].notna()
+    for col in learned:
+        assert (filled.loc[kept[col], col] == holes.loc[kept[col], col]).all(), col
+    assert filled["age"].between(18, 89).all()
+
+
+def test_temperature_sharpens_and_flattens(trained):
+    _, model, _ = trained
+    cold = model.sample(3000, seed=7, temperature=0.3)
+    hot = model.sample(3000, seed=7, temperature=1.5)
+    assert cold["city"].value_counts(normalize=True).iloc[0] > hot["city"].value_counts(normalize=True).iloc[0]
+
+
+def test_conditional_sampling_is_seeded_and_survives_save_load(trained, tmp_path):
+    _, model, _ = trained
+    cond = {"tier": "gold", "age": (40, 60)}
+    a = model.sample(400, seed=8, conditions=cond)
+    pd.testing.assert_frame_equal(a, model.sample(400, seed=8, conditions=cond))
+    model.save(tmp_path / "m")
+    pd.testing.assert_frame_equal(a, twinforge.load(tmp_path / "m").sample(400, seed=8, conditions=cond))
+
+
+# ------------------------------------------------------------------------------------------ what is learned
+@pytest.mark.parametrize("name", NEURAL)
+def test_missing_rates_match_and_no_category_is_invented(name):
+    data = make_mixed(600)
+    data["tier"] = data["tier"].cat.add_categories(["platinum"])  # declared, never seen
+    data["active"] = data["active"].astype("boolean")
+    data.loc[data.index[::10], "active"] = pd.NA
+    # A GAN's marginals settle at a small learning rate (the paper's), its dependencies come faster at a large one;
+    # a VAE keeps rates closest with the plain ELBO (loss_factor 1; the default 2 favours rare dependencies).
+    params = {"ctgan": {"learning_rate": 2e-4}, "tvae": {"loss_factor": 1.0, "learning_rate": 1e-3}}.get(name, {})
+    params = {**TRAINED[name], **params}
+    model = twinforge.create(name, seed=0, progress=False, **params).fit(data)
+    out = model.sample(5000, seed=1)
+    assert "platinum" not in set(out["tier"].dropna())
+    assert set(out["city"].dropna()) <= set(data["city"].dropna())
+    for col in ("income", "visits", "city", "active"):
+        assert out[col].isna().mean() == pytest.approx(data[col].isna().mean(), abs=0.03), col
+
+
+def test_ctgan_learns_a_rare_category_by_training_by_sampling():
+    rng = np.random.default_rng(0)
+    n = 2000
+    group = rng.choice(["common", "usual", "rare"], n, p=[0.6, 0.385, 0.015])
+    value = np.where(group == "rare", 10.0, 0.0) + rng.normal(0, 1, n)
+    data = pd.DataFrame({"group": group, "value": value})
+    model = twinforge.create("ctgan", seed=0, progress=False, **TRAINED["ctgan"]).fit(data)
+    out = model.sample(5000, seed=1)
+    share = (out["group"] == "rare").mean()
+    assert 0.003 < share < 0.05
+    rare = model.sample(500, seed=2, conditions={"group": "rare"})
+    assert rare["value"].median() > 5  # the rare category's own values, not the common ones'
+
+
+# ------------------------------------------------------------------------------------------ training control
+@pytest.mark.parametrize("name", NEURAL)
+def test_max_minutes_stops_training(name):
+    model = quick(name, epochs=10_000, max_minutes=1e-5, validation_share=0).fit(make_mixed(100))
+    assert model.training_["stopped"] == "time_budget" and model.training_["epochs"] == 1
+
+
+@pytest.mark.parametrize("name", NEURAL)
+def test_early_stopping_on_held_out_rows(name):
+    model = quick(name, epochs=10_000, patience=2, validation_share=0.2).fit(make_mixed(200))
+    assert model.training_["stopped"] == "early_stopping"
+    assert model.training_["best_epoch"] == model.training_["epochs"] - 2
+
+
+@pytest.mark.parametrize("name", NEURAL)
+def test_bad_parameters_are_refused(name):
+    with pytest.raises(twinforge.ParameterError, match="epochs"):
+        quick(name, epochs=0).fit(make_mixed(50))
+    with pytest.raises(twinforge.ParameterError, match="width"):
+        quick(name, width=-1).fit(make_mixed(50))
+    with pytest.raises(twinforge.ParameterError, match="device"):
+        quick(name, device="abacus").fit(make_mixed(50))
+
+
+@pytest.mark.parametrize("name", NEURAL)
+def test_degenerate_tables(name):
+    out = quick(name).fit(pd.DataFrame({"a": [1.5], "b": ["x"]})).sample(10, seed=0)
+    assert (out["a"] == 1.5).all() and (out["b"] == "x").all()
+    ids = quick(name).fit(pd.DataFrame({"row_id": np.arange(30)})).sample(40, seed=0)["row_id"]
+    assert ids.is_unique and len(ids) == 40
+
+
+# ------------------------------------------------------------------------------------------ weights
+def _networks(model):
+    return {
+        "ctgan": lambda m: [m.generator_],
+        "tvae": lambda m: [m.encoder_, m.decoder_],
+        "ddpm": lambda m: [m.denoiser_],
+    }[model.name](model)
+
+
+@pytest.mark.parametrize("name", NEURAL)
+def test_networks_are_dp_ready_and_weights_round_trip(name):
+    """No BatchNorm (Opacus cannot wrap it), and the weights are plain arrays that load back exactly."""
+    model = quick(name).fit(make_mixed(100))
+    for net in _networks(model):
+        assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())
+        arrays = state_to_arrays(net)
+        assert all(isinstance(v, np.ndarray) and v.dtype != object for v in arrays.values())
+        fresh = _fresh_copy(net)
+        state_from_arrays(fresh, arrays)
+        for key, value in fresh.state_dict().items():
+            assert torch.equal(value, net.state_dict()[key]), key
+
+
+def _fresh_copy(net):
+    import copy
+
+    fresh = copy.deepcopy(net)
+    with torch.no_grad():
+        for p in fresh.parameters():
+            p.zero_()
+    return fresh
+
+
+# ------------------------------------------------------------------------------------------ command line
+def test_cli_fits_a_neural_model_by_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_mixed(40).drop(columns=["email"]).to_csv("data.csv", index=False)
+    result = CliRunner().invoke(app, ["fit", "data.csv", "--model", "tvae", "--out", "m", "--seed", "0"])
+    assert result.exit_code == 0, result.output
+    model = twinforge.load("m")
+    assert model.name == "tvae" and model.get_params()["max_minutes"] is None
+    assert len(model.sample(20, seed=0)) == 20
