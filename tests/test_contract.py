@@ -12,7 +12,7 @@ from .conftest import make_mixed
 
 MODELS = twinforge.available_models()
 # Small settings so that every model fits in a few seconds in tests.
-FAST = {"copula": {}}
+FAST = {"auto": {"epochs": 3, "progress": False}, "copula": {}}
 
 
 def new(name, seed=0):

@@ -315,7 +315,9 @@ def _scalar_to_float(t: ColumnTransform, col: str, v: Any, open_end: float) -> f
 def _representable(t: ColumnTransform, low: float, high: float) -> tuple[float, float]:
     """Shrink [low, high] to the grid of values the column holds after rounding."""
     if isinstance(t, DatetimeTransform):
-        return math.ceil(low - 1e-9), math.floor(high + 1e-9)
+        lo = math.ceil(low - 1e-9) if math.isfinite(low) else low  # an open end stays open (no int of inf)
+        hi = math.floor(high + 1e-9) if math.isfinite(high) else high
+        return lo, hi
     decimals = getattr(t, "decimals_", None)
     if decimals is None:
         return low, high
