@@ -60,7 +60,8 @@ def data_csv(in_tmp) -> str:
 
 @pytest.fixture
 def model_dir(data_csv) -> str:
-    result = run("fit", data_csv, "--out", "model", "--seed", "0")
+    # the quick baseline: these tests are about the command line, not about a model
+    result = run("fit", data_csv, "--out", "model", "--seed", "0", "--model", "copula")
     assert result.exit_code == 0, result.output
     return "model"
 
@@ -95,7 +96,7 @@ def snapshot(folder: str | Path) -> dict[str, bytes]:
 def test_fit_writes_a_model_dir(data_csv):
     result = run("fit", data_csv, "--out", "model", "--seed", "0")
     assert result.exit_code == 0, result.output
-    assert "fitted copula on 300 rows" in result.stdout
+    assert "fitted auto on 300 rows" in result.stdout  # the default model
     assert sorted(p.name for p in Path("model").iterdir()) == ["model.json", "weights.npz"]
 
 
@@ -203,7 +204,7 @@ def test_demo_prints_the_comparison():
 
 
 def test_demo_rows_and_out():
-    result = run("demo", "--rows", "50", "--out", "demo.csv")
+    result = run("demo", "--rows", "50", "--out", "demo.csv", "--model", "copula")
     assert result.exit_code == 0, result.output
     fake = pd.read_csv("demo.csv")
     assert len(fake) == 50
@@ -213,8 +214,9 @@ def test_demo_rows_and_out():
 @pytest.mark.parametrize(
     ("command", "options"),
     [
-        ("fit", ["--out", "--model", "--seed", "--metadata", "--table", "--query", "--overwrite"]),
-        ("sample", ["--rows", "--out", "--seed", "--overwrite"]),
+        ("fit", ["--out", "--model", "--seed", "--metadata", "--max-minutes", "--table", "--query", "--overwrite"]),
+        ("sample", ["--rows", "--out", "--where", "--rebalance", "--temperature", "--seed", "--overwrite"]),
+        ("impute", ["--data", "--out", "--seed", "--overwrite"]),
         ("metadata", ["--out", "--table", "--query", "--overwrite"]),
         ("info", ["MODEL_DIR"]),
         ("models", ["List the available models"]),
@@ -232,7 +234,7 @@ def test_help_for_every_command(command, options):
 def test_top_level_help_lists_every_command():
     result = run("--help")
     assert result.exit_code == 0, result.output
-    for command in ("fit", "sample", "metadata", "info", "models", "demo"):
+    for command in ("fit", "sample", "impute", "metadata", "info", "models", "demo"):
         assert command in result.stdout
 
 
@@ -402,3 +404,87 @@ def test_sample_many_rows_to_parquet_streams_chunks_and_keeps_ids_unique(model_d
     assert fake["customer_id"].is_unique
     assert fake["customer_id"].notna().all()
     assert [p.name for p in Path().iterdir() if p.name.endswith(".tmp")] == []
+
+
+# ------------------------------------------------------------------------------------------- conditions, impute
+@pytest.fixture(scope="module")
+def auto_dir(tmp_path_factory) -> Path:
+    """The default model, fitted once through the command line for the tests below."""
+    folder = tmp_path_factory.mktemp("auto")
+    make_customers(600).to_csv(folder / "customers.csv", index=False)
+    result = run("fit", str(folder / "customers.csv"), "--out", str(folder / "model"), "--seed", "0")
+    assert result.exit_code == 0, result.output
+    return folder / "model"
+
+
+def test_sample_where_equality_set_range_and_missing(auto_dir):
+    args = ["sample", str(auto_dir), "-n", "200", "-o", "s.csv", "--seed", "0"]
+    result = run(*args, "--where", "age=30..40", "--where", "plan=basic|pro", "--where", "income=..3000")
+    assert result.exit_code == 0, result.output
+    fake = pd.read_csv("s.csv")
+    assert len(fake) == 200 and fake["age"].between(30, 40).all()
+    assert set(fake["plan"]) == {"basic", "pro"}
+    assert (fake["income"] <= 3000).all()
+
+    assert run(*args, "--where", "age=35", "--where", "plan=", "--overwrite").exit_code == 0
+    fake = pd.read_csv("s.csv")
+    assert (fake["age"] == 35).all() and fake["plan"].isna().all()
+    assert run(*args, "--where", "signup=2022-01-01..", "--where", "plan=null", "--overwrite").exit_code == 0
+    fake = pd.read_csv("s.csv")
+    assert (pd.to_datetime(fake["signup"]) >= "2022-01-01").all() and fake["plan"].isna().all()
+
+
+def test_sample_rebalance_and_temperature(auto_dir):
+    result = run(
+        "sample", str(auto_dir), "-n", "300", "-o", "s.csv", "--rebalance", "plan=basic:0.5,pro:0.5", "--temperature",
+        "0.8",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv("s.csv")["plan"].value_counts().to_dict() == {"basic": 150, "pro": 150}
+
+
+def test_impute_fills_only_the_missing_cells(auto_dir):
+    partial = make_customers(40, seed=3)
+    partial.loc[::2, "age"] = np.nan
+    partial.loc[1::4, "plan"] = None
+    partial.to_csv("partial.csv", index=False)
+    result = run("impute", str(auto_dir), "--data", "partial.csv", "--out", "filled.csv", "--seed", "0")
+    assert result.exit_code == 0, result.output
+    assert "filled" in result.stdout and "filled.csv" in result.stdout
+    given, filled = pd.read_csv("partial.csv"), pd.read_csv("filled.csv")
+    assert filled[["age", "plan"]].notna().all().all()
+    kept = given.notna()
+    pd.testing.assert_frame_equal(filled.where(kept), given.where(kept), check_dtype=False)
+
+
+def test_fit_max_minutes(data_csv):
+    result = run("fit", data_csv, "--out", "model", "--max-minutes", "0.001")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(Path("model/model.json").read_text())
+    assert doc["state"]["training"]["stopped"] == "time_budget"
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--where", "nosuch=1"], ["--where", "'nosuch'", "columns are"]),
+        (["--where", "age"], ["--where", "col=value"]),
+        (["--where", "age=abc"], ["'age'", "'abc' is not a number"]),
+        (["--where", "plan=gold"], ["'plan'", "'gold' is not a level", "basic"]),
+        (["--where", "age=1|2"], ["needs a categorical column"]),
+        (["--where", "age=500..600"], ["'age'", "no value the column can hold"]),
+        (["--rebalance", "plan=basic:0.5,pro"], ["--rebalance", "level:share"]),
+        (["--rebalance", "plan=basic:0.7,pro:0.7"], ["add up to 1"]),
+        (["--rebalance", "age=1:1"], ["only categorical"]),
+        (["--temperature", "0"], ["temperature must be a positive number"]),
+    ],
+)
+def test_bad_conditions_are_user_errors(auto_dir, args, needles):
+    assert_user_error(run("sample", str(auto_dir), "-n", "5", "-o", "s.csv", *args), *needles)
+    assert not Path("s.csv").exists()
+
+
+def test_conditions_and_budget_on_a_model_without_them(model_dir, data_csv):
+    result = run("sample", model_dir, "-n", "5", "-o", "s.csv", "--where", "age=30")
+    assert_user_error(result, "does not support conditions", "auto")
+    assert_user_error(run("fit", data_csv, "--out", "m2", "--model", "copula", "--max-minutes", "1"), "--max-minutes")

@@ -13,6 +13,7 @@ from .conftest import make_mixed
 MODELS = twinforge.available_models()
 # Small settings so that every model fits in a few seconds in tests.
 FAST = {
+    "auto": {"epochs": 3, "progress": False},
     "copula": {},
     "ctgan": {"epochs": 30, "batch_size": 100, "pac": 5, "width": 64, "learning_rate": 1e-3, "progress": False},
     "tvae": {"epochs": 30, "batch_size": 100, "width": 64, "latent_dim": 32, "progress": False},

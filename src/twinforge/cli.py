@@ -5,6 +5,7 @@ Every error a user can cause is printed as one message on stderr with exit code 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from collections.abc import Callable
@@ -34,6 +35,7 @@ TableOpt = Annotated[str | None, typer.Option("--table", help="Table name, when 
 QueryOpt = Annotated[str | None, typer.Option("--query", help="SQL query, when DATA is a SQL URL.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace the output if it exists.")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed for reproducible results.")]
+DEFAULT_MODEL = "auto"
 
 
 def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -64,28 +66,48 @@ def _read(data: str, table: str | None, query: str | None):
         return twinforge.read_table(data, table=table, query=query)
 
 
+def _create(model: str, seed: int | None, max_minutes: float | None = None) -> twinforge.Synthesizer:
+    """A new model; ``max_minutes`` only for the models that train for a while."""
+    params = {}
+    if max_minutes is not None:
+        if "max_minutes" not in twinforge.models.get_class(model)._param_names():
+            raise ParameterError(
+                f"--max-minutes: model {model!r} has no training time budget (it fits in one pass); drop the option"
+            )
+        params["max_minutes"] = max_minutes
+    return twinforge.create(model, seed=seed, **params)
+
+
+def _fitting(synth: twinforge.Synthesizer, message: str) -> contextlib.AbstractContextManager:
+    """A spinner, unless the model shows its own progress bar (two live displays cannot share a terminal)."""
+    return contextlib.nullcontext() if getattr(synth, "progress", False) else console.status(message)
+
+
 @app.command()
 @_user_errors
 def fit(
     data: DataArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory to save the fitted model in.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Model name; see `twinforge models`.")] = "copula",
+    model: Annotated[str, typer.Option("--model", "-m", help="Model name; see `twinforge models`.")] = DEFAULT_MODEL,
     seed: SeedOpt = None,
     metadata: Annotated[
         Path | None, typer.Option("--metadata", help="Metadata JSON (from `twinforge metadata`); detected if omitted.")
+    ] = None,
+    max_minutes: Annotated[
+        float | None, typer.Option("--max-minutes", help="Training time budget in minutes (neural models).")
     ] = None,
     table: TableOpt = None,
     query: QueryOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Fit a model on DATA and save it to --out.
+    """Fit a model (default: auto) on DATA and save it to --out.
 
-    Example: twinforge fit customers.csv --out model/ --seed 0
+    Example: twinforge fit customers.csv --out model/ --seed 0 --max-minutes 5
     """
     twinforge.io.check_output(out, overwrite=overwrite, inputs=[data, metadata])
-    synth = twinforge.create(model, seed=seed)
+    synth = _create(model, seed, max_minutes)
     df = _read(data, table, query)
-    with console.status(f"fitting {model} on {len(df):,} rows x {df.shape[1]} columns"):
+    with _fitting(synth, f"fitting {model} on {len(df):,} rows x {df.shape[1]} columns"):
         synth.fit(df, metadata=metadata)
     synth.save(out, overwrite=overwrite)
     console.print(
@@ -100,12 +122,28 @@ def sample(
     model_dir: Annotated[Path, typer.Argument(help="A model directory written by `twinforge fit`.")],
     rows: Annotated[int, typer.Option("--rows", "-n", help="Number of rows to generate (positive).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .csv, .csv.gz, .tsv or .parquet.")],
+    where: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--where",
+            "-w",
+            help="Condition, repeatable: col=value, col=a|b|c (set), col=lo..hi (range; lo.. or ..hi open), "
+            "col= or col=null (missing).",
+        ),
+    ] = None,
+    rebalance: Annotated[
+        list[str] | None,
+        typer.Option("--rebalance", help='Exact category mix, repeatable: "col=a:0.5,b:0.5".'),
+    ] = None,
+    temperature: Annotated[
+        float, typer.Option("--temperature", help="Below 1: more typical rows; above 1: more diverse.")
+    ] = 1.0,
     seed: SeedOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Generate --rows synthetic rows from a saved model into --out, streaming in chunks.
 
-    Example: twinforge sample model/ --rows 1000000 --out synthetic.parquet
+    Example: twinforge sample model/ --rows 1000000 --out synthetic.parquet --where "age=30..40" --where "plan=pro"
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -113,12 +151,118 @@ def sample(
     twinforge.io.table_format(out)
     twinforge.io.check_output(out, overwrite=overwrite, inputs=[model_dir, model_dir / "model.json"])
     synth = twinforge.load(model_dir)
-    chunks = synth.sample_chunks(rows, seed=seed)
+    conditions = dict(_parse_where(synth, w) for w in where or [])
+    mixes = dict(_parse_rebalance(synth, r) for r in rebalance or [])
+    chunks = synth.sample_chunks(
+        rows, seed=seed, conditions=conditions or None, rebalance=mixes or None, temperature=temperature
+    )
     columns = (TextColumn("sampling"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=True) as progress:
         task = progress.add_task("rows", total=rows)
         twinforge.io.write_chunks(chunks, out, overwrite=overwrite, on_chunk=lambda n: progress.advance(task, n))
     console.print(f"wrote {rows:,} rows to {out}")
+
+
+@app.command()
+@_user_errors
+def impute(
+    model_dir: Annotated[Path, typer.Argument(help="A model directory written by `twinforge fit`.")],
+    data: Annotated[str, typer.Option("--data", help="Rows with missing cells to fill (.csv/.parquet/...).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .csv, .csv.gz, .tsv or .parquet.")],
+    seed: SeedOpt = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Fill the missing cells of --data with values drawn given the rest of each row; keep every other cell.
+
+    Example: twinforge impute model/ --data partial.csv --out filled.csv
+    """
+    twinforge.io.table_format(out)
+    twinforge.io.check_output(out, overwrite=overwrite, inputs=[data, model_dir, model_dir / "model.json"])
+    synth = twinforge.load(model_dir)
+    df = _read(data, None, None)
+    filled = synth.impute(df, seed=seed)
+    twinforge.write_table(filled, out, overwrite=overwrite, inputs=[data])
+    cells = int(df.isna().to_numpy().sum() - filled.isna().to_numpy().sum())
+    console.print(f"filled {cells:,} missing cells in {len(df):,} rows; wrote {out}")
+
+
+def _parse_where(synth: twinforge.Synthesizer, text: str) -> tuple[str, Any]:
+    """``col=value`` / ``col=a|b`` / ``col=lo..hi`` / ``col=`` -> (column, condition), typed by the column."""
+    col, sep, value = text.partition("=")
+    col = col.strip()
+    if not sep or not col:
+        raise ParameterError(f"--where {text!r}: write col=value, col=a|b|c, col=lo..hi or col=null")
+    t = _learned_transform(synth, col, "--where")
+    if value.strip() in ("", "null"):
+        return col, None
+    if t.discrete:
+        if _level(t, value, col, "--where", strict=False) is not None:
+            return col, _level(t, value, col, "--where")
+        return col, [_level(t, v, col, "--where") for v in value.split("|")]
+    if ".." in value:
+        low, _, high = value.partition("..")
+        return col, (_number(t, low, col), _number(t, high, col))
+    if "|" in value:
+        raise ParameterError(f"--where {text!r}: a set a|b|c needs a categorical column; for numbers use lo..hi")
+    return col, _number(t, value, col)
+
+
+def _parse_rebalance(synth: twinforge.Synthesizer, text: str) -> tuple[str, dict[Any, float]]:
+    """``col=a:0.5,b:0.5`` -> (column, {level: share})."""
+    col, sep, spec = text.partition("=")
+    col = col.strip()
+    if not sep or not col or not spec.strip():
+        raise ParameterError(f"--rebalance {text!r}: write col=a:0.5,b:0.5")
+    t = _learned_transform(synth, col, "--rebalance")
+    if not t.discrete:
+        raise ParameterError(f"--rebalance {col!r}: only categorical and boolean columns can be rebalanced")
+    mix: dict[Any, float] = {}
+    for part in spec.split(","):
+        level, sep, share = part.rpartition(":")
+        try:
+            mix[_level(t, level, col, "--rebalance")] = float(share)
+        except ValueError:
+            raise ParameterError(f"--rebalance {col!r}: {part!r} is not level:share, e.g. a:0.5") from None
+        if not sep:
+            raise ParameterError(f"--rebalance {col!r}: {part!r} is not level:share, e.g. a:0.5")
+    return col, mix
+
+
+def _learned_transform(synth: twinforge.Synthesizer, col: str, option: str) -> Any:
+    transforms = synth.transformer_.transforms_
+    if col not in transforms:
+        raise ParameterError(f"{option}: no column named {col!r}; columns are {', '.join(transforms)}")
+    return transforms[col]
+
+
+def _level(t: Any, text: str, col: str, option: str, strict: bool = True) -> Any:
+    """The category (or boolean) written as ``text``; None if not found and not ``strict``."""
+    if t.kind == "boolean":
+        value = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}.get(text.lower())
+        if value is None and strict:
+            raise ParameterError(f"{option} {col!r}: boolean column, got {text!r}; use true or false")
+        return value
+    for level in t.levels_:
+        if str(level) == text:
+            return level
+    if strict:
+        shown = ", ".join(map(str, t.levels_[:10])) + (", ..." if len(t.levels_) > 10 else "")
+        raise ParameterError(f"{option} {col!r}: {text!r} is not a level of the column; levels are {shown}")
+    return None
+
+
+def _number(t: Any, text: str, col: str) -> Any:
+    """A number for numeric columns (an int for integer ones), the text itself for datetimes; '' = open end."""
+    text = text.strip()
+    if text == "":
+        return None
+    if t.kind == "datetime":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise ParameterError(f"--where {col!r}: {text!r} is not a number") from None
+    return int(value) if getattr(t, "integer_", False) and value.is_integer() else value
 
 
 @app.command()
@@ -183,7 +327,7 @@ def info(model_dir: Annotated[Path, typer.Argument(help="A model directory writt
 @app.command()
 @_user_errors
 def demo(
-    model: Annotated[str, typer.Option("--model", "-m", help="Model to demonstrate.")] = "copula",
+    model: Annotated[str, typer.Option("--model", "-m", help="Model to demonstrate.")] = DEFAULT_MODEL,
     rows: Annotated[
         int | None, typer.Option("--rows", "-n", help="Rows to generate (default: as many as real).")
     ] = None,
@@ -200,8 +344,8 @@ def demo(
         twinforge.io.table_format(out)
         twinforge.io.check_output(out, overwrite=overwrite)
     real = twinforge.load_demo()
-    synth = twinforge.create(model, seed=seed)
-    with console.status(f"fitting {model} on the demo data ({len(real):,} rows x {real.shape[1]} columns)"):
+    synth = _create(model, seed)
+    with _fitting(synth, f"fitting {model} on the demo data ({len(real):,} rows x {real.shape[1]} columns)"):
         synth.fit(real)
     fake = synth.sample(rows or len(real))
     console.print(

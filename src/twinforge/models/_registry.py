@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 _CLASSES: dict[str, type[Synthesizer]] = {}
 # name -> "module:Class", imported on first use
 _LAZY: dict[str, str] = {
+    "auto": "twinforge.models.autoregressive:Autoregressive",
     "copula": "twinforge.models.copula:GaussianCopula",
     "ctgan": "twinforge.models.gan:CTGAN",
     "ddpm": "twinforge.models.diffusion:TabDDPM",

@@ -1,0 +1,241 @@
+"""The default model, ``auto``: conditions, seed data, imputation, rebalancing, temperature, hard tables."""
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import twinforge
+from twinforge import ParameterError
+
+from .conftest import make_mixed
+
+FAST = {"progress": False}
+
+
+@pytest.fixture(scope="module")
+def mixed():
+    return make_mixed(1000)
+
+
+@pytest.fixture(scope="module")
+def model(mixed):
+    return twinforge.create("auto", seed=0, **FAST).fit(mixed)
+
+
+def entropy(s: pd.Series) -> float:
+    p = s.value_counts(normalize=True, dropna=False).to_numpy()
+    return float(-(p * np.log(p)).sum())
+
+
+# ------------------------------------------------------------------------------------------- conditions
+def test_equality_set_range_and_missing_conditions_hold_exactly(model):
+    out = model.sample(
+        500,
+        seed=1,
+        conditions={
+            "city": ["Oslo", "Lima"],
+            "tier": "gold",
+            "age": (40, 50),
+            "income": (2000.5, None),
+            "joined": ("2021-01-01", "2021-06-30"),
+            "visits": None,
+        },
+    )
+    assert set(out["city"]) == {"Oslo", "Lima"}
+    assert (out["tier"] == "gold").all()
+    assert out["age"].between(40, 50).all() and out["age"].nunique() > 5
+    assert (out["income"] >= 2000.5).all()
+    assert out["joined"].between("2021-01-01", "2021-06-30").all()
+    assert out["visits"].isna().all()
+    assert out["active"].nunique() == 2  # the free columns still vary
+
+
+def test_open_ended_datetime_range_and_missing_category(model):
+    out = model.sample(300, seed=2, conditions={"joined": (None, "2020-03-31"), "city": None})
+    assert (out["joined"] <= "2020-03-31").all() and out["city"].isna().all()
+    out = model.sample(300, seed=2, conditions={"joined": ("2022-06-01", None), "city": [None, "Rome"]})
+    assert (out["joined"] >= "2022-06-01").all()
+    assert set(out["city"].fillna("<missing>")) <= {"<missing>", "Rome"}
+
+
+def test_conditional_distribution_follows_the_data(model, mixed):
+    old = model.sample(2000, seed=3, conditions={"age": (75, 89)})
+    young = model.sample(2000, seed=3, conditions={"age": (18, 30)})
+    real_old = mixed.loc[mixed["age"] >= 75, "income"].mean()
+    real_young = mixed.loc[mixed["age"] <= 30, "income"].mean()
+    assert old["income"].mean() > young["income"].mean() + 0.5 * (real_old - real_young)
+    # and the other way round: high incomes come with high ages
+    rich = model.sample(2000, seed=3, conditions={"income": (4000, None)})
+    assert rich["age"].mean() > mixed["age"].mean() + 10
+
+
+def test_a_range_no_learned_value_satisfies_is_refused():
+    data = pd.DataFrame({"n": [1, 5] * 50, "c": ["a", "b"] * 50})
+    fitted = twinforge.create("auto", seed=0, epochs=1, **FAST).fit(data)
+    with pytest.raises(ParameterError, match=r"'n'.*no value the model learned"):
+        fitted.sample(5, conditions={"n": (2, 4)})
+    assert fitted.sample(5, conditions={"n": (2, 5)})["n"].eq(5).all()
+
+
+def test_seed_data_is_kept_and_the_rest_filled(model):
+    seed_rows = pd.DataFrame({"age": [25, 80, np.nan, 60], "city": ["Lima", None, "Oslo", None]})
+    out = model.sample(seed_data=seed_rows, seed=4)
+    assert len(out) == 4
+    assert out["age"].iloc[[0, 1, 3]].tolist() == [25, 80, 60]
+    assert out["city"].iloc[[0, 2]].tolist() == ["Lima", "Oslo"]
+    assert out["income"].notna().sum() >= 2 and out["customer_id"].is_unique
+
+
+def test_impute_fills_only_missing_cells(model, mixed):
+    rows = mixed.head(200).copy()
+    holes = rows.copy()
+    holes.loc[holes.index[::3], "income"] = np.nan
+    holes.loc[holes.index[1::3], "city"] = np.nan
+    holes.loc[holes.index[::5], "tier"] = np.nan
+    filled = model.impute(holes, seed=0)
+    assert filled.index.equals(holes.index) and list(filled.columns) == list(holes.columns)
+    for col in ("income", "city", "tier"):
+        assert filled[col].notna().all(), col
+    given = holes.notna()
+    pd.testing.assert_frame_equal(filled.where(given), holes.where(given))
+    # imputed incomes follow the row's age
+    imputed = holes["income"].isna()
+    r = np.corrcoef(filled.loc[imputed, "age"], filled.loc[imputed, "income"].astype(float))[0, 1]
+    assert r > 0.5
+
+
+# ------------------------------------------------------------------------------------------- rebalance, temperature
+def test_rebalance_gives_the_exact_mix_and_keeps_class_conditionals():
+    rng = np.random.default_rng(0)
+    n = 1500
+    label = np.where(rng.random(n) < 0.85, "common", "rare")
+    data = pd.DataFrame(
+        {
+            "label": label,
+            "x": np.round(rng.normal(0, 1, n) + 6 * (label == "rare"), 3),
+            "noise": rng.choice(["p", "q", "r"], n),
+        }
+    )
+    fitted = twinforge.create("auto", seed=0, **FAST).fit(data)
+    out = fitted.sample(1000, seed=0, rebalance={"label": {"common": 0.5, "rare": 0.5}})
+    assert out["label"].value_counts().to_dict() == {"common": 500, "rare": 500}
+    means = out.groupby("label")["x"].mean()
+    assert means["common"] == pytest.approx(0.0, abs=0.5)
+    assert means["rare"] == pytest.approx(6.0, abs=0.5)
+
+
+def test_temperature_below_one_is_more_typical_above_one_more_diverse(model):
+    cold = model.sample(3000, seed=5, temperature=0.3)
+    warm = model.sample(3000, seed=5)
+    hot = model.sample(3000, seed=5, temperature=2.0)
+    assert entropy(cold["city"]) < entropy(warm["city"]) - 0.1
+    assert entropy(hot["city"]) > entropy(warm["city"])
+    assert entropy(cold["age"]) < entropy(warm["age"])
+
+
+# ------------------------------------------------------------------------------------------- fidelity on hard tables
+def test_a_strong_correlation_survives():
+    rng = np.random.default_rng(1)
+    x = rng.normal(50, 10, 2000)
+    data = pd.DataFrame({"x": np.round(x, 2), "y": np.round(3 * x + rng.normal(0, 4, 2000), 2)})
+    data["g"] = np.where(data["x"] > 50, "hi", "lo")
+    out = twinforge.create("auto", seed=0, **FAST).fit(data).sample(3000, seed=0)
+    assert abs(out["x"].corr(out["y"])) > 0.9
+    assert (out.groupby("g")["x"].mean()["hi"]) > 50
+
+
+def test_point_masses_and_heavy_missingness_keep_their_rates():
+    rng = np.random.default_rng(2)
+    n = 1500
+    spend = np.round(rng.lognormal(3, 1, n), 2)
+    spend[rng.random(n) < 0.4] = 0.0
+    sparse = rng.normal(0, 1, n)
+    sparse[rng.random(n) < 0.7] = np.nan
+    cat = rng.choice(["a", "b", "c"], n).astype(object)
+    cat[rng.random(n) < 0.5] = None
+    data = pd.DataFrame({"spend": spend, "sparse": sparse, "cat": cat})
+    out = twinforge.create("auto", seed=0, **FAST).fit(data).sample(4000, seed=0)
+    assert (out["spend"] == 0).mean() == pytest.approx((data["spend"] == 0).mean(), abs=0.04)
+    assert out["sparse"].isna().mean() == pytest.approx(0.7, abs=0.05)
+    assert out["cat"].isna().mean() == pytest.approx(0.5, abs=0.05)
+    # the empirical quantile function comes back: the median of the non-zero spend is close
+    assert out.loc[out["spend"] > 0, "spend"].median() == pytest.approx(
+        data.loc[data["spend"] > 0, "spend"].median(), rel=0.15
+    )
+
+
+def test_high_cardinality_categorical_is_bounded_and_never_invents_levels():
+    rng = np.random.default_rng(3)
+    n, k = 30_000, 20_000
+    levels = np.array([f"L{i:05d}" for i in range(k)], dtype=object)
+    codes = np.minimum(rng.zipf(1.3, n) - 1, k - 1)
+    data = pd.DataFrame({"shop": levels[codes], "amount": np.round(rng.gamma(2, 10, n), 2)})
+    start = time.perf_counter()
+    fitted = twinforge.create("auto", seed=0, epochs=1, **FAST).fit(data)
+    assert time.perf_counter() - start < 60
+    assert fitted.net_.embed.num_embeddings < 1000  # max_levels tokens + a few, not 20,000
+    out = fitted.sample(5000, seed=0)
+    assert set(out["shop"]) <= set(data["shop"])
+    assert out["shop"].nunique() > 500  # pooled rare levels are drawn too
+    rare = fitted.columns_[0]["pool"][:3]
+    rare_levels = [fitted.transformer_.transforms_["shop"].levels_[c] for c in rare]
+    picked = fitted.sample(300, seed=0, conditions={"shop": rare_levels})
+    assert set(picked["shop"]) <= set(rare_levels)
+
+
+def test_a_wide_table_fits():
+    rng = np.random.default_rng(4)
+    n = 300
+    cols = {f"n{i}": np.round(rng.normal(i, 1, n), 2) for i in range(40)}
+    cols |= {f"c{i}": rng.choice(["x", "y", "z"], n) for i in range(40)}
+    data = pd.DataFrame(cols)
+    fitted = twinforge.create("auto", seed=0, epochs=2, **FAST).fit(data)
+    out = fitted.sample(200, seed=0, conditions={"c7": "y", "n3": (2.5, 3.5)})
+    assert out.shape == (200, 80) and (out["c7"] == "y").all() and out["n3"].between(2.5, 3.5).all()
+
+
+# ------------------------------------------------------------------------------------------- training and state
+def test_max_minutes_stops_training():
+    fitted = twinforge.create("auto", seed=0, epochs=500, max_minutes=1e-4, **FAST).fit(make_mixed(300))
+    assert fitted.train_info_["stopped"] == "time_budget" and fitted.train_info_["epochs"] < 500
+
+
+def test_conditional_sampling_is_seeded_and_survives_save_load(model, tmp_path):
+    kwargs = {"conditions": {"tier": ["gold", "silver"], "age": (30, 60)}, "temperature": 0.8}
+    a = model.sample(400, seed=9, **kwargs)
+    pd.testing.assert_frame_equal(a, model.sample(400, seed=9, **kwargs))
+    assert not a.equals(model.sample(400, seed=10, **kwargs))
+    model.save(tmp_path / "m")
+    loaded = twinforge.load(tmp_path / "m")
+    pd.testing.assert_frame_equal(loaded.sample(400, seed=9, **kwargs), a)
+    holes = make_mixed(50).assign(income=np.nan)
+    pd.testing.assert_frame_equal(loaded.impute(holes, seed=1), model.impute(holes, seed=1))
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"width": 2}, "width"),
+        ({"depth": 0}, "depth"),
+        ({"n_bins": 1}, "n_bins"),
+        ({"max_levels": 0}, "max_levels"),
+        ({"learning_rate": 0}, "learning_rate"),
+        ({"validation_share": 0.9}, "validation_share"),
+        ({"max_minutes": -1}, "max_minutes"),
+        ({"device": "abacus"}, "device"),
+    ],
+)
+def test_bad_parameters_are_refused_at_fit(params, message):
+    with pytest.raises(ParameterError, match=message):
+        twinforge.create("auto", **params).fit(make_mixed(50))
+
+
+def test_the_cli_default_and_listing_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, twinforge; twinforge.available_models(); assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
