@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -197,8 +198,10 @@ def test_models_lists_copula():
 
 
 def test_demo_prints_the_comparison():
-    result = run("demo")
+    start = time.perf_counter()
+    result = run("demo", "--max-minutes", "0.05")  # the default model, stopped by its budget after ~3 s
     assert result.exit_code == 0, result.output
+    assert "with auto" in result.stdout and time.perf_counter() - start < 60
     for needle in ("numeric columns", "categorical columns", "tenure", "real", "synthetic"):
         assert needle in result.stdout
 

@@ -334,8 +334,14 @@ def demo(
     seed: SeedOpt = 0,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Also save the synthetic table here.")] = None,
     overwrite: OverwriteOpt = False,
+    max_minutes: Annotated[
+        float, typer.Option("--max-minutes", help="Training time budget of the models that train for a while.")
+    ] = 1.0,
 ) -> None:
-    """Fit a model on the embedded churn data, sample, and compare real with synthetic side by side."""
+    """Fit a model on the embedded churn data, sample, and compare real with synthetic side by side.
+
+    Neural models stop training after --max-minutes (default 1), so the demo stays short on any machine.
+    """
     from twinforge._demo import compare
 
     if rows is not None:
@@ -344,7 +350,8 @@ def demo(
         twinforge.io.table_format(out)
         twinforge.io.check_output(out, overwrite=overwrite)
     real = twinforge.load_demo()
-    synth = _create(model, seed)
+    budget = max_minutes if "max_minutes" in twinforge.models.get_class(model)._param_names() else None
+    synth = _create(model, seed, budget)
     with _fitting(synth, f"fitting {model} on the demo data ({len(real):,} rows x {real.shape[1]} columns)"):
         synth.fit(real)
     fake = synth.sample(rows or len(real))
