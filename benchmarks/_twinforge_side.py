@@ -1,22 +1,27 @@
-"""twinforge's side of bench_copula.py: fit and sample the ``copula`` model in a fresh process.
+"""twinforge's side of a benchmark: fit and sample one model (``copula`` unless told) in a fresh process.
 
-Run by bench_copula.py with the project's Python; see ``_measure.py`` for what is measured and written.
+Run by bench_copula.py / bench_auto.py with the project's Python; see ``_measure.py`` for what is measured and
+written. ``TWINFORGE_BENCH_MODEL`` names the model and ``TWINFORGE_BENCH_PARAMS`` (JSON) its parameters.
 """
 
 from __future__ import annotations
+
+import json
+import os
 
 from _measure import Side, run_side
 
 import twinforge
 
-MODEL = "copula"
+MODEL = os.environ.get("TWINFORGE_BENCH_MODEL", "copula")
+PARAMS = json.loads(os.environ.get("TWINFORGE_BENCH_PARAMS", "{}"))
 
 # Import the model's module (scipy and all) now, so that it counts as an import, not as fitting.
 twinforge.create(MODEL, seed=0)
 
 
 def fit(df, metadata, seed):
-    return twinforge.create(MODEL, seed=seed).fit(df, metadata)
+    return twinforge.create(MODEL, seed=seed, **PARAMS).fit(df, metadata)
 
 
 def sample(model, n, seed):
@@ -34,7 +39,7 @@ def not_learned(metadata):
 
 SIDE = Side(
     name="twinforge",
-    versions={"twinforge": twinforge.__version__},
+    versions={"twinforge": twinforge.__version__, "model": MODEL},
     detect=twinforge.Metadata.detect,
     fit=fit,
     sample=sample,
