@@ -8,10 +8,10 @@ with the anchor's Python (built by ``../shared/anchors/setup.sh``):
     ANCHOR/bin/python benchmarks/_sdv_anchor.py quality --real CSV --metadata-from sdv.json \\
         --synthetic twinforge=ours.parquet --synthetic sdv=sdv.parquet --exclude a,b --result-out quality.json
 
-``side`` fits ``GaussianCopulaSynthesizer`` (or, with ``--synthesizer CTGAN`` / ``TVAE`` before the other options,
-``CTGANSynthesizer`` / ``TVAESynthesizer``) with its defaults on SDV's detected metadata, measured as described in
-``_measure.py``. ``metadata --data CSV --result-out JSON`` writes SDV's detected metadata alone, for ``quality``
-when no SDV side ran. ``quality`` scores each synthetic table against the real one with SDMetrics' ``QualityReport``
+``side`` fits ``GaussianCopulaSynthesizer`` (``--synthesizer CTGAN`` or ``TVAE`` for the others, ``--epochs N`` to
+shorten them) with its defaults on SDV's detected metadata, measured as described in ``_measure.py``.
+``metadata --data CSV --result-out JSON`` writes SDV's detected metadata in the shape ``quality`` reads.
+``quality`` scores each synthetic table against the real one with SDMetrics' ``QualityReport``
 (the report ``sdv.evaluation.single_table.evaluate_quality`` runs), using SDV's detected metadata without the
 ``--exclude`` columns.
 """
@@ -32,10 +32,8 @@ warnings.simplefilter("ignore")  # SDV and SDMetrics warn about PII columns, dep
 
 
 # ------------------------------------------------------------------------------------------ SDV's side
-SYNTHESIZERS = ("GaussianCopula", "CTGAN", "TVAE")
-
-
 def run_sdv_side(argv: list[str]) -> None:
+    """``side [--synthesizer GaussianCopula|CTGAN|TVAE] [--epochs N] ...`` (the rest as in ``_measure.py``)."""
     import numpy as np
     import sdmetrics
     import sdv
@@ -43,22 +41,23 @@ def run_sdv_side(argv: list[str]) -> None:
     from _measure import Side, run_side
     from sdv.metadata import Metadata
 
-    argv = list(argv)
-    kind = "GaussianCopula"
-    if "--synthesizer" in argv:
-        i = argv.index("--synthesizer")
-        kind = argv[i + 1]
-        del argv[i : i + 2]
-    if kind not in SYNTHESIZERS:
-        sys.exit(f"--synthesizer must be one of {', '.join(SYNTHESIZERS)}, got {kind!r}")
-    synthesizer_class = getattr(sdv.single_table, f"{kind}Synthesizer")
+    pick = argparse.ArgumentParser(add_help=False)
+    pick.add_argument("--synthesizer", default="GaussianCopula", choices=["GaussianCopula", "CTGAN", "TVAE"])
+    pick.add_argument("--epochs", type=int, default=None, help="CTGAN/TVAE epochs (default: SDV's)")
+    chosen, argv = pick.parse_known_args(argv)
+    cls = getattr(sdv.single_table, f"{chosen.synthesizer}Synthesizer")
+    extra = {"epochs": chosen.epochs} if chosen.epochs and chosen.synthesizer != "GaussianCopula" else {}
 
     def detect(df):
         return Metadata.detect_from_dataframes({TABLE: df})
 
     def fit(df, metadata, seed):
         np.random.seed(seed)  # for anything SDV draws from numpy's global generator while fitting
-        synthesizer = synthesizer_class(metadata)
+        if chosen.synthesizer != "GaussianCopula":
+            import torch
+
+            torch.manual_seed(seed)  # CTGAN and TVAE draw from torch's global generator
+        synthesizer = cls(metadata, **extra)
         synthesizer.fit({TABLE: df})
         return synthesizer
 
@@ -69,7 +68,7 @@ def run_sdv_side(argv: list[str]) -> None:
         return synthesizer.sample(n)[TABLE]
 
     side = Side(
-        name="sdv",
+        name="sdv" if chosen.synthesizer == "GaussianCopula" else f"sdv_{chosen.synthesizer.lower()}",
         versions={"sdv": sdv.__version__, "sdmetrics": sdmetrics.__version__},
         detect=detect,
         fit=fit,
@@ -177,6 +176,7 @@ def _errors(details) -> list[str]:
 
 
 def run_metadata(argv: list[str]) -> None:
+    """``metadata --data CSV --result-out JSON``: SDV's detected metadata, as ``side`` records it."""
     parser = argparse.ArgumentParser(prog="_sdv_anchor.py metadata")
     parser.add_argument("--data", required=True)
     parser.add_argument("--result-out", required=True)

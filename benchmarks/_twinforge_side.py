@@ -1,20 +1,23 @@
-"""twinforge's side of bench_copula.py and bench_neural.py: fit and sample one model in a fresh process.
+"""twinforge's side of a benchmark (bench_copula, bench_neural, bench_auto): fit and sample one model in a fresh process.
 
-Run by the benchmarks with the project's Python; see ``_measure.py`` for what is measured and written. Options
-before the measurement's own: ``--model NAME`` (default ``copula``) and ``--max-minutes M`` (a neural model's
-training budget; neural models also train without a progress bar here).
+Run by the benchmarks with the project's Python; see ``_measure.py`` for what is measured and written. The model
+is ``TWINFORGE_BENCH_MODEL`` (default ``copula``) with parameters ``TWINFORGE_BENCH_PARAMS`` (JSON), or, on the
+command line before the measurement's own options, ``--model NAME`` and ``--max-minutes M`` (a neural model's
+training budget). Models with a progress bar train without it here.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 
 from _measure import Side, run_side
 
 import twinforge
 
-MODEL = "copula"
-PARAMS: dict = {}
+MODEL = os.environ.get("TWINFORGE_BENCH_MODEL", "copula")
+PARAMS: dict = json.loads(os.environ.get("TWINFORGE_BENCH_PARAMS", "{}"))
 
 
 def pop_options(argv: list[str]) -> list[str]:
@@ -53,7 +56,7 @@ def not_learned(metadata):
 
 SIDE = Side(
     name="twinforge",
-    versions={"twinforge": twinforge.__version__},
+    versions={"twinforge": twinforge.__version__, "model": MODEL},
     detect=twinforge.Metadata.detect,
     fit=fit,
     sample=sample,
@@ -63,6 +66,7 @@ SIDE = Side(
 
 if __name__ == "__main__":
     args = pop_options(sys.argv[1:])
+    SIDE.versions["model"] = MODEL
     # Import the model's module (scipy, torch and all) now, so that it counts as an import, not as fitting.
     twinforge.create(MODEL, seed=0, **PARAMS)
     run_side(SIDE, args)

@@ -39,7 +39,9 @@ constrained ones drawn before it (the usual sequential approximation of the join
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -184,7 +186,7 @@ class Autoregressive(Synthesizer):
         self.train_info_: dict[str, Any] = {}
         self._build_layout()
         device = resolve_device(self.device)
-        with seeded(rng, device) as gen:
+        with seeded(rng, device) as gen, _cpu_threads(device):
             self.net_ = self._new_net().to(device)
             if self.columns_:  # a table of only ids, text and PII has nothing to learn
                 tokens = np.column_stack([_encode(col, arrays[col["column"]], rng) for col in self.columns_])
@@ -299,7 +301,7 @@ class Autoregressive(Synthesizer):
         device = next(self.net_.parameters()).device
         lay = {k: v.to(device) for k, v in self.layout_.items()}
         parts: list[dict[str, np.ndarray]] = []
-        with torch.inference_mode(), seeded(rng, device) as gen:
+        with torch.inference_mode(), seeded(rng, device) as gen, _cpu_threads(device):
             for start in range(0, n, _SAMPLE_BATCH):
                 stop = min(start + _SAMPLE_BATCH, n)
                 parts.append(self._sample_rows(start, stop, plans, order, request.temperature, lay, gen))
@@ -449,6 +451,24 @@ def _segment_logsumexp(x: torch.Tensor, segment: torch.Tensor, n: int) -> torch.
     top = torch.where(torch.isfinite(top), top, 0.0)
     sums = torch.zeros(b, n, device=x.device).index_add(1, segment, torch.exp(x - top[:, segment]))
     return torch.log(sums) + top
+
+
+@contextlib.contextmanager
+def _cpu_threads(device: torch.device) -> Iterator[None]:
+    """Run torch on one CPU thread, restoring the caller's setting afterwards.
+
+    The network's matrices are small: a second thread gains little, and on a CPU shared with other processes the
+    intra-op threads wait on each other (fitting make_mixed(1000) took 9 s on one thread, over 120 s on two).
+    """
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _auto_width(n: int) -> int:

