@@ -1,4 +1,4 @@
-"""twinforge's side of a benchmark (bench_copula, bench_neural, bench_auto): fit and sample one model in a fresh process.
+"""twinforge's side of a benchmark (bench_copula, bench_neural, bench_auto): fit and sample one model.
 
 Run by the benchmarks with the project's Python; see ``_measure.py`` for what is measured and written. The model
 is ``TWINFORGE_BENCH_MODEL`` (default ``copula``) with parameters ``TWINFORGE_BENCH_PARAMS`` (JSON), or, on the
