@@ -135,6 +135,16 @@ def test_missing_rates_match_and_no_category_is_invented(name):
         assert out[col].isna().mean() == pytest.approx(data[col].isna().mean(), abs=0.03), col
 
 
+@pytest.mark.parametrize("name", NEURAL)
+def test_a_declared_but_unseen_level_is_generated_only_when_asked_for(name):
+    data = make_mixed(200)
+    data["tier"] = data["tier"].cat.add_categories(["platinum"])
+    model = quick(name).fit(data)
+    assert "platinum" not in set(model.sample(2000, seed=0)["tier"])
+    assert (model.sample(50, seed=0, conditions={"tier": ["platinum"]})["tier"] == "platinum").all()
+    assert (model.sample(50, seed=0, conditions={"tier": "platinum"})["tier"] == "platinum").all()
+
+
 def test_ctgan_learns_a_rare_category_by_training_by_sampling():
     rng = np.random.default_rng(0)
     n = 2000

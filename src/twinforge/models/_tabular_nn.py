@@ -314,7 +314,8 @@ class ModeEncoding:
                 codes = request.allowed[name]
                 allowed = np.zeros(self.span_sizes_[s], dtype=bool)
                 allowed[np.where(codes < 0, col["n_levels"], codes)] = True
-                cons.allowed[s] = allowed & self.seen(s)
+                # a set of only unseen levels (declared categories absent in training) is honoured as asked
+                cons.allowed[s] = allowed & self.seen(s) if (allowed & self.seen(s)).any() else allowed
             if name in request.ranges:
                 low, high = request.ranges[name]
                 cons.ranges[col["scalar"]] = (low, high)
@@ -367,7 +368,7 @@ class ModeEncoding:
                 bad = ~cons.allowed[s][c]
                 if bad.any():
                     agreed &= ~bad
-                    c[bad] = _gumbel_max(np.where(cons.allowed[s], lg[bad], -np.inf), rng)
+                    c[bad] = _gumbel_max(np.where(cons.allowed[s], logits[s][bad] / temperature, -np.inf), rng)
             fixed = cons.codes[:, s] >= 0
             agreed &= ~fixed | (c == cons.codes[:, s])
             codes[:, s] = np.where(fixed, cons.codes[:, s], c)
@@ -654,7 +655,7 @@ class QuantileEncoding:
                 codes = request.allowed[name]
                 allowed = np.zeros(self.token_sizes[t], dtype=bool)
                 allowed[np.where(codes < 0, col["n_levels"], codes)] = True
-                cons.allowed[t] = allowed & self.seen(t)
+                cons.allowed[t] = allowed & self.seen(t) if (allowed & self.seen(t)).any() else allowed
             if name in request.ranges:
                 low, high = request.ranges[name]
                 j = col["numeric"]

@@ -148,6 +148,8 @@ class Sampler:
         allowed = []
         for j, k in enumerate(sizes):
             ok = seen[j] & cons.allowed.get(j, np.ones(k, dtype=bool))
+            if not ok.any():  # a set of only unseen levels: honoured as asked
+                ok = cons.allowed[j]
             allowed.append(torch.as_tensor(ok, device=device))
         ts = torch.linspace(1.0, 0.0, self.steps + 1, device=device)
         x0 = x

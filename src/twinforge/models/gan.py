@@ -18,7 +18,9 @@ Early stopping: a GAN's losses say little about sample quality, so after each ep
 generated and compared with the held-out validation rows by a discriminator-free statistic (:func:`_gap`: mean
 total-variation distance of the discrete columns and modes, mean Kolmogorov-Smirnov distance of the numeric
 columns, and the mean absolute difference of the correlation matrices of the encoded rows); the weights of the
-best epoch are kept.
+best epoch are kept. The statistic favours early epochs (on churn it stops near epoch 50 with the best at 20):
+marginals are best early, while dependencies between columns keep improving slowly for hundreds of epochs;
+raise ``patience`` or set ``validation_share=0`` with more ``epochs`` to train longer.
 
 Conditions (``sample(conditions=...)``): each row's condition vector names one of its fixed categories (an
 equality of a discrete column, or the mode of a given number), else a category of an allowed set (a set
