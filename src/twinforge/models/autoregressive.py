@@ -74,6 +74,11 @@ _SAMPLE_BATCH = 16_384  # rows per sampling pass (keeps activations in cache)
 # Plain sampling only asks for those conditionals; on churn, 0.5 raised column shapes (an SDMetrics-like score)
 # from 0.94 to 0.98 against all-random orders, which spread the capacity over all 2^D subsets.
 _FIXED_ORDER_SHARE = 0.5
+_PLATEAU = 2  # epochs without a better validation loss before the learning rate is halved
+_DROPOUT = 0.0  # trunk dropout; 0.2 did not help on ames (measured with 3 seeds)
+_CALIBRATION_ROWS = 10_000  # rows sampled per calibration round (at most; at least 2,000)
+_CALIBRATION_ROUNDS = 3
+_MAX_BIAS = 5.0
 
 
 @register("auto")
@@ -193,6 +198,28 @@ class Autoregressive(Synthesizer):
                 result = self._train(torch.as_tensor(tokens), gen, device)
                 self.train_info_ = result.to_dict()
         self.net_.eval()
+        self.bias_ = [np.zeros(_n_tokens(col), dtype="float32") for col in self.columns_]
+        if self.columns_:
+            self._calibrate(tokens, rng)
+
+    def _calibrate(self, tokens: np.ndarray, rng: np.random.Generator) -> None:
+        """Per-token logit biases that make sampled marginals match the training marginals.
+
+        A small error in each conditional compounds along the chain of columns: on ames (74 columns), the share
+        of the first column's levels drifted by 0.03 to 0.13 (total variation) from one seed to another. A few
+        rounds of ``bias += log(p_real / p_sampled)`` over ``_CALIBRATION_ROWS`` sampled rows remove that drift
+        (iterative proportional fitting of the one-column marginals, as in raking) without touching the network.
+        """
+        n = len(tokens)
+        m = int(np.clip(n, 2_000, _CALIBRATION_ROWS))
+        real = [np.bincount(tokens[:, i], minlength=len(b)) / n for i, b in enumerate(self.bias_)]
+        for _ in range(_CALIBRATION_ROUNDS):
+            drawn: dict[int, np.ndarray] = {}
+            self._sample(m, rng, tokens_out=drawn)
+            for i, b in enumerate(self.bias_):
+                synthetic = np.bincount(drawn[i], minlength=len(b)) / m
+                step = np.log((real[i] + 1 / m) / (synthetic + 1 / m))
+                self.bias_[i] = np.clip(b + step, -_MAX_BIAS, _MAX_BIAS).astype("float32")
 
     def _train(self, tokens: torch.Tensor, gen: torch.Generator, device: torch.device):
         n = len(tokens)
@@ -207,7 +234,7 @@ class Autoregressive(Synthesizer):
         net = self.net_
         opt = torch.optim.AdamW(net.parameters(), lr=self.learning_rate, weight_decay=1e-5)
         # halving the step size when the validation loss stalls removes most of the any-order objective's noise
-        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=_PLATEAU)
 
         def epoch(_: int) -> dict[str, float]:
             net.train()
@@ -291,7 +318,14 @@ class Autoregressive(Synthesizer):
         )
 
     # ------------------------------------------------------------------------------------ sample
-    def _sample(self, n: int, rng: np.random.Generator, request: SampleRequest | None = None) -> dict[str, np.ndarray]:
+    def _sample(
+        self,
+        n: int,
+        rng: np.random.Generator,
+        request: SampleRequest | None = None,
+        tokens_out: dict[int, np.ndarray] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """``n`` rows; ``tokens_out`` (unconditional sampling only) also collects each column's drawn tokens."""
         if not self.columns_:
             return {}
         request = request if request is not None else SampleRequest(n=n)
@@ -302,9 +336,16 @@ class Autoregressive(Synthesizer):
         lay = {k: v.to(device) for k, v in self.layout_.items()}
         parts: list[dict[str, np.ndarray]] = []
         with torch.inference_mode(), seeded(rng, device) as gen, _cpu_threads(device):
+            deltas = self._deltas(lay)
+            bias = [torch.as_tensor(b, device=device) for b in self.bias_]
             for start in range(0, n, _SAMPLE_BATCH):
                 stop = min(start + _SAMPLE_BATCH, n)
-                parts.append(self._sample_rows(start, stop, plans, order, request.temperature, lay, gen))
+                drawn: dict[int, np.ndarray] = {}
+                parts.append(
+                    self._sample_rows(start, stop, plans, order, request.temperature, lay, deltas, bias, gen, drawn)
+                )
+                for i, got in drawn.items() if tokens_out is not None else ():
+                    tokens_out[i] = np.concatenate([tokens_out[i], got]) if i in tokens_out else got
         return {col["column"]: np.concatenate([p[col["column"]] for p in parts]) for col in self.columns_}
 
     def _sample_rows(
@@ -315,9 +356,15 @@ class Autoregressive(Synthesizer):
         order: list[int],
         temperature: float,
         lay: dict[str, torch.Tensor],
+        deltas: list[torch.Tensor],
+        bias: list[torch.Tensor],
         gen: torch.Generator,
+        drawn: dict[int, np.ndarray],
     ) -> dict[str, np.ndarray]:
-        """Rows ``start:stop``: given values first, then one trunk pass and one draw per column in ``order``."""
+        """Rows ``start:stop``: given values first, then one trunk pass and one draw per column in ``order``.
+
+        ``drawn`` receives each column's drawn tokens (for its free rows).
+        """
         net, m = self.net_, stop - start
         x0 = net.embed.weight[lay["unknown"]].sum(0).expand(m, -1).clone()
         out: dict[str, np.ndarray] = {}
@@ -332,7 +379,7 @@ class Autoregressive(Synthesizer):
                 values[given] = known[given]
                 rows = np.flatnonzero(~given)
                 if given.any():
-                    self._add(x0, i, np.flatnonzero(given), known[given], lay)
+                    self._add(x0, np.flatnonzero(given), _encode(col, known[given]), deltas[i])
             out[col["column"]] = values
             free.append(rows)
         for i in order:
@@ -340,27 +387,32 @@ class Autoregressive(Synthesizer):
             if rows is not None and len(rows) == 0:
                 continue
             hidden = net.hidden(x0 if rows is None else x0[torch.as_tensor(rows, device=x0.device)])
-            logits = net.column_logits(hidden, lay, i, int(self.numeric_index_[i]))
+            logits = net.column_logits(hidden, lay, i, int(self.numeric_index_[i])) + bias[i]
             tokens = _draw(logits, plan["weights"], temperature, gen)
+            drawn[i] = tokens
             values = _decode(col, tokens, plan, gen)
             if rows is None:
                 out[col["column"]] = values
             else:
                 out[col["column"]][rows] = values
-            self._add(x0, i, rows, values, lay)
+            self._add(x0, rows, tokens, deltas[i])
         return out
 
-    def _add(self, x0: torch.Tensor, i: int, rows: np.ndarray | None, values: np.ndarray, lay: dict) -> None:
-        """Column ``i`` becomes known in ``rows`` (None: all): swap its unknown embedding for its value's."""
-        net = self.net_
-        col = self.columns_[i]
-        tok = torch.as_tensor(_encode(col, values), device=x0.device)
-        # -1: a value with no token (missing, in a column that had none in training) stays "unknown"
-        idx = torch.where(tok >= 0, lay["in_offset"][i] + tok.clamp(min=0), lay["unknown"][i])
-        delta = net.embed.weight[idx] - net.embed.weight[lay["unknown"][i]]
-        k = int(self.numeric_index_[i])
-        if k >= 0:
-            delta += lay["position"][idx][:, None] * net.position.weight[:, k]
+    def _deltas(self, lay: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """Per column, [tokens + 1, width]: what knowing each token adds to the input (last row: no token)."""
+        net, out = self.net_, []
+        for i in range(len(self.columns_)):
+            start, unknown = int(lay["in_offset"][i]), int(lay["unknown"][i])
+            delta = net.embed.weight[start : unknown + 1] - net.embed.weight[unknown]
+            k = int(self.numeric_index_[i])
+            if k >= 0:
+                delta = delta + lay["position"][start : unknown + 1, None] * net.position.weight[:, k]
+            out.append(delta)  # the 'unknown' row itself adds nothing: a value without a token stays unknown
+        return out
+
+    def _add(self, x0: torch.Tensor, rows: np.ndarray | None, tokens: np.ndarray, delta: torch.Tensor) -> None:
+        """A column becomes known in ``rows`` (None: all): add what its ``tokens`` (-1: none) say to the input."""
+        delta = delta[torch.as_tensor(np.where(tokens >= 0, tokens, len(delta) - 1), device=x0.device)]
         if rows is None:
             x0 += delta
         else:
@@ -371,6 +423,7 @@ class Autoregressive(Synthesizer):
         return {
             "columns": self.columns_,
             "config": self.config_,
+            "bias": self.bias_,
             "training": self.train_info_,
             "weights": state_to_arrays(self.net_),
         }
@@ -379,6 +432,7 @@ class Autoregressive(Synthesizer):
         self.columns_ = [dict(c) for c in state["columns"]]
         self.config_ = dict(state["config"])
         self.train_info_ = state["training"]
+        self.bias_ = [np.asarray(b, dtype="float32") for b in state["bias"]]
         self._build_layout()
         device = resolve_device(self.device)
         self.net_ = state_from_arrays(self._new_net(), state["weights"]).to(device).eval()
@@ -396,7 +450,7 @@ class _Net(nn.Module):
         nn.init.normal_(self.embed.weight, std=0.1)
         self.position = nn.Linear(max(n_numeric, 1), width, bias=False)
         self.norm = nn.LayerNorm(width)
-        self.trunk = MLP(width, width, depth - 1) if depth > 1 else nn.Identity()
+        self.trunk = MLP(width, width, depth - 1, dropout=_DROPOUT) if depth > 1 else nn.Identity()
         self.head = nn.Linear(width, n_out)
         # and on the output side: a numeric column's value tokens also get log q, q ~ exp(a*position + b*position^2)
         # normalised over them (a discretised Gaussian in quantile space), so "the conditional median moves up" is
