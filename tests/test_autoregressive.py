@@ -239,3 +239,10 @@ def test_the_cli_default_and_listing_do_not_import_torch():
 
     code = "import sys, twinforge; twinforge.available_models(); assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_tiny_tables_hold_out_rows_when_they_can():
+    small = twinforge.create("auto", seed=0, **FAST).fit(make_mixed(40))
+    assert small.train_info_["stopped"] == "early_stopping"  # 8 rows held out
+    tiny = twinforge.create("auto", seed=0, epochs=20, **FAST).fit(make_mixed(12))
+    assert tiny.train_info_["stopped"] == "epochs" and len(tiny.sample(30)) == 30

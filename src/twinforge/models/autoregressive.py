@@ -25,21 +25,33 @@ conditions, seed data and imputation need) while staying sharpest on the conditi
 
 The network (:class:`_Net`) is plain ``nn.Embedding`` + ``nn.Linear`` + ``nn.LayerNorm``, so that Opacus can
 compute per-sample gradients: its input is the sum of one embedding per column (the token's if the column is
-known, a learned "unknown" one otherwise) plus, for known numeric columns, the value's quantile position times a
+known, a learned "unknown" one otherwise) plus, for known numeric columns, the token's quantile position times a
 learned vector (tokens are unordered; the position tells the network that neighbouring values are alike). A sum
 of embeddings is a fused first linear layer over one-hot tokens, so sampling is incremental: drawing a column
-adds its embedding. An MLP trunk with LayerNorm follows, then one linear head with a slice of logits per column.
+adds its embedding. An MLP trunk with LayerNorm follows, then one linear head with a slice of logits per column;
+a numeric column's value tokens also get ``log q`` with ``q ~ exp(a*position + b*position^2)`` normalised over
+them, a discretised Gaussian in quantile space whose two coefficients the trunk predicts (so that "the median
+moves up with age" is learned from a few hundred rows). Training early-stops on a held-out split, halving the
+learning rate when the validation loss stalls.
+
+After training, the one-column marginals of sampled rows are calibrated: small errors in each conditional
+compound along the chain of columns (on ames, 74 columns, the first column's level shares drifted by 0.03 to
+0.13 total variation from one seed to another), so three rounds of per-token logit biases
+``b += log(p_real / p_sampled)`` (iterative proportional fitting, as in survey raking) make them match the data.
+The biases are part of the model and apply to every draw.
 
 Sampling draws the columns in a fixed order, the constrained ones (sets, ranges) first; each costs one trunk
 pass and a draw from ``softmax(logits / temperature)`` times the share of each token's mass that the condition
 allows (0 or 1 for a level or a value, the in-range share of a bin), renormalised: conditions hold exactly,
 without rejection sampling. With several constrained columns, each is drawn given the known columns and the
-constrained ones drawn before it (the usual sequential approximation of the joint conditional).
+constrained ones drawn before it (the usual sequential approximation of the joint conditional). Sampling runs
+the trunk in bfloat16 where the CPU has it natively; fitting and sampling use one CPU thread (see _cpu_threads).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -67,7 +79,7 @@ _MAX_EXACT = 128  # numeric columns with at most this many distinct values get o
 _MASS_SHARE = 0.01  # a value holding at least this share of a binned column's rows is a point mass
 _MAX_MASSES = 32
 _GRID = 65  # quantiles kept per numeric column to place a value on [-1, 1] (its ordinal input feature)
-_MIN_VALIDATION = 20  # fewer held-out rows than this: no early stopping
+_MIN_VALIDATION = 20  # rows held out for early stopping at least (see _train)
 _MIN_EPOCH_ROWS = 4096  # rows per epoch at least (several passes over a small table)
 _SAMPLE_BATCH = 16_384  # rows per sampling pass (keeps activations in cache)
 # Share of training rows whose known columns are a prefix of the sampling order rather than a random subset.
@@ -198,6 +210,7 @@ class Autoregressive(Synthesizer):
                 result = self._train(torch.as_tensor(tokens), gen, device)
                 self.train_info_ = result.to_dict()
         self.net_.eval()
+        self._bf16_net = None
         self.bias_ = [np.zeros(_n_tokens(col), dtype="float32") for col in self.columns_]
         if self.columns_:
             self._calibrate(tokens, rng)
@@ -224,8 +237,10 @@ class Autoregressive(Synthesizer):
     def _train(self, tokens: torch.Tensor, gen: torch.Generator, device: torch.device):
         n = len(tokens)
         perm = torch.randperm(n, generator=gen)
-        n_val = round(n * self.validation_share)
-        if n_val < _MIN_VALIDATION or n - n_val < _MIN_VALIDATION:
+        # a small table still holds out a few rows (up to 20, a fifth at most): without them, training would run
+        # every epoch and memorise the table
+        n_val = max(round(n * self.validation_share), min(_MIN_VALIDATION, n // 5)) if self.validation_share else 0
+        if n_val < 5:
             n_val = 0
         val, train = tokens[perm[:n_val]].to(device), tokens[perm[n_val:]].to(device)
         val_known = self._random_known(n_val, gen).to(device)
@@ -238,8 +253,8 @@ class Autoregressive(Synthesizer):
 
         def epoch(_: int) -> dict[str, float]:
             net.train()
-            # a small table gets several passes per epoch, so that an epoch is enough steps to judge progress by
-            passes = -(-_MIN_EPOCH_ROWS // len(train))
+            # with early stopping, a small table gets several passes per epoch: enough steps to judge progress by
+            passes = -(-_MIN_EPOCH_ROWS // len(train)) if n_val else 1
             order = torch.cat([torch.randperm(len(train), generator=gen) for _ in range(passes)])
             total, steps = 0.0, 0
             for start in range(0, len(order), batch):
@@ -366,6 +381,8 @@ class Autoregressive(Synthesizer):
         ``drawn`` receives each column's drawn tokens (for its free rows).
         """
         net, m = self.net_, stop - start
+        device = net.embed.weight.device
+        fast, dtype = self._sampling_net(device)
         x0 = net.embed.weight[lay["unknown"]].sum(0).expand(m, -1).clone()
         out: dict[str, np.ndarray] = {}
         free: list[np.ndarray | None] = []
@@ -386,8 +403,9 @@ class Autoregressive(Synthesizer):
             col, plan, rows = self.columns_[i], plans[i], free[i]
             if rows is not None and len(rows) == 0:
                 continue
-            hidden = net.hidden(x0 if rows is None else x0[torch.as_tensor(rows, device=x0.device)])
-            logits = net.column_logits(hidden, lay, i, int(self.numeric_index_[i])) + bias[i]
+            inputs = x0 if rows is None else x0[torch.as_tensor(rows, device=device)]
+            hidden = fast.hidden(inputs.to(dtype))
+            logits = fast.column_logits(hidden, lay, i, int(self.numeric_index_[i])) + bias[i]
             tokens = _draw(logits, plan["weights"], temperature, gen)
             drawn[i] = tokens
             values = _decode(col, tokens, plan, gen)
@@ -397,6 +415,21 @@ class Autoregressive(Synthesizer):
                 out[col["column"]][rows] = values
             self._add(x0, rows, tokens, deltas[i])
         return out
+
+    def _sampling_net(self, device: torch.device) -> tuple[_Net, torch.dtype]:
+        """The network sampling runs: a bfloat16 copy on CPUs with native bfloat16 (AVX512-BF16), else itself.
+
+        Sampling is one trunk pass per column; in bfloat16 sampling is 1.4x as fast (churn: 31,000 -> 44,000 rows/s
+        on one loaded core).
+        The embeddings, the logits and the draws stay in float32, and the calibration biases are fitted through
+        the same path, so the marginals are unaffected. The choice depends on the CPU only, so the same model
+        on the same machine always samples the same rows.
+        """
+        if device.type != "cpu" or not _native_bf16():
+            return self.net_, torch.float32
+        if getattr(self, "_bf16_net", None) is None:
+            self._bf16_net = copy.deepcopy(self.net_).to(torch.bfloat16).eval()
+        return self._bf16_net, torch.bfloat16
 
     def _deltas(self, lay: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         """Per column, [tokens + 1, width]: what knowing each token adds to the input (last row: no token)."""
@@ -436,6 +469,7 @@ class Autoregressive(Synthesizer):
         self._build_layout()
         device = resolve_device(self.device)
         self.net_ = state_from_arrays(self._new_net(), state["weights"]).to(device).eval()
+        self._bf16_net = None
 
 
 # ---------------------------------------------------------------------------------------- network and loss
@@ -478,10 +512,10 @@ class _Net(nn.Module):
         """The logits of column ``i`` alone (``k``: its index among the numeric columns, -1 if it is not one)."""
         start = int(lay["out_offset"][i])
         stop = start + int(lay["n_tokens"][i])
-        logits = F.linear(hidden, self.head.weight[start:stop], self.head.bias[start:stop])
+        logits = F.linear(hidden, self.head.weight[start:stop], self.head.bias[start:stop]).float()
         if k >= 0:
             rows = [k, k + self.ordinal.out_features // 2]
-            a, b = F.linear(hidden, self.ordinal.weight[rows], self.ordinal.bias[rows]).unbind(1)
+            a, b = F.linear(hidden, self.ordinal.weight[rows], self.ordinal.bias[rows]).float().unbind(1)
             pos = lay["out_position"][start:stop]
             values = lay["out_ordinal"][start:stop]
             ordinal = torch.log_softmax(a[:, None] * pos[values] + b[:, None] * pos[values] ** 2, dim=1)
@@ -505,6 +539,11 @@ def _segment_logsumexp(x: torch.Tensor, segment: torch.Tensor, n: int) -> torch.
     top = torch.where(torch.isfinite(top), top, 0.0)
     sums = torch.zeros(b, n, device=x.device).index_add(1, segment, torch.exp(x - top[:, segment]))
     return torch.log(sums) + top
+
+
+def _native_bf16() -> bool:
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    return bool(probe()) if probe is not None else False
 
 
 @contextlib.contextmanager
