@@ -66,16 +66,58 @@ def _read(data: str, table: str | None, query: str | None):
         return twinforge.read_table(data, table=table, query=query)
 
 
-def _create(model: str, seed: int | None, max_minutes: float | None = None) -> twinforge.Synthesizer:
-    """A new model; ``max_minutes`` only for the models that train for a while."""
-    params = {}
+def _create(
+    model: str, seed: int | None, max_minutes: float | None = None, params: dict[str, Any] | None = None
+) -> twinforge.Synthesizer:
+    """A new model; ``max_minutes`` only for the models that train for a while; ``params`` from ``--param``."""
+    params = dict(params or {})
     if max_minutes is not None:
         if "max_minutes" not in twinforge.models.get_class(model)._param_names():
             raise ParameterError(
                 f"--max-minutes: model {model!r} has no training time budget (it fits in one pass); drop the option"
             )
+        if "max_minutes" in params:
+            raise ParameterError("max_minutes given twice (--max-minutes and --param max_minutes=...): keep one")
         params["max_minutes"] = max_minutes
     return twinforge.create(model, seed=seed, **params)
+
+
+def _param_value(text: str) -> Any:
+    """``--param`` value: an int, a float, true/false, none, else the text itself."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _parse_params(model: str, items: list[str] | None) -> dict[str, Any]:
+    """``["epochs=300", "batch_size=500"]`` -> ``{"epochs": 300, "batch_size": 500}``, names checked for ``model``."""
+    if not items:
+        return {}
+    names = [n for n in twinforge.models.get_class(model)._param_names() if n != "seed"]
+    params: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ParameterError(f"--param {item!r}: write NAME=VALUE, e.g. --param epochs=300")
+        if name == "seed":
+            raise ParameterError("--param seed=...: use --seed instead")
+        if name not in names:
+            raise ParameterError(
+                f"--param {name!r}: model {model!r} has no such parameter; its parameters are: {', '.join(names)}"
+            )
+        if name in params:
+            raise ParameterError(f"--param {name!r} given twice: keep one")
+        params[name] = _param_value(value)
+    return params
 
 
 def _fitting(synth: twinforge.Synthesizer, message: str) -> contextlib.AbstractContextManager:
@@ -96,16 +138,26 @@ def fit(
     max_minutes: Annotated[
         float | None, typer.Option("--max-minutes", help="Training time budget in minutes (neural models).")
     ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            help="Model parameter NAME=VALUE, repeatable (e.g. --param epochs=300 --param batch_size=500); "
+            "values are read as int, float, true/false, none or text. `twinforge models` lists the models.",
+        ),
+    ] = None,
     table: TableOpt = None,
     query: QueryOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Fit a model (default: auto) on DATA and save it to --out.
 
-    Example: twinforge fit customers.csv --out model/ --seed 0 --max-minutes 5
+    Example: twinforge fit customers.csv --out model/ --seed 0 --max-minutes 5 --param epochs=300
     """
     twinforge.io.check_output(out, overwrite=overwrite, inputs=[data, metadata])
-    synth = _create(model, seed, max_minutes)
+    params = _parse_params(model, param)
+    synth = _create(model, seed, max_minutes, params)
     df = _read(data, table, query)
     with _fitting(synth, f"fitting {model} on {len(df):,} rows x {df.shape[1]} columns"):
         synth.fit(df, metadata=metadata)

@@ -175,6 +175,7 @@ class CTGAN(Synthesizer):
         learning_rate: float = 2e-4,
         max_modes: int = 10,
         patience: int = 30,
+        min_epochs: int = 0,
         validation_share: float = 0.1,
         max_minutes: float | None = None,
         device: str = "auto",
@@ -190,6 +191,7 @@ class CTGAN(Synthesizer):
         self.learning_rate = learning_rate
         self.max_modes = max_modes
         self.patience = patience
+        self.min_epochs = min_epochs
         self.validation_share = validation_share
         self.max_minutes = max_minutes
         self.device = device
@@ -207,6 +209,9 @@ class CTGAN(Synthesizer):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
                 raise ParameterError(f"{name} must be a positive integer, got {v!r}")
+        m = self.min_epochs
+        if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 0:
+            raise ParameterError(f"min_epochs must be a non-negative integer, got {m!r}")
         lr = self.learning_rate
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < 1:
             raise ParameterError(f"learning_rate must be a number in (0, 1), got {lr!r}")
@@ -240,19 +245,19 @@ class CTGAN(Synthesizer):
             def epoch(_: int) -> dict[str, float]:
                 loss_d_sum = loss_g_sum = 0.0
                 for _ in range(steps):
-                    # critic step (WGAN-GP)
+                    # one generated batch serves both steps: the critic sees it detached, then the generator
+                    # (whose weights have not moved yet) is scored by the updated critic
                     cond, which, cats, rows = self._train_cond(batch, rng)
                     real = torch.cat([data[torch.as_tensor(rows, device=self.device_)], cond], dim=1)
-                    fake = torch.cat([self._activate(self._generate(batch, cond)), cond], dim=1)
+                    raw = self._generate(batch, cond)
+                    fake = torch.cat([self._activate(raw), cond], dim=1)
+                    # critic step (WGAN-GP)
                     loss_d = critic(fake.detach()).mean() - critic(real).mean()
                     penalty = gradient_penalty(critic, real, fake.detach())
                     opt_d.zero_grad(set_to_none=True)
                     (loss_d + _GP_WEIGHT * penalty).backward()
                     opt_d.step()
                     # generator step: fool the critic and honour the condition
-                    cond, which, cats, _ = self._train_cond(batch, rng)
-                    raw = self._generate(batch, cond)
-                    fake = torch.cat([self._activate(raw), cond], dim=1)
                     loss_g = -critic(fake).mean() + self._cond_loss(raw, which, cats)
                     opt_g.zero_grad(set_to_none=True)
                     loss_g.backward()
@@ -275,6 +280,7 @@ class CTGAN(Synthesizer):
                 max_minutes=self.max_minutes,
                 progress=bool(self.progress),
                 description="ctgan",
+                min_epochs=int(self.min_epochs),
             )
         self.generator_.eval()
         self.training_ = result.to_dict()
@@ -289,26 +295,43 @@ class CTGAN(Synthesizer):
         return self.generator_(noise, cond)
 
     def _activate(self, raw: torch.Tensor) -> torch.Tensor:
-        """tanh for the scalars, Gumbel-softmax for the spans, in matrix order."""
+        """tanh for the scalars, Gumbel-softmax for the spans, in matrix order (all spans in one padded op)."""
         enc = self.encoding_
+        idx, valid, flat = self._span_index(raw.device)
         out = torch.empty_like(raw)
         pos = torch.as_tensor(enc.scalar_pos_, device=raw.device)
         out[:, pos] = torch.tanh(raw[:, pos])
-        for start, size in zip(enc.span_starts_, enc.span_sizes_, strict=True):
-            out[:, start : start + size] = F.gumbel_softmax(raw[:, start : start + size], tau=_TAU)
+        if idx.numel():
+            logits = raw[:, idx]  # (rows, spans, widest span), padding masked to -inf
+            gumbel = -torch.empty_like(logits).exponential_().log()
+            soft = torch.softmax(((logits + gumbel) / _TAU).masked_fill(~valid, -torch.inf), dim=2)
+            out[:, flat] = soft[:, valid]
         return out
+
+    def _span_index(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Padded matrix positions of every span: ``(index (spans, widest), valid mask, flat positions)``."""
+        cached = getattr(self, "_span_index_cache", None)
+        if cached is not None and cached[0].device == device:
+            return cached
+        enc = self.encoding_
+        widest = max(enc.span_sizes_, default=0)
+        idx = np.zeros((len(enc.span_sizes_), widest), dtype="int64")
+        valid = np.zeros_like(idx, dtype=bool)
+        for s, (start, size) in enumerate(zip(enc.span_starts_, enc.span_sizes_, strict=True)):
+            idx[s, :size] = np.arange(start, start + size)
+            valid[s, :size] = True
+        cached = tuple(torch.as_tensor(a, device=device) for a in (idx, valid, idx[valid]))
+        self._span_index_cache = cached
+        return cached
 
     def _cond_loss(self, raw: torch.Tensor, which: np.ndarray, cats: np.ndarray) -> torch.Tensor:
         """Cross-entropy between each row's conditioned span and its condition (section 4.3)."""
-        total = raw.new_zeros(())
-        for i, s in enumerate(self.cond_.spans):
-            rows = np.flatnonzero(which == i)
-            if len(rows) == 0:
-                continue
-            start, size = self.encoding_.span_starts_[s], self.encoding_.span_sizes_[s]
-            target = torch.as_tensor(cats[rows], device=raw.device)
-            total = total + F.cross_entropy(raw[rows, start : start + size], target, reduction="sum")
-        return total / len(which)
+        if not self.cond_.spans:
+            return raw.new_zeros(())
+        idx, valid, _ = self._span_index(raw.device)
+        spans = torch.as_tensor(np.asarray(self.cond_.spans)[which], device=raw.device)
+        logits = raw.gather(1, idx[spans]).masked_fill(~valid[spans], -torch.inf)
+        return F.cross_entropy(logits, torch.as_tensor(cats, device=raw.device), reduction="mean")
 
     def _validation_gap(self, real: dict[str, np.ndarray], seed: int) -> float:
         """The discriminator-free statistic of early stopping, for the same noise at every epoch."""
