@@ -67,18 +67,26 @@ class ColumnSpec:
         For ``kind="pii"``: one of :data:`PII_TYPES`; chooses the fake values generated.
     datetime_format : str, optional
         For ``kind="datetime"`` columns held as strings: the ``strftime`` format of the strings.
+    low, high : number or str, optional
+        Declared bounds of a continuous, integer or datetime column (ISO strings for datetimes). Differentially
+        private fits use them instead of spending budget on estimating the range.
+    categories : list, optional
+        Declared levels of a categorical column; differentially private fits use them instead of releasing the
+        frequent levels by noisy counts.
     """
 
     kind: str
     pii_type: str | None = None
     datetime_format: str | None = None
+    low: Any = None
+    high: Any = None
+    categories: list[Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind}
-        if self.pii_type is not None:
-            out["pii_type"] = self.pii_type
-        if self.datetime_format is not None:
-            out["datetime_format"] = self.datetime_format
+        for key in ("pii_type", "datetime_format", "low", "high", "categories"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
         return out
 
 
@@ -192,6 +200,16 @@ class Metadata:
                 )
             if spec.datetime_format is not None and spec.kind != "datetime":
                 out.append(f"column {name!r}: datetime_format is only allowed with kind 'datetime'")
+            if (spec.low is not None or spec.high is not None) and spec.kind not in (
+                "continuous",
+                "integer",
+                "datetime",
+            ):
+                out.append(f"column {name!r}: low/high are only allowed with kinds continuous, integer, datetime")
+            if (spec.low is None) != (spec.high is None):
+                out.append(f"column {name!r}: declare both low and high, or neither")
+            if spec.categories is not None and (spec.kind != "categorical" or not isinstance(spec.categories, list)):
+                out.append(f"column {name!r}: categories must be a list, and only with kind 'categorical'")
         for role in ("primary_key", "entity_key", "time_index"):
             col = getattr(self, role)
             if col is not None and col not in self.columns:
@@ -267,7 +285,7 @@ class Metadata:
             if not isinstance(spec, dict) or "kind" not in spec:
                 problems.append(f"column {name!r}: expected an object with a 'kind', got {spec!r}")
                 continue
-            unknown = set(spec) - {"kind", "pii_type", "datetime_format"}
+            unknown = set(spec) - {"kind", "pii_type", "datetime_format", "low", "high", "categories"}
             if unknown:
                 problems.append(f"column {name!r}: unknown fields {sorted(unknown)}")
                 continue

@@ -74,6 +74,7 @@ from twinforge.models._nn import (
 from twinforge.models._registry import register
 from twinforge.models._request import SampleRequest
 from twinforge.models.base import Synthesizer
+from twinforge.privacy import dp_sgd, is_private, public_arrays
 
 _MAX_EXACT = 128  # numeric columns with at most this many distinct values get one token per value
 _MASS_SHARE = 0.01  # a value holding at least this share of a binned column's rows is a point mass
@@ -126,6 +127,11 @@ class Autoregressive(Synthesizer):
         ``"auto"`` (a GPU if present), ``"cpu"`` or ``"cuda[:N]"``.
     progress : bool, default True
         Show a progress bar with the losses on stderr while fitting.
+    epsilon : float, optional
+        Train with differential privacy at this budget (DP-SGD; see :mod:`twinforge.privacy`); None: no DP.
+        Under DP, early stopping is off, and the token plan and marginal calibration use the DP public table.
+    delta : float, optional
+        The DP delta; by default ``min(1e-5, 0.1 / n)``. Must be below ``1 / n``.
 
     Examples
     --------
@@ -158,6 +164,8 @@ class Autoregressive(Synthesizer):
         max_minutes: float | None = None,
         device: str = "auto",
         progress: bool = True,
+        epsilon: float | None = None,
+        delta: float | None = None,
     ):
         self.seed = seed
         self.epochs = epochs
@@ -172,6 +180,8 @@ class Autoregressive(Synthesizer):
         self.max_minutes = max_minutes
         self.device = device
         self.progress = progress
+        self.epsilon = epsilon
+        self.delta = delta
 
     def _check_params(self) -> None:
         check_training_params(
@@ -194,9 +204,10 @@ class Autoregressive(Synthesizer):
 
     # ------------------------------------------------------------------------------------ fit
     def _fit(self, arrays: dict[str, np.ndarray], rng: np.random.Generator) -> None:
+        public = public_arrays(self, arrays)  # under DP: the public table, never the rows themselves
         self.columns_ = [
             _plan(name, a, self.transformer_.transforms_[name], self.n_bins, self.max_levels)
-            for name, a in arrays.items()
+            for name, a in public.items()
         ]
         n = len(next(iter(arrays.values()))) if arrays else 0
         self.config_ = {"width": int(self.width or _auto_width(n)), "depth": int(self.depth)}
@@ -207,12 +218,18 @@ class Autoregressive(Synthesizer):
             self.net_ = self._new_net().to(device)
             if self.columns_:  # a table of only ids, text and PII has nothing to learn
                 tokens = np.column_stack([_encode(col, arrays[col["column"]], rng) for col in self.columns_])
-                result = self._train(torch.as_tensor(tokens), gen, device)
+                result = self._train(torch.as_tensor(tokens), gen, device, rng)
                 self.train_info_ = result.to_dict()
+                dp = getattr(self, "_dp", None)
+                if dp is not None:
+                    self.train_info_["dp_sgd"] = dp.finish()
+                    del self._dp
         self.net_.eval()
         self._bf16_net = None
         self.bias_ = [np.zeros(_n_tokens(col), dtype="float32") for col in self.columns_]
         if self.columns_:
+            if is_private(self):  # calibrate to the DP one-column marginals
+                tokens = np.column_stack([_encode(col, public[col["column"]], rng) for col in self.columns_])
             self._calibrate(tokens, rng)
 
     def _calibrate(self, tokens: np.ndarray, rng: np.random.Generator) -> None:
@@ -234,13 +251,13 @@ class Autoregressive(Synthesizer):
                 step = np.log((real[i] + 1 / m) / (synthetic + 1 / m))
                 self.bias_[i] = np.clip(b + step, -_MAX_BIAS, _MAX_BIAS).astype("float32")
 
-    def _train(self, tokens: torch.Tensor, gen: torch.Generator, device: torch.device):
+    def _train(self, tokens: torch.Tensor, gen: torch.Generator, device: torch.device, rng: np.random.Generator):
         n = len(tokens)
         perm = torch.randperm(n, generator=gen)
         # a small table still holds out a few rows (up to 20, a fifth at most): without them, training would run
         # every epoch and memorise the table
         n_val = max(round(n * self.validation_share), min(_MIN_VALIDATION, n // 5)) if self.validation_share else 0
-        if n_val < 5:
+        if n_val < 5 or is_private(self):  # DP: no data-dependent early stopping
             n_val = 0
         val, train = tokens[perm[:n_val]].to(device), tokens[perm[n_val:]].to(device)
         val_known = self._random_known(n_val, gen).to(device)
@@ -250,6 +267,10 @@ class Autoregressive(Synthesizer):
         opt = torch.optim.AdamW(net.parameters(), lr=self.learning_rate, weight_decay=1e-5)
         # halving the step size when the validation loss stalls removes most of the any-order objective's noise
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=_PLATEAU)
+        steps = -(-len(train) // batch)
+        dp = self._dp = dp_sgd(self, n_rows=len(train), batch_size=batch, steps=steps * int(self.epochs), rng=rng)
+        if dp is not None:
+            opt = dp.make_private(net, opt)
 
         def epoch(_: int) -> dict[str, float]:
             net.train()
@@ -257,8 +278,13 @@ class Autoregressive(Synthesizer):
             passes = -(-_MIN_EPOCH_ROWS // len(train)) if n_val else 1
             order = torch.cat([torch.randperm(len(train), generator=gen) for _ in range(passes)])
             total, steps = 0.0, 0
-            for start in range(0, len(order), batch):
-                pick = order[start : start + batch].to(device)
+            picks = (
+                (order[s : s + batch] for s in range(0, len(order), batch))
+                if dp is None
+                else dp.epoch(-(-len(order) // batch))
+            )
+            for pick in picks:
+                pick = pick.to(device)
                 known = self._random_known(len(pick), gen).to(device)
                 loss = _loss(net, lay, train[pick], known).mean()
                 opt.zero_grad(set_to_none=True)
@@ -284,6 +310,7 @@ class Autoregressive(Synthesizer):
             max_minutes=self.max_minutes,
             progress=self.progress,
             description=f"fitting {self.name}",
+            should_stop=dp.should_stop if dp is not None else None,
         )
 
     def _random_known(self, b: int, gen: torch.Generator) -> torch.Tensor:

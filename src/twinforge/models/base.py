@@ -78,20 +78,39 @@ class Synthesizer:
         """
         _check_seed(self.seed, "seed")
         self._check_params()
+        if getattr(self, "epsilon", None) is not None or getattr(self, "delta", None) is not None:
+            from twinforge.privacy import check_budget
+
+            if self.epsilon is None:
+                raise ParameterError("delta is set but epsilon is not: set epsilon to train with differential privacy")
+            check_budget(self.epsilon, self.delta)
         df = read_table(data)
         meta = _coerce_metadata(metadata, df)
         meta.validate(df)
         start = time.perf_counter()
         self.metadata_ = meta
-        self.transformer_ = TableTransformer().fit(df, meta)
+        rng = np.random.default_rng(self._seed_sequence(None, stream=0))
+        public = df
+        if getattr(self, "epsilon", None) is not None:
+            # differential privacy: encoders are fitted on a public table built from noisy histograms
+            from twinforge.privacy import begin_private_fit
+
+            public, df = begin_private_fit(self, df, meta, rng)
+        self.transformer_ = TableTransformer().fit(public, meta)
         arrays = self.transformer_.transform(df)
-        self._fit(arrays, np.random.default_rng(self._seed_sequence(None, stream=0)))
+        if getattr(self, "_privacy", None) is not None:
+            self._privacy["public_arrays"] = self.transformer_.transform(public)
+        self._fit(arrays, rng)
         self.fit_info_ = {
             "rows": len(df),
             "columns": int(df.shape[1]),
             "seconds": round(time.perf_counter() - start, 4),
             "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
+        if getattr(self, "_privacy", None) is not None:
+            from twinforge.privacy import end_private_fit
+
+            self.fit_info_["privacy"] = end_private_fit(self)
         return self
 
     def _check_params(self) -> None:
