@@ -441,21 +441,50 @@ def evaluate_command(
         Path | None, typer.Option("--metadata", help="Metadata JSON (from `twinforge metadata`); detected if omitted.")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for the subsamples and models.")] = 0,
+    entity_key: Annotated[
+        str | None,
+        typer.Option("--entity-key", help="Per-entity time series: the column identifying each entity."),
+    ] = None,
+    time_key: Annotated[
+        str | None, typer.Option("--time-key", help="Per-entity time series: the time index (step or timestamp).")
+    ] = None,
+    real_static: Annotated[
+        str | None, typer.Option("--real-static", help="Static attributes of the real entities (one row each).")
+    ] = None,
+    synthetic_static: Annotated[
+        str | None, typer.Option("--synthetic-static", help="Static attributes of the synthetic entities.")
+    ] = None,
+    lags: Annotated[int, typer.Option("--lags", help="Lags of the autocorrelation curves (time series).")] = 10,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Score SYNTHETIC against REAL for fidelity, utility and privacy; write a JSON summary and an HTML report.
 
+    With --entity-key and --time-key (long tables of per-entity time series) the report also scores the time
+    series: autocorrelation and cross-correlation errors, discriminative and predictive scores, sequence lengths
+    and static attributes.
+
     Example: twinforge evaluate --real train.csv --synthetic synthetic.csv --holdout holdout.csv
     --target churn --json scores.json --report report.html
     """
-    inputs = [real, synthetic, holdout, metadata]
+    inputs = [real, synthetic, holdout, metadata, real_static, synthetic_static]
     outputs = [json_out] + ([report] if report is not None else [])
     for out in outputs:
         twinforge.io.check_output(out, overwrite=overwrite, inputs=inputs)
     if report is not None and Path(report).resolve() == Path(json_out).resolve():
         raise ParameterError("--json and --report name the same file: give them different paths")
     result = twinforge.evaluate(
-        real, synthetic, holdout, metadata=metadata, target=target, sensitive=sensitive, seed=seed
+        real,
+        synthetic,
+        holdout,
+        metadata=metadata,
+        target=target,
+        sensitive=sensitive,
+        seed=seed,
+        entity_key=entity_key,
+        time_key=time_key,
+        real_static=real_static,
+        synthetic_static=synthetic_static,
+        lags=lags,
     )
     result.to_json(json_out, overwrite=overwrite)
     if report is not None:

@@ -137,7 +137,9 @@ def turbines(
     vibration_gain = rng.lognormal(np.log(4.0), 0.3, n_units)
     threshold = np.clip(rng.normal(1.0, 0.08, n_units), 0.7, None)
     ws_exposure = rng.lognormal(0.0, 0.08, n_units)  # a unit's place in the site's wind field
-    season_phase = rng.uniform(0, 2 * np.pi)
+    # day 0 is the start date (1 January without one): the seasons follow the calendar
+    first_day = 0 if start is None else pd.Timestamp(start).dayofyear - 1
+    season_phase = 2 * np.pi * first_day / 365.0
     maint_phase = rng.integers(0, max(maintenance_interval, 1), n_units)
 
     # state
