@@ -1,0 +1,329 @@
+"""What federated training needs from each neural model, written against the models' own building blocks.
+
+For every model an adapter:
+
+- ``init(model, proxy_arrays, n_rows, rng)``: builds the model's encoding from the agreed (proxy) marginals and a
+  freshly initialised network, exactly as the model's ``_fit`` does before its first epoch;
+- ``modules(model)``: the torch modules whose weights the sites average (the networks, CTGAN's critic included);
+- ``train(model, arrays, epochs, rng)``: a few local epochs on a site's rows, starting from the current weights
+  and keeping the encoding fixed, with the model's own loss;
+- ``finish(model, proxy_arrays, rng)``: server-side work after the last round (``auto``'s marginal calibration,
+  on the agreed marginals).
+
+Nothing here changes a model file: the adapters call the models' existing losses, encodings and networks
+(``Autoregressive._train``, ``TVAE._loss``, ``CTGAN._train_cond``/``_activate``, ``diffusion_loss``), so a model's
+training code stays in one place. FedProx's proximal term ``mu/2 ||w - w_global||^2`` (Li et al., "Federated
+Optimization in Heterogeneous Networks", MLSys 2020) is added as a gradient hook, ``grad += mu (w - w_global)``,
+so it works with any model's loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from twinforge.errors import ParameterError
+
+__all__ = ["ADAPTERS", "get_adapter", "get_weights", "proximal", "set_weights"]
+
+
+def get_weights(modules: dict[str, nn.Module]) -> dict[str, np.ndarray]:
+    """All modules' state dicts as float arrays, keyed ``module/parameter``."""
+    return {
+        f"{m}/{k}": v.detach().cpu().numpy().copy() for m, mod in modules.items() for k, v in mod.state_dict().items()
+    }
+
+
+def set_weights(modules: dict[str, nn.Module], arrays: dict[str, np.ndarray]) -> None:
+    """Load ``arrays`` (as written by :func:`get_weights`) into the modules; names and shapes must match."""
+    for m, mod in modules.items():
+        prefix = f"{m}/"
+        state = {k[len(prefix) :]: torch.as_tensor(np.asarray(v)) for k, v in arrays.items() if k.startswith(prefix)}
+        mod.load_state_dict(state, strict=True)
+
+
+@contextlib.contextmanager
+def proximal(modules: dict[str, nn.Module], mu: float) -> Iterator[None]:
+    """FedProx: while active, every gradient gets ``mu * (w - w_start)`` added (the proximal term's gradient)."""
+    if mu <= 0:
+        yield
+        return
+    handles = []
+    for mod in modules.values():
+        for p in mod.parameters():
+            if not p.requires_grad:
+                continue
+            anchor = p.detach().clone()
+            handles.append(p.register_hook(lambda g, p=p, a=anchor: g + mu * (p.detach() - a)))
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+class _AutoAdapter:
+    """``auto`` (models/autoregressive.py): tokens planned on the proxy; local epochs through ``_train``."""
+
+    state_keys: ClassVar[dict[str, str]] = {"net": "weights"}  # module -> where ``_get_state`` keeps its weights
+
+    def init(self, model: Any, proxy: dict[str, np.ndarray], n_rows: int, rng: np.random.Generator) -> None:
+        from twinforge.models import autoregressive as ar
+        from twinforge.models._nn import resolve_device, seeded
+
+        model.columns_ = [
+            ar._plan(name, a, model.transformer_.transforms_[name], model.n_bins, model.max_levels)
+            for name, a in proxy.items()
+        ]
+        model.config_ = {"width": int(model.width or ar._auto_width(n_rows)), "depth": int(model.depth)}
+        model.train_info_ = {}
+        model._build_layout()
+        device = resolve_device(model.device)
+        with seeded(rng, device):
+            model.net_ = model._new_net().to(device)
+        model._bf16_net = None
+        model.bias_ = [np.zeros(ar._n_tokens(col), dtype="float32") for col in model.columns_]
+
+    def modules(self, model: Any) -> dict[str, nn.Module]:
+        return {"net": model.net_}
+
+    def train(self, model: Any, arrays: dict[str, np.ndarray], epochs: int, rng: np.random.Generator) -> dict:
+        from twinforge.models import autoregressive as ar
+        from twinforge.models._nn import resolve_device, seeded
+
+        tokens = np.column_stack([ar._encode(col, arrays[col["column"]], rng) for col in model.columns_])
+        if (tokens < 0).any():  # a missing value in a column the agreed statistics saw none in
+            tokens = np.where(tokens < 0, 0, tokens)
+        device = resolve_device(model.device)
+        saved = model.epochs, model.validation_share, model.max_minutes, model.progress
+        # one pass per epoch, no local early stopping: the server decides when training ends
+        model.epochs, model.validation_share, model.max_minutes, model.progress = int(epochs), 0.0, None, False
+        try:
+            with seeded(rng, device) as gen, ar._cpu_threads(device):
+                model.net_.train()
+                result = model._train(torch.as_tensor(tokens), gen, device)
+        finally:
+            model.epochs, model.validation_share, model.max_minutes, model.progress = saved
+        model.net_.eval()
+        model._bf16_net = None
+        return {"loss": float(result.history[-1]["loss"]) if result.history else float("nan")}
+
+    def finish(self, model: Any, proxy: dict[str, np.ndarray], rng: np.random.Generator) -> None:
+        from twinforge.models import autoregressive as ar
+
+        model._bf16_net = None
+        tokens = np.column_stack([ar._encode(col, proxy[col["column"]], rng) for col in model.columns_])
+        tokens = np.where(tokens < 0, 0, tokens)
+        model._calibrate(tokens, rng)
+
+
+class _TVAEAdapter:
+    """``tvae`` (models/vae.py): mode-specific normalisation fitted on the proxy; the model's negative ELBO."""
+
+    state_keys: ClassVar[dict[str, str]] = {"encoder": "encoder", "decoder": "decoder"}
+
+    def init(self, model: Any, proxy: dict[str, np.ndarray], n_rows: int, rng: np.random.Generator) -> None:
+        from twinforge.models._nn import resolve_device, seeded
+        from twinforge.models._tabular_nn import ModeEncoding
+        from twinforge.models.vae import Decoder, Encoder
+
+        model.device_ = resolve_device(model.device)
+        enc = model.encoding_ = ModeEncoding().fit(proxy, model.transformer_.transforms_, rng, model.max_modes)
+        with seeded(rng, model.device_):
+            model.encoder_ = Encoder(enc.dim_, model.width, model.depth, model.latent_dim).to(model.device_)
+            model.decoder_ = Decoder(model.latent_dim, model.width, model.depth, enc.dim_, enc.n_scalars_).to(
+                model.device_
+            )
+        model.training_ = {}
+
+    def modules(self, model: Any) -> dict[str, nn.Module]:
+        return {"encoder": model.encoder_, "decoder": model.decoder_}
+
+    def train(self, model: Any, arrays: dict[str, np.ndarray], epochs: int, rng: np.random.Generator) -> dict:
+        from twinforge.models._nn import seeded
+
+        codes, scalars = model.encoding_.encode(arrays, rng)
+        tensors = model._tensors(codes, scalars)
+        params = [*model.encoder_.parameters(), *model.decoder_.parameters()]
+        opt = torch.optim.Adam(params, model.learning_rate, weight_decay=1e-5)
+        batch = min(int(model.batch_size), len(codes))
+        steps = max(1, len(codes) // batch)
+        total = 0.0
+        with seeded(rng, model.device_):
+            model.encoder_.train()
+            model.decoder_.train()
+            for _ in range(int(epochs)):
+                perm = torch.randperm(len(codes), device=model.device_)
+                for i in range(steps):
+                    rows = perm[i * batch : (i + 1) * batch]
+                    loss = model._loss(*(t[rows] for t in tensors))
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    total += float(loss.detach())
+        model.encoder_.eval()
+        model.decoder_.eval()
+        return {"loss": total / (steps * max(int(epochs), 1))}
+
+    def finish(self, model: Any, proxy: dict[str, np.ndarray], rng: np.random.Generator) -> None:
+        pass
+
+
+class _CTGANAdapter:
+    """``ctgan`` (models/gan.py): generator and critic both averaged; training-by-sampling on the site's rows."""
+
+    state_keys: ClassVar[dict[str, str]] = {"generator": "generator"}  # the critic is only trained, never saved
+
+    def init(self, model: Any, proxy: dict[str, np.ndarray], n_rows: int, rng: np.random.Generator) -> None:
+        from twinforge.models._nn import resolve_device, seeded
+        from twinforge.models._tabular_nn import CondVector, ModeEncoding
+        from twinforge.models.gan import Critic, Generator
+
+        model.device_ = resolve_device(model.device)
+        enc = model.encoding_ = ModeEncoding().fit(proxy, model.transformer_.transforms_, rng, model.max_modes)
+        # every span with two or more agreed categories is conditioned on; counts are the agreed marginals
+        spans = [s for s in range(enc.n_spans) if int((enc.span_counts_[s] > 0).sum()) >= 2]
+        model.cond_ = CondVector(spans, [enc.span_counts_[s] for s in spans])
+        with seeded(rng, model.device_):
+            model.generator_ = Generator(model.noise_dim, model.cond_.dim, model.width, model.depth, enc.dim_)
+            model.generator_.to(model.device_)
+            model._fed_critic = Critic(enc.dim_ + model.cond_.dim, model.width, model.depth, int(model.pac)).to(
+                model.device_
+            )
+        model.training_ = {}
+
+    def modules(self, model: Any) -> dict[str, nn.Module]:
+        if not hasattr(model, "_fed_critic"):
+            from twinforge.models.gan import Critic
+
+            model._fed_critic = Critic(
+                model.encoding_.dim_ + model.cond_.dim, model.width, model.depth, int(model.pac)
+            ).to(model.device_)
+        return {"generator": model.generator_, "critic": model._fed_critic}
+
+    def train(self, model: Any, arrays: dict[str, np.ndarray], epochs: int, rng: np.random.Generator) -> dict:
+        from twinforge.models._nn import seeded
+        from twinforge.models._tabular_nn import CondVector
+        from twinforge.models.gan import _GP_WEIGHT, gradient_penalty
+
+        enc, dev = model.encoding_, model.device_
+        critic = self.modules(model)["critic"]
+        codes, scalars = enc.encode(arrays, rng)
+        glob = model.cond_
+        local = CondVector(glob.spans, [np.bincount(codes[:, s], minlength=enc.span_sizes_[s]) for s in glob.spans])
+        local.n_rows = len(codes)
+        local.order = [np.argsort(codes[:, s], kind="stable") for s in local.spans]
+        local.offsets = [np.concatenate([[0], np.cumsum(c)]).astype("int64") for c in local.counts]
+        data = torch.as_tensor(enc.to_matrix(codes, scalars), device=dev)
+        pac = int(model.pac)
+        batch = max(pac, min(int(model.batch_size), max(len(codes), pac)) // pac * pac)
+        steps = max(1, len(codes) // batch)
+        opt_g = torch.optim.Adam(
+            model.generator_.parameters(), model.learning_rate, betas=(0.5, 0.9), weight_decay=1e-6
+        )
+        opt_d = torch.optim.Adam(critic.parameters(), model.learning_rate, betas=(0.5, 0.9), weight_decay=1e-6)
+        model.cond_ = local  # training-by-sampling draws this site's rows (same vector layout as the global one)
+        total_d = total_g = 0.0
+        try:
+            with seeded(rng, dev):
+                model.generator_.train()
+                for _ in range(int(epochs)):
+                    for _ in range(steps):
+                        cond, _, _, rows = model._train_cond(batch, rng)
+                        real = torch.cat([data[torch.as_tensor(rows, device=dev)], cond], dim=1)
+                        fake = torch.cat([model._activate(model._generate(batch, cond)), cond], dim=1)
+                        loss_d = critic(fake.detach()).mean() - critic(real).mean()
+                        penalty = gradient_penalty(critic, real, fake.detach())
+                        opt_d.zero_grad(set_to_none=True)
+                        (loss_d + _GP_WEIGHT * penalty).backward()
+                        opt_d.step()
+                        cond, which, cats, _ = model._train_cond(batch, rng)
+                        raw = model._generate(batch, cond)
+                        fake = torch.cat([model._activate(raw), cond], dim=1)
+                        loss_g = -critic(fake).mean() + model._cond_loss(raw, which, cats)
+                        opt_g.zero_grad(set_to_none=True)
+                        loss_g.backward()
+                        opt_g.step()
+                        total_d += float(loss_d.detach())
+                        total_g += float(loss_g.detach())
+        finally:
+            model.cond_ = glob
+        model.generator_.eval()
+        n = steps * max(int(epochs), 1)
+        return {"loss": total_g / n, "loss_d": total_d / n}
+
+    def finish(self, model: Any, proxy: dict[str, np.ndarray], rng: np.random.Generator) -> None:
+        pass
+
+
+class _DDPMAdapter:
+    """``ddpm`` (models/diffusion.py): quantile encoding on the proxy; the model's diffusion loss."""
+
+    state_keys: ClassVar[dict[str, str]] = {"denoiser": "denoiser"}
+
+    def init(self, model: Any, proxy: dict[str, np.ndarray], n_rows: int, rng: np.random.Generator) -> None:
+        from twinforge.models._nn import resolve_device, seeded
+        from twinforge.models._tabular_nn import QuantileEncoding
+        from twinforge.models.diffusion import Denoiser
+
+        model.device_ = resolve_device(model.device)
+        enc = model.encoding_ = QuantileEncoding().fit(proxy, model.transformer_.transforms_, model.n_quantiles)
+        with seeded(rng, model.device_):
+            model.denoiser_ = Denoiser(enc.n_numeric_, enc.token_sizes, model.width, model.depth).to(model.device_)
+        model.training_ = {}
+
+    def modules(self, model: Any) -> dict[str, nn.Module]:
+        return {"denoiser": model.denoiser_}
+
+    def train(self, model: Any, arrays: dict[str, np.ndarray], epochs: int, rng: np.random.Generator) -> dict:
+        from twinforge.models._nn import seeded
+        from twinforge.models.diffusion import diffusion_loss
+
+        z, valid, tokens = model.encoding_.encode(arrays, rng)
+        for j, size in enumerate(model.encoding_.token_sizes):  # a category the agreed statistics dropped
+            tokens[:, j] = np.minimum(tokens[:, j], size - 1)
+        data = model._tensors(z, valid, tokens)
+        net, dev = model.denoiser_, model.device_
+        opt = torch.optim.AdamW(net.parameters(), model.learning_rate, weight_decay=1e-4)
+        batch = min(int(model.batch_size), len(z))
+        steps = max(1, len(z) // batch)
+        total = 0.0
+        with seeded(rng, dev):
+            net.train()
+            for _ in range(int(epochs)):
+                perm = torch.randperm(len(z), device=dev)
+                for i in range(steps):
+                    rows = perm[i * batch : (i + 1) * batch]
+                    t = torch.arange(len(rows), device=dev) + torch.rand(len(rows), device=dev)
+                    t = (t / len(rows))[torch.randperm(len(rows), device=dev)].clamp_min(1e-3)
+                    loss = diffusion_loss(net, *(x[rows] for x in data), t)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    total += float(loss.detach())
+        net.eval()
+        return {"loss": total / (steps * max(int(epochs), 1))}
+
+    def finish(self, model: Any, proxy: dict[str, np.ndarray], rng: np.random.Generator) -> None:
+        pass
+
+
+ADAPTERS: dict[str, Any] = {
+    "auto": _AutoAdapter(),
+    "tvae": _TVAEAdapter(),
+    "ctgan": _CTGANAdapter(),
+    "ddpm": _DDPMAdapter(),
+}
+
+
+def get_adapter(name: str) -> Any:
+    if name not in ADAPTERS:
+        raise ParameterError(
+            f"model {name!r} cannot be trained federatedly; choose one of: {', '.join(sorted(ADAPTERS))}"
+        )
+    return ADAPTERS[name]

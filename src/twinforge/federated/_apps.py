@@ -1,0 +1,813 @@
+"""Flower's ClientApp and ServerApp for twinforge, and the in-process simulation that runs them.
+
+The server (:func:`run_server`, the body of the ServerApp's ``@app.main()``):
+
+1. asks every site for stage-1 statistics (a ``query`` message carrying the agreed metadata); a site whose
+   columns or kinds differ replies with an error naming them and takes no further part;
+2. asks for stage-2 statistics on the grids it derived (see ``_stats``), builds the agreed transform and the
+   model's encoding and initial network from the proxy table;
+3. runs Flower's FedAvg or FedProx (wrapped in Flower's ``DifferentialPrivacyClientSideFixedClipping`` when DP
+   is on) for ``rounds`` rounds; after each round the global weights go to a checkpoint next to the output, so
+   a restarted server resumes from its last round;
+4. saves the global model as an ordinary twinforge model directory, with a ``federated`` section (sites, rounds,
+   strategy, bytes, and the privacy budget spent) in its ``fit_info``.
+
+The client (``ClientApp``) answers the two statistics queries and, for ``train`` messages, rebuilds the model
+from the header the server sends, loads the global weights, trains ``local-epochs`` epochs on its own rows and
+returns the new weights and its number of rows. Its data path comes from the node config (``data-path``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from twinforge.errors import DataError, MetadataError, ParameterError
+from twinforge.federated import _stats
+from twinforge.federated._adapters import get_adapter, get_weights, proximal, set_weights
+from twinforge.io import _join_arrays, _split_arrays, read_table
+from twinforge.metadata import Metadata
+
+__all__ = ["FederatedSettings", "LocalGrid", "make_client_app", "make_server_app", "run_server", "simulate"]
+
+log = logging.getLogger("twinforge.federated")
+
+_SCHEMA_ERROR = 4001  # Error.code of a site refusing the agreed schema
+
+
+@dataclass
+class FederatedSettings:
+    """What the server decides for everyone (sent to the sites as needed).
+
+    Parameters
+    ----------
+    model : str
+        ``auto``, ``tvae``, ``ctgan`` or ``ddpm``.
+    params : dict
+        The model's parameters (as for ``twinforge.create``); training-length ones are ignored.
+    rounds, local_epochs : int
+        Federated rounds, and local epochs per site per round.
+    strategy : str
+        ``fedavg`` or ``fedprox`` (for non-IID sites; ``proximal_mu`` is its mu).
+    min_sites : int
+        Sites needed before training starts (and per round).
+    round_timeout : float
+        Seconds a round waits for replies; a site that has not answered by then is left out of that round.
+    dp : bool
+        Differential privacy: noisy statistics with a count threshold, and client-side clipping with central
+        Gaussian noise on the updates (``noise_multiplier``, ``clipping_norm``), accounted at ``delta``.
+    """
+
+    model: str = "auto"
+    params: dict[str, Any] = field(default_factory=dict)
+    rounds: int = 10
+    local_epochs: int = 1
+    strategy: str = "fedavg"
+    proximal_mu: float = 0.01
+    min_sites: int = 2
+    round_timeout: float = 600.0
+    wait_sites_seconds: float = 120.0
+    seed: int | None = 0
+    metadata: dict[str, Any] | None = None
+    dp: bool = False
+    noise_multiplier: float = 1.0
+    clipping_norm: float = 1.0
+    stats_noise_multiplier: float = 2.0
+    count_threshold: float | None = None
+    delta: float = 1e-5
+    out: str = ""
+    overwrite: bool = False
+
+    def check(self) -> None:
+        get_adapter(self.model)
+        for name in ("rounds", "local_epochs", "min_sites"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ParameterError(f"{name} must be a positive integer, got {v!r}")
+        if self.strategy not in ("fedavg", "fedprox"):
+            raise ParameterError(f"strategy must be 'fedavg' or 'fedprox', got {self.strategy!r}")
+        for name in ("round_timeout", "noise_multiplier", "clipping_norm", "stats_noise_multiplier"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not v > 0:
+                raise ParameterError(f"{name} must be a positive number, got {v!r}")
+        if not 0 < self.delta < 1:
+            raise ParameterError(f"delta must be in (0, 1), got {self.delta!r}")
+        if not self.out:
+            raise ParameterError("out (the model directory to write) is required")
+        if self.metadata is None:
+            raise ParameterError("metadata (the agreed schema) is required: write one with `twinforge metadata`")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> FederatedSettings:
+        return cls(**json.loads(text))
+
+    def fingerprint(self) -> str:
+        """What a checkpoint must share with these settings to be resumed."""
+        keep = {k: v for k, v in asdict(self).items() if k not in ("rounds", "round_timeout", "wait_sites_seconds")}
+        keep.pop("overwrite")
+        return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
+
+    def stats_sigma(self, metadata: Metadata) -> float:
+        return self.stats_noise_multiplier * _stats.stats_sensitivity(metadata) if self.dp else 0.0
+
+    def threshold(self, metadata: Metadata) -> float:
+        if self.count_threshold is not None:
+            return float(self.count_threshold)
+        return 4.0 * self.stats_sigma(metadata) if self.dp else 0.0
+
+
+# ======================================================================================== client side
+def _site_data(context: Any) -> tuple[pd.DataFrame, str]:
+    cfg = context.node_config
+    if "data-key" in cfg:  # in-process simulation: the frame is held in memory
+        return _SIM_DATA[str(cfg["data-key"])], str(cfg.get("site-name", cfg["data-key"]))
+    if "data-path" not in cfg:
+        raise ParameterError("this SuperNode has no data: start it with --node-config \"data-path='local.csv'\"")
+    path = str(cfg["data-path"])
+    return read_table(path), str(cfg.get("site-name", os.path.basename(path)))
+
+
+_SIM_DATA: dict[str, pd.DataFrame] = {}
+_FAULTS: dict[str, Callable[[str, int], None]] = {}  # simulation only: site -> hook(stage, round) (tests)
+
+
+def _reply_error(msg: Any, code: int, reason: str) -> Any:
+    from flwr.app import Error, Message
+
+    return Message(Error(code=code, reason=reason), reply_to=msg)
+
+
+def _local_arrays(model: Any, df: pd.DataFrame) -> tuple[dict[str, np.ndarray], int]:
+    """The site's rows as the agreed transform's arrays; levels the agreement dropped (rare ones) become missing."""
+    tt = model.transformer_
+    df = df.copy()
+    unseen = 0
+    for name in tt.learned:
+        t = tt.transforms_[name]
+        if hasattr(t, "levels_"):
+            known = pd.Series(t.levels_, dtype=object)
+            bad = df[name].notna() & ~df[name].astype(object).isin(known)
+            unseen += int(bad.sum())
+            if bad.any():
+                df[name] = df[name].astype(object).where(~bad, None)
+    return tt.transform(df), unseen
+
+
+def _decode_header(config: Any) -> dict[str, Any]:
+    body = json.loads(str(config["header"]))
+    blob = base64.b64decode(str(config["header-arrays"]))
+    with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+        arrays = {k: npz[f"a{i}"] for i, k in enumerate(body.pop("__keys__"))}
+    return _join_arrays(body, arrays)
+
+
+def _encode_header(document: dict[str, Any]) -> tuple[str, str]:
+    arrays: dict[str, np.ndarray] = {}
+    body = _split_arrays(document, arrays, "")
+    body["__keys__"] = list(arrays)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{f"a{i}": a for i, a in enumerate(arrays.values())})
+    return json.dumps(body), base64.b64encode(buf.getvalue()).decode()
+
+
+def _model_from_header(doc: dict[str, Any], weights: dict[str, np.ndarray]) -> Any:
+    """The model a header describes, its networks holding ``weights`` (``module/parameter`` arrays)."""
+    from twinforge.models._registry import get_class
+    from twinforge.transforms import TableTransformer
+
+    doc = dict(doc, state=dict(doc["state"]))
+    for module, key in get_adapter(doc["model"]).state_keys.items():
+        prefix = f"{module}/"
+        doc["state"][key] = {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
+    cls = get_class(doc["model"])
+    model = cls(**doc["params"])
+    model.metadata_ = Metadata.from_dict(doc["metadata"])
+    model.transformer_ = TableTransformer.from_state(doc["transformer"])
+    model.fit_info_ = doc.get("fit_info", {})
+    model._set_state(doc["state"])
+    return model
+
+
+def make_client_app() -> Any:
+    """The ClientApp every site runs (Flower Message API: ``@app.query()`` and ``@app.train()``)."""
+    from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+    from flwr.clientapp import ClientApp
+    from flwr.clientapp.mod import fixedclipping_mod
+
+    app = ClientApp()
+
+    def maybe_clip(msg: Message, context: Any, call_next: Any) -> Message:
+        # Flower's client-side fixed clipping, when the server's DP wrapper asks for it (it sends the norm)
+        config = next(iter(msg.content.config_records.values()), {})
+        if "clipping_norm" in config:
+            return fixedclipping_mod(msg, context, call_next)
+        return call_next(msg, context)
+
+    @app.query("stats1")
+    def stats1(msg: Message, context: Any) -> Message:
+        cfg = msg.content["config"]
+        df, site = _site_data(context)
+        _fault(site, "stats1", 0)
+        meta = Metadata.from_dict(json.loads(str(cfg["metadata"])))
+        try:
+            _stats.check_schema(df, meta, site=f"site {site!r}")
+        except MetadataError as exc:
+            return _reply_error(msg, _SCHEMA_ERROR, str(exc))
+        seed = int(cfg["seed"]) if int(cfg["seed"]) >= 0 else None
+        stats = _stats.site_stage1(df, meta, float(cfg["sigma"]), _site_seed(seed, site, 1))
+        return Message(RecordDict({"stats": ConfigRecord({"json": json.dumps(stats)})}), reply_to=msg)
+
+    @app.query("stats2")
+    def stats2(msg: Message, context: Any) -> Message:
+        cfg = msg.content["config"]
+        df, site = _site_data(context)
+        plan = json.loads(str(cfg["plan"]))
+        seed = int(cfg["seed"]) if int(cfg["seed"]) >= 0 else None
+        stats = _stats.site_stage2(df, plan, float(cfg["sigma"]), _site_seed(seed, site, 2))
+        return Message(RecordDict({"stats": ConfigRecord({"json": json.dumps(stats)})}), reply_to=msg)
+
+    @app.train(mods=[maybe_clip])
+    def train(msg: Message, context: Any) -> Message:
+        cfg = msg.content["config"]
+        df, site = _site_data(context)
+        server_round = int(msg.metadata.group_id or 0)
+        _fault(site, "train", server_round)
+        doc = _decode_header(cfg)
+        weights = {k: v.numpy() for k, v in msg.content["arrays"].items()}
+        model = _model_from_header(doc, weights)
+        adapter = get_adapter(doc["model"])
+        modules = adapter.modules(model)
+        set_weights(modules, weights)
+        arrays, unseen = _local_arrays(model, df)
+        seed = int(cfg["seed"]) if int(cfg["seed"]) >= 0 else None
+        rng = np.random.default_rng(_site_seed(seed, site, 100 + server_round))
+        mu = float(cfg.get("proximal-mu", 0.0))
+        with proximal(modules, mu):
+            metrics = adapter.train(model, arrays, int(cfg["local-epochs"]), rng)
+        weights = get_weights(modules)
+        # with DP the server needs equal weights (and a site's size is not published)
+        n = 1 if bool(cfg.get("dp", False)) else len(df)
+        reply = RecordDict(
+            {
+                "arrays": ArrayRecord({k: _array(v) for k, v in weights.items()}),
+                "metrics": MetricRecord({"num-examples": n, "loss": float(metrics["loss"]), "unseen-levels": unseen}),
+            }
+        )
+        return Message(reply, reply_to=msg)
+
+    return app
+
+
+def _array(v: np.ndarray) -> Any:
+    from flwr.app import Array
+
+    return Array(np.ascontiguousarray(v))
+
+
+def _site_seed(seed: int | None, site: str, stage: int) -> int | None:
+    if seed is None:
+        return None
+    return int.from_bytes(hashlib.sha256(f"{seed}/{site}/{stage}".encode()).digest()[:8], "little")
+
+
+def _fault(site: str, stage: str, server_round: int) -> None:
+    hook = _FAULTS.get(site)
+    if hook is not None:
+        hook(stage, server_round)
+
+
+# ======================================================================================== server side
+class _Recorder:
+    """Counts the bytes of every message and, in tests, keeps the messages."""
+
+    def __init__(self, keep: bool = False):
+        self.keep = keep
+        self.messages: list[tuple[str, Any]] = []
+        self.bytes_by_stage: dict[str, int] = {}
+
+    def add(self, direction: str, stage: str, msg: Any) -> None:
+        size = 0 if msg.has_error() else sum(int(r.count_bytes()) for r in msg.content.values())
+        self.bytes_by_stage[stage] = self.bytes_by_stage.get(stage, 0) + size
+        if self.keep:
+            self.messages.append((direction, msg))
+
+
+class _CountingGrid:
+    """Wraps a Flower Grid: every message out and every reply in goes through the recorder."""
+
+    def __init__(self, grid: Any, recorder: _Recorder):
+        self._grid, self._rec = grid, recorder
+        self.stage = "setup"
+        self.allowed: set[int] | None = None  # the sites that accepted the schema
+
+    def get_node_ids(self) -> list[int]:
+        nodes = list(self._grid.get_node_ids())
+        return nodes if self.allowed is None else [n for n in nodes if n in self.allowed]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._grid, name)
+
+    def send_and_receive(self, messages: Iterable[Any], *, timeout: float | None = None) -> Iterable[Any]:
+        messages = list(messages)
+        for m in messages:
+            self._rec.add("out", self.stage, m)
+        replies = list(self._grid.send_and_receive(messages, timeout=timeout))
+        for r in replies:
+            self._rec.add("in", self.stage, r)
+        return replies
+
+
+def _wait_for_sites(grid: Any, settings: FederatedSettings) -> list[int]:
+    deadline = time.monotonic() + settings.wait_sites_seconds
+    while True:
+        nodes = sorted(grid.get_node_ids())
+        if len(nodes) >= settings.min_sites:
+            return nodes
+        if time.monotonic() > deadline:
+            raise DataError(
+                f"only {len(nodes)} site(s) connected within {settings.wait_sites_seconds:g} s, "
+                f"{settings.min_sites} needed: start more clients or lower --min-sites"
+            )
+        time.sleep(0.5)
+
+
+def _query(grid: Any, nodes: list[int], action: str, config: dict[str, Any], timeout: float) -> list[Any]:
+    from flwr.app import ConfigRecord, Message, RecordDict
+
+    msgs = [
+        Message(RecordDict({"config": ConfigRecord(config)}), dst_node_id=n, message_type=f"query.{action}")
+        for n in nodes
+    ]
+    return list(grid.send_and_receive(msgs, timeout=timeout))
+
+
+def _stats_replies(replies: list[Any], stage: str) -> tuple[dict[int, dict[str, Any]], list[str]]:
+    ok, refused = {}, []
+    for r in replies:
+        if r.has_error():
+            node = r.metadata.src_node_id
+            reason = r.error.reason or f"error code {r.error.code}"
+            log.warning("site (node %s) refused at %s: %s", node, stage, reason)
+            refused.append(reason)
+            continue
+        ok[r.metadata.src_node_id] = json.loads(str(r.content["stats"]["json"]))
+    return ok, refused
+
+
+def _checkpoint_dir(settings: FederatedSettings) -> Path:
+    out = Path(settings.out)
+    return out.with_name(f".{out.name}.federated-checkpoint")
+
+
+def _save_checkpoint(settings: FederatedSettings, state: dict[str, Any], weights: dict[str, np.ndarray]) -> None:
+    folder = _checkpoint_dir(settings)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    np.savez(tmp / "weights.npz", **{f"a{i}": v for i, v in enumerate(weights.values())})
+    (tmp / "state.json").write_text(json.dumps({**state, "weight_keys": list(weights)}))
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_checkpoint(settings: FederatedSettings) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+    folder = _checkpoint_dir(settings)
+    if not (folder / "state.json").is_file():
+        return None
+    state = json.loads((folder / "state.json").read_text())
+    if state.get("fingerprint") != settings.fingerprint():
+        log.warning("ignoring checkpoint %s: it was written with other settings", folder)
+        return None
+    with np.load(folder / "weights.npz") as npz:
+        weights = {k: npz[f"a{i}"] for i, k in enumerate(state["weight_keys"])}
+    return state, weights
+
+
+def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | None = None) -> Any:
+    """The ServerApp's work (see the module docstring); returns the fitted global model, also saved to ``out``."""
+    from flwr.app import ArrayRecord, ConfigRecord, MetricRecord
+    from flwr.serverapp import GaussianPrivacyEvent, NeighboringRelation, PrivacyConfig, SamplingMethod
+    from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, FedAvg, FedProx
+
+    from twinforge.federated._accountant import GaussianAccountant
+
+    settings.check()
+    out = Path(settings.out)
+    if out.exists() and not settings.overwrite:
+        raise ParameterError(f"{str(out)!r} already exists: choose another --out or pass --overwrite")
+    recorder = recorder or _Recorder()
+    grid = _CountingGrid(grid, recorder)
+    meta = Metadata.from_dict(settings.metadata)
+    adapter = get_adapter(settings.model)
+    seed = -1 if settings.seed is None else int(settings.seed)
+    start = time.perf_counter()
+    nodes = _wait_for_sites(grid, settings)
+    resumed = _load_checkpoint(settings)
+
+    if resumed is None:
+        sigma = settings.stats_sigma(meta)
+        threshold = settings.threshold(meta)
+        grid.stage = "statistics"
+        replies = _query(
+            grid,
+            nodes,
+            "stats1",
+            {"metadata": json.dumps(meta.to_dict()), "sigma": sigma, "seed": seed},
+            settings.round_timeout,
+        )
+        stage1, refused = _stats_replies(replies, "stats1")
+        if len(stage1) < settings.min_sites:
+            raise MetadataError(
+                refused or [f"only {len(stage1)} site(s) answered, {settings.min_sites} needed"],
+                header=f"too few sites match the agreed schema ({len(stage1)} of {len(nodes)})",
+            )
+        nodes = sorted(stage1)
+        merged = _stats.merge_stage1([stage1[n] for n in nodes], meta, threshold)
+        replies = _query(
+            grid,
+            nodes,
+            "stats2",
+            {"plan": json.dumps(merged["plan"]), "sigma": sigma, "seed": seed},
+            settings.round_timeout,
+        )
+        stage2, _ = _stats_replies(replies, "stats2")
+        merged = _stats.merge_stage2(merged, [stage2[n] for n in nodes if n in stage2], threshold)
+        proxy = _stats.proxy_table(merged, meta)
+        model = _new_model(settings)
+        model.metadata_ = meta
+        model.transformer_ = _stats.build_transformer(merged, meta, proxy)
+        rng = np.random.default_rng(None if settings.seed is None else [settings.seed, 7])
+        adapter.init(model, model.transformer_.transform(proxy), int(merged["n"]), rng)
+        model.fit_info_ = {}
+        state = model._get_state()
+        for key in adapter.state_keys.values():
+            state[key] = None  # the weights travel as Flower arrays, not in the header
+        header = {
+            "model": model.name,
+            "params": model.get_params(),
+            "metadata": meta.to_dict(),
+            "transformer": model.transformer_.get_state(),
+            "state": state,
+        }
+        weights = get_weights(adapter.modules(model))
+        done, history, accountant_state = 0, [], None
+        stats_releases = 2 if settings.dp else 0
+        n_rows = float(merged["n"])
+        _save_checkpoint(
+            settings,
+            {
+                "fingerprint": settings.fingerprint(),
+                "round": 0,
+                "header": _encode_header(header),
+                "history": [],
+                "sites": len(nodes),
+                "rows": n_rows,
+                "stats_releases": stats_releases,
+                "accountant": None,
+                "bytes": dict(recorder.bytes_by_stage),
+                "merged": merged,
+                "nodes": nodes,
+            },
+            weights,
+        )
+    else:
+        state, weights = resumed
+        header = _decode_header({"header": state["header"][0], "header-arrays": state["header"][1]})
+        model = _model_from_header(header, weights)
+        merged = state["merged"]
+        proxy = _stats.proxy_table(merged, meta)
+        nodes = [n for n in nodes if n in set(state["nodes"])] or nodes
+        done, history = int(state["round"]), list(state["history"])
+        accountant_state, stats_releases, n_rows = state["accountant"], int(state["stats_releases"]), state["rows"]
+        for k, v in state.get("bytes", {}).items():
+            recorder.bytes_by_stage[k] = recorder.bytes_by_stage.get(k, 0) + v
+        log.info("resuming from round %d of %d (checkpoint %s)", done, settings.rounds, _checkpoint_dir(settings))
+
+    header_json, header_arrays = _encode_header(header)
+    grid.allowed = set(nodes)
+    n_sites = len(nodes)
+    base = FedProx(proximal_mu=settings.proximal_mu) if settings.strategy == "fedprox" else FedAvg()
+    for s in (base,):
+        s.fraction_evaluate = 0.0
+        s.min_evaluate_nodes = 0
+        s.min_train_nodes = s.min_available_nodes = settings.min_sites
+    strategy: Any = base
+    accountant = None
+    if settings.dp:
+        config = PrivacyConfig(
+            target_delta=settings.delta,
+            population_size=max(n_sites, 1),
+            neighboring_relation=NeighboringRelation.ADD_OR_REMOVE_ONE,
+            sampling_method=SamplingMethod.NO_AMPLIFICATION,
+        )
+        accountant = GaussianAccountant(config)
+        if accountant_state is not None:
+            accountant.load_state_dict(accountant_state)
+        elif stats_releases:
+            z = settings.stats_noise_multiplier
+            accountant.compose(
+                GaussianPrivacyEvent(noise_multiplier=z, sample_size=n_sites, population_size=n_sites), stats_releases
+            )
+        strategy = (
+            DifferentialPrivacyClientSideFixedClipping(
+                base, settings.noise_multiplier, settings.clipping_norm, n_sites, accountant=accountant
+            )
+            if settings.strategy == "fedavg"
+            else _dp_wrap_fedprox(base, settings, n_sites, accountant)
+        )
+
+    train_config = ConfigRecord(
+        {
+            "header": header_json,
+            "header-arrays": header_arrays,
+            "local-epochs": int(settings.local_epochs),
+            "seed": seed,
+            "dp": bool(settings.dp),
+        }
+    )
+    round_start = [time.perf_counter()]
+
+    def after_round(server_round: int, arrays: Any) -> Any:
+        if server_round == 0:
+            round_start[0] = time.perf_counter()
+            return None
+        absolute = done + server_round
+        seconds = time.perf_counter() - round_start[0]
+        round_start[0] = time.perf_counter()
+        history.append(
+            {"round": absolute, "seconds": round(seconds, 3), "train_bytes": recorder.bytes_by_stage.get("train", 0)}
+        )
+        w = {k: v.numpy() for k, v in arrays.items()}
+        _save_checkpoint(
+            settings,
+            {
+                "fingerprint": settings.fingerprint(),
+                "round": absolute,
+                "header": [header_json, header_arrays],
+                "history": history,
+                "sites": n_sites,
+                "rows": n_rows,
+                "stats_releases": stats_releases,
+                "accountant": accountant.state_dict() if accountant is not None else None,
+                "bytes": dict(recorder.bytes_by_stage),
+                "merged": merged,
+                "nodes": nodes,
+            },
+            w,
+        )
+        log.info("round %d/%d done in %.2f s", absolute, settings.rounds, seconds)
+        return MetricRecord({"round": absolute})
+
+    remaining = settings.rounds - done
+    grid.stage = "train"
+    final = weights
+    if remaining > 0:
+        initial = ArrayRecord({k: _array(v) for k, v in weights.items()})
+        result = strategy.start(
+            grid=grid,
+            initial_arrays=initial,
+            num_rounds=remaining,
+            timeout=settings.round_timeout,
+            train_config=train_config,
+            evaluate_fn=after_round,
+        )
+        final = {k: v.numpy() for k, v in result.arrays.items()}
+    set_weights(adapter.modules(model), final)
+    finish_rng = np.random.default_rng(None if settings.seed is None else [settings.seed, 11])
+    adapter.finish(model, model.transformer_.transform(proxy), finish_rng)
+    train_bytes = recorder.bytes_by_stage.get("train", 0)
+    federated = {
+        "sites": n_sites,
+        "rounds": settings.rounds,
+        "local_epochs": settings.local_epochs,
+        "strategy": settings.strategy + (f" (mu={settings.proximal_mu})" if settings.strategy == "fedprox" else ""),
+        "bytes": dict(recorder.bytes_by_stage),
+        "bytes_per_round": round(train_bytes / max(len(history), 1)),
+        "history": history,
+        "privacy": _privacy_record(settings, accountant),
+    }
+    model.fit_info_ = {
+        "rows": round(n_rows),
+        "columns": len(meta.columns),
+        "seconds": round(time.perf_counter() - start, 4),
+        "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "federated": federated,
+    }
+    model.save(out, overwrite=settings.overwrite)
+    shutil.rmtree(_checkpoint_dir(settings), ignore_errors=True)
+    return model
+
+
+def _dp_wrap_fedprox(base: Any, settings: FederatedSettings, n_sites: int, accountant: Any) -> Any:
+    """Flower's accounted DP wrapper insists on FedAvg's aggregation; FedProx aggregates the same way."""
+    from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, FedAvg
+
+    class _FedProxAsFedAvg(FedAvg):
+        def __init__(self, prox: Any):
+            super().__init__(min_train_nodes=prox.min_train_nodes, min_available_nodes=prox.min_available_nodes)
+            self.fraction_evaluate, self.min_evaluate_nodes, self._prox = 0.0, 0, prox
+
+        def configure_train(self, server_round: int, arrays: Any, config: Any, grid: Any) -> Any:
+            return self._prox.configure_train(server_round, arrays, config, grid)
+
+    return DifferentialPrivacyClientSideFixedClipping(
+        _FedProxAsFedAvg(base), settings.noise_multiplier, settings.clipping_norm, n_sites, accountant=accountant
+    )
+
+
+def _privacy_record(settings: FederatedSettings, accountant: Any) -> dict[str, Any]:
+    if not settings.dp or accountant is None:
+        return {"dp": False, "note": "no differential privacy: only aggregates left the sites, without noise"}
+    spent = accountant.get_privacy_spent()
+    return {
+        "dp": True,
+        "epsilon": round(float(spent.epsilon), 4),
+        "delta": settings.delta,
+        "releases": int(spent.num_releases),
+        "noise_multiplier": settings.noise_multiplier,
+        "clipping_norm": settings.clipping_norm,
+        "stats_noise_multiplier": settings.stats_noise_multiplier,
+        "count_threshold": settings.threshold(Metadata.from_dict(settings.metadata)),
+        "accountant": "RDP, Gaussian releases without sampling amplification",
+        "mechanism": (
+            "client-side fixed clipping + central Gaussian noise on the averaged update (Flower "
+            "DifferentialPrivacyClientSideFixedClipping, site-level DP), Gaussian noise on every statistic a site sends"
+        ),
+    }
+
+
+def _new_model(settings: FederatedSettings) -> Any:
+    from twinforge.models._registry import get_class
+
+    params = dict(settings.params)
+    params.setdefault("seed", settings.seed)
+    params.setdefault("progress", False)
+    model = get_class(settings.model)(**params)
+    model._check_params()
+    return model
+
+
+def make_server_app(settings: FederatedSettings | None = None) -> Any:
+    """The ServerApp; without ``settings`` it reads them from the run config (``settings-file``)."""
+    from flwr.serverapp import ServerApp
+
+    app = ServerApp()
+
+    @app.main()
+    def main(grid: Any, context: Any) -> None:
+        s = settings
+        if s is None:
+            s = FederatedSettings.from_json(Path(str(context.run_config["settings-file"])).read_text())
+        run_server(grid, s)
+
+    return app
+
+
+# ======================================================================================== simulation
+class LocalGrid:
+    """A Flower ``Grid`` that delivers messages to ClientApp objects in this process (no Ray, no network).
+
+    Each site is a node with its own ``Context``; a site's ClientApp runs in a worker thread so that a round's
+    ``timeout`` holds: a site that has not replied in time is left out of that round, as over the network.
+    """
+
+    def __init__(self, n_sites: int, client_app: Any, node_configs: list[dict[str, Any]]):
+        from flwr.app import Context, RecordDict
+
+        self._app = client_app
+        self._nodes = {
+            i + 1: Context(run_id=1, node_id=i + 1, node_config=cfg, state=RecordDict(), run_config={})
+            for i, cfg in enumerate(node_configs)
+        }
+        self._run = None
+
+    def set_run(self, run: Any) -> None:
+        self._run = run
+
+    @property
+    def run(self) -> Any:
+        return self._run
+
+    def get_node_ids(self) -> list[int]:
+        return list(self._nodes)
+
+    def create_message(
+        self, content: Any, message_type: str, dst_node_id: int, group_id: str, ttl: float | None = None
+    ) -> Any:
+        from flwr.app import Message
+
+        return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
+
+    def push_messages(self, messages: Iterable[Any]) -> list[str]:  # pragma: no cover - send_and_receive is used
+        raise NotImplementedError
+
+    def pull_messages(self, message_ids: Iterable[str]) -> list[Any]:  # pragma: no cover
+        raise NotImplementedError
+
+    def send_and_receive(self, messages: Iterable[Any], *, timeout: float | None = None) -> list[Any]:
+        import uuid
+
+        from flwr.app import Error, Message
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        replies: list[Any] = []
+        for msg in messages:
+            msg.metadata.__dict__["_message_id"] = str(uuid.uuid4())
+            msg.metadata.__dict__["_src_node_id"] = 0
+            ctx = self._nodes.get(msg.metadata.dst_node_id)
+            if ctx is None:
+                continue
+            box: dict[str, Any] = {}
+
+            def work(msg: Any = msg, ctx: Any = ctx, box: dict[str, Any] = box) -> None:
+                try:
+                    box["reply"] = self._app(msg, ctx)
+                except Exception as exc:  # a site that crashes: an error reply, as a SuperNode sends
+                    box["reply"] = Message(Error(code=1, reason=f"{type(exc).__name__}: {exc}"), reply_to=msg)
+
+            worker = threading.Thread(target=work, daemon=True)
+            worker.start()
+            worker.join(None if deadline is None else max(deadline - time.monotonic(), 0.0))
+            if "reply" in box:
+                reply = box["reply"]
+                reply.metadata.__dict__["_src_node_id"] = msg.metadata.dst_node_id
+                replies.append(reply)
+            else:
+                log.warning("site (node %s) did not reply within the round timeout: left out", msg.metadata.dst_node_id)
+        return replies
+
+
+def simulate(
+    data: list[pd.DataFrame | str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    metadata: Metadata | dict | str | os.PathLike | None = None,
+    site_names: list[str] | None = None,
+    recorder: _Recorder | None = None,
+    **settings: Any,
+) -> Any:
+    """Federated training of ``settings['model']`` over the sites ``data`` (one table each), in this process.
+
+    Runs the same ClientApp and ServerApp as a deployment, through :class:`LocalGrid`. ``metadata`` is the agreed
+    schema (detected from the first site when omitted: in a real federation it is declared, not detected).
+    Returns the global model, saved at ``out``.
+    """
+    frames = [read_table(d) for d in data]
+    if len(frames) < 1:
+        raise ParameterError("simulate needs at least one site's data")
+    meta = _coerce_meta(metadata, frames[0])
+    names = site_names or [f"site{i + 1}" for i in range(len(frames))]
+    keys = []
+    for name, df in zip(names, frames, strict=True):
+        key = f"{id(df)}-{name}"
+        _SIM_DATA[key] = df
+        keys.append(key)
+    settings.setdefault("min_sites", min(2, len(frames)))
+    s = FederatedSettings(out=str(out), metadata=meta.to_dict(), **settings)
+    grid = LocalGrid(
+        len(frames), make_client_app(), [{"data-key": k, "site-name": n} for k, n in zip(keys, names, strict=True)]
+    )
+    from flwr.supercore.task_identity import TaskIdentity
+
+    identity = (TaskIdentity._run_id, TaskIdentity._task_id, TaskIdentity._node_id)
+    # what a Flower runtime sets for the ServerApp process; messages read it when they are created
+    TaskIdentity._run_id, TaskIdentity._task_id, TaskIdentity._node_id = 1, 1, 1
+    try:
+        return run_server(grid, s, recorder)
+    finally:
+        TaskIdentity._run_id, TaskIdentity._task_id, TaskIdentity._node_id = identity
+        for k in keys:
+            _SIM_DATA.pop(k, None)
+
+
+def _coerce_meta(metadata: Any, df: pd.DataFrame) -> Metadata:
+    if metadata is None:
+        return Metadata.detect(df)
+    if isinstance(metadata, Metadata):
+        return metadata
+    if isinstance(metadata, dict):
+        return Metadata.from_dict(metadata)
+    return Metadata.from_json(metadata)
