@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -192,7 +193,7 @@ def test_cli_evaluate_time_series(tmp_path, fleet, fresh, monkeypatch):
     args = ["evaluate", "--real", "real.csv", "--synthetic", "synth.csv", "--json", "s.json"]
     result = runner.invoke(app, [*args, "--entity-key", "unit_id", "--time-key", "t", "--report", "r.html"])
     assert result.exit_code == 0, result.output
-    doc = json.loads(open("s.json").read())
+    doc = json.loads(Path("s.json").read_text())
     assert doc["temporal"]["autocorrelation_error"] > 0.15
     assert "autocorrelation_error" in result.stdout
     bad = runner.invoke(app, [*args, "--overwrite", "--entity-key", "unit", "--time-key", "t"])
