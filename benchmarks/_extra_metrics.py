@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> None:
     results = {}
     for item in args.synthetic:
         name, _, path = item.partition("=")
+        if not len(train.columns):  # every column excluded (airlines: a key and a name): nothing to score
+            results[name] = {"detection_auc": None, "dcr_share": None, "exact_copies": None}
+            continue
         synthetic = pd.read_parquet(path)[list(train.columns)]
         if name == "holdout":
             results[name] = {
