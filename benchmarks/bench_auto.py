@@ -243,6 +243,8 @@ def bench_dataset(name: str, args: argparse.Namespace, previous: dict | None = N
         rows[side] = {
             "fit_seconds": m.get("fit_seconds"),
             "sample_rows_per_second": m.get("sample_rows_per_second"),
+            "fit_cpu_seconds": m.get("fit_cpu_seconds"),
+            "sample_rows_per_cpu_second": m.get("sample_rows_per_cpu_second"),
             "peak_delta_mb": m.get("peak_delta_mb"),
             "quality": _finite(q["overall"]),  # None where nothing was scored (airlines: a key and a name)
             "column_shapes": _finite(q["column_shapes"]),
@@ -328,8 +330,8 @@ def _num(v, fmt: str) -> str:
 
 
 def format_dataset(name: str, r: dict) -> str:
-    header = ("side", "fit s", "fit/ours", "rows/s", "peak MB", "quality", "shapes", "pairs", "det AUC", "TSTR",
-              "DCR share", "copies")  # fmt: skip
+    header = ("side", "fit s", "fit CPU s", "fit/ours", "rows/s", "rows/CPU s", "peak MB", "quality", "shapes",
+              "pairs", "det AUC", "TSTR", "DCR share", "copies")  # fmt: skip
     ours = r["sides"]["auto"]["fit_seconds"]
     lines = [header]
     for side, s in r["sides"].items():
@@ -338,8 +340,10 @@ def format_dataset(name: str, r: dict) -> str:
             (
                 side,
                 _num(s["fit_seconds"], ".1f"),
+                _num(s.get("fit_cpu_seconds"), ".1f"),
                 "-" if ratio is None else f"{ratio:.2f}x",
                 _num(s["sample_rows_per_second"], ",.0f"),
+                _num(s.get("sample_rows_per_cpu_second"), ",.0f"),
                 _num(s["peak_delta_mb"], ".0f"),
                 _num(s["quality"], ".4f"),
                 _num(s["column_shapes"], ".4f"),
@@ -372,7 +376,7 @@ def summary_table(results: dict[str, dict]) -> str:
     """One line per dataset: auto against the best anchor, MOSTLY AI, the floor and the ceiling (ratios)."""
     header = ("dataset", "quality ours", "best anchor", "holdout", "floor", "ours/best", "ours/holdout",
               "AUC ours", "AUC best", "TSTR/TRTR", "DCR share", "copies ours/holdout", "fit s ours",
-              "fit s MOSTLY", "MOSTLY/ours", "rows/s ours", "targets")  # fmt: skip
+              "fit s MOSTLY", "MOSTLY/ours", "rows/s ours", "rows/CPU s ours", "targets")  # fmt: skip
     lines = [header]
     for name, r in results.items():
         if "error" in r:
@@ -404,6 +408,7 @@ def summary_table(results: dict[str, dict]) -> str:
                 _num(mostly, ".1f"),
                 _ratio(mostly, ours["fit_seconds"]),
                 _num(ours["sample_rows_per_second"], ",.0f"),
+                _num(ours.get("sample_rows_per_cpu_second"), ",.0f"),
                 f"{sum(met)}/{len(met)}",
             )
         )
