@@ -279,6 +279,7 @@ def bench_dataset(name: str, args: argparse.Namespace, previous: dict | None = N
         "excluded": excluded,
         "split": split_settings(args),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "run": {"max_minutes": args.max_minutes, "anchor_minutes": args.anchor_minutes, "sdv_epochs": args.sdv_epochs},
         "sides": rows,
         "versions": {s: v for s, v in versions.items() if s in rows},
         "errors": errors,
