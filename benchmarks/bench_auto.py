@@ -228,13 +228,18 @@ def bench_dataset(name: str, args: argparse.Namespace, previous: dict | None = N
         quality = json.loads((tmp / "quality.json").read_text())["reports"]
         full = {s: tmp / f"{s}.parquet" for s in sides} | {"holdout": tmp / "holdout.parquet"}
         target = TARGETS[name] if TARGETS[name] not in (*excluded, None) else None
-        run_step(
-            [sdv, str(BENCH_DIR / "_extra_metrics.py"), "--train", str(train_csv), "--holdout", str(hold_csv),
-             *[f"--synthetic={s}={full[s]}" for s in names], "--exclude", ",".join(excluded), "--seed",
-             str(args.seed), "--result-out", str(tmp / "extra.json"), *(["--target", target] if target else [])],
-            "detection AUC, TSTR, DCR share",
-        )  # fmt: skip
-        extra = json.loads((tmp / "extra.json").read_text())
+        try:  # the fitted sides and their quality are kept even if these scores fail
+            run_step(
+                [sdv, str(BENCH_DIR / "_extra_metrics.py"), "--train", str(train_csv), "--holdout", str(hold_csv),
+                 *[f"--synthetic={s}={full[s]}" for s in names], "--exclude", ",".join(excluded), "--seed",
+                 str(args.seed), "--result-out", str(tmp / "extra.json"), *(["--target", target] if target else [])],
+                "detection AUC, TSTR, DCR share",
+            )  # fmt: skip
+            extra = json.loads((tmp / "extra.json").read_text())
+        except StepFailed as exc:
+            progress(str(exc))
+            errors["extra_metrics"] = str(exc)
+            extra = {}
 
     rows = {}
     for side in names:
@@ -257,6 +262,7 @@ def bench_dataset(name: str, args: argparse.Namespace, previous: dict | None = N
             "dcr_share": e.get("dcr_share"),
             "exact_copies": e.get("exact_copies"),
             "schema_mismatches": m.get("schema_mismatches", []),
+            "metric_errors": e.get("errors", []),
         }
     carried = []
     if previous and "sides" in previous and previous.get("split") == split_settings(args):

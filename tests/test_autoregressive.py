@@ -185,6 +185,22 @@ def test_high_cardinality_categorical_is_bounded_and_never_invents_levels():
     assert set(picked["shop"]) <= set(rare_levels)
 
 
+def test_levels_seen_once_share_one_token_so_a_key_like_column_is_not_memorised():
+    rng = np.random.default_rng(5)
+    n = 400
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    codes = [a + b + c for a in letters for b in letters for c in letters][::7][:n]  # each once, like airport codes
+    data = pd.DataFrame({"code": codes, "group": rng.choice(["a", "b", "c"], n), "x": rng.normal(size=n).round(3)})
+    fitted = twinforge.create("auto", seed=0, epochs=2, **FAST).fit(data)
+    plans = {col["column"]: col for col in fitted.columns_}
+    assert len(plans["code"]["kept"]) == 0 and len(plans["code"]["pool"]) == n  # one shared token, not one per row
+    assert len(plans["group"]["kept"]) == 3  # levels seen more than once keep their own token
+    out = fitted.sample(500, seed=0)
+    assert set(out["code"]) <= set(data["code"]) and out["code"].nunique() > 250  # ~285 expected (uniform)
+    picked = fitted.sample(20, seed=0, conditions={"code": codes[7]})
+    assert (picked["code"] == codes[7]).all()
+
+
 def test_a_wide_table_fits():
     rng = np.random.default_rng(4)
     n = 300

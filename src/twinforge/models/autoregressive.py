@@ -2,9 +2,10 @@
 
 A row is factorised column by column, ``p(x) = prod_k p(x_sigma(k) | x_sigma(<k))``, over one token per column:
 
-- a categorical or boolean column: one token per level; past ``max_levels`` levels the rarest ones share one
-  "other" token, which on sampling draws one of its levels from their empirical frequencies (memory and time
-  grow with ``max_levels``, not with the number of levels; a level never seen is never drawn);
+- a categorical or boolean column: one token per level; levels seen only once, and past ``max_levels`` levels
+  the rarest ones, share one "other" token, which on sampling draws one of its levels from their empirical
+  frequencies (memory and time grow with ``max_levels``, not with the number of levels; a level never seen is never
+  drawn; a key-like column of unique codes is not memorised row by row);
 - a numeric or datetime column with few distinct values: one token per value (exact);
 - any other numeric or datetime column: a *coarse* token, either one of its point masses (a value holding at
   least 1% of the rows, such as a frequent 0) or one of ``n_bins`` equal-mass quantile bins of the other values.
@@ -75,6 +76,7 @@ from twinforge.models._registry import register
 from twinforge.models._request import SampleRequest
 from twinforge.models.base import Synthesizer
 
+_MIN_LEVEL_COUNT = 2  # a categorical level seen fewer times shares the "other" token (see _plan)
 _MAX_EXACT = 128  # numeric columns with at most this many distinct values get one token per value
 _MASS_SHARE = 0.01  # a value holding at least this share of a binned column's rows is a point mass
 _MAX_MASSES = 32
@@ -699,13 +701,16 @@ def _plan(name: str, a: np.ndarray, t: Any, n_bins: int, max_levels: int) -> dic
         counts = np.bincount(codes[codes >= 0], minlength=t.n_levels)
         by_count = np.argsort(-counts, kind="stable")
         seen = by_count[counts[by_count] > 0]
+        # a level seen once gets no token of its own: nothing about it can be learned but its row, which the
+        # network would then memorise (airports' unique codes: DCR share 0.545); it shares the "other" token
+        keep = min(max_levels, int((counts[seen] >= _MIN_LEVEL_COUNT).sum()))
         return {
             "column": name,
             "type": "discrete",
             "n_levels": int(t.n_levels),
-            "kept": seen[:max_levels].astype("int64"),
-            "pool": seen[max_levels:].astype("int64"),
-            "pool_counts": counts[seen[max_levels:]].astype("float64"),
+            "kept": seen[:keep].astype("int64"),
+            "pool": seen[keep:].astype("int64"),
+            "pool_counts": counts[seen[keep:]].astype("float64"),
             "missing": bool((codes < 0).any()),
         }
     x = np.asarray(a, dtype="float64")
