@@ -53,22 +53,46 @@ def main(argv: list[str] | None = None) -> None:
     results = {}
     for item in args.synthetic:
         name, _, path = item.partition("=")
+        if not len(train.columns):  # every column excluded (airlines: a key and a name): nothing to score
+            results[name] = {"detection_auc": None, "dcr_share": None, "exact_copies": None}
+            continue
         synthetic = pd.read_parquet(path)[list(train.columns)]
         if name == "holdout":
             results[name] = {
-                "detection_auc": detection_auc(enc, holdout, train_sample, args.seed),
-                "exact_copies": exact_copies(enc, holdout, train),
+                "detection_auc": guarded(results, name, detection_auc, enc, holdout, train_sample, args.seed),
+                "exact_copies": guarded(results, name, exact_copies, enc, holdout, train),
+                **results.get(name, {}),
             }
             continue
         few = synthetic.iloc[: len(holdout)]
         results[name] = {
-            "detection_auc": detection_auc(enc, holdout, few, args.seed),
-            "dcr_share": dcr_share(enc, few, train_sample, holdout),
-            "exact_copies": exact_copies(enc, few, train),
+            "detection_auc": guarded(results, name, detection_auc, enc, holdout, few, args.seed),
+            "dcr_share": guarded(results, name, dcr_share, enc, few, train_sample, holdout),
+            "exact_copies": guarded(results, name, exact_copies, enc, few, train),
+            **results.get(name, {}),
         }
         if args.target:
-            results[name].update(utility(enc, synthetic, train, holdout, args.target, args.seed))
+            scores = guarded(results, name, utility, enc, synthetic, train, holdout, args.target, args.seed)
+            results[name].update(scores or {"tstr": None, "trtr": None, "utility_metric": None})
     Path(args.result_out).write_text(json.dumps(results, indent=2))
+
+
+def guarded(results: dict, name: str, metric, *args):
+    """``metric(*args)``, or None with the error noted under ``results[name]["errors"]`` (one side's odd output
+    must not cost every side its scores)."""
+    try:
+        return metric(*args)
+    except Exception as exc:
+        results.setdefault(name, {}).setdefault("errors", []).append(f"{metric.__name__}: {exc!r}")
+        return None
+
+
+def fit_ready(x: np.ndarray) -> np.ndarray:
+    """Columns that are missing in every row become 0: no signal either way, and scikit-learn's binning fails on
+    them (a side whose dates did not parse, say)."""
+    x = x.copy()
+    x[:, np.isnan(x).all(0)] = 0.0
+    return x
 
 
 class Encoder:
@@ -126,7 +150,7 @@ def detection_auc(enc: Encoder, real: pd.DataFrame, other: pd.DataFrame, seed: i
 
     if min(len(real), len(other)) < 5:  # too few rows for 5 folds (airlines: 3 holdout rows)
         return None
-    x = np.vstack([enc.numbers(real), enc.numbers(other)])
+    x = fit_ready(np.vstack([enc.numbers(real), enc.numbers(other)]))
     y = np.r_[np.zeros(len(real)), np.ones(len(other))]
     clf = HistGradientBoostingClassifier(max_iter=100, random_state=seed)
     folds = StratifiedKFold(5, shuffle=True, random_state=seed)
@@ -153,7 +177,7 @@ def utility(enc: Encoder, synthetic, train, holdout, target: str, seed: int) -> 
             classes = np.unique(yh)
             if len(np.unique(y)) < 2:
                 return None
-            model = HistGradientBoostingClassifier(max_iter=200, random_state=seed).fit(x, y)
+            model = HistGradientBoostingClassifier(max_iter=200, random_state=seed).fit(fit_ready(x), y)
             proba = model.predict_proba(xh)
             if len(classes) == 2:
                 pos = list(model.classes_).index(classes[1]) if classes[1] in model.classes_ else None
@@ -164,7 +188,7 @@ def utility(enc: Encoder, synthetic, train, holdout, target: str, seed: int) -> 
                     full[:, k] = proba[:, list(model.classes_).index(c)]
             full = full / np.clip(full.sum(1, keepdims=True), 1e-12, None)
             return float(roc_auc_score(yh, full, multi_class="ovr", labels=classes))
-        model = HistGradientBoostingRegressor(max_iter=200, random_state=seed).fit(x, y)
+        model = HistGradientBoostingRegressor(max_iter=200, random_state=seed).fit(fit_ready(x), y)
         return float(r2_score(yh, model.predict(xh)))
 
     n = min(len(synthetic), len(train))
