@@ -25,7 +25,7 @@ TRAINED = {
 }
 # Just enough to run.
 QUICK = {
-    "ctgan": {"epochs": 5, "batch_size": 100, "pac": 5, "width": 32},
+    "ctgan": {"epochs": 5, "batch_size": 100, "pac": 5, "width": 32, "min_epochs": 0},
     "tvae": {"epochs": 5, "batch_size": 100, "width": 32, "latent_dim": 8},
     "ddpm": {"epochs": 5, "batch_size": 100, "width": 32, "depth": 1, "steps": 4},
 }
