@@ -90,13 +90,16 @@ class Synthesizer:
         start = time.perf_counter()
         self.metadata_ = meta
         rng = np.random.default_rng(self._seed_sequence(None, stream=0))
-        public = df
+        public = None
         if getattr(self, "epsilon", None) is not None:
-            # differential privacy: encoders are fitted on a public table built from noisy histograms
+            # differential privacy: encoders are fitted on a public table built from noisy histograms, and the
+            # rows are mapped into its domain (clipped, unreleased levels merged)
             from twinforge.privacy import begin_private_fit
 
-            public, df = begin_private_fit(self, df, meta, rng)
-        self.transformer_ = TableTransformer().fit(public, meta)
+            public, mapped = begin_private_fit(self, df, meta, rng)
+        self.transformer_ = TableTransformer().fit(df, meta, learned_from=public)
+        if public is not None:
+            df = mapped
         arrays = self.transformer_.transform(df)
         if getattr(self, "_privacy", None) is not None:
             self._privacy["public_arrays"] = self.transformer_.transform(public)

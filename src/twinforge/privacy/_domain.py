@@ -36,10 +36,10 @@ from scipy import stats
 
 from twinforge.errors import ParameterError
 from twinforge.metadata import Metadata
-from twinforge.privacy._accountant import epsilon_from_rdp, gaussian_rdp
+from twinforge.privacy._accountant import epsilon_from_rdp, gaussian_rdp, sampled_gaussian_rdp
 from twinforge.privacy._ledger import PrivacyLedger
 
-__all__ = ["OTHER", "private_domain"]
+__all__ = ["OTHER", "private_domain", "required_epsilon"]
 
 OTHER = "(other)"
 _VALUE_BINS = 64
@@ -56,10 +56,15 @@ def _log_grid() -> np.ndarray:
 
 
 def _gaussian_sigma(epsilon: float, delta: float, sensitivity: float) -> float:
-    """Noise std of one Gaussian mechanism that alone is ``(epsilon, delta)``-DP under the RDP conversion."""
+    """Noise std of one Gaussian mechanism that alone is ``(epsilon, delta)``-DP under the RDP conversion.
+
+    ``inf`` when no noise is enough (epsilon below what the conversion can certify at this delta).
+    """
     lo, hi = 1e-6, 1.0
     while epsilon_from_rdp(gaussian_rdp(hi, sensitivity), delta)[0] > epsilon:
         lo, hi = hi, hi * 2
+        if hi > 1e12:
+            return math.inf
     for _ in range(60):
         mid = 0.5 * (lo + hi)
         if epsilon_from_rdp(gaussian_rdp(mid, sensitivity), delta)[0] > epsilon:
@@ -67,6 +72,32 @@ def _gaussian_sigma(epsilon: float, delta: float, sensitivity: float) -> float:
         else:
             hi = mid
     return hi
+
+
+def required_epsilon(
+    delta: float, share: float, sensitivity: float, q: float = 1.0, steps: int = 1, sigma: float = 50.0
+) -> float:
+    """The smallest epsilon (to 3 digits) whose fit can release the domains and take ``steps`` DP-SGD steps.
+
+    The domains take ``share`` of epsilon (count vectors of L2 ``sensitivity``); the steps run at noise
+    multiplier ``sigma`` and sampling rate ``q`` (``q = 1``, the default, bounds any rate).
+    """
+
+    def enough(eps: float) -> bool:
+        noise = _gaussian_sigma(share * eps, delta, sensitivity) if sensitivity > 0 else math.inf
+        rdp = gaussian_rdp(noise, sensitivity) if math.isfinite(noise) else None
+        if rdp is None and sensitivity > 0:
+            return False
+        total = (0 if rdp is None else rdp) + sampled_gaussian_rdp(q, sigma, steps)
+        return epsilon_from_rdp(total, delta)[0] <= eps
+
+    lo, hi = 1e-4, 1e-2
+    while not enough(hi):
+        lo, hi = hi, hi * 2
+    while hi - lo > 1e-3 * hi:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if enough(mid) else (mid, hi)
+    return float(f"{hi * 1.001:.3g}") if enough(float(f"{hi * 1.001:.3g}")) else float(f"{hi * 1.01:.3g}")
 
 
 # ------------------------------------------------------------------------------------------ column values
@@ -150,7 +181,15 @@ def private_domain(
     if selected:
         ledger.delta_selection = 0.1 * ledger.delta
     sensitivity = math.sqrt(queries)
+    ledger.domain_share, ledger.domain_sensitivity = share, sensitivity
     sigma = _gaussian_sigma(share * ledger.epsilon, ledger.delta_rdp, sensitivity)
+    if not math.isfinite(sigma):
+        need = required_epsilon(ledger.delta_rdp, share, sensitivity)
+        raise ParameterError(
+            f"epsilon={ledger.epsilon:g} (delta={ledger.delta:.3g}) is too small: its share for the column domains "
+            f"({share:g} x epsilon, {queries} noisy count vectors) is below what any noise can certify at this "
+            f"delta. Use epsilon >= {need:g}, declare bounds and categories in the metadata, or raise delta"
+        )
     ledger.add(
         gaussian_rdp(sigma, sensitivity),
         "column domains and one-column histograms (Gaussian counts)",
@@ -214,7 +253,9 @@ def _numeric(
     noisy = np.bincount(bins, minlength=_VALUE_BINS + 1) + rng.normal(0, sigma, _VALUE_BINS + 1)
     p = np.clip(noisy, 0, None)
     tau = sigma * stats.norm.isf(_FALSE_BINS)
-    with_missing = noisy[-1] > tau and p[-1] / max(p.sum(), 1e-12) * n_public >= 1
+    # a dtype that cannot hold a missing value (numpy int) says, as schema, that there is none
+    can_miss = not (pd.api.types.is_integer_dtype(s.dtype) and not pd.api.types.is_extension_array_dtype(s.dtype))
+    with_missing = can_miss and noisy[-1] > tau and p[-1] / max(p.sum(), 1e-12) * n_public >= 1
     if not with_missing:
         p[-1] = 0.0
     if p.sum() <= 0:

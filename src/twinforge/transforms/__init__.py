@@ -87,10 +87,19 @@ class TableTransformer:
     the whole table in the original column order, generating the id, text and PII columns.
     """
 
-    def fit(self, data: pd.DataFrame, metadata: Metadata) -> TableTransformer:
+    def fit(self, data: pd.DataFrame, metadata: Metadata, learned_from: pd.DataFrame | None = None) -> TableTransformer:
+        """Fit every column's transform on ``data``; the learned columns on ``learned_from`` when given.
+
+        ``learned_from`` is the public table of a differentially private fit: the learned columns' encoders may
+        read only it, while the generated columns (ids, text, PII) read only their format from ``data``.
+        """
         metadata.validate(data)
         self.columns_ = list(metadata.columns)
-        self.transforms_ = {name: transform_for(spec).fit(data[name]) for name, spec in metadata.columns.items()}
+        source = data if learned_from is None else learned_from
+        self.transforms_ = {}
+        for name, spec in metadata.columns.items():
+            t = transform_for(spec)
+            self.transforms_[name] = t.fit(data[name] if isinstance(t, GeneratedColumn) else source[name])
         return self
 
     @property
