@@ -3,7 +3,7 @@
 Usage, from the repository root (under the shared CPU lock; OMP_NUM_THREADS=1)::
 
     .venv/bin/python benchmarks/bench_privacy.py [--datasets-only default,churn] [--models mst,auto,tvae,ctgan,ddpm]
-        [--epsilons 0.5,1,3,10,none] [--rows 3000] [--epochs 10] [--out benchmarks/results/privacy.json]
+        [--epsilons 0.5,1,3,10,none] [--rows 3000] [--epochs 5] [--out benchmarks/results/privacy.json]
 
 Per dataset: at most ``--rows`` rows (seeded subsample), split 80% train / 20% holdout; every model fits on the
 train split at each epsilon (``none``: without DP), samples as many rows as the train split has, and
@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--epsilons", default=",".join(EPSILONS))
     p.add_argument("--rows", type=int, default=3000, help="rows per dataset (seeded subsample)")
-    p.add_argument("--epochs", type=int, default=10, help="epochs of the DP-SGD models")
+    p.add_argument("--epochs", type=int, default=5, help="epochs of the DP-SGD models (at most a minute each)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "privacy.json")
     return p.parse_args(argv)
@@ -59,7 +59,7 @@ def params_for(model: str, epochs: int, epsilon: float | None) -> dict:
     params: dict = {"epsilon": epsilon}
     if model == "mst":
         return {**params, "iters": 500}
-    params.update(progress=False, epochs=epochs, max_minutes=3)
+    params.update(progress=False, epochs=epochs, max_minutes=1)
     if model in ("tvae", "ctgan", "ddpm"):
         params["batch_size"] = 200
     return params
