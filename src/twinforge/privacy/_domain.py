@@ -11,9 +11,10 @@ Per learned column (``L2`` sensitivity 1 per count vector, since a row adds 1 to
 all vectors together get Gaussian noise of one standard deviation ``sigma``):
 
 - numeric and datetime columns: bounds from the metadata (``low``/``high``), else from a noisy histogram over a
-  fixed logarithmic grid (about a quarter of a decade per bin, from 1e-4 to 1e16 in magnitude, both signs): the
+  fixed logarithmic grid (a decade per bin, from 1e-4 to 1e16 in magnitude, both signs): the
   outermost bins whose noisy count clears a threshold set so that empty bins pass with probability 1%
-  together. Then a noisy histogram of 64 equal bins between the bounds, plus "missing";
+  together. Then a noisy histogram of 64 equal bins between the bounds, plus "missing" (declared bounds are
+  much tighter than a decade: declare them where they are public);
 - categorical columns: the levels from the metadata (``categories``), else the stability-based histogram
   (Korolova et al. 2009; Bun, Nissim and Stemmer 2016): a noisy count per level present in the data, kept when
   above ``1 + sigma * Phi^-1(1 - delta_s / k)``, so that a level held by one row is released with probability at
@@ -44,10 +45,11 @@ __all__ = ["OTHER", "private_domain", "required_epsilon"]
 OTHER = "(other)"
 _VALUE_BINS = 64
 _PUBLIC_ROWS = 5_000
-_GRID_STEPS = 4  # log-grid bins per decade
+_GRID_STEPS = 1  # log-grid bins per decade: coarse, so that a few thousand rows clear the noise of small budgets
 _GRID_DECADES = (-4, 16)
 _FALSE_BINS = 0.01  # chance that any empty bin of the log grid passes the bounds threshold
 _DATETIME_KIND = "datetime"
+_MIN_SECONDS, _MAX_SECONDS = pd.Timestamp.min.value / 1e9 + 86_400, pd.Timestamp.max.value / 1e9 - 86_400
 
 
 def _log_grid() -> np.ndarray:
@@ -237,6 +239,8 @@ def _numeric(
             occupied = np.array([int(np.argmax(noisy))])
         edges = np.concatenate([[grid[0]], grid, [grid[-1]]])  # the two outer bins are cut at the grid's ends
         low, high = float(edges[occupied.min()]), float(edges[occupied.max() + 1])
+        if spec.kind == _DATETIME_KIND:  # within what datetime64[ns] can hold
+            low, high = (float(np.clip(v, _MIN_SECONDS, _MAX_SECONDS)) for v in (low, high))
         if spec.kind == "integer":
             low, high = math.ceil(low), math.floor(high)
             if high < low:
@@ -261,8 +265,9 @@ def _numeric(
     if p.sum() <= 0:
         p[:-1] = 1.0
     draw = rng.choice(_VALUE_BINS + 1, n_public, p=p / p.sum())
-    values = edges[np.minimum(draw, _VALUE_BINS - 1)] + rng.random(n_public) * (high - low) / _VALUE_BINS
-    values = np.where(draw == _VALUE_BINS, np.nan, values)
+    width = (edges[-1] - edges[0]) / _VALUE_BINS
+    values = edges[np.minimum(draw, _VALUE_BINS - 1)] + rng.random(n_public) * width
+    values = np.clip(np.where(draw == _VALUE_BINS, np.nan, values), low, high)
     if spec.kind == "integer":
         values = np.clip(np.round(values), low, high)
     values[:2] = [low, high] if n_public >= 2 else values[:2]  # the range itself is released: show it whole
