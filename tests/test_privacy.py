@@ -27,6 +27,17 @@ def dp_model(name, **params):
     return twinforge.create(name, seed=0, progress=False, **{**DP_QUICK[name], **params})
 
 
+BOUNDS = {"age": (18, 90), "income": (0, 6000), "visits": (0, 20), "joined": ("2020-01-01", "2023-01-01")}
+
+
+def declared(data):
+    """make_mixed's metadata with public bounds: tiny tables at small budgets cannot estimate ranges privately."""
+    meta = twinforge.Metadata.detect(data)
+    for col, (low, high) in BOUNDS.items():
+        meta.update_column(col, low=low, high=high)
+    return meta
+
+
 # ------------------------------------------------------------------------------------------ accountant
 @pytest.mark.parametrize(
     ("q", "sigma", "steps", "delta"),
@@ -87,7 +98,7 @@ def test_dp_fit_never_emits_a_rare_category():
     """A level held by one row is not released (stability histogram), so it never appears in a sample."""
     data = make_mixed(400)
     data.loc[7, "city"] = "Reykjavik"
-    model = dp_model("tvae", epsilon=1.0).fit(data)
+    model = dp_model("tvae", epsilon=1.0).fit(data, metadata=declared(data))
     out = model.sample(3000, seed=0)
     assert "Reykjavik" not in set(out["city"].dropna())
     assert model.fit_info_["privacy"]["domain"]["city"]["levels_from"] == "dp"
@@ -95,7 +106,10 @@ def test_dp_fit_never_emits_a_rare_category():
 
 def test_training_stops_before_the_budget_is_exceeded():
     """When even the largest useful noise cannot pay for every planned step, training stops early, in budget."""
-    model = dp_model("tvae", epsilon=0.3, epochs=400, batch_size=150).fit(make_mixed(300))
+    data = make_mixed(300)
+    with pytest.raises(ParameterError, match=r"no range of the column stands out of the noise.*declare its bounds"):
+        dp_model("tvae", epsilon=0.3, epochs=400, batch_size=150).fit(data)
+    model = dp_model("tvae", epsilon=0.3, epochs=400, batch_size=150).fit(data, metadata=declared(data))
     info = model.fit_info_["privacy"]
     sgd = next(p for p in info["parts"] if p["what"] == "DP-SGD")
     assert sgd["steps"] < sgd["planned_steps"]
@@ -122,10 +136,12 @@ def test_bad_budgets_are_refused(params, words):
 @pytest.mark.parametrize(("epsilon", "words"), [(0.001, "column domains"), (0.06, "even one DP-SGD step")])
 def test_a_budget_too_small_for_one_step_says_what_would_work(epsilon, words):
     # every row in every step (batch = rows): one step at the largest useful noise costs about 0.09
+    data = make_mixed(300)
     with pytest.raises(ParameterError, match=rf"too small.*{words}.*Use epsilon >= ") as err:
-        dp_model("tvae", epsilon=epsilon, batch_size=300).fit(make_mixed(300))
+        dp_model("tvae", epsilon=epsilon, batch_size=300).fit(data, metadata=declared(data))
     needed = float(str(err.value).split("Use epsilon >= ")[1].split(" ")[0].rstrip(","))
-    model = dp_model("tvae", epsilon=needed, epochs=1, batch_size=300).fit(make_mixed(300))  # the advice works
+    model = dp_model("tvae", epsilon=needed, epochs=1, batch_size=300)
+    model.fit(data, metadata=declared(data))  # the advice works
     assert model.training_["dp_sgd"]["steps"] >= 1
 
 
@@ -156,7 +172,8 @@ def test_cli_fit_with_epsilon_and_info_shows_the_budget(tmp_path, monkeypatch):
 def test_cli_bad_budgets_exit_2(tmp_path, monkeypatch, args, words):
     monkeypatch.chdir(tmp_path)
     make_mixed(100).to_csv("data.csv", index=False)
-    base = ["fit", "data.csv", "--out", "m", "--seed", "0", "--model", "tvae"]
+    declared(twinforge.read_table("data.csv")).to_json("meta.json")
+    base = ["fit", "data.csv", "--out", "m", "--seed", "0", "--model", "tvae", "--metadata", "meta.json"]
     result = CliRunner().invoke(app, [*base, *args])
     assert result.exit_code == 2, result.output
     assert words in " ".join(result.output.split())
@@ -229,6 +246,9 @@ def test_mst_bad_budgets_and_cli(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     make_mixed(300).to_csv("data.csv", index=False)
     args = ["fit", "data.csv", "--model", "mst", "--out", "m", "--seed", "0", "--epsilon", "0.5"]
-    result = CliRunner().invoke(app, args)
+    result = CliRunner().invoke(app, args)  # 300 rows: ranges cannot be estimated at this budget
+    assert result.exit_code == 2 and "declare its bounds" in " ".join(result.output.split())
+    declared(twinforge.read_table("data.csv")).to_json("meta.json")
+    result = CliRunner().invoke(app, [*args, "--metadata", "meta.json", "--overwrite"])
     assert result.exit_code == 0, result.output
     assert "spent of 0.5" in CliRunner().invoke(app, ["info", "m"]).output

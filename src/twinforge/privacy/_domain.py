@@ -235,8 +235,12 @@ def _numeric(
         noisy = counts + rng.normal(0, sigma, len(counts))
         tau = sigma * stats.norm.isf(_FALSE_BINS / len(counts))
         occupied = np.flatnonzero(noisy > tau)
-        if len(occupied) == 0:
-            occupied = np.array([int(np.argmax(noisy))])
+        if len(occupied) == 0:  # a range chosen by the noise alone would be meaningless
+            raise ParameterError(
+                f"column {name!r}: at this epsilon no range of the column stands out of the noise (noise std "
+                f"{sigma:.3g} per count, {len(x)} rows); declare its bounds in the metadata "
+                f"(update_column({name!r}, low=..., high=...)) or raise epsilon"
+            )
         edges = np.concatenate([[grid[0]], grid, [grid[-1]]])  # the two outer bins are cut at the grid's ends
         low, high = float(edges[occupied.min()]), float(edges[occupied.max() + 1])
         if spec.kind == _DATETIME_KIND:  # within what datetime64[ns] can hold
