@@ -67,10 +67,28 @@ def _read(data: str, table: str | None, query: str | None):
 
 
 def _create(
-    model: str, seed: int | None, max_minutes: float | None = None, params: dict[str, Any] | None = None
+    model: str,
+    seed: int | None,
+    max_minutes: float | None = None,
+    params: dict[str, Any] | None = None,
+    epsilon: float | None = None,
+    delta: float | None = None,
 ) -> twinforge.Synthesizer:
-    """A new model; ``max_minutes`` only for the models that train for a while; ``params`` from ``--param``."""
+    """A new model; ``max_minutes`` for models that train a while, ``params`` from ``--param``, ``epsilon`` for DP."""
     params = dict(params or {})
+    if epsilon is not None or delta is not None:
+        if "epsilon" not in twinforge.models.get_class(model)._param_names():
+            private = [
+                m for m in twinforge.available_models() if "epsilon" in twinforge.models.get_class(m)._param_names()
+            ]
+            raise ParameterError(
+                f"--epsilon: model {model!r} cannot train with differential privacy; use one of {', '.join(private)}"
+            )
+        if epsilon is None:
+            raise ParameterError("--delta needs --epsilon: give the privacy budget, e.g. --epsilon 1")
+        params["epsilon"] = epsilon
+        if delta is not None:
+            params["delta"] = delta
     if max_minutes is not None:
         if "max_minutes" not in twinforge.models.get_class(model)._param_names():
             raise ParameterError(
@@ -147,17 +165,29 @@ def fit(
             "values are read as int, float, true/false, none or text. `twinforge models` lists the models.",
         ),
     ] = None,
+    epsilon: Annotated[
+        float | None,
+        typer.Option(
+            "--epsilon",
+            help="Train with differential privacy at this budget (e.g. 1; smaller is more private): "
+            "auto, ctgan, tvae, ddpm (DP-SGD) and mst.",
+        ),
+    ] = None,
+    delta: Annotated[
+        float | None,
+        typer.Option("--delta", help="DP delta (default min(1e-5, 0.1/rows)); must be below 1/rows."),
+    ] = None,
     table: TableOpt = None,
     query: QueryOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Fit a model (default: auto) on DATA and save it to --out.
 
-    Example: twinforge fit customers.csv --out model/ --seed 0 --max-minutes 5 --param epochs=300
+    Example: twinforge fit customers.csv --out model/ --seed 0 --max-minutes 5 --param epochs=300 [--epsilon 1]
     """
     twinforge.io.check_output(out, overwrite=overwrite, inputs=[data, metadata])
     params = _parse_params(model, param)
-    synth = _create(model, seed, max_minutes, params)
+    synth = _create(model, seed, max_minutes, params, epsilon, delta)
     df = _read(data, table, query)
     with _fitting(synth, f"fitting {model} on {len(df):,} rows x {df.shape[1]} columns"):
         synth.fit(df, metadata=metadata)
@@ -165,6 +195,17 @@ def fit(
     console.print(
         f"fitted [bold]{model}[/] on {len(df):,} rows x {df.shape[1]} columns in "
         f"{synth.fit_info_['seconds']:.2f} s; saved to {out}"
+    )
+    if synth.fit_info_.get("privacy"):
+        console.print(_privacy_line(synth.fit_info_["privacy"]))
+
+
+def _privacy_line(info: dict[str, Any] | None) -> str:
+    if not info:
+        return "none (not differentially private)"
+    return (
+        f"differential privacy: epsilon {info['epsilon_spent']:.4g} spent of {info['epsilon_budget']:g}, "
+        f"delta {info['delta_spent']:.3g}"
     )
 
 
@@ -363,6 +404,7 @@ def info(model_dir: Annotated[Path, typer.Argument(help="A model directory writt
     head.add_row("parameters", ", ".join(f"{k}={v!r}" for k, v in (doc.get("params") or {}).items()))
     head.add_row("trained on", f"{fit_info.get('rows', '?'):,} rows x {fit_info.get('columns', '?')} columns")
     head.add_row("fit time", f"{fit_info.get('seconds', float('nan')):.2f} s at {fit_info.get('fitted_at', '?')}")
+    head.add_row("privacy", _privacy_line(fit_info.get("privacy")))
     head.add_row("twinforge version", str(doc.get("twinforge_version")))
     head.add_row("format version", str(doc.get("format_version")))
     console.print(head)
@@ -507,6 +549,10 @@ def evaluate_command(
         str | None, typer.Option("--synthetic-static", help="Static attributes of the synthetic entities.")
     ] = None,
     lags: Annotated[int, typer.Option("--lags", help="Lags of the autocorrelation curves (time series).")] = 10,
+    model_dir: Annotated[
+        Path | None,
+        typer.Option("--model", help="The model directory that generated SYNTHETIC: its DP budget goes in the report."),
+    ] = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Score SYNTHETIC against REAL for fidelity, utility and privacy; write a JSON summary and an HTML report.
@@ -524,6 +570,7 @@ def evaluate_command(
         twinforge.io.check_output(out, overwrite=overwrite, inputs=inputs)
     if report is not None and Path(report).resolve() == Path(json_out).resolve():
         raise ParameterError("--json and --report name the same file: give them different paths")
+    budget = twinforge.load(model_dir) if model_dir is not None else None
     result = twinforge.evaluate(
         real,
         synthetic,
@@ -537,6 +584,7 @@ def evaluate_command(
         real_static=real_static,
         synthetic_static=synthetic_static,
         lags=lags,
+        privacy_budget=budget,
     )
     result.to_json(json_out, overwrite=overwrite)
     if report is not None:
@@ -550,6 +598,8 @@ def evaluate_command(
     for row in result.summary:
         summary.add_row(row["section"], row["metric"], _score(row["value"]), _score(row["ideal"]), row["meaning"])
     console.print(summary)
+    if budget is not None:
+        console.print(f"privacy of the generator: {_privacy_line(budget.fit_info_.get('privacy'))}")
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)
     console.print(f"wrote {json_out}" + (f" and {report}" if report is not None else ""))

@@ -62,6 +62,7 @@ def evaluate(
     real_static: Any = None,
     synthetic_static: Any = None,
     lags: int = temporal.LAGS,
+    privacy_budget: Any = None,
 ) -> EvaluationReport:
     """Measure how faithful, useful and private ``synthetic`` is with respect to ``real``.
 
@@ -100,6 +101,10 @@ def evaluate(
         attributes are the columns constant within every real entity.
     lags : int, default 10
         Lags of the autocorrelation curves.
+    privacy_budget : model or dict, optional
+        The differential-privacy guarantee of the generator: a fitted model (its spent epsilon and delta are read
+        from ``fit_info_["privacy"]``; a model fitted without DP is reported as such) or ``{"epsilon": e,
+        "delta": d}``. Shown in the privacy section beside the attacks.
 
     Returns
     -------
@@ -183,6 +188,8 @@ def evaluate(
     document = _assemble(prep, parts, results, target, sensitive_list, seed, limits, notes, subsampled)
     if sequences is not None:
         document["settings"].update(lags=lags, entity_key=sequences.entity_key, time_key=sequences.time_key)
+    if privacy_budget is not None and "privacy" in parts:
+        document["privacy"]["differential_privacy"] = _dp_guarantee(privacy_budget)
     inputs = [s for s in (real, synthetic, holdout, metadata) if isinstance(s, (str, os.PathLike))]
     return EvaluationReport(document, plots=plots, inputs=inputs, timings=timings)
 
@@ -462,6 +469,33 @@ def _privacy_section(prep: Prepared, results: dict[str, Any], sensitive: list[st
         "attribute_inference": attrs,
         "holdout": prep.has_holdout,
     }
+
+
+def _dp_guarantee(budget: Any) -> dict[str, Any]:
+    """``{"epsilon", "delta", ...}`` from a fitted model or a dict; ``{"epsilon": None}`` for a model without DP."""
+    if hasattr(budget, "fit_info_"):
+        info = budget.fit_info_.get("privacy")
+        if info is None:
+            return {
+                "epsilon": None,
+                "delta": None,
+                "model": budget.name,
+                "note": "trained without differential privacy",
+            }
+        return {
+            "epsilon": info["epsilon_spent"],
+            "delta": info["delta_spent"],
+            "epsilon_budget": info["epsilon_budget"],
+            "model": budget.name,
+        }
+    if isinstance(budget, dict) and "epsilon" in budget:
+        eps, delta = budget["epsilon"], budget.get("delta")
+        if eps is not None and (isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps <= 0):
+            raise ParameterError(f"privacy_budget epsilon must be a positive number or None, got {eps!r}")
+        return {"epsilon": eps, "delta": delta}
+    raise ParameterError(
+        f"privacy_budget must be a fitted model or a dict like {{'epsilon': 1.0, 'delta': 1e-5}}, got {budget!r}"
+    )
 
 
 def _summary(document: dict[str, Any]) -> list[dict[str, Any]]:

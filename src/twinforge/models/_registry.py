@@ -21,6 +21,7 @@ _LAZY: dict[str, str] = {
     "copula": "twinforge.models.copula:GaussianCopula",
     "ctgan": "twinforge.models.gan:CTGAN",
     "ddpm": "twinforge.models.diffusion:TabDDPM",
+    "mst": "twinforge.models.marginal:MST",
     "tvae": "twinforge.models.vae:TVAE",
 }
 

@@ -90,13 +90,19 @@ class Synthesizer:
         start = time.perf_counter()
         self.metadata_ = meta
         rng = np.random.default_rng(self._seed_sequence(None, stream=0))
-        public = df
+        public = None
         if getattr(self, "epsilon", None) is not None:
-            # differential privacy: encoders are fitted on a public table built from noisy histograms
+            # differential privacy: encoders are fitted on a public table built from noisy histograms, and the
+            # rows are mapped into its domain (clipped, unreleased levels merged)
             from twinforge.privacy import begin_private_fit
 
-            public, df = begin_private_fit(self, df, meta, rng)
-        self.transformer_ = TableTransformer().fit(public, meta)
+            public, mapped = begin_private_fit(self, df, meta, rng)
+        self.transformer_ = TableTransformer().fit(df, meta, learned_from=public)
+        if public is not None:
+            df = mapped
+            for t in self.transformer_.transforms_.values():
+                if hasattr(t, "forget_values"):  # the hashes of real PII values are not DP: not kept
+                    t.forget_values()
         arrays = self.transformer_.transform(df)
         if getattr(self, "_privacy", None) is not None:
             self._privacy["public_arrays"] = self.transformer_.transform(public)
@@ -210,17 +216,18 @@ class Synthesizer:
 
     def _chunks(self, request: SampleRequest, entropy: Any) -> Iterator[pd.DataFrame]:
         n = request.n
+        call_key = int(np.random.SeedSequence(entropy, spawn_key=(2**32 - 2,)).generate_state(2, np.uint64)[0] >> 2)
         for i, start in enumerate(range(0, n, CHUNK_ROWS)):
             stop = min(start + CHUNK_ROWS, n)
             rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(i,)))
             if request.empty:
                 arrays = self._sample(stop - start, rng)
-                yield self.transformer_.inverse_transform(arrays, stop - start, rng, offset=start)
+                yield self.transformer_.inverse_transform(arrays, stop - start, rng, offset=start, call_key=call_key)
                 continue
             part = request.chunk(start, stop)
             arrays = self._sample(stop - start, rng, part)
             part.check(arrays)
-            frame = self.transformer_.inverse_transform(arrays, stop - start, rng, offset=start)
+            frame = self.transformer_.inverse_transform(arrays, stop - start, rng, offset=start, call_key=call_key)
             if part.given is not None:
                 for col in part.given.columns:
                     given = part.given[col]

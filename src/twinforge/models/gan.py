@@ -53,6 +53,7 @@ from twinforge.models._registry import register
 from twinforge.models._request import SampleRequest
 from twinforge.models._tabular_nn import CondVector, ModeConstraints, ModeEncoding, finish, split_rows
 from twinforge.models.base import Synthesizer
+from twinforge.privacy import dp_sgd, is_private, public_arrays
 
 _TAU = 0.2  # Gumbel-softmax temperature in training (CTGAN)
 _GP_WEIGHT = 10.0  # lambda of WGAN-GP
@@ -153,6 +154,15 @@ class CTGAN(Synthesizer):
         "auto" (a GPU when present), "cpu" or "cuda[:N]".
     progress : bool, default True
         Show a progress bar with the losses on stderr.
+    epsilon : float, optional
+        Train with differential privacy at this budget; None: no DP. Under DP (as in DP-GAN, Xie et al. 2018)
+        only the critic sees real rows and it trains with DP-SGD (:mod:`twinforge.privacy`), one row per input
+        (``pac`` is 1: a pack would mix rows in one clipped gradient) and with the standard GAN loss (the
+        gradient penalty of WGAN-GP has no per-sample gradients); the generator learns only through the critic.
+        Real rows are drawn by Poisson sampling, each conditioned on one of its own categories; fake rows get
+        conditions from the DP frequencies. Early stopping is off.
+    delta : float, optional
+        The DP delta; by default ``min(1e-5, 0.1 / n)``. Must be below ``1 / n``.
 
     Examples
     --------
@@ -184,6 +194,8 @@ class CTGAN(Synthesizer):
         max_minutes: float | None = None,
         device: str = "auto",
         progress: bool = True,
+        epsilon: float | None = None,
+        delta: float | None = None,
     ):
         self.seed = seed
         self.epochs = epochs
@@ -200,6 +212,8 @@ class CTGAN(Synthesizer):
         self.max_minutes = max_minutes
         self.device = device
         self.progress = progress
+        self.epsilon = epsilon
+        self.delta = delta
 
     def _check_params(self) -> None:
         check_training_params(
@@ -224,13 +238,16 @@ class CTGAN(Synthesizer):
     # ------------------------------------------------------------------------------------ fit
     def _fit(self, arrays: dict[str, np.ndarray], rng: np.random.Generator) -> None:
         self.device_ = resolve_device(self.device)
-        self.encoding_ = ModeEncoding().fit(arrays, self.transformer_.transforms_, rng, self.max_modes)
+        public = public_arrays(self, arrays)
+        self.encoding_ = ModeEncoding().fit(public, self.transformer_.transforms_, rng, self.max_modes)
         enc = self.encoding_
         codes, scalars = enc.encode(arrays, rng)
         n = len(codes)
-        train, val = split_rows(n, float(self.validation_share), rng)
-        self.cond_ = CondVector.from_codes(enc, codes[train])
-        pac = int(self.pac)
+        private = is_private(self)
+        train, val = split_rows(n, 0.0 if private else float(self.validation_share), rng)
+        # under DP the conditional vector's frequencies come from the public table (DP histograms)
+        self.cond_ = CondVector.from_codes(enc, enc.encode(public, rng)[0] if private else codes[train])
+        pac = 1 if private else int(self.pac)
         batch = max(pac, int(self.batch_size) // pac * pac)
         with seeded(rng, self.device_):
             self.generator_ = Generator(self.noise_dim, self.cond_.dim, self.width, self.depth, enc.dim_)
@@ -245,8 +262,15 @@ class CTGAN(Synthesizer):
             )
             opt_d = torch.optim.Adam(critic.parameters(), self.learning_rate, betas=(0.5, 0.9), weight_decay=1e-6)
             steps = max(1, len(train) // batch)
+            dp = dp_sgd(self, n_rows=len(train), batch_size=batch, steps=steps * int(self.epochs), rng=rng)
+            if dp is not None:
+                opt_d = dp.make_private(critic, opt_d)
+                codes_t = torch.as_tensor(codes[train], device=self.device_)
 
-            def epoch(_: int) -> dict[str, float]:
+                def epoch(_: int) -> dict[str, float]:
+                    return self._dp_epoch(dp, steps, data, codes_t, critic, opt_d, opt_g, rng)
+
+            def non_private_epoch(_: int) -> dict[str, float]:
                 loss_d_sum = loss_g_sum = 0.0
                 for _ in range(steps):
                     # one generated batch serves both steps: the critic sees it detached, then the generator
@@ -270,6 +294,8 @@ class CTGAN(Synthesizer):
                     loss_g_sum += float(loss_g.detach())
                 return {"loss_d": loss_d_sum / steps, "loss_g": loss_g_sum / steps}
 
+            if dp is None:
+                epoch = non_private_epoch
             validate = None
             if len(val):
                 real_val = enc.decode(codes[val], scalars[val])
@@ -285,9 +311,57 @@ class CTGAN(Synthesizer):
                 progress=bool(self.progress),
                 description="ctgan",
                 min_epochs=int(self.min_epochs),
+                should_stop=dp.should_stop if dp is not None else None,
             )
         self.generator_.eval()
         self.training_ = result.to_dict()
+        if dp is not None:
+            self.training_["dp_sgd"] = dp.finish()
+
+    def _dp_epoch(self, dp, steps, data, codes, critic, opt_d, opt_g, rng) -> dict[str, float]:
+        """One epoch of DP training: the critic by DP-SGD on Poisson-sampled real rows, the generator through it.
+
+        Each real row is conditioned on one of its own categories (a span drawn at random); the fake rows, a fixed
+        number per step (so that one real row changes only its own clipped gradient), on categories drawn from
+        the DP frequencies. Loss: the standard (non-saturating) GAN loss with logits.
+        """
+        spans = self.cond_.spans
+        fake_n = dp.expected_batch
+        loss_d_sum = loss_g_sum = 0.0
+        done = 0
+        for rows in dp.epoch(steps):
+            which = rng.integers(0, len(spans), len(rows)) if spans else np.full(len(rows), -1)
+            cats = np.zeros(len(rows), dtype="int64")
+            if spans:
+                span_idx = torch.as_tensor(np.asarray(spans)[which], device=codes.device)
+                cats = codes[rows, span_idx].cpu().numpy()
+            cond_real = torch.as_tensor(self.cond_.vectors(which, cats), device=self.device_)
+            real = torch.cat([data[rows.to(self.device_)], cond_real], dim=1)
+            w_fake, c_fake = self.cond_.sample_original(fake_n, rng)
+            cond_fake = torch.as_tensor(self.cond_.vectors(w_fake, c_fake), device=self.device_)
+            with torch.no_grad():
+                fake = torch.cat([self._activate(self._generate(fake_n, cond_fake)), cond_fake], dim=1)
+            scores = critic(torch.cat([real, fake]))
+            labels = torch.cat([torch.ones(len(real), 1), torch.zeros(fake_n, 1)]).to(scores.device)
+            loss_d = F.binary_cross_entropy_with_logits(scores, labels)
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+            # generator step: no real row involved; the critic's per-sample hooks are off
+            dp.module.disable_hooks()
+            cond, which_g, cats_g, _ = self._train_cond(fake_n, rng)
+            raw = self._generate(fake_n, cond)
+            fake = torch.cat([self._activate(raw), cond], dim=1)
+            loss_g = F.softplus(-critic(fake)).mean() + self._cond_loss(raw, which_g, cats_g)
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+            opt_d.zero_grad(set_to_none=True)
+            dp.module.enable_hooks()
+            loss_d_sum += float(loss_d.detach())
+            loss_g_sum += float(loss_g.detach())
+            done += 1
+        return {"loss_d": loss_d_sum / max(done, 1), "loss_g": loss_g_sum / max(done, 1)}
 
     def _train_cond(self, batch: int, rng: np.random.Generator):
         which, cats, rows = self.cond_.sample_train(batch, rng)

@@ -56,34 +56,38 @@ def _log_a_integer(q: float, sigma: float, alpha: int) -> float:
 
 
 def _log_erfc(x: np.ndarray) -> np.ndarray:
-    """``log(erfc(x))`` without underflow for large ``x`` (scaled complementary error function)."""
+    """``log(erfc(x))`` without underflow for large ``x`` (scaled complementary error function).
+
+    For ``x < 0``, ``erfc(x)`` lies in ``[1, 2]`` and is computed directly: ``erfcx(x)`` would overflow there.
+    """
     x = np.asarray(x, dtype="float64")
-    return np.log(special.erfcx(x)) - x * x
+    with np.errstate(over="ignore"):
+        scaled = np.log(special.erfcx(np.maximum(x, 0.0))) - np.maximum(x, 0.0) ** 2
+    return np.where(x < 0, np.log(special.erfc(np.minimum(x, 0.0))), scaled)
 
 
 def _log_a_fractional(q: float, sigma: float, alpha: float) -> float:
+    """The two series, vectorised over ``k``; summed up to the first term below ``exp(-30)`` (as Opacus does)."""
     z0 = sigma**2 * math.log(1 / q - 1) + 0.5
     log_q, log_1q = math.log(q), math.log1p(-q)
-    terms0: list[float] = []
-    terms1: list[float] = []
-    signs: list[float] = []
-    k = 0
+    size = 64
     while True:
+        k = np.arange(size, dtype="float64")
         coef = special.binom(alpha, k)
-        log_coef = math.log(abs(coef))
+        with np.errstate(divide="ignore"):
+            log_coef = np.log(np.abs(coef))
         j = alpha - k
-        e0 = math.log(0.5) + float(_log_erfc((k - z0) / (math.sqrt(2) * sigma)))
-        e1 = math.log(0.5) + float(_log_erfc((z0 - j) / (math.sqrt(2) * sigma)))
+        e0 = math.log(0.5) + _log_erfc((k - z0) / (math.sqrt(2) * sigma))
+        e1 = math.log(0.5) + _log_erfc((z0 - j) / (math.sqrt(2) * sigma))
         s0 = log_coef + k * log_q + j * log_1q + (k * k - k) / (2 * sigma**2) + e0
         s1 = log_coef + j * log_q + k * log_1q + (j * j - j) / (2 * sigma**2) + e1
-        terms0.append(s0)
-        terms1.append(s1)
-        signs.append(1.0 if coef > 0 else -1.0)
-        k += 1
-        if max(s0, s1) < -30 or k > 10_000:
+        small = np.flatnonzero(np.maximum(s0, s1) < -30)
+        if len(small) or size >= 16_384:
+            stop = int(small[0]) + 1 if len(small) else size
             break
-    sg = np.asarray(signs)
-    return float(np.logaddexp(_logaddexp_signed(np.asarray(terms0), sg), _logaddexp_signed(np.asarray(terms1), sg)))
+        size *= 4
+    signs = np.sign(coef[:stop])
+    return float(np.logaddexp(_logaddexp_signed(s0[:stop], signs), _logaddexp_signed(s1[:stop], signs)))
 
 
 def sampled_gaussian_rdp(q: float, sigma: float, steps: int = 1, orders: Sequence[float] = ORDERS) -> np.ndarray:

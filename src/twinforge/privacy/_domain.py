@@ -11,9 +11,10 @@ Per learned column (``L2`` sensitivity 1 per count vector, since a row adds 1 to
 all vectors together get Gaussian noise of one standard deviation ``sigma``):
 
 - numeric and datetime columns: bounds from the metadata (``low``/``high``), else from a noisy histogram over a
-  fixed logarithmic grid (about a quarter of a decade per bin, from 1e-4 to 1e16 in magnitude, both signs): the
+  fixed logarithmic grid (a decade per bin, from 1e-4 to 1e16 in magnitude, both signs): the
   outermost bins whose noisy count clears a threshold set so that empty bins pass with probability 1%
-  together. Then a noisy histogram of 64 equal bins between the bounds, plus "missing";
+  together. Then a noisy histogram of 64 equal bins between the bounds, plus "missing" (declared bounds are
+  much tighter than a decade: declare them where they are public);
 - categorical columns: the levels from the metadata (``categories``), else the stability-based histogram
   (Korolova et al. 2009; Bun, Nissim and Stemmer 2016): a noisy count per level present in the data, kept when
   above ``1 + sigma * Phi^-1(1 - delta_s / k)``, so that a level held by one row is released with probability at
@@ -36,18 +37,19 @@ from scipy import stats
 
 from twinforge.errors import ParameterError
 from twinforge.metadata import Metadata
-from twinforge.privacy._accountant import epsilon_from_rdp, gaussian_rdp
+from twinforge.privacy._accountant import epsilon_from_rdp, gaussian_rdp, sampled_gaussian_rdp
 from twinforge.privacy._ledger import PrivacyLedger
 
-__all__ = ["OTHER", "private_domain"]
+__all__ = ["OTHER", "private_domain", "required_epsilon"]
 
 OTHER = "(other)"
 _VALUE_BINS = 64
 _PUBLIC_ROWS = 5_000
-_GRID_STEPS = 4  # log-grid bins per decade
+_GRID_STEPS = 1  # log-grid bins per decade: coarse, so that a few thousand rows clear the noise of small budgets
 _GRID_DECADES = (-4, 16)
 _FALSE_BINS = 0.01  # chance that any empty bin of the log grid passes the bounds threshold
 _DATETIME_KIND = "datetime"
+_MIN_SECONDS, _MAX_SECONDS = pd.Timestamp.min.value / 1e9 + 86_400, pd.Timestamp.max.value / 1e9 - 86_400
 
 
 def _log_grid() -> np.ndarray:
@@ -56,10 +58,15 @@ def _log_grid() -> np.ndarray:
 
 
 def _gaussian_sigma(epsilon: float, delta: float, sensitivity: float) -> float:
-    """Noise std of one Gaussian mechanism that alone is ``(epsilon, delta)``-DP under the RDP conversion."""
+    """Noise std of one Gaussian mechanism that alone is ``(epsilon, delta)``-DP under the RDP conversion.
+
+    ``inf`` when no noise is enough (epsilon below what the conversion can certify at this delta).
+    """
     lo, hi = 1e-6, 1.0
     while epsilon_from_rdp(gaussian_rdp(hi, sensitivity), delta)[0] > epsilon:
         lo, hi = hi, hi * 2
+        if hi > 1e12:
+            return math.inf
     for _ in range(60):
         mid = 0.5 * (lo + hi)
         if epsilon_from_rdp(gaussian_rdp(mid, sensitivity), delta)[0] > epsilon:
@@ -67,6 +74,32 @@ def _gaussian_sigma(epsilon: float, delta: float, sensitivity: float) -> float:
         else:
             hi = mid
     return hi
+
+
+def required_epsilon(
+    delta: float, share: float, sensitivity: float, q: float = 1.0, steps: int = 1, sigma: float = 50.0
+) -> float:
+    """The smallest epsilon (to 3 digits) whose fit can release the domains and take ``steps`` DP-SGD steps.
+
+    The domains take ``share`` of epsilon (count vectors of L2 ``sensitivity``); the steps run at noise
+    multiplier ``sigma`` and sampling rate ``q`` (``q = 1``, the default, bounds any rate).
+    """
+
+    def enough(eps: float) -> bool:
+        noise = _gaussian_sigma(share * eps, delta, sensitivity) if sensitivity > 0 else math.inf
+        rdp = gaussian_rdp(noise, sensitivity) if math.isfinite(noise) else None
+        if rdp is None and sensitivity > 0:
+            return False
+        total = (0 if rdp is None else rdp) + sampled_gaussian_rdp(q, sigma, steps)
+        return epsilon_from_rdp(total, delta)[0] <= eps
+
+    lo, hi = 1e-4, 1e-2
+    while not enough(hi):
+        lo, hi = hi, hi * 2
+    while hi - lo > 1e-3 * hi:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if enough(mid) else (mid, hi)
+    return float(f"{hi * 1.001:.3g}") if enough(float(f"{hi * 1.001:.3g}")) else float(f"{hi * 1.01:.3g}")
 
 
 # ------------------------------------------------------------------------------------------ column values
@@ -150,7 +183,15 @@ def private_domain(
     if selected:
         ledger.delta_selection = 0.1 * ledger.delta
     sensitivity = math.sqrt(queries)
+    ledger.domain_share, ledger.domain_sensitivity = share, sensitivity
     sigma = _gaussian_sigma(share * ledger.epsilon, ledger.delta_rdp, sensitivity)
+    if not math.isfinite(sigma):
+        need = required_epsilon(ledger.delta_rdp, share, sensitivity)
+        raise ParameterError(
+            f"epsilon={ledger.epsilon:g} (delta={ledger.delta:.3g}) is too small: its share for the column domains "
+            f"({share:g} x epsilon, {queries} noisy count vectors) is below what any noise can certify at this "
+            f"delta. Use epsilon >= {need:g}, declare bounds and categories in the metadata, or raise delta"
+        )
     ledger.add(
         gaussian_rdp(sigma, sensitivity),
         "column domains and one-column histograms (Gaussian counts)",
@@ -194,10 +235,16 @@ def _numeric(
         noisy = counts + rng.normal(0, sigma, len(counts))
         tau = sigma * stats.norm.isf(_FALSE_BINS / len(counts))
         occupied = np.flatnonzero(noisy > tau)
-        if len(occupied) == 0:
-            occupied = np.array([int(np.argmax(noisy))])
+        if len(occupied) == 0:  # a range chosen by the noise alone would be meaningless
+            raise ParameterError(
+                f"column {name!r}: at this epsilon no range of the column stands out of the noise (noise std "
+                f"{sigma:.3g} per count, {len(x)} rows); declare its bounds in the metadata "
+                f"(update_column({name!r}, low=..., high=...)) or raise epsilon"
+            )
         edges = np.concatenate([[grid[0]], grid, [grid[-1]]])  # the two outer bins are cut at the grid's ends
         low, high = float(edges[occupied.min()]), float(edges[occupied.max() + 1])
+        if spec.kind == _DATETIME_KIND:  # within what datetime64[ns] can hold
+            low, high = (float(np.clip(v, _MIN_SECONDS, _MAX_SECONDS)) for v in (low, high))
         if spec.kind == "integer":
             low, high = math.ceil(low), math.floor(high)
             if high < low:
@@ -214,14 +261,17 @@ def _numeric(
     noisy = np.bincount(bins, minlength=_VALUE_BINS + 1) + rng.normal(0, sigma, _VALUE_BINS + 1)
     p = np.clip(noisy, 0, None)
     tau = sigma * stats.norm.isf(_FALSE_BINS)
-    with_missing = noisy[-1] > tau and p[-1] / max(p.sum(), 1e-12) * n_public >= 1
+    # a dtype that cannot hold a missing value (numpy int) says, as schema, that there is none
+    can_miss = not (pd.api.types.is_integer_dtype(s.dtype) and not pd.api.types.is_extension_array_dtype(s.dtype))
+    with_missing = can_miss and noisy[-1] > tau and p[-1] / max(p.sum(), 1e-12) * n_public >= 1
     if not with_missing:
         p[-1] = 0.0
     if p.sum() <= 0:
         p[:-1] = 1.0
     draw = rng.choice(_VALUE_BINS + 1, n_public, p=p / p.sum())
-    values = edges[np.minimum(draw, _VALUE_BINS - 1)] + rng.random(n_public) * (high - low) / _VALUE_BINS
-    values = np.where(draw == _VALUE_BINS, np.nan, values)
+    width = (edges[-1] - edges[0]) / _VALUE_BINS
+    values = edges[np.minimum(draw, _VALUE_BINS - 1)] + rng.random(n_public) * width
+    values = np.clip(np.where(draw == _VALUE_BINS, np.nan, values), low, high)
     if spec.kind == "integer":
         values = np.clip(np.round(values), low, high)
     values[:2] = [low, high] if n_public >= 2 else values[:2]  # the range itself is released: show it whole

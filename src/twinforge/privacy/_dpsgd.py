@@ -111,18 +111,19 @@ class DPSGD:
                 hi = mid - 1
         return lo
 
-    def _needed_epsilon(self, steps: int) -> float:
-        return self._epsilon(MAX_NOISE_MULTIPLIER, steps)
-
     def _too_small_message(self) -> str:
+        from twinforge.privacy._domain import required_epsilon
+
         spent, _ = self.ledger.spent()
-        one, planned = self._needed_epsilon(1), self._needed_epsilon(self.planned)
+        led = self.ledger
+        one = required_epsilon(led.delta_rdp, led.domain_share, led.domain_sensitivity, self.q, 1)
+        planned = required_epsilon(led.delta_rdp, led.domain_share, led.domain_sensitivity, self.q, self.planned)
         return (
-            f"epsilon={self.ledger.epsilon:g} (delta={self.ledger.delta:.3g}) is too small to train even one DP-SGD "
+            f"epsilon={led.epsilon:g} (delta={led.delta:.3g}) is too small to train even one DP-SGD "
             f"step: the column domains already take epsilon {spent:.3g}, and a step at the largest useful noise "
-            f"(noise multiplier {MAX_NOISE_MULTIPLIER:g}, sampling rate {self.q:.3g}) brings it to {one:.3g}. "
-            f"Use epsilon >= {one * 1.1:.3g} to train at all, epsilon >= {planned * 1.1:.3g} for the "
-            f"{self.planned} planned steps; or the 'mst' model, made for small budgets"
+            f"(noise multiplier {MAX_NOISE_MULTIPLIER:g}, sampling rate {self.q:.3g}) costs more than is left. "
+            f"Use epsilon >= {one:g} to train at all, epsilon >= {planned:g} for the {self.planned} planned "
+            "steps; or the 'mst' model, made for small budgets"
         )
 
     # ------------------------------------------------------------------ training

@@ -59,6 +59,8 @@ class PrivacyLedger:
         self.rdp = np.zeros(len(ORDERS))
         self.delta_selection = 0.0
         self.entries: list[dict[str, Any]] = []
+        self.domain_share = 0.0  # set by the column domains: what share of epsilon they take, their sensitivity
+        self.domain_sensitivity = 0.0
 
     @property
     def delta_rdp(self) -> float:
