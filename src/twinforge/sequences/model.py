@@ -1532,4 +1532,3 @@ def _cell_restore(st: dict[str, Any]) -> pd.Series:
         return pd.Series(values).astype(st["dtype"])
     except (TypeError, ValueError):
         return pd.Series(values, dtype="object")
-
