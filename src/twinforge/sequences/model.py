@@ -1119,6 +1119,9 @@ class _Event:
         if b["kind"] == "cat":
             lookup = {v: i for i, v in enumerate(b["levels"])}
             code = lookup.get(_json_scalar(value))
+            if code is None and isinstance(value, str):  # written as text (the command line): "1", "true"
+                text = {"true": "True", "false": "False"}.get(value.strip().lower(), value.strip())
+                code = next((i for i, v in enumerate(b["levels"]) if str(v) == text), None)
             if code is None:
                 raise ParameterError(f"event value {value!r} is not a level of {col!r}; levels are {b['levels']}")
             return cls(index, within, code=code)
