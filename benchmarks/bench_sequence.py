@@ -2,7 +2,7 @@
 
 Usage, from the repository root (under the shared CPU lock)::
 
-    OMP_NUM_THREADS=1 flock /tmp/twinforge-heavy.lock .venv/bin/python benchmarks/bench_twins.py \\
+    OMP_NUM_THREADS=1 flock /tmp/twinforge-heavy.lock .venv/bin/python benchmarks/bench_sequence.py \\
         [--parts population,twins] [--max-minutes 2] [--par-from DIR] [--seed 0]
 
 Data: ``../shared/datasets/sktime__basic_motions.csv`` (80 people x 100 steps of a smart watch's 3D accelerometer
@@ -28,7 +28,7 @@ without personalisation (``personalize(epochs=0)``: the history only warms up th
 model trained from scratch on the k steps alone, and the last observed value repeated (persistence).
 Targets: twin <= 0.8 x population and twin < scratch, for each k.
 
-Writes ``benchmarks/results/twins.json`` after each part (incrementally) and prints tables.
+Writes ``benchmarks/results/sequence.json`` after each part (incrementally) and prints tables.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--paths", type=int, default=50)
     p.add_argument("--holdout-per-label", type=int, default=4)
     p.add_argument("--twin-epochs", type=int, default=150)
-    p.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "twins.json")
+    p.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "sequence.json")
     return p.parse_args(argv)
 
 
