@@ -179,7 +179,9 @@ def test_personalised_twin_beats_the_population_model(model):
         return float(np.abs(median - future["temp"].to_numpy()).mean())
 
     population = error(model.personalize(history, epochs=0))
-    twin = error(model.personalize(history, epochs=150, seed=0, progress=False))
+    fitted = model.personalize(history, epochs=150, seed=0, progress=False)
+    assert fitted.info_["validation_steps"] == 5 and 0 < fitted.info_["chosen_epochs"] <= 150
+    twin = error(fitted)
     assert twin < 0.6 * population, (twin, population)
 
 
