@@ -233,3 +233,14 @@ def test_model_and_twin_save_load_round_trip(model, fleet, tmp_path):
     assert isinstance(back, Twin) and back.entity == 2
     pd.testing.assert_frame_equal(back.forecast(5, paths=4, seed=1), twin.forecast(5, paths=4, seed=1))
     pd.testing.assert_frame_equal(back.history, twin.history)
+
+
+def test_metadata_with_keys_validates_the_time_structure():
+    bad = _errors_fleet().assign(t=[0, 2, 1, 0, 0])
+    meta = twinforge.Metadata.detect(bad, entity_key="unit", time_index="t")
+    problems = meta.problems(bad)
+    assert any("not in time order" in p for p in problems) and any("share an" in p for p in problems)
+    with pytest.raises(twinforge.MetadataError):
+        twinforge.create("sequence", seed=0, **FAST).fit(bad, meta)
+    good = _errors_fleet()
+    assert twinforge.Metadata.detect(good, entity_key="unit", time_index="t").problems(good) == []
