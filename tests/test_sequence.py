@@ -103,6 +103,11 @@ def test_static_table_datetimes_irregular_gaps_and_missing_values():
     gaps = set(out.groupby("id")["when"].diff().dropna().dt.total_seconds() / 3600)
     assert gaps <= {1.0, 2.0, 6.0}  # few distinct gaps are learned as categories
     assert out["id"].str.startswith("synthetic-").all()
+    history = events[events["id"] == "u3"].merge(static, on="id")
+    forecast = model.personalize(history, epochs=3, seed=0, progress=False).forecast(4, paths=3, seed=0)
+    assert list(forecast.columns) == ["id", "path", "when", "v"] and (forecast["id"] == "u3").all()
+    assert (forecast["when"] > history["when"].max()).all()
+    assert (forecast.groupby("path")["when"].diff().dropna() > pd.Timedelta(0)).all()
 
 
 def test_static_columns_are_detected_or_declared(fleet):
