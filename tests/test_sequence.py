@@ -249,3 +249,14 @@ def test_metadata_with_keys_validates_the_time_structure():
         twinforge.create("sequence", seed=0, **FAST).fit(bad, meta)
     good = _errors_fleet()
     assert twinforge.Metadata.detect(good, entity_key="unit", time_index="t").problems(good) == []
+
+
+def test_a_corrupted_sequence_model_is_a_model_file_error(model, tmp_path):
+    import json
+
+    model.save(tmp_path / "m")
+    doc = json.loads((tmp_path / "m" / "model.json").read_text())
+    del doc["state"]["layout"]
+    (tmp_path / "m" / "model.json").write_text(json.dumps(doc))
+    with pytest.raises(twinforge.ModelFileError):
+        twinforge.load(tmp_path / "m")
