@@ -10,7 +10,7 @@ from twinforge.models import CHUNK_ROWS
 
 from .conftest import make_mixed
 
-MODELS = twinforge.available_models()
+MODELS = twinforge.available_models(kind="table")  # sequence models: tests/test_sequence.py
 # Small settings so that every model fits in a few seconds in tests.
 FAST = {
     "auto": {"epochs": 3, "progress": False},

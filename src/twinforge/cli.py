@@ -96,19 +96,45 @@ def fit(
     max_minutes: Annotated[
         float | None, typer.Option("--max-minutes", help="Training time budget in minutes (neural models).")
     ] = None,
+    entity_key: Annotated[
+        str | None,
+        typer.Option("--entity-key", help="Time series: the entity column of a long table (fits the sequence model)."),
+    ] = None,
+    time_key: Annotated[
+        str | None, typer.Option("--time-key", help="Time series: the time column (datetimes or steps).")
+    ] = None,
+    static: Annotated[
+        str | None,
+        typer.Option("--static", help="Time series: a table of static attributes, one row per entity (optional)."),
+    ] = None,
     table: TableOpt = None,
     query: QueryOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Fit a model (default: auto) on DATA and save it to --out.
 
-    Example: twinforge fit customers.csv --out model/ --seed 0 --max-minutes 5
+    With --entity-key/--time-key, DATA is a long table of time series (one row per entity and time) and the
+    sequence model learns the population; personalise it with `twinforge personalize`.
+
+    Examples: twinforge fit customers.csv --out model/ --seed 0 --max-minutes 5;
+    twinforge fit events.csv --entity-key unit --time-key t --static units.csv --out fleet/
     """
-    twinforge.io.check_output(out, overwrite=overwrite, inputs=[data, metadata])
+    sequence = entity_key is not None or time_key is not None or static is not None or model == "sequence"
+    if sequence and model == DEFAULT_MODEL:
+        model = "sequence"
+    if sequence and getattr(twinforge.models.get_class(model), "kind", "table") != "sequence":
+        raise ParameterError(
+            f"--entity-key/--time-key/--static fit time series; model {model!r} learns tables: "
+            "use --model sequence (or drop the options)"
+        )
+    twinforge.io.check_output(out, overwrite=overwrite, inputs=[data, metadata, static])
     synth = _create(model, seed, max_minutes)
     df = _read(data, table, query)
     with _fitting(synth, f"fitting {model} on {len(df):,} rows x {df.shape[1]} columns"):
-        synth.fit(df, metadata=metadata)
+        if sequence:
+            synth.fit(df, metadata=metadata, entity_key=entity_key, time_key=time_key, static=static)
+        else:
+            synth.fit(df, metadata=metadata)
     synth.save(out, overwrite=overwrite)
     console.print(
         f"fitted [bold]{model}[/] on {len(df):,} rows x {df.shape[1]} columns in "
@@ -120,8 +146,18 @@ def fit(
 @_user_errors
 def sample(
     model_dir: Annotated[Path, typer.Argument(help="A model directory written by `twinforge fit`.")],
-    rows: Annotated[int, typer.Option("--rows", "-n", help="Number of rows to generate (positive).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .csv, .csv.gz, .tsv or .parquet.")],
+    rows: Annotated[int | None, typer.Option("--rows", "-n", help="Number of rows to generate (positive).")] = None,
+    entities: Annotated[
+        int | None, typer.Option("--entities", help="Sequence models: number of new entities (whole time series).")
+    ] = None,
+    event: Annotated[
+        str | None,
+        typer.Option("--event", help="Sequence models: every entity has this event, col=value or col=lo..hi."),
+    ] = None,
+    within: Annotated[
+        int | None, typer.Option("--within", help="With --event: within this many steps (default: anywhere).")
+    ] = None,
     where: Annotated[
         list[str] | None,
         typer.Option(
@@ -143,14 +179,27 @@ def sample(
 ) -> None:
     """Generate --rows synthetic rows from a saved model into --out, streaming in chunks.
 
-    Example: twinforge sample model/ --rows 1000000 --out synthetic.parquet --where "age=30..40" --where "plan=pro"
+    A sequence model generates --entities new entities instead (static rows and whole time series, one long
+    table); --where then conditions on static attributes.
+
+    Examples: twinforge sample model/ --rows 1000000 --out synthetic.parquet --where "age=30..40" --where "plan=pro";
+    twinforge sample fleet/ --entities 100 --out fleet.csv --where site=north
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    _positive_rows(rows)
     twinforge.io.table_format(out)
     twinforge.io.check_output(out, overwrite=overwrite, inputs=[model_dir, model_dir / "model.json"])
     synth = twinforge.load(model_dir)
+    if getattr(synth, "kind", "table") == "sequence":
+        if rows is not None or rebalance or temperature != 1.0:
+            raise ParameterError("a sequence model generates whole entities: use --entities N (not --rows, ...)")
+        _sample_entities(synth, entities, out, where, event, within, seed, overwrite)
+        return
+    if entities is not None or event is not None or within is not None:
+        raise ParameterError("--entities/--event/--within are for sequence models; this model makes rows: use --rows")
+    if rows is None:
+        raise ParameterError("--rows is required: the number of rows to generate, e.g. --rows 1000")
+    _positive_rows(rows)
     conditions = dict(_parse_where(synth, w) for w in where or [])
     mixes = dict(_parse_rebalance(synth, r) for r in rebalance or [])
     chunks = synth.sample_chunks(
@@ -184,6 +233,104 @@ def impute(
     twinforge.write_table(filled, out, overwrite=overwrite, inputs=[data])
     cells = int(df.isna().to_numpy().sum() - filled.isna().to_numpy().sum())
     console.print(f"filled {cells:,} missing cells in {len(df):,} rows; wrote {out}")
+
+
+def _sample_entities(synth, entities, out, where, event, within, seed, overwrite) -> None:
+    """``sample`` for a sequence model: --entities whole time series, --where on static attributes."""
+    if entities is None:
+        raise ParameterError("--entities is required for a sequence model: the number of new entities, e.g. 100")
+    if entities <= 0:
+        raise ParameterError(f"--entities must be a positive integer, got {entities}")
+    conditions = dict(_parse_where(synth.static_model_, w) for w in where or [])
+    with console.status(f"sampling {entities:,} entities"):
+        frame = synth.sample(
+            entities=entities, seed=seed, conditions=conditions or None, event=_parse_event(synth, event, within)
+        )
+    twinforge.write_table(frame, out, overwrite=overwrite)
+    console.print(f"wrote {entities:,} entities ({len(frame):,} rows) to {out}")
+
+
+def _parse_event(model: Any, text: str | None, within: int | None) -> dict[str, Any] | None:
+    """``col=value`` or ``col=lo..hi`` (numeric channels; an empty end is open) -> an ``event=`` dict."""
+    if text is None:
+        if within is not None:
+            raise ParameterError("--within needs --event")
+        return None
+    col, sep, value = text.partition("=")
+    col, value = col.strip(), value.strip()
+    if not sep or not col or not value:
+        raise ParameterError(f"--event {text!r}: write col=value (e.g. status=failure) or col=lo..hi")
+    blocks = {b["name"]: b for b in model.encoding_.blocks if b["name"] != "__gap__"}
+    if col not in blocks:
+        raise ParameterError(f"--event: {col!r} is not a channel; channels are {', '.join(blocks)}")
+    event: dict[str, Any] = {"column": col, "value": value}
+    if blocks[col]["kind"] == "num":
+        low, dots, high = value.partition("..")
+        try:
+            bounds = [None if v.strip() == "" else float(v) for v in ((low, high) if dots else (value,))]
+        except ValueError:
+            raise ParameterError(f"--event {col!r}: {value!r} is not a number or a range lo..hi") from None
+        event["value"] = tuple(bounds) if dots else bounds[0]
+    if within is not None:
+        event["within"] = within
+    return event
+
+
+@app.command()
+@_user_errors
+def personalize(
+    model_dir: Annotated[Path, typer.Argument(help="A sequence model directory written by `twinforge fit`.")],
+    history: Annotated[str, typer.Option("--history", help="One entity's rows of the long table (.csv/.parquet).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to save the twin in.")],
+    epochs: Annotated[int, typer.Option("--epochs", help="Fine-tuning epochs (0: the population's view).")] = 150,
+    seed: SeedOpt = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Personalise a population sequence model to one entity (its history) and save the digital twin to --out.
+
+    Example: twinforge personalize fleet/ --history unit7.csv --out twin7/ --seed 0
+    """
+    twinforge.io.check_output(out, overwrite=overwrite, inputs=[history, model_dir, model_dir / "model.json"])
+    model = twinforge.load(model_dir)
+    if getattr(model, "kind", "table") != "sequence" or not hasattr(model, "personalize"):
+        raise ParameterError(f"{str(model_dir)!r} is not a sequence model: fit one with --entity-key/--time-key")
+    frame = _read(history, None, None)
+    twin = model.personalize(frame, epochs=epochs, seed=seed)
+    twin.save(out, overwrite=overwrite)
+    console.print(f"personalised to entity {twin.entity!r} on {len(frame):,} steps; twin saved to {out}")
+
+
+@app.command()
+@_user_errors
+def forecast(
+    twin_dir: Annotated[Path, typer.Argument(help="A twin directory written by `twinforge personalize`.")],
+    horizon: Annotated[int, typer.Option("--horizon", help="Steps to forecast after the history.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .csv, .csv.gz, .tsv or .parquet.")],
+    paths: Annotated[int, typer.Option("--paths", help="Number of probabilistic paths.")] = 100,
+    event: Annotated[
+        str | None, typer.Option("--event", help="Every path has this event, col=value or col=lo..hi.")
+    ] = None,
+    within: Annotated[
+        int | None, typer.Option("--within", help="With --event: within this many steps (default: the horizon).")
+    ] = None,
+    seed: SeedOpt = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Forecast --paths continuations of a twin's history, --horizon steps each, into --out (a long table with
+    the entity key, a path column, the time and the channels).
+
+    Example: twinforge forecast twin7/ --horizon 24 --paths 200 --out forecast.csv --event status=failure
+    """
+    from twinforge.sequences import Twin
+
+    twinforge.io.table_format(out)
+    twinforge.io.check_output(out, overwrite=overwrite, inputs=[twin_dir, twin_dir / "model.json"])
+    twin = twinforge.load(twin_dir)
+    if not isinstance(twin, Twin):
+        raise ParameterError(f"{str(twin_dir)!r} is not a twin: make one with `twinforge personalize`")
+    frame = twin.forecast(horizon, paths=paths, seed=seed, event=_parse_event(twin.model_, event, within))
+    twinforge.write_table(frame, out, overwrite=overwrite)
+    console.print(f"wrote {paths:,} paths x {horizon:,} steps for entity {twin.entity!r} to {out}")
 
 
 def _parse_where(synth: twinforge.Synthesizer, text: str) -> tuple[str, Any]:

@@ -256,6 +256,8 @@ def load(path: str | os.PathLike) -> Synthesizer:
             raise ModelFileError(
                 f"{str(path)!r} holds a {doc['model']!r} model, which this twinforge does not know: upgrade it"
             ) from None
+        if hasattr(cls, "_from_document"):  # models with their own layout (sequence models and their twins)
+            return cls._from_document(doc)
         model = cls(**doc["params"])
         model.metadata_ = Metadata.from_dict(doc["metadata"])
         model.transformer_ = TableTransformer.from_state(doc["transformer"])
