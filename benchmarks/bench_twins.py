@@ -220,7 +220,7 @@ def twin_scores(model_dir: Path, holdout, train, ek: str, tk: str, static: list[
     model = twinforge.load(model_dir)
     channels = [c for c in holdout.columns if c not in (ek, tk, *static)]
     scale = {c: float(np.nanstd(train[c].to_numpy(dtype="float64"))) for c in channels if train[c].dtype.kind in "fiu"}
-    scratch_epochs = {"epochs": 60, "patience": 10, "validation_share": 0.0, "progress": False}
+    scratch_epochs = {"epochs": 40, "patience": 10, "validation_share": 0.0, "progress": False}
 
     def scratch_model():
         return twinforge.create("sequence", seed=args.seed, **scratch_epochs)
