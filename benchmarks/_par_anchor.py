@@ -43,22 +43,24 @@ def main() -> None:
     drop = [c for c in a.drop.split(",") if c]
     df = df.drop(columns=drop)
     context = [c for c in a.context.split(",") if c]
-    metadata = Metadata.detect_from_dataframe(df)
-    metadata.update_column(a.entity_key, sdtype="id")
-    metadata.update_column(a.time_key, sdtype="numerical")
-    metadata.set_sequence_key(a.entity_key)
-    metadata.set_sequence_index(a.time_key)
-    np.random.seed(a.seed)
+    table = "t"
+    metadata = Metadata.detect_from_dataframes({table: df})
+    metadata.update_column(a.entity_key, table_name=table, sdtype="id")
+    metadata.set_sequence_key(a.entity_key, table_name=table)
+    metadata.update_column(a.time_key, table_name=table, sdtype="numerical")
+    metadata.set_sequence_index(a.time_key, table_name=table)
+    np.random.seed(a.seed)  # PAR draws from numpy's and torch's global generators
     torch.manual_seed(a.seed)
-    params = {"context_columns": context, "verbose": False}
+    params = {"context_columns": context, "verbose": False, "cuda": False}
     if a.epochs:
         params["epochs"] = a.epochs
     model = PARSynthesizer(metadata, **params)
     start = time.perf_counter()
-    model.fit(df)
+    model.fit({table: df})  # SDV 2 takes a dict of tables
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    out = model.sample(num_sequences=a.entities)
+    out = model.sample_sequences(num_sequences=a.entities)
+    out = out[table] if isinstance(out, dict) else out
     sample_seconds = time.perf_counter() - start
     out.to_csv(a.synthetic_out, index=False)
     result = {

@@ -103,6 +103,11 @@ def test_static_table_datetimes_irregular_gaps_and_missing_values():
     gaps = set(out.groupby("id")["when"].diff().dropna().dt.total_seconds() / 3600)
     assert gaps <= {1.0, 2.0, 6.0}  # few distinct gaps are learned as categories
     assert out["id"].str.startswith("synthetic-").all()
+    history = events[events["id"] == "u3"].merge(static, on="id")
+    forecast = model.personalize(history, epochs=3, seed=0, progress=False).forecast(4, paths=3, seed=0)
+    assert list(forecast.columns) == ["id", "path", "when", "v"] and (forecast["id"] == "u3").all()
+    assert (forecast["when"] > history["when"].max()).all()
+    assert (forecast.groupby("path")["when"].diff().dropna() > pd.Timedelta(0)).all()
 
 
 def test_static_columns_are_detected_or_declared(fleet):
@@ -179,7 +184,9 @@ def test_personalised_twin_beats_the_population_model(model):
         return float(np.abs(median - future["temp"].to_numpy()).mean())
 
     population = error(model.personalize(history, epochs=0))
-    twin = error(model.personalize(history, epochs=150, seed=0, progress=False))
+    fitted = model.personalize(history, epochs=150, seed=0, progress=False)
+    assert fitted.info_["validation_steps"] == 5 and 0 < fitted.info_["chosen_epochs"] <= 150
+    twin = error(fitted)
     assert twin < 0.6 * population, (twin, population)
 
 
@@ -231,3 +238,25 @@ def test_model_and_twin_save_load_round_trip(model, fleet, tmp_path):
     assert isinstance(back, Twin) and back.entity == 2
     pd.testing.assert_frame_equal(back.forecast(5, paths=4, seed=1), twin.forecast(5, paths=4, seed=1))
     pd.testing.assert_frame_equal(back.history, twin.history)
+
+
+def test_metadata_with_keys_validates_the_time_structure():
+    bad = _errors_fleet().assign(t=[0, 2, 1, 0, 0])
+    meta = twinforge.Metadata.detect(bad, entity_key="unit", time_index="t")
+    problems = meta.problems(bad)
+    assert any("not in time order" in p for p in problems) and any("share an" in p for p in problems)
+    with pytest.raises(twinforge.MetadataError):
+        twinforge.create("sequence", seed=0, **FAST).fit(bad, meta)
+    good = _errors_fleet()
+    assert twinforge.Metadata.detect(good, entity_key="unit", time_index="t").problems(good) == []
+
+
+def test_a_corrupted_sequence_model_is_a_model_file_error(model, tmp_path):
+    import json
+
+    model.save(tmp_path / "m")
+    doc = json.loads((tmp_path / "m" / "model.json").read_text())
+    del doc["state"]["layout"]
+    (tmp_path / "m" / "model.json").write_text(json.dumps(doc))
+    with pytest.raises(twinforge.ModelFileError):
+        twinforge.load(tmp_path / "m")

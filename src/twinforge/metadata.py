@@ -239,6 +239,10 @@ class Metadata:
                 elif not s.is_unique:
                     dup = s[s.duplicated()].iloc[0]
                     out.append(f"primary_key {col!r} is not unique (e.g. {dup!r} repeats): unset it or fix the key")
+        if self.entity_key in data.columns and self.time_index in data.columns:
+            from twinforge.sequences._data import time_problems  # no torch: the checks of a long table
+
+            out.extend(time_problems(data, self.entity_key, self.time_index))
         return out
 
     # ----------------------------------------------------------------------------------- JSON

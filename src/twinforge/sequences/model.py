@@ -844,7 +844,10 @@ class SequenceModel(Synthesizer):
         The population model is fine-tuned on the history: the entity embedding alone first (MAP under the
         population's embedding distribution, learning rate ``learning_rate``), then, for the last
         ``fine_tune_share`` of ``epochs``, every weight at a learning rate 100 times smaller with an L2 pull of
-        strength ``anchor`` toward the population weights. ``epochs=0`` gives the population model's own view
+        strength ``anchor`` toward the population weights. ``epochs`` is an upper bound: a trial run on all but
+        the last fifth of the history picks the number of epochs that predicts that fifth best (possibly 0: the
+        population model as is), so a few records cannot make the twin worse than the population on what it has
+        seen. ``epochs=0`` gives the population model's own view
         of the entity (no fine-tuning: the history only warms up the recurrent state).
 
         ``history`` has the time column and every channel; the entity key column is optional (one entity only).
@@ -945,6 +948,13 @@ class SequenceModel(Synthesizer):
         return entity, df.reset_index(drop=True), row, times
 
     def _fine_tune(self, net, y, times, cond, epochs, max_minutes, lr, share, anchor, progress, device):
+        """Fit the entity's ``z`` (then every weight, pulled toward the population's) on its history.
+
+        How long to train is chosen on the history itself: a trial run trains on all but its last fifth and scores
+        the one-step-ahead likelihood of that last fifth after every epoch (epoch 0: the population model as is);
+        the final run trains on the whole history for the best trial's number of epochs. A history too short to
+        split (under 8 steps) trains for ``epochs``.
+        """
         enc = self.encoding_
         n = len(y)
         scale = self.layout_["time_scale"]
@@ -956,66 +966,87 @@ class SequenceModel(Synthesizer):
         extra[0, 0, 1] = 1.0
         t = lambda a: torch.tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
         prev_t, extra_t, cur_t, y_t = t(prev), t(extra), t(enc.features(y)[None]), t(y[None])
-        mask = torch.ones(1, n, device=device)
         c = t(cond)
         mean = t(self.z_mean_)
         var = t(np.diag(self.z_cov_))
-        z = nn.Parameter(mean.clone()[None])
-        for p in net.parameters():
-            p.requires_grad_(False)
-        pop = {k: v.detach().clone() for k, v in net.named_parameters()}
         n_fine = round(share * epochs)
         n_z = epochs - n_fine
-        opt = torch.optim.Adam([z], lr=lr)
         start = time.perf_counter()
-        history: list[float] = []
         show = self.progress if progress is None else progress
+        n_val = max(2, round(0.2 * n)) if n >= _MIN_VALIDATION_LENGTH else 0
 
-        def step(i: int) -> float:
-            nonlocal opt
-            if i == n_z:
-                for name, p in net.named_parameters():
-                    p.requires_grad_(name != "entity.weight")
-                opt = torch.optim.Adam(
-                    [
-                        {"params": [z], "lr": lr},
-                        {"params": [p for p in net.parameters() if p.requires_grad], "lr": lr / 100},
-                    ]
-                )
-            cz = torch.cat([c, z], -1)
-            out, _ = net.run(prev_t, extra_t, cz, net.initial(cz))
-            nll = _nll(enc, net.params(out, cz, cur_t), y_t, mask).sum() / n
-            prior = 0.5 * ((z[0] - mean) ** 2 / var).sum() / n
-            loss = nll + prior
-            if i >= n_z and anchor > 0:
-                loss = loss + anchor * sum(
-                    ((p - pop[k]) ** 2).sum() for k, p in net.named_parameters() if p.requires_grad
-                )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            return float(nll.detach())
+        def run(module: _SeqNet, n_train: int, stop: int, advance) -> tuple[torch.Tensor, list[float], list[float]]:
+            """Train ``module`` in place for ``stop`` epochs on the first ``n_train`` steps; returns z, the training
+            losses and (when steps are left over) the validation losses after 0..stop epochs."""
+            z = nn.Parameter(mean.clone()[None])
+            for p in module.parameters():
+                p.requires_grad_(False)
+            pop = {k: v.detach().clone() for k, v in module.named_parameters()}
+            train_mask = torch.zeros(1, n, device=device)
+            train_mask[0, :n_train] = 1.0
+            val_mask = 1.0 - train_mask
+            opt = torch.optim.Adam([z], lr=lr)
+            losses: list[float] = []
+            vals: list[float] = []
+
+            def nll_of(mask: torch.Tensor) -> torch.Tensor:
+                cz = torch.cat([c, z], -1)
+                out, _ = module.run(prev_t, extra_t, cz, module.initial(cz))
+                return _nll(enc, module.params(out, cz, cur_t), y_t, mask).sum() / mask.sum().clamp_min(1.0)
+
+            def score() -> None:
+                if n_train < n:
+                    with torch.no_grad():
+                        vals.append(float(nll_of(val_mask)))
+
+            score()
+            for i in range(stop):
+                if i == n_z:
+                    for name, p in module.named_parameters():
+                        p.requires_grad_(name != "entity.weight")
+                    opt = torch.optim.Adam(
+                        [
+                            {"params": [z], "lr": lr},
+                            {"params": [p for p in module.parameters() if p.requires_grad], "lr": lr / 100},
+                        ]
+                    )
+                nll = nll_of(train_mask)
+                loss = nll + 0.5 * ((z[0] - mean) ** 2 / var).sum() / n_train
+                if i >= n_z and anchor > 0:
+                    loss = loss + anchor * sum(
+                        ((p - pop[k]) ** 2).sum() for k, p in module.named_parameters() if p.requires_grad
+                    )
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(float(nll.detach()))
+                score()
+                advance({"loss": losses[-1]})
+                if max_minutes is not None and time.perf_counter() - start > 60.0 * max_minutes:
+                    break
+            for p in module.parameters():
+                p.requires_grad_(False)
+            return z.detach(), losses, vals
 
         from twinforge.models._nn import _progress
 
-        stopped = "epochs"
-        with _progress(show, "personalizing", epochs) as (advance,):
-            for i in range(epochs):
-                history.append(step(i))
-                advance({"loss": history[-1]})
-                if max_minutes is not None and time.perf_counter() - start > 60.0 * max_minutes:
-                    stopped = "time_budget"
-                    break
-        for p in net.parameters():
-            p.requires_grad_(False)
+        best = epochs
+        with _progress(show, "personalizing", epochs * (2 if n_val else 1)) as (advance,):
+            if n_val:
+                _, _, vals = run(copy.deepcopy(net), n - n_val, epochs, advance)
+                best = int(np.argmin(vals))
+            z, losses, _ = run(net, n, best, advance)
+        timed_out = max_minutes is not None and time.perf_counter() - start > 60.0 * max_minutes
         info = {
-            "epochs": len(history),
-            "stopped": stopped,
+            "epochs": len(losses),
+            "chosen_epochs": best,
+            "validation_steps": n_val,
+            "stopped": "time_budget" if timed_out else "epochs",
             "steps": n,
-            "loss": history[-1] if history else None,
+            "loss": losses[-1] if losses else None,
             "seconds": round(time.perf_counter() - start, 3),
         }
-        return z.detach().cpu().numpy()[0].astype("float64"), info
+        return z.cpu().numpy()[0].astype("float64"), info
 
     # ------------------------------------------------------------------------------------ persistence
     def _document(self) -> dict[str, Any]:
