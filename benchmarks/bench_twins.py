@@ -6,8 +6,9 @@ Usage, from the repository root (heavy: run it under the shared CPU lock)::
     flock /tmp/twinforge-heavy.lock .venv/bin/python benchmarks/bench_twins.py \\
         [--datasets-only basic_motions,turbines] [--sides twinforge,par,mostlyai] [--max-minutes M]
 
-Other options: ``--par-epochs N`` (default SDV's 128), ``--epochs N`` (twinforge), ``--units N --steps N`` (the
-simulated fleet, default 100 x 100), ``--ks 10,25 --horizon H --paths P`` (twin benchmark), ``--seed``,
+Other options: ``--par-epochs N`` (default SDV's 128), ``--mostlyai-minutes M`` (default: the engine's own
+budget), ``--epochs N`` (twinforge), ``--units N --steps N`` (the
+simulated fleet, default 80 x 100), ``--ks 10,25 --horizon H --paths P`` (twin benchmark), ``--seed``,
 ``--anchors-dir`` (default ``~/.cache/anchors``), ``--datasets DIR``, ``--out`` (default
 ``benchmarks/results/twins.json``). Results are merged into ``--out`` per dataset and side, and written after every
 step, so sides can be run (and re-run) separately.
@@ -70,11 +71,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--datasets-only", default=",".join(DATASETS), help=f"comma-separated: {', '.join(DATASETS)}")
     parser.add_argument("--sides", default=",".join(SIDES), help=f"comma-separated: {', '.join(SIDES)}")
     parser.add_argument("--anchors-dir", type=Path, default=Path.home() / ".cache" / "anchors")
-    parser.add_argument("--max-minutes", type=float, default=None, help="training budget: twinforge and MOSTLY AI")
+    parser.add_argument("--max-minutes", type=float, default=None, help="twinforge's training budget")
+    parser.add_argument("--mostlyai-minutes", type=float, default=None, help="MOSTLY AI's budget (default: its own)")
     parser.add_argument("--epochs", type=int, default=None, help="twinforge's sequence model epochs")
     parser.add_argument("--params", default="{}", help="JSON parameters for twinforge's sequence model")
     parser.add_argument("--par-epochs", type=int, default=None, help="PAR epochs (default: SDV's 128)")
-    parser.add_argument("--units", type=int, default=100, help="simulated turbines")
+    parser.add_argument("--units", type=int, default=80, help="simulated turbines")
     parser.add_argument("--steps", type=int, default=100, help="steps per simulated turbine")
     parser.add_argument("--ks", default="10,25", help="history lengths of the twin benchmark")
     parser.add_argument("--horizon", type=int, default=25, help="steps forecast in the twin benchmark")
@@ -196,10 +198,12 @@ def run_side(side: str, args, tmp: Path, train_csv: Path, ek: str, tk: str, stat
            "--result-out", str(tmp / f"{side}.json")]  # fmt: skip
     if side == "par" and args.par_epochs:
         cmd += ["--epochs", str(args.par_epochs)]
-    if side in ("twinforge", "mostlyai") and args.max_minutes:
-        cmd += ["--max-minutes", str(args.max_minutes)]
+    if side == "mostlyai" and args.mostlyai_minutes:
+        cmd += ["--max-minutes", str(args.mostlyai_minutes)]
     if side == "twinforge":
         cmd += ["--params", args.params, "--model-out", str(tmp / "model")]
+        if args.max_minutes:
+            cmd += ["--max-minutes", str(args.max_minutes)]
         if args.epochs:
             cmd += ["--epochs", str(args.epochs)]
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
