@@ -188,6 +188,7 @@ def temporal_scores(train, synthetic, holdout, ek: str, tk: str, seed: int) -> d
     full = temporal.temporal_fidelity(train, synthetic, ek, tk, holdout=holdout, seed=seed)
     head = {k: full[k] for k, _ in HEADLINE}
     head["autocorrelation_channels"] = {c: v["error"] for c, v in full["autocorrelation"]["channels"].items()}
+    head["telling_features"] = full["discriminative"].get("telling_features", [])
     return head
 
 
