@@ -44,6 +44,7 @@ def test_simulate_patients_to_a_parquet_file():
         (["simulate", "cars", "--out", "x"], "unknown simulation 'cars'"),
         (["simulate", "turbines", "--missing-rate", "2", "--out", "x"], "--missing-rate must be a number"),
         (["simulate", "turbines", "--out", "x.json"], "give a folder"),
+        (["simulate", "patients", "--start", "soon", "--out", "x"], "must be a date such as '2024-01-01', got 'soon'"),
         (["simulate", "turbines", "--out", "missing/x.csv"], "does not exist"),
     ],
 )

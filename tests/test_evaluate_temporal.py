@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import twinforge
 import twinforge.simulate as sim
-from twinforge.errors import DataError, ParameterError
+from twinforge.errors import DataError, MetadataError, ParameterError
 from twinforge.evaluate import temporal
 
 SENSORS = ["wind_speed", "ambient_temp", "power_kw", "gearbox_temp", "vibration"]
@@ -82,6 +82,10 @@ def test_real_vs_noise_is_discriminated(fleet, fresh):
     assert scores(fleet, fresh)["discriminative_auc"] < 0.75
     r = scores(fleet, noise_like(fleet))
     assert r["discriminative_auc"] > 0.95
+    # what gives the noise away: features of the dynamics (steps, autocorrelation), one of them alone nearly perfect
+    telling = r["discriminative"]["telling_features"]
+    assert len(telling) == 5 and abs(telling[0]["auc"] - 0.5) > 0.45
+    assert any(t["feature"].endswith(("mean |step|", "lag-1 acf", "lag-2 acf")) for t in telling)
     assert r["predictive_ratio"] < 0.8  # next-step models trained on noise predict the real fleet badly
 
 
@@ -173,7 +177,8 @@ def test_bad_sequences(fleet):
         scores(fleet, dup)
     gap = fleet.copy()
     gap.loc[5, "t"] = np.nan
-    with pytest.raises(DataError, match="time column 't' is missing in 1 rows"):
+    # the metadata check (entity key and time index set) or the temporal section's own check names it
+    with pytest.raises((DataError, MetadataError), match=r"time column 't' (is missing in 1 rows|has 1 missing)"):
         scores(gap, fleet)
     static = fleet.groupby("unit_id").first().reset_index()[["unit_id", "site"]]
     with pytest.raises(DataError, match="no row for 1 entities"):
@@ -199,3 +204,10 @@ def test_cli_evaluate_time_series(tmp_path, fleet, fresh, monkeypatch):
     bad = runner.invoke(app, [*args, "--overwrite", "--entity-key", "unit", "--time-key", "t"])
     assert bad.exit_code == 2 and "entity_key 'unit' is not a column" in bad.stderr
     assert "Traceback" not in bad.output
+
+
+def test_a_level_missing_from_synthetic_keeps_the_entity_features_aligned(fleet, fresh):
+    # synthetic never shows the last levels of status: the feature columns of both sides must still line up
+    fewer = fresh.assign(status=fresh["status"].replace({"maintenance": "idle", "repair": "idle"}))
+    r = temporal.discriminative_auc(fleet, fewer, "unit_id", "t")
+    assert 0.0 <= r <= 1.0

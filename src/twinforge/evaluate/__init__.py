@@ -8,6 +8,8 @@ can also be called one by one: ``from twinforge.evaluate import fidelity``.
 Per-entity time series (a long table with an entity key and a time index, given as ``entity_key``/``time_key`` or
 in the metadata) also get the metrics of :mod:`~twinforge.evaluate.temporal`: autocorrelation and
 cross-correlation errors, a discriminative and a predictive score, sequence-length and static-attribute fidelity.
+:mod:`~twinforge.evaluate.forecast` scores probabilistic forecasts (CRPS over sample paths, MAE of the median
+path) and runs the digital-twin benchmark (personalised twin vs population model vs a per-entity model).
 
 Large tables are subsampled, with a seed, where a metric's cost grows faster than the number of rows; the caps
 are in :data:`CAPS` and the report lists what was subsampled. Column shapes, missing rates, Wasserstein
@@ -25,11 +27,11 @@ from typing import Any
 import numpy as np
 
 from twinforge.errors import ParameterError
-from twinforge.evaluate import fidelity, privacy, temporal, utility
+from twinforge.evaluate import fidelity, forecast, privacy, temporal, utility
 from twinforge.evaluate._data import Prepared, prepare, read_input, seeds, subsample
 from twinforge.evaluate.report import EvaluationReport
 
-__all__ = ["CAPS", "EvaluationReport", "evaluate", "fidelity", "privacy", "temporal", "utility"]
+__all__ = ["CAPS", "EvaluationReport", "evaluate", "fidelity", "forecast", "privacy", "temporal", "utility"]
 
 #: Rows used by the metrics whose cost grows faster than the number of rows (per table unless said otherwise).
 CAPS: dict[str, int] = {

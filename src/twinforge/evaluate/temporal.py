@@ -367,10 +367,11 @@ def _sequence_lengths(data: TemporalData) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------ discriminative
-def entity_features(data: TemporalData, table: str) -> np.ndarray:
-    """One row of summary features per entity (see the module docstring), NaN where undefined."""
+def entity_features(data: TemporalData, table: str) -> tuple[np.ndarray, list[str]]:
+    """One row of summary features per entity (see the module docstring), NaN where undefined, and their names."""
     s = data.tables[table]
     cols: list[np.ndarray] = [s.lengths.astype("float64")]
+    names = ["length"]
     for name in data.numeric:
         x = s.numeric[name]
         frame = pd.DataFrame({"e": s.entity, "x": x})
@@ -387,18 +388,41 @@ def entity_features(data: TemporalData, table: str) -> np.ndarray:
         cols.extend(stats.to_numpy().T)
         cols.extend(q.to_numpy().T)
         cols.extend([mean_step.to_numpy(), trend, acf[:, 0], acf[:, 1], missing])
+        stat_names = ["mean", "std", "min", "max", "first", "last", "q10", "q50", "q90"]
+        names += [f"{name}: {n}" for n in [*stat_names, "mean |step|", "trend", "lag-1 acf", "lag-2 acf", "missing"]]
     for name in data.discrete:
         c = s.discrete[name]
-        top = min(int(c.max()) + 1 if len(c) else 0, 10)
-        for level in range(top):
+        # the same levels for both tables (codes are shared), so that their feature columns line up
+        highest = max((int(t.discrete[name].max()) for t in data.tables.values() if len(t.discrete[name])), default=-1)
+        for level in range(min(highest + 1, 10)):
             cols.append(np.bincount(s.entity, weights=c == level, minlength=s.n) / np.maximum(s.lengths, 1))
+            names.append(f"{name}: share of level {level}")
         cols.append(entity_agreement(c, s.entity, s.n, 1)[:, 0])
+        names.append(f"{name}: lag-1 agreement")
     if data.static_prep is not None:
         from twinforge.evaluate._data import tree_matrix
 
         prep = data.static_prep
         cols.extend(tree_matrix(prep, prep.values[table], prep.names).T)
-    return np.column_stack(cols).astype("float64")
+        names += [f"static {n}" for n in prep.names]
+    return np.column_stack(cols).astype("float64"), names
+
+
+def _telling(x: np.ndarray, y: np.ndarray, names: list[str], top: int = 5) -> list[dict[str, Any]]:
+    """The features that alone separate real from synthetic entities best (univariate ROC-AUC, ties at 0.5)."""
+    from scipy.stats import rankdata
+
+    pos, neg = y == 1, y == 0
+    out = []
+    for j, name in enumerate(names):
+        v = np.where(np.isnan(x[:, j]), -np.inf, x[:, j])  # undefined (e.g. no variance) ranks lowest
+        if np.all(v == v[0]):
+            continue
+        r = rankdata(v)
+        auc = (r[pos].sum() - pos.sum() * (pos.sum() + 1) / 2) / (pos.sum() * neg.sum())
+        out.append({"feature": name, "auc": float(auc)})
+    out.sort(key=lambda d: -abs(d["auc"] - 0.5))
+    return out[:top]
 
 
 def _slope(t: np.ndarray, x: np.ndarray, ent: np.ndarray, n: int) -> np.ndarray:
@@ -422,7 +446,7 @@ def _discriminative(data: TemporalData, rng: np.random.Generator, cap: int, fold
     n = min(nr, ns, cap)
     if n < MIN_ENTITIES:
         return {"score": None, "entities_per_side": n, "note": f"fewer than {MIN_ENTITIES} entities on a side"}
-    fr, fs = entity_features(data, "real"), entity_features(data, "synthetic")
+    (fr, names), (fs, _) = entity_features(data, "real"), entity_features(data, "synthetic")
     take_r = np.sort(rng.choice(nr, n, replace=False))
     take_s = np.sort(rng.choice(ns, n, replace=False))
     x = trainable(np.vstack([fr[take_r], fs[take_s]]))
@@ -441,7 +465,13 @@ def _discriminative(data: TemporalData, rng: np.random.Generator, cap: int, fold
             model = HistGradientBoostingClassifier(max_iter=100, early_stopping=False, random_state=random_state(rng))
             model.fit(x[~test], y[~test])
             scores[test] = model.predict_proba(x[test])[:, 1]
-    return {"score": float(roc_auc_score(y, scores)), "entities_per_side": n, "folds": folds, "features": x.shape[1]}
+    return {
+        "score": float(roc_auc_score(y, scores)),
+        "entities_per_side": n,
+        "folds": folds,
+        "features": x.shape[1],
+        "telling_features": _telling(x, y, names),
+    }
 
 
 # ------------------------------------------------------------------------------------------ predictive
