@@ -313,6 +313,22 @@ def info(model_dir: Annotated[Path, typer.Argument(help="A model directory writt
     head.add_row("fit time", f"{fit_info.get('seconds', float('nan')):.2f} s at {fit_info.get('fitted_at', '?')}")
     head.add_row("twinforge version", str(doc.get("twinforge_version")))
     head.add_row("format version", str(doc.get("format_version")))
+    fed = fit_info.get("federated")
+    if fed:
+        head.add_row(
+            "federated",
+            f"{fed.get('sites')} sites, {fed.get('rounds')} rounds x {fed.get('local_epochs')} local epochs, "
+            f"{fed.get('strategy')}, {fed.get('bytes_per_round', 0):,} bytes per round",
+        )
+        privacy = fed.get("privacy") or {}
+        if privacy.get("dp"):
+            head.add_row(
+                "privacy spent",
+                f"epsilon={privacy['epsilon']:g} at delta={privacy['delta']:g} over {privacy['releases']} releases "
+                f"(noise multiplier {privacy['noise_multiplier']:g}, clipping norm {privacy['clipping_norm']:g})",
+            )
+        else:
+            head.add_row("privacy spent", "no differential privacy (only aggregates left the sites)")
     console.print(head)
     columns = Table("column", "kind", title="metadata")
     meta = doc.get("metadata") or {}
