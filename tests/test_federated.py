@@ -234,3 +234,40 @@ def test_server_resumes_from_its_last_round(tmp_path, monkeypatch, caplog):
     assert len(trains) == 2  # one round, two sites
     assert not any(m.metadata.message_type.startswith("query") for _, m in recorder.messages)
     assert [h["round"] for h in model.fit_info_["federated"]["history"]] == [1, 2, 3]
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def test_cli_simulate_two_files_and_partition_by(tmp_path):
+    from typer.testing import CliRunner
+
+    from twinforge.cli import app
+
+    runner = CliRunner()
+    paths = []
+    for i, part in enumerate(sites(2, 300)):
+        paths.append(str(tmp_path / f"site{i}.csv"))
+        part.to_csv(paths[-1], index=False)
+    out = tmp_path / "m"
+    args = ["federated", "simulate", "--data", *paths, "--rounds", "2", "--model", "tvae", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "2 sites, 2 rounds" in result.output.replace("\n", " ")
+    result = runner.invoke(app, ["sample", str(out), "-n", "30", "-o", str(tmp_path / "fake.csv")])
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(tmp_path / "fake.csv")) == 30
+    out2 = tmp_path / "m2"
+    args = ["federated", "simulate", "--data", paths[0], "--partition-by", "tier", "--rounds", "1", "--out", str(out2)]
+    result = runner.invoke(app, [*args, "--model", "tvae"])
+    assert result.exit_code == 0, result.output
+    assert twinforge.load(out2).fit_info_["federated"]["sites"] == 3
+    # bad input: one clear message, exit 2
+    for bad, words in [
+        (["--data", paths[0]], "two or more sites"),
+        (["--data", paths[0], "--partition-by", "nope"], "'nope'"),
+        (["--data", *paths, "--strategy", "fedsgd"], "fedsgd"),
+        (["--data", *paths, "--model", "copula"], "copula"),
+    ]:
+        result = runner.invoke(app, ["federated", "simulate", *bad, "--out", str(tmp_path / "bad")])
+        assert result.exit_code == 2 and words in result.output, result.output
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "bad").exists()
