@@ -55,7 +55,7 @@ def test_superlink_and_two_supernodes_train_a_model(tmp_path):
         out = serve(settings, host="127.0.0.1", port=port, log=log, run_timeout=600)
     finally:
         for c in clients:
-            _stop(c)
+            _stop(c, grace=30)
         for f in logs:
             f.close()
     model = twinforge.load(out)

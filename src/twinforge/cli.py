@@ -695,17 +695,25 @@ def federated_client(
 
     Example: twinforge federated client --data ward_a.csv --server 10.0.0.5:9092
     """
-    from twinforge.federated._deploy import join
+    import signal
+
+    from twinforge.federated._deploy import _stop, join
 
     proc = join(data, server, name=name, port=port)
     err_console.print(f"site {name or Path(data).stem} connected to {server}; Ctrl-C to stop")
+
+    def stop(signum: int, frame: Any) -> None:
+        _stop(proc)
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)  # the SuperNode and its ClientApps stop with this command
     try:
         code = proc.wait()
     except KeyboardInterrupt:
-        from twinforge.federated._deploy import _stop
-
         _stop(proc)
         raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if code:
         raise typer.Exit(code)
 

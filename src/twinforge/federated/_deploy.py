@@ -214,11 +214,13 @@ def join(
     insecure: bool = True,
     max_wait: float | None = None,
     log: IO[str] | None = None,
+    own_session: bool = True,
 ) -> subprocess.Popen:
     """Start this site's SuperNode (``flower-supernode``) for ``server`` (HOST:PORT); returns the process.
 
     The site's table is read when the server asks (checked against the agreed schema then); here only that it
-    exists and can be read.
+    exists and can be read. ``own_session``: the SuperNode gets its own process group (stop it with
+    :func:`_stop`); without, it shares the caller's, so a signal to the caller's group reaches it too.
     """
     from twinforge.io import read_table
 
@@ -244,7 +246,11 @@ def join(
     if max_wait is not None:
         cmd += ["--max-wait-time", str(max_wait)]
     return subprocess.Popen(
-        cmd, env=_env(home), stdout=log, stderr=subprocess.STDOUT if log is not None else None, start_new_session=True
+        cmd,
+        env=_env(home),
+        stdout=log,
+        stderr=subprocess.STDOUT if log is not None else None,
+        start_new_session=own_session,
     )
 
 
