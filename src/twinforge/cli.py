@@ -554,6 +554,22 @@ def info(model_dir: Annotated[Path, typer.Argument(help="A model directory writt
     head.add_row("privacy", _privacy_line(fit_info.get("privacy")))
     head.add_row("twinforge version", str(doc.get("twinforge_version")))
     head.add_row("format version", str(doc.get("format_version")))
+    fed = fit_info.get("federated")
+    if fed:
+        head.add_row(
+            "federated",
+            f"{fed.get('sites')} sites, {fed.get('rounds')} rounds x {fed.get('local_epochs')} local epochs, "
+            f"{fed.get('strategy')}, {fed.get('bytes_per_round', 0):,} bytes per round",
+        )
+        privacy = fed.get("privacy") or {}
+        if privacy.get("dp"):
+            head.add_row(
+                "privacy spent",
+                f"epsilon={privacy['epsilon']:g} at delta={privacy['delta']:g} over {privacy['releases']} releases "
+                f"(noise multiplier {privacy['noise_multiplier']:g}, clipping norm {privacy['clipping_norm']:g})",
+            )
+        else:
+            head.add_row("privacy spent", "no differential privacy (only aggregates left the sites)")
     console.print(head)
     columns = Table("column", "kind", title="metadata")
     meta = doc.get("metadata") or {}
@@ -799,6 +815,291 @@ def evaluate_command(
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)
     console.print(f"wrote {json_out}" + (f" and {report}" if report is not None else ""))
+
+
+federated_app = typer.Typer(
+    help="Train one model across sites that keep their rows (Flower). Needs the `federated` extra.",
+    no_args_is_help=True,
+)
+app.add_typer(federated_app, name="federated")
+
+RoundsOpt = Annotated[int, typer.Option("--rounds", "-r", help="Federated rounds.")]
+FedModelOpt = Annotated[str, typer.Option("--model", "-m", help="auto, tvae, ctgan or ddpm.")]
+LocalEpochsOpt = Annotated[int, typer.Option("--local-epochs", help="Epochs each site trains per round.")]
+StrategyOpt = Annotated[
+    str, typer.Option("--strategy", help="fedavg, or fedprox for sites whose data differ (non-IID).")
+]
+MuOpt = Annotated[float, typer.Option("--proximal-mu", help="FedProx's proximal weight mu.")]
+DpOpt = Annotated[
+    bool,
+    typer.Option(
+        "--dp", help="Differential privacy: noisy statistics, clipped updates with Gaussian noise, accounted."
+    ),
+]
+NoiseOpt = Annotated[float, typer.Option("--noise-multiplier", help="DP: noise std / clipping norm on updates.")]
+ClipOpt = Annotated[float, typer.Option("--clipping-norm", help="DP: L2 bound of each site's update.")]
+StatsNoiseOpt = Annotated[
+    float, typer.Option("--stats-noise-multiplier", help="DP: noise std / sensitivity on the agreed statistics.")
+]
+DeltaOpt = Annotated[float, typer.Option("--delta", help="DP: the delta the spent epsilon is reported at.")]
+MinSitesOpt = Annotated[int | None, typer.Option("--min-sites", help="Sites needed to start and per round.")]
+TimeoutOpt = Annotated[
+    float, typer.Option("--round-timeout", help="Seconds a round waits; later sites are left out of it.")
+]
+MetaOpt = Annotated[
+    Path | None,
+    typer.Option("--metadata", help="The agreed schema (JSON from `twinforge metadata`); detected if omitted."),
+]
+
+
+def _fed_settings(**kwargs: Any) -> dict[str, Any]:
+    """Keyword arguments of FederatedSettings, dropping options left at None."""
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def _sites(data: list[str], partition_by: str | None) -> tuple[list[Any], list[str]]:
+    if not data:
+        raise ParameterError("--data: give one table per site (or one table and --partition-by COLUMN)")
+    if partition_by is None:
+        if len(data) < 2:
+            raise ParameterError("--data: a federation needs two or more sites (or use --partition-by COLUMN)")
+        names = [Path(d).stem for d in data]
+        if len(set(names)) < len(names):
+            names = [f"site{i + 1}-{n}" for i, n in enumerate(names)]
+        return [twinforge.read_table(d) for d in data], names
+    if len(data) != 1:
+        raise ParameterError("--partition-by splits ONE table into sites: give a single --data file")
+    df = twinforge.read_table(data[0])
+    if partition_by not in df.columns:
+        raise ParameterError(f"--partition-by: no column {partition_by!r}; columns are {list(df.columns)}")
+    if df[partition_by].isna().any():
+        raise ParameterError(f"--partition-by: column {partition_by!r} has missing values; fill them first")
+    groups = list(df.groupby(partition_by, sort=True))
+    if not 2 <= len(groups) <= 100:
+        raise ParameterError(
+            f"--partition-by: column {partition_by!r} has {len(groups)} values; it needs 2 to 100 (one site each)"
+        )
+    return [g.reset_index(drop=True) for _, g in groups], [f"{partition_by}={v}" for v, _ in groups]
+
+
+@contextlib.contextmanager
+def _round_progress(rounds: int) -> Any:
+    """Rounds as a progress bar on stderr (the federated logger says when one is done); Flower's log quieted."""
+    import logging
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    flwr_log = logging.getLogger("flwr")
+    level = flwr_log.level
+    flwr_log.setLevel(logging.WARNING)
+    fed_log = logging.getLogger("twinforge.federated")
+    with Progress(
+        TextColumn("federated rounds"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console
+    ) as bar:
+        task = bar.add_task("rounds", total=rounds)
+
+        class _Handler(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                msg = record.getMessage()
+                if msg.startswith("round "):
+                    bar.update(task, completed=int(msg.split()[1].split("/")[0]))
+                elif record.levelno >= logging.WARNING:
+                    err_console.print(f"[yellow]warning:[/] {msg}", highlight=False)
+
+        handler = _Handler()
+        fed_log.addHandler(handler)
+        old = fed_log.level
+        fed_log.setLevel(logging.INFO)
+        try:
+            yield
+        finally:
+            fed_log.removeHandler(handler)
+            fed_log.setLevel(old)
+            flwr_log.setLevel(level)
+
+
+def _print_federated(model_dir: Path) -> None:
+    doc = twinforge.io.read_model_header(model_dir)
+    fed = doc["fit_info"]["federated"]
+    privacy = fed["privacy"]
+    spent = f"epsilon={privacy['epsilon']:g} at delta={privacy['delta']:g}" if privacy["dp"] else "no DP"
+    console.print(
+        f"trained [bold]{doc['model']}[/] across {fed['sites']} sites, {fed['rounds']} rounds "
+        f"({fed['bytes_per_round']:,} bytes per round, {spent}); saved to {model_dir}"
+    )
+
+
+@federated_app.command("simulate", context_settings={"allow_extra_args": True})
+@_user_errors
+def federated_simulate(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to save the global model in.")],
+    data: Annotated[
+        list[str] | None,
+        typer.Option("--data", "-d", help="One table per site: --data a.csv b.csv c.csv (or repeat --data)."),
+    ] = None,
+    partition_by: Annotated[
+        str | None, typer.Option("--partition-by", help="Split ONE table into sites by this column's values.")
+    ] = None,
+    rounds: RoundsOpt = 10,
+    model: FedModelOpt = DEFAULT_MODEL,
+    local_epochs: LocalEpochsOpt = 1,
+    strategy: StrategyOpt = "fedavg",
+    proximal_mu: MuOpt = 0.01,
+    metadata: MetaOpt = None,
+    dp: DpOpt = False,
+    noise_multiplier: NoiseOpt = 1.0,
+    clipping_norm: ClipOpt = 1.0,
+    stats_noise_multiplier: StatsNoiseOpt = 2.0,
+    delta: DeltaOpt = 1e-5,
+    min_sites: MinSitesOpt = None,
+    round_timeout: TimeoutOpt = 600.0,
+    seed: SeedOpt = 0,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Simulate a federation in this process: each table (or each --partition-by group) is a site.
+
+    The sites run the same Flower ClientApp as a deployment and share only aggregates and weights.
+    The result is an ordinary model directory: `twinforge sample MODEL_DIR -n 1000 -o synthetic.csv`.
+
+    Example: twinforge federated simulate --data north.csv south.csv --rounds 20 --out model/
+    """
+    data = [*(data or []), *ctx.args]
+    extra = [a for a in data if a.startswith("-")]
+    if extra:
+        raise ParameterError(f"unknown option(s) {extra}; see `twinforge federated simulate --help`")
+    twinforge.io.check_output(out, overwrite=overwrite, inputs=[*data, metadata])
+    from twinforge.federated import simulate
+
+    frames, names = _sites(data, partition_by)
+    with _round_progress(rounds):
+        simulate(
+            frames,
+            out,
+            metadata=metadata,
+            site_names=names,
+            **_fed_settings(
+                model=model,
+                rounds=rounds,
+                local_epochs=local_epochs,
+                strategy=strategy,
+                proximal_mu=proximal_mu,
+                dp=dp,
+                noise_multiplier=noise_multiplier,
+                clipping_norm=clipping_norm,
+                stats_noise_multiplier=stats_noise_multiplier,
+                delta=delta,
+                min_sites=min_sites,
+                round_timeout=round_timeout,
+                seed=seed,
+                overwrite=overwrite,
+            ),
+        )
+    _print_federated(out)
+
+
+@federated_app.command("server")
+@_user_errors
+def federated_server(
+    metadata: Annotated[
+        Path, typer.Option("--metadata", help="The agreed schema every site's table must match (JSON).")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to save the global model in.")],
+    host: Annotated[str, typer.Option("--host", help="Interface the SuperLink listens on.")] = "0.0.0.0",
+    port: Annotated[int, typer.Option("--port", help="Port the sites connect to (the SuperLink's).")] = 9092,
+    rounds: RoundsOpt = 10,
+    model: FedModelOpt = DEFAULT_MODEL,
+    local_epochs: LocalEpochsOpt = 1,
+    strategy: StrategyOpt = "fedavg",
+    proximal_mu: MuOpt = 0.01,
+    dp: DpOpt = False,
+    noise_multiplier: NoiseOpt = 1.0,
+    clipping_norm: ClipOpt = 1.0,
+    stats_noise_multiplier: StatsNoiseOpt = 2.0,
+    delta: DeltaOpt = 1e-5,
+    min_sites: Annotated[int, typer.Option("--min-sites", help="Sites needed to start and per round.")] = 2,
+    wait_sites: Annotated[
+        float, typer.Option("--wait-sites", help="Seconds to wait for --min-sites sites to connect.")
+    ] = 600.0,
+    round_timeout: TimeoutOpt = 600.0,
+    seed: SeedOpt = 0,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Run the federation's server (a Flower SuperLink) and train across the sites that join; save the model.
+
+    Sites join with `twinforge federated client --data local.csv --server THIS_HOST:PORT`. Restarted with the
+    same options after a crash, the server resumes from its last finished round.
+
+    Example: twinforge federated server --metadata schema.json --out model/ --rounds 20 --min-sites 3
+    """
+    import json
+
+    from twinforge.federated import FederatedSettings
+    from twinforge.federated._deploy import serve
+
+    twinforge.io.check_output(out, overwrite=overwrite, inputs=[metadata])
+    meta = twinforge.Metadata.from_json(metadata)
+    settings = FederatedSettings(
+        out=str(out),
+        metadata=json.loads(json.dumps(meta.to_dict())),
+        model=model,
+        rounds=rounds,
+        local_epochs=local_epochs,
+        strategy=strategy,
+        proximal_mu=proximal_mu,
+        dp=dp,
+        noise_multiplier=noise_multiplier,
+        clipping_norm=clipping_norm,
+        stats_noise_multiplier=stats_noise_multiplier,
+        delta=delta,
+        min_sites=min_sites,
+        wait_sites_seconds=wait_sites,
+        round_timeout=round_timeout,
+        seed=seed,
+        overwrite=overwrite,
+    )
+    err_console.print(f"SuperLink on {host}:{port}; waiting for {min_sites} site(s)")
+    serve(settings, host=host, port=port)
+    _print_federated(out)
+
+
+@federated_app.command("client")
+@_user_errors
+def federated_client(
+    data: Annotated[str, typer.Option("--data", "-d", help="This site's table; it never leaves this machine.")],
+    server: Annotated[str, typer.Option("--server", "-s", help="The server's HOST:PORT.")],
+    name: Annotated[str | None, typer.Option("--name", help="This site's name in the server's log.")] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Local port of this site's SuperNode runtime (default: a free one).")
+    ] = None,
+) -> None:
+    """Join a federation as a site (a Flower SuperNode): answer the server with aggregates and trained weights.
+
+    Runs until stopped (Ctrl-C). Only the model's weights and aggregate counts are sent, never a row.
+
+    Example: twinforge federated client --data ward_a.csv --server 10.0.0.5:9092
+    """
+    import signal
+
+    from twinforge.federated._deploy import _stop, join
+
+    proc = join(data, server, name=name, port=port)
+    err_console.print(f"site {name or Path(data).stem} connected to {server}; Ctrl-C to stop")
+
+    def stop(signum: int, frame: Any) -> None:
+        _stop(proc)
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)  # the SuperNode and its ClientApps stop with this command
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        _stop(proc)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if code:
+        raise typer.Exit(code)
 
 
 def _score(value: Any) -> str:

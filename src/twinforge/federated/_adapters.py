@@ -47,6 +47,16 @@ def set_weights(modules: dict[str, nn.Module], arrays: dict[str, np.ndarray]) ->
         mod.load_state_dict(state, strict=True)
 
 
+def local_batch(batch_size: int, n_rows: int, min_steps: int = 8, floor: int = 32) -> int:
+    """A site's batch: the model's, made smaller so that a local epoch takes at least ``min_steps`` steps.
+
+    FedAvg's progress per round is about one site's local steps; with the pooled data's batch a small site would
+    make one or two steps per epoch, and the federation would need many times more rounds than central training
+    needs epochs.
+    """
+    return max(1, min(batch_size, n_rows, max(floor, -(-n_rows // min_steps))))
+
+
 @contextlib.contextmanager
 def proximal(modules: dict[str, nn.Module], mu: float) -> Iterator[None]:
     """FedProx: while active, every gradient gets ``mu * (w - w_start)`` added (the proximal term's gradient)."""
@@ -151,7 +161,7 @@ class _TVAEAdapter:
         tensors = model._tensors(codes, scalars)
         params = [*model.encoder_.parameters(), *model.decoder_.parameters()]
         opt = torch.optim.Adam(params, model.learning_rate, weight_decay=1e-5)
-        batch = min(int(model.batch_size), len(codes))
+        batch = local_batch(int(model.batch_size), len(codes))
         steps = max(1, len(codes) // batch)
         total = 0.0
         with seeded(rng, model.device_):
@@ -221,7 +231,7 @@ class _CTGANAdapter:
         local.offsets = [np.concatenate([[0], np.cumsum(c)]).astype("int64") for c in local.counts]
         data = torch.as_tensor(enc.to_matrix(codes, scalars), device=dev)
         pac = int(model.pac)
-        batch = max(pac, min(int(model.batch_size), max(len(codes), pac)) // pac * pac)
+        batch = max(pac, local_batch(int(model.batch_size), max(len(codes), pac)) // pac * pac)
         steps = max(1, len(codes) // batch)
         opt_g = torch.optim.Adam(
             model.generator_.parameters(), model.learning_rate, betas=(0.5, 0.9), weight_decay=1e-6
@@ -290,7 +300,7 @@ class _DDPMAdapter:
         data = model._tensors(z, valid, tokens)
         net, dev = model.denoiser_, model.device_
         opt = torch.optim.AdamW(net.parameters(), model.learning_rate, weight_decay=1e-4)
-        batch = min(int(model.batch_size), len(z))
+        batch = local_batch(int(model.batch_size), len(z))
         steps = max(1, len(z) // batch)
         total = 0.0
         with seeded(rng, dev):

@@ -128,10 +128,15 @@ class FederatedSettings:
     def stats_sigma(self, metadata: Metadata) -> float:
         return self.stats_noise_multiplier * _stats.stats_sensitivity(metadata) if self.dp else 0.0
 
-    def threshold(self, metadata: Metadata) -> float:
+    def threshold(self, metadata: Metadata, n_sites: int = 1) -> float:
+        """Merged counts below this are noise: 4.5 standard deviations of the summed noise of ``n_sites`` sites.
+
+        Over the few thousand bins and levels of a table, a count that is really zero passes it with probability
+        about 0.02 in all.
+        """
         if self.count_threshold is not None:
             return float(self.count_threshold)
-        return 4.0 * self.stats_sigma(metadata) if self.dp else 0.0
+        return 4.5 * self.stats_sigma(metadata) * float(np.sqrt(n_sites)) if self.dp else 0.0
 
 
 # ======================================================================================== client side
@@ -429,7 +434,6 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
 
     if resumed is None:
         sigma = settings.stats_sigma(meta)
-        threshold = settings.threshold(meta)
         grid.stage = "statistics"
         replies = _query(
             grid,
@@ -445,7 +449,8 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
                 header=f"too few sites match the agreed schema ({len(stage1)} of {len(nodes)})",
             )
         nodes = sorted(stage1)
-        merged = _stats.merge_stage1([stage1[n] for n in nodes], meta, threshold)
+        threshold = settings.threshold(meta, len(nodes))
+        merged = _stats.merge_stage1([stage1[n] for n in nodes], meta, threshold, dp=settings.dp)
         replies = _query(
             grid,
             nodes,
@@ -454,7 +459,7 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
             settings.round_timeout,
         )
         stage2, _ = _stats_replies(replies, "stats2")
-        merged = _stats.merge_stage2(merged, [stage2[n] for n in nodes if n in stage2], threshold)
+        merged = _stats.merge_stage2(merged, [stage2[n] for n in nodes if n in stage2], threshold, dp=settings.dp)
         proxy = _stats.proxy_table(merged, meta)
         model = _new_model(settings)
         model.metadata_ = meta
@@ -607,7 +612,7 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
         "bytes": dict(recorder.bytes_by_stage),
         "bytes_per_round": round(train_bytes / max(len(history), 1)),
         "history": history,
-        "privacy": _privacy_record(settings, accountant),
+        "privacy": _privacy_record(settings, accountant, n_sites),
     }
     model.fit_info_ = {
         "rows": round(n_rows),
@@ -638,7 +643,7 @@ def _dp_wrap_fedprox(base: Any, settings: FederatedSettings, n_sites: int, accou
     )
 
 
-def _privacy_record(settings: FederatedSettings, accountant: Any) -> dict[str, Any]:
+def _privacy_record(settings: FederatedSettings, accountant: Any, n_sites: int) -> dict[str, Any]:
     if not settings.dp or accountant is None:
         return {"dp": False, "note": "no differential privacy: only aggregates left the sites, without noise"}
     spent = accountant.get_privacy_spent()
@@ -650,7 +655,7 @@ def _privacy_record(settings: FederatedSettings, accountant: Any) -> dict[str, A
         "noise_multiplier": settings.noise_multiplier,
         "clipping_norm": settings.clipping_norm,
         "stats_noise_multiplier": settings.stats_noise_multiplier,
-        "count_threshold": settings.threshold(Metadata.from_dict(settings.metadata)),
+        "count_threshold": round(settings.threshold(Metadata.from_dict(settings.metadata), n_sites), 3),
         "accountant": "RDP, Gaussian releases without sampling amplification",
         "mechanism": (
             "client-side fixed clipping + central Gaussian noise on the averaged update (Flower "

@@ -32,7 +32,6 @@ import pandas as pd
 from twinforge.errors import DataError, MetadataError, ParameterError
 from twinforge.metadata import Metadata
 from twinforge.transforms import TableTransformer, transform_for
-from twinforge.transforms._columns import _decimals
 from twinforge.transforms._generated import IdColumn
 
 __all__ = [
@@ -52,6 +51,26 @@ _MAX_EXACT = 128  # at most this many distinct values: every value is a candidat
 _MASS_SHARE = 0.01  # a value held by this share of a site's rows is a candidate point mass
 _MAX_MASSES = 32
 _ASINH_EDGES = np.linspace(-32.0, 32.0, 6401)  # the fixed stage-1 grid, in asinh space
+# with DP every bin carries noise and the count threshold must hold over all bins at once: a coarser grid
+_ASINH_EDGES_DP = np.linspace(-32.0, 32.0, 257)
+_MAX_DECIMALS = 10
+
+
+def _grid(dp: bool) -> np.ndarray:
+    return _ASINH_EDGES_DP if dp else _ASINH_EDGES
+
+
+def _decimals_hist(obs: np.ndarray) -> np.ndarray:
+    """How many values need exactly d decimals, d = 0..10, and (last bin) more than 10."""
+    need = np.full(len(obs), _MAX_DECIMALS + 1)
+    left = np.ones(len(obs), dtype=bool)
+    for k in range(_MAX_DECIMALS + 1):
+        ok = left & (np.round(obs, k) == obs)
+        need[ok] = k
+        left &= ~ok
+    return np.bincount(need, minlength=_MAX_DECIMALS + 2).astype("float64")
+
+
 _COARSE_QUANTILES = 64
 _SPLIT = 16
 _PROXY_ROWS = 20_000
@@ -104,10 +123,13 @@ def site_stage1(df: pd.DataFrame, metadata: Metadata, sigma: float, seed: int | 
         if spec.kind in _NUMERIC:
             x = s.to_numpy(dtype="float64", na_value=np.nan)
             obs = x[~np.isnan(x)]
-            hist, _ = np.histogram(np.arcsinh(obs), _ASINH_EDGES)
+            hist, _ = np.histogram(np.arcsinh(obs), _grid(sigma > 0))
             values, counts = np.unique(obs, return_counts=True)
             exact = len(values) <= _MAX_EXACT
-            if not exact:
+            if sigma > 0:
+                # with DP no value of a row leaves the site: integer candidates come from the agreed range
+                values, counts, exact = values[:0], counts[:0], False
+            elif not exact:
                 heavy = np.flatnonzero(counts >= max(2, _MASS_SHARE * len(obs)))
                 heavy = heavy[np.argsort(-counts[heavy], kind="stable")[:_MAX_MASSES]]
                 values, counts = values[heavy], counts[heavy]
@@ -115,7 +137,7 @@ def site_stage1(df: pd.DataFrame, metadata: Metadata, sigma: float, seed: int | 
             col |= {
                 "missing": float(_noise(np.array([np.isnan(x).sum()]), sigma, rng)[0]),
                 "hist": _noise(hist, sigma, rng).tolist(),
-                "decimals": -1 if not len(obs) else (_decimals(obs) if _decimals(obs) is not None else 99),
+                "decimals": _noise(_decimals_hist(obs), sigma, rng).tolist(),
                 "exact": bool(exact),
                 "candidates": values.tolist(),
                 "candidate_counts": noisy.tolist(),
@@ -167,8 +189,13 @@ def stats_sensitivity(metadata: Metadata) -> float:
 
 
 # ------------------------------------------------------------------------------------------ server side
-def merge_stage1(replies: list[dict[str, Any]], metadata: Metadata, threshold: float) -> dict[str, Any]:
-    """Merged stage-1 statistics and the stage-2 plan (grids and candidate values of the numeric columns)."""
+def merge_stage1(
+    replies: list[dict[str, Any]], metadata: Metadata, threshold: float, dp: bool = False
+) -> dict[str, Any]:
+    """Merged stage-1 statistics and the stage-2 plan (grids and candidate values of the numeric columns).
+
+    ``threshold``: merged counts below it are taken as zero (with DP, noise); ``dp``: the sites used the DP grid.
+    """
     if not replies:
         raise DataError("no site sent statistics: nothing to train on")
     merged: dict[str, Any] = {"n": sum(r["n"] for r in replies), "columns": {}, "plan": {}}
@@ -180,23 +207,39 @@ def merge_stage1(replies: list[dict[str, Any]], metadata: Metadata, threshold: f
             hist[hist < threshold] = 0.0
             cands = sorted({float(v) for c in cols for v in c["candidates"]})
             if not hist.any() and not cands:
-                raise DataError(f"column {name!r}: no site has enough non-missing values to agree its range")
+                raise DataError(
+                    f"column {name!r}: no value range is held by enough rows across the sites to agree its bounds"
+                    + (
+                        f" (with DP, merged counts under {threshold:.0f} are noise: more rows, a larger "
+                        "stats_noise budget (lower stats_noise_multiplier) or fewer columns)"
+                        if dp
+                        else ""
+                    )
+                )
             occupied = np.flatnonzero(hist > 0)
-            edges_a = _ASINH_EDGES
+            edges_a = _grid(dp)
             lo_hi = []
             if len(occupied):
                 lo_hi = [float(np.sinh(edges_a[occupied[0]])), float(np.sinh(edges_a[occupied[-1] + 1]))]
             lo = min([*lo_hi[:1], *cands])
             hi = max([*lo_hi[1:], *cands])
-            decimals = [c["decimals"] for c in cols if c["decimals"] >= 0]
+            dec = np.sum([c["decimals"] for c in cols], axis=0)
+            held = np.flatnonzero(dec >= max(threshold, 0.5))
+            decimals = int(held[-1]) if len(held) else 0
+            exact = all(c["exact"] for c in cols) and len(cands) <= _MAX_EXACT
+            if dp and spec.kind == "integer" and np.ceil(hi) - np.floor(lo) < _MAX_EXACT:
+                # every integer of the agreed (noisy) range is a candidate: data independent given the range
+                cands = np.arange(np.floor(lo), np.ceil(hi) + 1).tolist()
+                exact = True
             m |= {
                 "missing": max(sum(c["missing"] for c in cols), 0.0),
-                "decimals": None if not decimals or max(decimals) > 10 else int(max(decimals)),
-                "exact": all(c["exact"] for c in cols) and len(cands) <= _MAX_EXACT,
+                "decimals": None if decimals > _MAX_DECIMALS else decimals,
+                "exact": exact,
                 "low": lo,
                 "high": hi,
             }
-            merged["plan"][name] = {"candidates": cands, "edges": _adaptive_edges(hist, lo, hi).tolist()}
+            edges = _adaptive_edges(hist, lo, hi, edges_a, split=2 if dp else _SPLIT)
+            merged["plan"][name] = {"candidates": cands, "edges": edges.tolist()}
         elif spec.kind in _DISCRETE:
             totals: dict[Any, float] = {}
             for c in cols:
@@ -215,16 +258,31 @@ def merge_stage1(replies: list[dict[str, Any]], metadata: Metadata, threshold: f
     return merged
 
 
-def merge_stage2(merged: dict[str, Any], replies: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
-    """Add the stage-2 sums (candidate counts, fine histograms) to ``merged`` (in place; returned)."""
+def merge_stage2(
+    merged: dict[str, Any], replies: list[dict[str, Any]], threshold: float, dp: bool = False
+) -> dict[str, Any]:
+    """Add the stage-2 sums (candidate counts, fine histograms) to ``merged`` (in place; returned).
+
+    With DP the histogram keeps its noisy counts (clipped at 0: the threshold would erase the shape of a small
+    table) and the bounds stay those of stage 1.
+    """
     for name, p in merged["plan"].items():
         cand = np.clip(np.sum([r[name]["candidate_counts"] for r in replies], axis=0), 0, None)
         hist = np.clip(np.sum([r[name]["hist"] for r in replies], axis=0), 0, None)
         cand = np.asarray(cand, dtype="float64").reshape(len(p["candidates"]))
         keep = cand >= max(threshold, 1e-9)
-        hist[hist < threshold] = 0.0
+        if not dp:
+            hist[hist < threshold] = 0.0
         col = merged["columns"][name]
         col["values"] = np.asarray(p["candidates"], dtype="float64")[keep].tolist()
+        # the finer grid narrows the bounds to its occupied bins and the kept values
+        edges = np.asarray(p["edges"], dtype="float64")
+        occupied = np.flatnonzero(hist > 0)
+        ends = [*col["values"]]
+        if len(occupied):
+            ends += [float(edges[occupied[0]]), float(edges[occupied[-1] + 1])]
+        if ends and not dp:
+            col["low"], col["high"] = max(col["low"], min(ends)), min(col["high"], max(ends))
         col["value_counts"] = cand[keep].tolist()
         col["edges"] = p["edges"]
         col["hist"] = np.asarray(hist, dtype="float64").tolist()
@@ -233,16 +291,16 @@ def merge_stage2(merged: dict[str, Any], replies: list[dict[str, Any]], threshol
     return merged
 
 
-def _adaptive_edges(hist: np.ndarray, lo: float, hi: float) -> np.ndarray:
+def _adaptive_edges(hist: np.ndarray, lo: float, hi: float, grid: np.ndarray, split: int = _SPLIT) -> np.ndarray:
     """Stage-2 grid on [lo, hi]: 64 quantiles of the merged stage-1 histogram, each interval cut in 16."""
     if not hist.any() or hi <= lo:
         return np.array([lo, hi if hi > lo else lo + 1.0])
     cum = np.concatenate([[0.0], np.cumsum(hist)]) / hist.sum()
-    q = np.interp(np.linspace(0, 1, _COARSE_QUANTILES + 1), cum, _ASINH_EDGES)
+    q = np.interp(np.linspace(0, 1, _COARSE_QUANTILES + 1), cum, grid)
     q = np.clip(np.sinh(q), lo, hi)
     q[0], q[-1] = lo, hi
     q = np.unique(q)
-    parts = [np.linspace(a, b, _SPLIT + 1)[:-1] for a, b in itertools.pairwise(q)]
+    parts = [np.linspace(a, b, split + 1)[:-1] for a, b in itertools.pairwise(q)]
     return np.unique(np.concatenate([*parts, [hi]]))
 
 

@@ -1,0 +1,273 @@
+"""Federated training on Flower, in process: the global model, privacy of the messages, non-IID sites, faults.
+
+The deployment on a real SuperLink and SuperNodes is in test_federated_deploy.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("flwr")
+
+import itertools
+
+import twinforge
+from twinforge.errors import MetadataError
+from twinforge.federated import _apps, simulate
+
+from .conftest import make_mixed
+
+QUICK = {
+    "auto": {"width": 32, "depth": 1},
+    "tvae": {"width": 32, "latent_dim": 8, "batch_size": 100},
+    "ctgan": {"width": 32, "batch_size": 100, "pac": 5},
+    "ddpm": {"width": 32, "depth": 1, "steps": 4, "batch_size": 100},
+}
+
+
+def table(n: int = 400, seed: int = 0) -> pd.DataFrame:
+    return make_mixed(n, seed).drop(columns=["joined"])
+
+
+def sites(k: int = 2, n: int = 400) -> list[pd.DataFrame]:
+    df = table(n)
+    cuts = np.linspace(0, len(df), k + 1).astype(int)
+    return [df.iloc[a:b].reset_index(drop=True) for a, b in itertools.pairwise(cuts)]
+
+
+@pytest.mark.parametrize("model", ["auto", "tvae", "ctgan", "ddpm"])
+def test_simulate_gives_an_ordinary_model_directory(tmp_path, model):
+    out = tmp_path / "model"
+    fitted = simulate(sites(), out, model=model, params=QUICK[model], rounds=2, seed=0)
+    loaded = twinforge.load(out)
+    fake = loaded.sample(150, seed=1)
+    assert list(fake.columns) == list(table().columns)
+    assert len(fake) == 150
+    assert set(fake["city"].dropna()) <= {"Oslo", "Rome", "Lima", "Pune"}
+    fed = loaded.fit_info_["federated"]
+    assert fed["sites"] == 2 and fed["rounds"] == 2 and [h["round"] for h in fed["history"]] == [1, 2]
+    assert fed["bytes_per_round"] > 0 and fed["privacy"]["dp"] is False
+    assert loaded.fit_info_["rows"] == 400
+    pd.testing.assert_frame_equal(fitted.sample(20, seed=3), loaded.sample(20, seed=3))
+    assert not any(p.name.endswith("federated-checkpoint") for p in tmp_path.iterdir())
+
+
+def test_same_seed_same_model(tmp_path):
+    a = simulate(sites(), tmp_path / "a", model="tvae", params=QUICK["tvae"], rounds=2, seed=5)
+    b = simulate(sites(), tmp_path / "b", model="tvae", params=QUICK["tvae"], rounds=2, seed=5)
+    pd.testing.assert_frame_equal(a.sample(50, seed=0), b.sample(50, seed=0))
+
+
+def test_agreed_transform_matches_pooled_data(tmp_path):
+    parts = sites(3, 600)
+    model = simulate(parts, tmp_path / "m", model="tvae", params=QUICK["tvae"], rounds=1)
+    pooled = pd.concat(parts)
+    tt = model.transformer_
+    assert tt.transforms_["age"].min_ == pooled["age"].min() and tt.transforms_["age"].max_ == pooled["age"].max()
+    assert tt.transforms_["income"].min_ <= pooled["income"].min() <= tt.transforms_["income"].min_ + 15
+    assert tt.transforms_["income"].max_ - 15 <= pooled["income"].max() <= tt.transforms_["income"].max_
+    assert set(tt.transforms_["city"].levels_) == set(pooled["city"].dropna())
+
+
+# ------------------------------------------------------------------------------------------ privacy
+def _message_text(msg) -> tuple[str, list[tuple[str, tuple]]]:
+    """Every config and metric value of a message as text, and the (name, shape) of every array it carries."""
+    texts, arrays = [], []
+    if msg.has_error():
+        return msg.error.reason or "", []
+    for name, record in msg.content.items():
+        if hasattr(record, "to_numpy_ndarrays") or type(record).__name__ == "ArrayRecord":
+            arrays += [(k, tuple(v.shape)) for k, v in record.items()]
+        else:
+            texts += [f"{name}.{k}={v}" for k, v in record.items()]
+    return "\n".join(texts), arrays
+
+
+@pytest.mark.parametrize("dp", [False, True])
+def test_messages_hold_only_weights_and_aggregates(tmp_path, dp):
+    rng = np.random.default_rng(0)
+    parts = sites(2, 1200)
+    for i, p in enumerate(parts):
+        # a value only one row holds, and a level only one row holds
+        p["secret"] = np.round(1000 + rng.random(len(p)) * 9000, 4)
+        p.loc[3, "city"] = f"Atlantis{i}"
+    recorder = _apps._Recorder(keep=True)
+    params = dict(QUICK["tvae"])
+    model = simulate(
+        parts,
+        tmp_path / "m",
+        model="tvae",
+        params=params,
+        rounds=2,
+        dp=dp,
+        stats_noise_multiplier=0.5,
+        recorder=recorder,
+    )
+    assert recorder.messages
+    secrets = {f"{v:.4f}".rstrip("0").rstrip(".") for p in parts for v in p["secret"]}
+    out_shapes, in_shapes = set(), set()
+    for direction, msg in recorder.messages:
+        text, arrays = _message_text(msg)
+        numbers = set(re.findall(r"\d+\.\d+", text))
+        assert not numbers & secrets, "a row's value was sent"
+        (out_shapes if direction == "out" else in_shapes).update(arrays)
+        if dp and msg.metadata.message_type.startswith("query") and direction == "in":
+            stats = json.loads(str(msg.content["stats"]["json"]))
+            counts = _all_counts(stats)
+            assert counts and sum(float(c).is_integer() for c in counts) < 0.01 * len(counts), "counts not noised"
+    # only the model's weights travel as arrays, with the shapes the server sent
+    assert in_shapes == out_shapes
+    assert not any(s and s[0] in (600, 1200) for _, s in in_shapes)
+    # the levels one row held never reach the model with DP (count threshold on noisy counts)
+    levels = set(model.transformer_.transforms_["city"].levels_)
+    if dp:
+        assert not levels & {"Atlantis0", "Atlantis1"}
+        privacy = model.fit_info_["federated"]["privacy"]
+        assert privacy["dp"] and 0 < privacy["epsilon"] < np.inf and privacy["releases"] == 4
+        replies = [m for d, m in recorder.messages if d == "in" and m.metadata.message_type == "train"]
+        assert all(int(m.content["metrics"]["num-examples"]) == 1 for m in replies)  # sizes not published
+
+
+def _all_counts(stats) -> list[float]:
+    out = []
+    if isinstance(stats, dict):
+        for k, v in stats.items():
+            if k in ("counts", "hist", "candidate_counts", "decimals") and isinstance(v, list):
+                out += [float(x) for x in v]
+            elif k in ("n", "missing"):
+                out.append(float(v))
+            else:
+                out += _all_counts(v)
+    return out
+
+
+def test_privacy_budget_shown_by_info(tmp_path):
+    from typer.testing import CliRunner
+
+    from twinforge.cli import app
+
+    parts = sites(2, 1200)
+    simulate(parts, tmp_path / "m", model="auto", params=QUICK["auto"], rounds=2, dp=True, stats_noise_multiplier=0.5)
+    result = CliRunner().invoke(app, ["info", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    assert "federated" in result.output and "epsilon=" in result.output and "2 rounds" in result.output
+
+
+# ------------------------------------------------------------------------------------------ non-IID
+def test_non_iid_sites_cover_the_union(tmp_path):
+    rng = np.random.default_rng(1)
+    big = table(600, seed=1)
+    big["ward"] = rng.choice(["general", "surgery"], len(big))
+    small = table(120, seed=2)
+    small["ward"] = "geriatrics"  # only the small site sees this level
+    small["age"] = rng.integers(75, 95, len(small))
+    model = simulate(
+        [big, small], tmp_path / "m", model="auto", params=QUICK["auto"], rounds=4, strategy="fedprox", seed=0
+    )
+    fake = model.sample(2000, seed=0)
+    assert set(fake["ward"]) == {"general", "surgery", "geriatrics"}
+    share = (fake["ward"] == "geriatrics").mean()
+    assert 0.05 < share < 0.4  # true pooled share 120/720 = 0.17
+    assert fake.loc[fake["ward"] == "geriatrics", "age"].mean() > fake.loc[fake["ward"] != "geriatrics", "age"].mean()
+    assert model.fit_info_["federated"]["strategy"].startswith("fedprox")
+
+
+# ------------------------------------------------------------------------------------------ faults
+def test_a_site_with_another_schema_is_refused(tmp_path, caplog):
+    good = sites(2, 400)
+    renamed = table(200).rename(columns={"income": "salary"})
+    model = simulate([*good, renamed], tmp_path / "m", model="tvae", params=QUICK["tvae"], rounds=1, min_sites=2)
+    assert model.fit_info_["federated"]["sites"] == 2
+    assert "salary" in caplog.text and "income" in caplog.text
+    wrong_kind = table(200)
+    wrong_kind["age"] = "old"
+    with pytest.raises(MetadataError, match="age"):
+        simulate([good[0], wrong_kind], tmp_path / "m2", model="tvae", params=QUICK["tvae"], rounds=1)
+    assert not (tmp_path / "m2").exists()
+
+
+def test_a_site_dropping_out_mid_round_does_not_stop_training(tmp_path, monkeypatch):
+    def slow(stage, server_round):
+        if stage == "train" and server_round == 2:
+            time.sleep(8)  # longer than the round timeout
+
+    def crash(stage, server_round):
+        if stage == "train" and server_round == 3:
+            raise ConnectionError("site went away")
+
+    monkeypatch.setitem(_apps._FAULTS, "site3", slow)
+    monkeypatch.setitem(_apps._FAULTS, "site2", crash)
+    t0 = time.perf_counter()
+    model = simulate(
+        sites(3, 600), tmp_path / "m", model="tvae", params=QUICK["tvae"], rounds=3, min_sites=1, round_timeout=4
+    )
+    assert time.perf_counter() - t0 < 60
+    assert [h["round"] for h in model.fit_info_["federated"]["history"]] == [1, 2, 3]
+    assert len(model.sample(10)) == 10
+
+
+def test_server_resumes_from_its_last_round(tmp_path, monkeypatch, caplog):
+    real_save = _apps._save_checkpoint
+
+    def save_then_die(settings, state, weights):
+        real_save(settings, state, weights)
+        if state["round"] == 2:
+            raise KeyboardInterrupt  # the server process is killed right after round 2's checkpoint
+
+    monkeypatch.setattr(_apps, "_save_checkpoint", save_then_die)
+    kwargs = dict(model="tvae", params=QUICK["tvae"], rounds=3, seed=0)
+    with pytest.raises(KeyboardInterrupt):
+        simulate(sites(), tmp_path / "m", **kwargs)
+    assert not (tmp_path / "m").exists()
+    monkeypatch.setattr(_apps, "_save_checkpoint", real_save)
+    recorder = _apps._Recorder(keep=True)
+    caplog.set_level("INFO", logger="twinforge.federated")
+    model = simulate(sites(), tmp_path / "m", recorder=recorder, **kwargs)
+    assert "resuming from round 2" in caplog.text
+    trains = [m for d, m in recorder.messages if d == "out" and m.metadata.message_type == "train"]
+    assert len(trains) == 2  # one round, two sites
+    assert not any(m.metadata.message_type.startswith("query") for _, m in recorder.messages)
+    assert [h["round"] for h in model.fit_info_["federated"]["history"]] == [1, 2, 3]
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def test_cli_simulate_two_files_and_partition_by(tmp_path):
+    from typer.testing import CliRunner
+
+    from twinforge.cli import app
+
+    runner = CliRunner()
+    paths = []
+    for i, part in enumerate(sites(2, 300)):
+        paths.append(str(tmp_path / f"site{i}.csv"))
+        part.to_csv(paths[-1], index=False)
+    out = tmp_path / "m"
+    args = ["federated", "simulate", "--data", *paths, "--rounds", "2", "--model", "tvae", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "2 sites, 2 rounds" in result.output.replace("\n", " ")
+    result = runner.invoke(app, ["sample", str(out), "-n", "30", "-o", str(tmp_path / "fake.csv")])
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(tmp_path / "fake.csv")) == 30
+    out2 = tmp_path / "m2"
+    args = ["federated", "simulate", "--data", paths[0], "--partition-by", "tier", "--rounds", "1", "--out", str(out2)]
+    result = runner.invoke(app, [*args, "--model", "tvae"])
+    assert result.exit_code == 0, result.output
+    assert twinforge.load(out2).fit_info_["federated"]["sites"] == 3
+    # bad input: one clear message, exit 2
+    for bad, words in [
+        (["--data", paths[0]], "two or more sites"),
+        (["--data", paths[0], "--partition-by", "nope"], "'nope'"),
+        (["--data", *paths, "--strategy", "fedsgd"], "fedsgd"),
+        (["--data", *paths, "--model", "copula"], "copula"),
+    ]:
+        result = runner.invoke(app, ["federated", "simulate", *bad, "--out", str(tmp_path / "bad")])
+        assert result.exit_code == 2 and words in result.output, result.output
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "bad").exists()
