@@ -143,8 +143,9 @@ class CTGAN(Synthesizer):
     patience : int, default 30
         Epochs without a better validation statistic before training stops (counted from ``min_epochs``).
     min_epochs : int, default 80
-        Epochs trained before early stopping may pick or stop at an epoch: the statistic favours early epochs,
-        whose marginals are good but whose dependencies between columns are not yet learned.
+        Epochs trained before early stopping may pick or stop at an epoch (at most two thirds of ``epochs``): the
+        statistic favours early epochs, whose marginals are good but whose dependencies between columns are not
+        yet learned.
     validation_share : float, default 0.1
         Share of rows held out for early stopping (0 disables it).
     max_minutes : float, optional
@@ -284,7 +285,7 @@ class CTGAN(Synthesizer):
                 max_minutes=self.max_minutes,
                 progress=bool(self.progress),
                 description="ctgan",
-                min_epochs=int(self.min_epochs),
+                min_epochs=min(int(self.min_epochs), 2 * int(self.epochs) // 3),
             )
         self.generator_.eval()
         self.training_ = result.to_dict()
