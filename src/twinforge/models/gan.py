@@ -127,7 +127,7 @@ class CTGAN(Synthesizer):
     ----------
     seed : int, optional
         Seed for fitting and sampling; same seed and data give the same model and samples (on the CPU).
-    epochs : int, default 130
+    epochs : int, default 120
         Most passes over the training rows (SDV's CTGAN runs 300 of its slower epochs).
     batch_size : int, default 500
         Rows per step (rounded down to a multiple of ``pac``).
@@ -143,9 +143,10 @@ class CTGAN(Synthesizer):
         Most mixture modes per numeric column.
     patience : int, default 30
         Epochs without a better validation statistic before training stops (counted from ``min_epochs``).
-    min_epochs : int, default 90
-        Epochs trained before early stopping may pick or stop at an epoch: the statistic favours early epochs,
-        whose marginals are good but whose dependencies between columns are not yet learned.
+    min_epochs : int, default 80
+        Epochs trained before early stopping may pick or stop at an epoch (at most two thirds of ``epochs``): the
+        statistic favours early epochs, whose marginals are good but whose dependencies between columns are not
+        yet learned.
     validation_share : float, default 0.1
         Share of rows held out for early stopping (0 disables it).
     max_minutes : float, optional
@@ -180,7 +181,7 @@ class CTGAN(Synthesizer):
         self,
         *,
         seed: int | None = None,
-        epochs: int = 130,
+        epochs: int = 120,
         batch_size: int = 500,
         noise_dim: int = 128,
         width: int = 256,
@@ -189,7 +190,7 @@ class CTGAN(Synthesizer):
         learning_rate: float = 2e-4,
         max_modes: int = 10,
         patience: int = 30,
-        min_epochs: int = 90,
+        min_epochs: int = 80,
         validation_share: float = 0.1,
         max_minutes: float | None = None,
         device: str = "auto",
@@ -310,7 +311,7 @@ class CTGAN(Synthesizer):
                 max_minutes=self.max_minutes,
                 progress=bool(self.progress),
                 description="ctgan",
-                min_epochs=int(self.min_epochs),
+                min_epochs=min(int(self.min_epochs), 2 * int(self.epochs) // 3),
                 should_stop=dp.should_stop if dp is not None else None,
             )
         self.generator_.eval()
