@@ -700,7 +700,7 @@ def federated_client(
     from twinforge.federated._deploy import _stop, join
 
     proc = join(data, server, name=name, port=port)
-    err_console.print(f"site {name or Path(data).stem} connected to {server}; Ctrl-C to stop")
+    err_console.print(f"site {name or Path(data).stem}: SuperNode started for {server}; Ctrl-C to stop")
 
     def stop(signum: int, frame: Any) -> None:
         _stop(proc)
