@@ -14,7 +14,10 @@ Deliberately small (twinforge.evaluate will replace it). Per synthetic table:
   trained on the real train rows (as many as the synthetic ones);
 - ``dcr_share``: the share of synthetic rows closer to a train sample than to the holdout (both of the holdout's
   size), under a Gower-like distance (rank-scaled numbers, 0/1 for categories, 1 for missing vs present);
-  0.5 = no closer to the training rows than to unseen rows; 1.0 = copies of training rows.
+  0.5 = no closer to the training rows than to unseen rows; 1.0 = copies of training rows;
+- ``exact_copies``: the share of the rows (as many as the holdout has) equal to a row of the train split in every
+  scored column (missing equals missing). For the ``holdout`` entry, the holdout's own share: the level fresh
+  real data has by chance (duplicates are common in tables of a few categorical columns).
 """
 
 from __future__ import annotations
@@ -50,18 +53,46 @@ def main(argv: list[str] | None = None) -> None:
     results = {}
     for item in args.synthetic:
         name, _, path = item.partition("=")
+        if not len(train.columns):  # every column excluded (airlines: a key and a name): nothing to score
+            results[name] = {"detection_auc": None, "dcr_share": None, "exact_copies": None}
+            continue
         synthetic = pd.read_parquet(path)[list(train.columns)]
         if name == "holdout":
-            results[name] = {"detection_auc": detection_auc(enc, holdout, train_sample, args.seed)}
+            results[name] = {
+                "detection_auc": guarded(results, name, detection_auc, enc, holdout, train_sample, args.seed),
+                "exact_copies": guarded(results, name, exact_copies, enc, holdout, train),
+                **results.get(name, {}),
+            }
             continue
         few = synthetic.iloc[: len(holdout)]
         results[name] = {
-            "detection_auc": detection_auc(enc, holdout, few, args.seed),
-            "dcr_share": dcr_share(enc, few, train_sample, holdout),
+            "detection_auc": guarded(results, name, detection_auc, enc, holdout, few, args.seed),
+            "dcr_share": guarded(results, name, dcr_share, enc, few, train_sample, holdout),
+            "exact_copies": guarded(results, name, exact_copies, enc, few, train),
+            **results.get(name, {}),
         }
         if args.target:
-            results[name].update(utility(enc, synthetic, train, holdout, args.target, args.seed))
+            scores = guarded(results, name, utility, enc, synthetic, train, holdout, args.target, args.seed)
+            results[name].update(scores or {"tstr": None, "trtr": None, "utility_metric": None})
     Path(args.result_out).write_text(json.dumps(results, indent=2))
+
+
+def guarded(results: dict, name: str, metric, *args):
+    """``metric(*args)``, or None with the error noted under ``results[name]["errors"]`` (one side's odd output
+    must not cost every side its scores)."""
+    try:
+        return metric(*args)
+    except Exception as exc:
+        results.setdefault(name, {}).setdefault("errors", []).append(f"{metric.__name__}: {exc!r}")
+        return None
+
+
+def fit_ready(x: np.ndarray) -> np.ndarray:
+    """Columns that are missing in every row become 0: no signal either way, and scikit-learn's binning fails on
+    them (a side whose dates did not parse, say)."""
+    x = x.copy()
+    x[:, np.isnan(x).all(0)] = 0.0
+    return x
 
 
 class Encoder:
@@ -113,11 +144,13 @@ def _as_dates(s: pd.Series, force: bool = False):
     return (parsed - pd.Timestamp("1970-01-01", tz="UTC")).dt.total_seconds() / 86400.0
 
 
-def detection_auc(enc: Encoder, real: pd.DataFrame, other: pd.DataFrame, seed: int) -> float:
+def detection_auc(enc: Encoder, real: pd.DataFrame, other: pd.DataFrame, seed: int) -> float | None:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.model_selection import StratifiedKFold, cross_val_score
 
-    x = np.vstack([enc.numbers(real), enc.numbers(other)])
+    if min(len(real), len(other)) < 5:  # too few rows for 5 folds (airlines: 3 holdout rows)
+        return None
+    x = fit_ready(np.vstack([enc.numbers(real), enc.numbers(other)]))
     y = np.r_[np.zeros(len(real)), np.ones(len(other))]
     clf = HistGradientBoostingClassifier(max_iter=100, random_state=seed)
     folds = StratifiedKFold(5, shuffle=True, random_state=seed)
@@ -144,7 +177,7 @@ def utility(enc: Encoder, synthetic, train, holdout, target: str, seed: int) -> 
             classes = np.unique(yh)
             if len(np.unique(y)) < 2:
                 return None
-            model = HistGradientBoostingClassifier(max_iter=200, random_state=seed).fit(x, y)
+            model = HistGradientBoostingClassifier(max_iter=200, random_state=seed).fit(fit_ready(x), y)
             proba = model.predict_proba(xh)
             if len(classes) == 2:
                 pos = list(model.classes_).index(classes[1]) if classes[1] in model.classes_ else None
@@ -155,7 +188,7 @@ def utility(enc: Encoder, synthetic, train, holdout, target: str, seed: int) -> 
                     full[:, k] = proba[:, list(model.classes_).index(c)]
             full = full / np.clip(full.sum(1, keepdims=True), 1e-12, None)
             return float(roc_auc_score(yh, full, multi_class="ovr", labels=classes))
-        model = HistGradientBoostingRegressor(max_iter=200, random_state=seed).fit(x, y)
+        model = HistGradientBoostingRegressor(max_iter=200, random_state=seed).fit(fit_ready(x), y)
         return float(r2_score(yh, model.predict(xh)))
 
     n = min(len(synthetic), len(train))
@@ -169,6 +202,14 @@ def dcr_share(enc: Encoder, synthetic, train_sample, holdout) -> float:
     h, _ = enc.scaled(holdout)
     d_train, d_hold = _nearest(s, t, is_cat), _nearest(s, h, is_cat)
     return float(np.mean(d_train < d_hold) + 0.5 * np.mean(d_train == d_hold))
+
+
+def exact_copies(enc: Encoder, rows: pd.DataFrame, train: pd.DataFrame) -> float:
+    """The share of ``rows`` equal to some train row in every column (numbers compared as encoded)."""
+    if not len(rows):
+        return 0.0
+    seen = {r.tobytes() for r in np.nan_to_num(enc.numbers(train), nan=-9.99e300)}
+    return float(np.mean([r.tobytes() in seen for r in np.nan_to_num(enc.numbers(rows), nan=-9.99e300)]))
 
 
 def _nearest(a: np.ndarray, b: np.ndarray, is_cat: np.ndarray, chunk: int = 256) -> np.ndarray:

@@ -8,7 +8,8 @@ A worker describes its library as a :class:`Side` and calls :func:`run_side`, wh
 2. takes the resident memory at that point (after imports, data load and metadata) as the baseline, and
    resets the kernel's peak-RSS counter to it (Linux ``/proc/self/clear_refs``) so an earlier transient
    peak (the CSV parser's) is not charged to the model;
-3. times ``fit``, then, after a warm-up draw of 1,000 rows, times sampling ``--sample-rows`` rows; the peak memory is
+3. times ``fit``, then, after a warm-up draw of 1,000 rows, times sampling ``--sample-rows`` rows (wall clock, and
+   the process's CPU time: on a shared machine the wall clock includes waiting for a core); the peak memory is
    ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` minus the baseline, for each phase;
 4. samples as many rows as the real table, with the same seed, and writes them to ``--synthetic-out`` (parquet)
    for the quality report, checking that the columns and dtypes match the real table's;
@@ -101,9 +102,9 @@ def run_side(side: Side, argv: list[str] | None = None) -> None:
     baseline = current_rss_mb()
     peak_reset = reset_peak_rss()
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     model = side.fit(df, metadata, args.seed)
-    fit_seconds = time.perf_counter() - start
+    fit_seconds, fit_cpu = time.perf_counter() - start, time.process_time() - cpu
     fit_peak = peak_rss_mb()
 
     # warm-up: one small draw first, so the timed draw measures the steady rate, not one-off lazy imports
@@ -112,9 +113,9 @@ def run_side(side: Side, argv: list[str] | None = None) -> None:
     gc.collect()
     if peak_reset:
         reset_peak_rss()  # the sampling phase's own peak (the fitted model stays in memory)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     synthetic = side.sample(model, args.sample_rows, args.seed)
-    sample_seconds = time.perf_counter() - start
+    sample_seconds, sample_cpu = time.perf_counter() - start, time.process_time() - cpu
     sample_peak = peak_rss_mb()
     if len(synthetic) != args.sample_rows:
         raise RuntimeError(f"{side.name} returned {len(synthetic)} rows, asked for {args.sample_rows}")
@@ -134,6 +135,10 @@ def run_side(side: Side, argv: list[str] | None = None) -> None:
         "sample_rows": args.sample_rows,
         "sample_seconds": sample_seconds,
         "sample_rows_per_second": args.sample_rows / sample_seconds,
+        # CPU time of this process (all its threads): on a shared machine, what the work costs without the wait
+        "fit_cpu_seconds": fit_cpu,
+        "sample_cpu_seconds": sample_cpu,
+        "sample_rows_per_cpu_second": args.sample_rows / max(sample_cpu, 1e-9),
         "baseline_rss_mb": baseline,
         "peak_reset": peak_reset,
         "fit_peak_delta_mb": fit_peak - baseline,

@@ -181,10 +181,17 @@ def run_metadata(argv: list[str]) -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--result-out", required=True)
     args = parser.parse_args(argv)
+    import pandas as pd
     from _measure import load_table
     from sdv.metadata import Metadata
 
-    metadata = Metadata.detect_from_dataframes({TABLE: load_table(args.data)}).to_dict()
+    data = load_table(args.data)
+    metadata = Metadata.detect_from_dataframes({TABLE: data}).to_dict()
+    # SDV detects float coordinates (ames Longitude/Latitude) as latitude/longitude, a PII type that would leave
+    # them out of every score; numbers in the data are scored as numbers
+    for name, column in metadata["tables"][TABLE]["columns"].items():
+        if column["sdtype"] in ("latitude", "longitude") and pd.api.types.is_numeric_dtype(data[name]):
+            metadata["tables"][TABLE]["columns"][name] = {"sdtype": "numerical"}
     Path(args.result_out).write_text(json.dumps({"metadata": metadata, "not_learned": not_learned(metadata)}))
 
 

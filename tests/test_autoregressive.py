@@ -185,6 +185,22 @@ def test_high_cardinality_categorical_is_bounded_and_never_invents_levels():
     assert set(picked["shop"]) <= set(rare_levels)
 
 
+def test_levels_seen_once_share_one_token_so_a_key_like_column_is_not_memorised():
+    rng = np.random.default_rng(5)
+    n = 400
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    codes = [a + b + c for a in letters for b in letters for c in letters][::7][:n]  # each once, like airport codes
+    data = pd.DataFrame({"code": codes, "group": rng.choice(["a", "b", "c"], n), "x": rng.normal(size=n).round(3)})
+    fitted = twinforge.create("auto", seed=0, epochs=2, **FAST).fit(data)
+    plans = {col["column"]: col for col in fitted.columns_}
+    assert len(plans["code"]["kept"]) == 0 and len(plans["code"]["pool"]) == n  # one shared token, not one per row
+    assert len(plans["group"]["kept"]) == 3  # levels seen more than once keep their own token
+    out = fitted.sample(500, seed=0)
+    assert set(out["code"]) <= set(data["code"]) and out["code"].nunique() > 250  # ~285 expected (uniform)
+    picked = fitted.sample(20, seed=0, conditions={"code": codes[7]})
+    assert (picked["code"] == codes[7]).all()
+
+
 def test_a_wide_table_fits():
     rng = np.random.default_rng(4)
     n = 300
@@ -246,3 +262,37 @@ def test_tiny_tables_hold_out_rows_when_they_can():
     assert small.train_info_["stopped"] == "early_stopping"  # 8 rows held out
     tiny = twinforge.create("auto", seed=0, epochs=20, **FAST).fit(make_mixed(12))
     assert tiny.train_info_["stopped"] == "epochs" and len(tiny.sample(30)) == 30
+
+
+# ------------------------------------------------------------------------------------------- sampling internals
+def test_shared_prefix_passes_sample_the_same_rows_as_one_pass_per_row(model, monkeypatch):
+    """Sharing trunk passes among rows with the same drawn prefix is an optimisation only: same seed, same rows."""
+    from twinforge.models import autoregressive as ar
+
+    shared = model.sample(3000, seed=5)
+    monkeypatch.setattr(ar, "_DISTINCT_SHARE", 10**9)  # no sharing at all: every row gets its own pass
+    assert model.sample(3000, seed=5).equals(shared)
+
+
+def test_refine_groups_rows_by_prefix_and_points_at_each_groups_first_row():
+    from twinforge.models.autoregressive import _refine
+
+    first, inverse = _refine(np.zeros(1, dtype="int64"), np.zeros(6, dtype="int64"), np.array([1, 0, 1, 2, 0, 1]), 4)
+    assert inverse.tolist() == [1, 0, 1, 2, 0, 1] and first.tolist() == [1, 0, 3]
+    first, inverse = _refine(first, inverse, np.array([0, 0, 1, 0, 0, 0]), 3)
+    # groups (prefix, token): row 0 (1,0), 1 (0,0), 2 (1,1), 3 (2,0), 4 (0,0), 5 (1,0)
+    assert inverse.tolist() == [1, 0, 2, 3, 0, 1] and first.tolist() == [1, 0, 2, 3]
+
+
+def test_draw_follows_the_probabilities_and_never_picks_an_excluded_token():
+    import torch
+
+    from twinforge.models.autoregressive import _draw
+
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.log(torch.tensor([[0.7, 0.3, 1e-30], [0.1, 0.1, 0.8]]))
+    inverse = torch.tensor([0] * 20_000 + [1] * 20_000)
+    tok = _draw(logits, None, 1.0, gen, inverse)
+    assert abs((tok[:20_000] == 0).mean() - 0.7) < 0.02 and abs((tok[20_000:] == 2).mean() - 0.8) < 0.02
+    tok = _draw(logits, np.array([1.0, 0.0, 1.0]), 1.0, gen, inverse)  # token 1 excluded by a condition
+    assert not (tok == 1).any() and (tok[:20_000] == 0).all()

@@ -10,11 +10,12 @@ from twinforge.models import CHUNK_ROWS
 
 from .conftest import make_mixed
 
-MODELS = twinforge.available_models()
+MODELS = twinforge.available_models(kind="table")  # sequence models: tests/test_sequence.py
 # Small settings so that every model fits in a few seconds in tests.
 FAST = {
     "auto": {"epochs": 3, "progress": False},
     "copula": {},
+    "mst": {"iters": 200},
     "ctgan": {"epochs": 30, "batch_size": 100, "pac": 5, "width": 64, "learning_rate": 1e-3, "progress": False},
     "tvae": {"epochs": 30, "batch_size": 100, "width": 64, "latent_dim": 32, "progress": False},
     "ddpm": {"epochs": 30, "batch_size": 100, "width": 64, "depth": 2, "steps": 8, "progress": False},

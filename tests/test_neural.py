@@ -25,7 +25,7 @@ TRAINED = {
 }
 # Just enough to run.
 QUICK = {
-    "ctgan": {"epochs": 5, "batch_size": 100, "pac": 5, "width": 32},
+    "ctgan": {"epochs": 5, "batch_size": 100, "pac": 5, "width": 32, "min_epochs": 0},
     "tvae": {"epochs": 5, "batch_size": 100, "width": 32, "latent_dim": 8},
     "ddpm": {"epochs": 5, "batch_size": 100, "width": 32, "depth": 1, "steps": 4},
 }
@@ -233,3 +233,36 @@ def test_cli_fits_a_neural_model_by_name(tmp_path, monkeypatch):
     model = twinforge.load("m")
     assert model.name == "tvae" and model.get_params()["max_minutes"] is None
     assert len(model.sample(20, seed=0)) == 20
+
+
+def test_cli_param_sets_model_parameters(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_mixed(40).drop(columns=["email"]).to_csv("data.csv", index=False)
+    args = ["fit", "data.csv", "--model", "tvae", "--out", "m", "--seed", "0"]
+    params = ["--param", "epochs=3", "--param", "learning_rate=0.01", "-p", "progress=false", "-p", "device=cpu"]
+    result = CliRunner().invoke(app, [*args, *params])
+    assert result.exit_code == 0, result.output
+    got = twinforge.load("m").get_params()
+    assert got["epochs"] == 3 and got["learning_rate"] == 0.01 and got["progress"] is False and got["device"] == "cpu"
+    assert twinforge.load("m").training_["epochs"] <= 3
+
+
+@pytest.mark.parametrize(
+    ("params", "needles"),
+    [
+        (["--param", "epoch=3"], ["'epoch'", "no such parameter", "epochs", "batch_size"]),
+        (["--param", "epochs"], ["NAME=VALUE"]),
+        (["--param", "seed=1"], ["--seed"]),
+        (["--param", "epochs=3", "--param", "epochs=4"], ["twice"]),
+        (["--param", "epochs=0"], ["epochs must be a positive integer"]),
+        (["--param", "max_minutes=1", "--max-minutes", "2"], ["max_minutes given twice"]),
+    ],
+)
+def test_cli_param_errors_exit_2_with_one_message(tmp_path, monkeypatch, params, needles):
+    monkeypatch.chdir(tmp_path)
+    make_mixed(40).drop(columns=["email"]).to_csv("data.csv", index=False)
+    result = CliRunner().invoke(app, ["fit", "data.csv", "--model", "ctgan", "--out", "m", *params])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and not (tmp_path / "m").exists()
+    for needle in needles:
+        assert needle in result.output, result.output

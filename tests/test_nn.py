@@ -75,6 +75,31 @@ def test_train_loop_stops_early_and_restores_best_weights():
     assert [h["validation"] for h in result.history] == [3.0, 1.0, 2.0, 2.5, 2.7]
 
 
+def test_train_loop_min_epochs_ignores_the_warm_up():
+    """A validation loss that looks best during the warm-up is neither kept nor counted for patience."""
+    net = torch.nn.Linear(1, 1)
+    vals = iter([0.1, 5.0, 4.0, 3.0, 3.5, 3.6, 9.0])
+
+    def epoch(i):
+        with torch.no_grad():
+            net.weight.fill_(float(i))
+        return {"loss": float(i)}
+
+    result = train_loop(
+        module=net,
+        epoch=epoch,
+        validate=lambda: next(vals),
+        epochs=7,
+        patience=2,
+        max_minutes=None,
+        progress=False,
+        description="t",
+        min_epochs=3,
+    )
+    assert result.best_epoch == 4 and net.weight.item() == 3.0  # epoch 1's 0.1 came before the warm-up ended
+    assert result.stopped == "early_stopping" and result.epochs == 6
+
+
 def test_train_loop_time_budget_and_custom_stop():
     net = torch.nn.Linear(1, 1)
     result = train_loop(

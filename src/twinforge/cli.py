@@ -66,16 +66,76 @@ def _read(data: str, table: str | None, query: str | None):
         return twinforge.read_table(data, table=table, query=query)
 
 
-def _create(model: str, seed: int | None, max_minutes: float | None = None) -> twinforge.Synthesizer:
-    """A new model; ``max_minutes`` only for the models that train for a while."""
-    params = {}
+def _create(
+    model: str,
+    seed: int | None,
+    max_minutes: float | None = None,
+    params: dict[str, Any] | None = None,
+    epsilon: float | None = None,
+    delta: float | None = None,
+) -> twinforge.Synthesizer:
+    """A new model; ``max_minutes`` for models that train a while, ``params`` from ``--param``, ``epsilon`` for DP."""
+    params = dict(params or {})
+    if epsilon is not None or delta is not None:
+        if "epsilon" not in twinforge.models.get_class(model)._param_names():
+            private = [
+                m for m in twinforge.available_models() if "epsilon" in twinforge.models.get_class(m)._param_names()
+            ]
+            raise ParameterError(
+                f"--epsilon: model {model!r} cannot train with differential privacy; use one of {', '.join(private)}"
+            )
+        if epsilon is None:
+            raise ParameterError("--delta needs --epsilon: give the privacy budget, e.g. --epsilon 1")
+        params["epsilon"] = epsilon
+        if delta is not None:
+            params["delta"] = delta
     if max_minutes is not None:
         if "max_minutes" not in twinforge.models.get_class(model)._param_names():
             raise ParameterError(
                 f"--max-minutes: model {model!r} has no training time budget (it fits in one pass); drop the option"
             )
+        if "max_minutes" in params:
+            raise ParameterError("max_minutes given twice (--max-minutes and --param max_minutes=...): keep one")
         params["max_minutes"] = max_minutes
     return twinforge.create(model, seed=seed, **params)
+
+
+def _param_value(text: str) -> Any:
+    """``--param`` value: an int, a float, true/false, none, else the text itself."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _parse_params(model: str, items: list[str] | None) -> dict[str, Any]:
+    """``["epochs=300", "batch_size=500"]`` -> ``{"epochs": 300, "batch_size": 500}``, names checked for ``model``."""
+    if not items:
+        return {}
+    names = [n for n in twinforge.models.get_class(model)._param_names() if n != "seed"]
+    params: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ParameterError(f"--param {item!r}: write NAME=VALUE, e.g. --param epochs=300")
+        if name == "seed":
+            raise ParameterError("--param seed=...: use --seed instead")
+        if name not in names:
+            raise ParameterError(
+                f"--param {name!r}: model {model!r} has no such parameter; its parameters are: {', '.join(names)}"
+            )
+        if name in params:
+            raise ParameterError(f"--param {name!r} given twice: keep one")
+        params[name] = _param_value(value)
+    return params
 
 
 def _fitting(synth: twinforge.Synthesizer, message: str) -> contextlib.AbstractContextManager:
@@ -96,23 +156,82 @@ def fit(
     max_minutes: Annotated[
         float | None, typer.Option("--max-minutes", help="Training time budget in minutes (neural models).")
     ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            help="Model parameter NAME=VALUE, repeatable (e.g. --param epochs=300 --param batch_size=500); "
+            "values are read as int, float, true/false, none or text. `twinforge models` lists the models.",
+        ),
+    ] = None,
+    epsilon: Annotated[
+        float | None,
+        typer.Option(
+            "--epsilon",
+            help="Train with differential privacy at this budget (e.g. 1; smaller is more private): "
+            "auto, ctgan, tvae, ddpm (DP-SGD) and mst.",
+        ),
+    ] = None,
+    delta: Annotated[
+        float | None,
+        typer.Option("--delta", help="DP delta (default min(1e-5, 0.1/rows)); must be below 1/rows."),
+    ] = None,
+    entity_key: Annotated[
+        str | None,
+        typer.Option("--entity-key", help="Time series: the entity column of a long table (fits the sequence model)."),
+    ] = None,
+    time_key: Annotated[
+        str | None, typer.Option("--time-key", help="Time series: the time column (datetimes or steps).")
+    ] = None,
+    static: Annotated[
+        str | None,
+        typer.Option("--static", help="Time series: a table of static attributes, one row per entity (optional)."),
+    ] = None,
     table: TableOpt = None,
     query: QueryOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Fit a model (default: auto) on DATA and save it to --out.
 
-    Example: twinforge fit customers.csv --out model/ --seed 0 --max-minutes 5
+    With --entity-key/--time-key, DATA is a long table of time series (one row per entity and time) and the
+    sequence model learns the population; personalise it with `twinforge personalize`.
+
+    Examples: twinforge fit customers.csv --out model/ --seed 0 --max-minutes 5 --param epochs=300 [--epsilon 1];
+    twinforge fit events.csv --entity-key unit --time-key t --static units.csv --out fleet/
     """
-    twinforge.io.check_output(out, overwrite=overwrite, inputs=[data, metadata])
-    synth = _create(model, seed, max_minutes)
+    sequence = entity_key is not None or time_key is not None or static is not None or model == "sequence"
+    if sequence and model == DEFAULT_MODEL:
+        model = "sequence"
+    if sequence and getattr(twinforge.models.get_class(model), "kind", "table") != "sequence":
+        raise ParameterError(
+            f"--entity-key/--time-key/--static fit time series; model {model!r} learns tables: "
+            "use --model sequence (or drop the options)"
+        )
+    twinforge.io.check_output(out, overwrite=overwrite, inputs=[data, metadata, static])
+    params = _parse_params(model, param)
+    synth = _create(model, seed, max_minutes, params, epsilon, delta)
     df = _read(data, table, query)
     with _fitting(synth, f"fitting {model} on {len(df):,} rows x {df.shape[1]} columns"):
-        synth.fit(df, metadata=metadata)
+        if sequence:
+            synth.fit(df, metadata=metadata, entity_key=entity_key, time_key=time_key, static=static)
+        else:
+            synth.fit(df, metadata=metadata)
     synth.save(out, overwrite=overwrite)
     console.print(
         f"fitted [bold]{model}[/] on {len(df):,} rows x {df.shape[1]} columns in "
         f"{synth.fit_info_['seconds']:.2f} s; saved to {out}"
+    )
+    if synth.fit_info_.get("privacy"):
+        console.print(_privacy_line(synth.fit_info_["privacy"]))
+
+
+def _privacy_line(info: dict[str, Any] | None) -> str:
+    if not info:
+        return "none (not differentially private)"
+    return (
+        f"differential privacy: epsilon {info['epsilon_spent']:.4g} spent of {info['epsilon_budget']:g}, "
+        f"delta {info['delta_spent']:.3g}"
     )
 
 
@@ -120,8 +239,18 @@ def fit(
 @_user_errors
 def sample(
     model_dir: Annotated[Path, typer.Argument(help="A model directory written by `twinforge fit`.")],
-    rows: Annotated[int, typer.Option("--rows", "-n", help="Number of rows to generate (positive).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .csv, .csv.gz, .tsv or .parquet.")],
+    rows: Annotated[int | None, typer.Option("--rows", "-n", help="Number of rows to generate (positive).")] = None,
+    entities: Annotated[
+        int | None, typer.Option("--entities", help="Sequence models: number of new entities (whole time series).")
+    ] = None,
+    event: Annotated[
+        str | None,
+        typer.Option("--event", help="Sequence models: every entity has this event, col=value or col=lo..hi."),
+    ] = None,
+    within: Annotated[
+        int | None, typer.Option("--within", help="With --event: within this many steps (default: anywhere).")
+    ] = None,
     where: Annotated[
         list[str] | None,
         typer.Option(
@@ -143,14 +272,27 @@ def sample(
 ) -> None:
     """Generate --rows synthetic rows from a saved model into --out, streaming in chunks.
 
-    Example: twinforge sample model/ --rows 1000000 --out synthetic.parquet --where "age=30..40" --where "plan=pro"
+    A sequence model generates --entities new entities instead (static rows and whole time series, one long
+    table); --where then conditions on static attributes.
+
+    Examples: twinforge sample model/ --rows 1000000 --out synthetic.parquet --where "age=30..40" --where "plan=pro";
+    twinforge sample fleet/ --entities 100 --out fleet.csv --where site=north
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    _positive_rows(rows)
     twinforge.io.table_format(out)
     twinforge.io.check_output(out, overwrite=overwrite, inputs=[model_dir, model_dir / "model.json"])
     synth = twinforge.load(model_dir)
+    if getattr(synth, "kind", "table") == "sequence":
+        if rows is not None or rebalance or temperature != 1.0:
+            raise ParameterError("a sequence model generates whole entities: use --entities N (not --rows, ...)")
+        _sample_entities(synth, entities, out, where, event, within, seed, overwrite)
+        return
+    if entities is not None or event is not None or within is not None:
+        raise ParameterError("--entities/--event/--within are for sequence models; this model makes rows: use --rows")
+    if rows is None:
+        raise ParameterError("--rows is required: the number of rows to generate, e.g. --rows 1000")
+    _positive_rows(rows)
     conditions = dict(_parse_where(synth, w) for w in where or [])
     mixes = dict(_parse_rebalance(synth, r) for r in rebalance or [])
     chunks = synth.sample_chunks(
@@ -184,6 +326,104 @@ def impute(
     twinforge.write_table(filled, out, overwrite=overwrite, inputs=[data])
     cells = int(df.isna().to_numpy().sum() - filled.isna().to_numpy().sum())
     console.print(f"filled {cells:,} missing cells in {len(df):,} rows; wrote {out}")
+
+
+def _sample_entities(synth, entities, out, where, event, within, seed, overwrite) -> None:
+    """``sample`` for a sequence model: --entities whole time series, --where on static attributes."""
+    if entities is None:
+        raise ParameterError("--entities is required for a sequence model: the number of new entities, e.g. 100")
+    if entities <= 0:
+        raise ParameterError(f"--entities must be a positive integer, got {entities}")
+    conditions = dict(_parse_where(synth.static_model_, w) for w in where or [])
+    with console.status(f"sampling {entities:,} entities"):
+        frame = synth.sample(
+            entities=entities, seed=seed, conditions=conditions or None, event=_parse_event(synth, event, within)
+        )
+    twinforge.write_table(frame, out, overwrite=overwrite)
+    console.print(f"wrote {entities:,} entities ({len(frame):,} rows) to {out}")
+
+
+def _parse_event(model: Any, text: str | None, within: int | None) -> dict[str, Any] | None:
+    """``col=value`` or ``col=lo..hi`` (numeric channels; an empty end is open) -> an ``event=`` dict."""
+    if text is None:
+        if within is not None:
+            raise ParameterError("--within needs --event")
+        return None
+    col, sep, value = text.partition("=")
+    col, value = col.strip(), value.strip()
+    if not sep or not col or not value:
+        raise ParameterError(f"--event {text!r}: write col=value (e.g. status=failure) or col=lo..hi")
+    blocks = {b["name"]: b for b in model.encoding_.blocks if b["name"] != "__gap__"}
+    if col not in blocks:
+        raise ParameterError(f"--event: {col!r} is not a channel; channels are {', '.join(blocks)}")
+    event: dict[str, Any] = {"column": col, "value": value}
+    if blocks[col]["kind"] == "num":
+        low, dots, high = value.partition("..")
+        try:
+            bounds = [None if v.strip() == "" else float(v) for v in ((low, high) if dots else (value,))]
+        except ValueError:
+            raise ParameterError(f"--event {col!r}: {value!r} is not a number or a range lo..hi") from None
+        event["value"] = tuple(bounds) if dots else bounds[0]
+    if within is not None:
+        event["within"] = within
+    return event
+
+
+@app.command()
+@_user_errors
+def personalize(
+    model_dir: Annotated[Path, typer.Argument(help="A sequence model directory written by `twinforge fit`.")],
+    history: Annotated[str, typer.Option("--history", help="One entity's rows of the long table (.csv/.parquet).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to save the twin in.")],
+    epochs: Annotated[int, typer.Option("--epochs", help="Fine-tuning epochs (0: the population's view).")] = 150,
+    seed: SeedOpt = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Personalise a population sequence model to one entity (its history) and save the digital twin to --out.
+
+    Example: twinforge personalize fleet/ --history unit7.csv --out twin7/ --seed 0
+    """
+    twinforge.io.check_output(out, overwrite=overwrite, inputs=[history, model_dir, model_dir / "model.json"])
+    model = twinforge.load(model_dir)
+    if getattr(model, "kind", "table") != "sequence" or not hasattr(model, "personalize"):
+        raise ParameterError(f"{str(model_dir)!r} is not a sequence model: fit one with --entity-key/--time-key")
+    frame = _read(history, None, None)
+    twin = model.personalize(frame, epochs=epochs, seed=seed)
+    twin.save(out, overwrite=overwrite)
+    console.print(f"personalised to entity {twin.entity!r} on {len(frame):,} steps; twin saved to {out}")
+
+
+@app.command()
+@_user_errors
+def forecast(
+    twin_dir: Annotated[Path, typer.Argument(help="A twin directory written by `twinforge personalize`.")],
+    horizon: Annotated[int, typer.Option("--horizon", help="Steps to forecast after the history.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .csv, .csv.gz, .tsv or .parquet.")],
+    paths: Annotated[int, typer.Option("--paths", help="Number of probabilistic paths.")] = 100,
+    event: Annotated[
+        str | None, typer.Option("--event", help="Every path has this event, col=value or col=lo..hi.")
+    ] = None,
+    within: Annotated[
+        int | None, typer.Option("--within", help="With --event: within this many steps (default: the horizon).")
+    ] = None,
+    seed: SeedOpt = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Forecast --paths continuations of a twin's history, --horizon steps each, into --out (a long table with
+    the entity key, a path column, the time and the channels).
+
+    Example: twinforge forecast twin7/ --horizon 24 --paths 200 --out forecast.csv --event status=failure
+    """
+    from twinforge.sequences import Twin
+
+    twinforge.io.table_format(out)
+    twinforge.io.check_output(out, overwrite=overwrite, inputs=[twin_dir, twin_dir / "model.json"])
+    twin = twinforge.load(twin_dir)
+    if not isinstance(twin, Twin):
+        raise ParameterError(f"{str(twin_dir)!r} is not a twin: make one with `twinforge personalize`")
+    frame = twin.forecast(horizon, paths=paths, seed=seed, event=_parse_event(twin.model_, event, within))
+    twinforge.write_table(frame, out, overwrite=overwrite)
+    console.print(f"wrote {paths:,} paths x {horizon:,} steps for entity {twin.entity!r} to {out}")
 
 
 def _parse_where(synth: twinforge.Synthesizer, text: str) -> tuple[str, Any]:
@@ -311,6 +551,7 @@ def info(model_dir: Annotated[Path, typer.Argument(help="A model directory writt
     head.add_row("parameters", ", ".join(f"{k}={v!r}" for k, v in (doc.get("params") or {}).items()))
     head.add_row("trained on", f"{fit_info.get('rows', '?'):,} rows x {fit_info.get('columns', '?')} columns")
     head.add_row("fit time", f"{fit_info.get('seconds', float('nan')):.2f} s at {fit_info.get('fitted_at', '?')}")
+    head.add_row("privacy", _privacy_line(fit_info.get("privacy")))
     head.add_row("twinforge version", str(doc.get("twinforge_version")))
     head.add_row("format version", str(doc.get("format_version")))
     fed = fit_info.get("federated")
@@ -353,13 +594,28 @@ def demo(
     max_minutes: Annotated[
         float, typer.Option("--max-minutes", help="Training time budget of the models that train for a while.")
     ] = 1.0,
+    twins: Annotated[
+        bool,
+        typer.Option(
+            "--twins",
+            help="The digital-twin demo instead: simulate a turbine fleet, fit the sequence model, sample a new "
+            "fleet, personalise one held-out unit and forecast it (twin vs population model), and generate "
+            "rare failures on demand.",
+        ),
+    ] = False,
+    units: Annotated[int, typer.Option("--units", help="--twins: turbines simulated (5 are held out).")] = 60,
+    steps: Annotated[int, typer.Option("--steps", help="--twins: time steps per turbine.")] = 120,
 ) -> None:
     """Fit a model on the embedded churn data, sample, and compare real with synthetic side by side.
 
-    Neural models stop training after --max-minutes (default 1), so the demo stays short on any machine.
+    With --twins: the digital-twin demo on a simulated wind-turbine fleet. Neural models stop training after
+    --max-minutes (default 1), so the demo stays short on any machine.
     """
     from twinforge._demo import compare
 
+    if twins:
+        _twins_demo(model, rows, seed, out, overwrite, max_minutes, units, steps)
+        return
     if rows is not None:
         _positive_rows(rows)
     if out is not None:
@@ -382,6 +638,97 @@ def demo(
         console.print(f"synthetic table saved to {out}")
 
 
+def _twins_demo(
+    model: str, rows: int | None, seed: int, out: Path | None, overwrite: bool, max_minutes: float, units: int,
+    steps: int,
+) -> None:  # fmt: skip
+    from twinforge import _demo
+
+    if model != DEFAULT_MODEL or rows is not None:
+        raise ParameterError("--twins uses the sequence model on whole entities: drop --model and --rows")
+    for name, value, low in (("--units", units, 8), ("--steps", steps, 27)):
+        if value < low:
+            raise ParameterError(f"{name} must be at least {low} for the twin demo, got {value}")
+    if max_minutes <= 0:
+        raise ParameterError(f"--max-minutes must be positive, got {max_minutes}")
+    if out is not None:
+        twinforge.io.table_format(out)
+        twinforge.io.check_output(out, overwrite=overwrite)
+    console.print(
+        f"[bold]twinforge demo --twins[/]: {units} simulated wind turbines x {steps} steps; fitting the sequence "
+        f"model on {units - 5} of them (at most {max_minutes:g} min)"
+    )
+    tables, summary = _demo.twins(units=units, steps=steps, seed=seed, max_minutes=max_minutes, progress=True)
+    console.print(
+        f"fitted in {summary['fit_seconds']:.1f} s; sampled {summary['synthetic']['unit_id'].nunique()} new turbines. "
+        f"Twin of {summary['unit']} (hidden wear rate {summary['wear_rate']:.4f}, fleet median "
+        f"{summary['fleet_median_wear_rate']:.4f}), personalised on its first 25 steps:"
+    )
+    for table in tables:
+        console.print(table)
+    console.print("CRPS and MAE are in units of each channel's standard deviation over the fleet (lower is better).")
+    if out is not None:
+        twinforge.write_table(summary["synthetic"], out, overwrite=overwrite)
+        console.print(f"synthetic fleet saved to {out}")
+
+
+SIMULATORS = ("turbines", "patients")
+
+
+@app.command()
+@_user_errors
+def simulate(
+    kind: Annotated[str, typer.Argument(help="What to simulate: turbines (a wind fleet) or patients (Mesa agents).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="A folder (gets events.csv, static.csv, hidden.csv) or a table file such as fleet.parquet "
+            "(the events; fleet.static.parquet and fleet.hidden.parquet go beside it).",
+        ),
+    ],
+    units: Annotated[int, typer.Option("--units", "-n", help="Number of units (turbines or patients).")] = 100,
+    steps: Annotated[int, typer.Option("--steps", "-t", help="Time steps per unit.")] = 500,
+    seed: Annotated[int, typer.Option("--seed", help="Seed: the same arguments give the same tables.")] = 0,
+    start: Annotated[
+        str | None, typer.Option("--start", help="Start date: the time column holds dates instead of step numbers.")
+    ] = None,
+    missing_rate: Annotated[float, typer.Option("--missing-rate", help="Share of sensor readings lost (NaN).")] = 0.0,
+    drop_rate: Annotated[
+        float, typer.Option("--drop-rate", help="Share of rows not recorded (irregular sampling).")
+    ] = 0.0,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Simulate a population with known ground truth: per-unit time series, static attributes, hidden parameters.
+
+    Example: twinforge simulate turbines --units 1000 --steps 500 --seed 0 --out fleet/
+    """
+    import twinforge.simulate as sim
+
+    if kind not in SIMULATORS:
+        raise ParameterError(f"unknown simulation {kind!r}: choose one of {', '.join(SIMULATORS)}")
+    size = {"turbines": "n_units", "patients": "n_patients"}[kind]
+    options = {size: units, "n_steps": steps, "seed": seed, "start": start}
+    options.update(missing_rate=missing_rate, drop_rate=drop_rate)
+    names = {size: "--units", "n_steps": "--steps", "seed": "--seed", "missing_rate": "--missing-rate"}
+    names["drop_rate"] = "--drop-rate"
+    with console.status(f"simulating {units:,} {kind} over {steps:,} steps"):
+        try:
+            result = getattr(sim, kind)(**options)
+        except ParameterError as exc:
+            text = str(exc)
+            for arg, option in names.items():
+                text = text.replace(f"{arg} must", f"{option} must", 1) if text.startswith(arg) else text
+            raise ParameterError(text) from None
+    paths = result.save(out, overwrite=overwrite)
+    events = result.events
+    console.print(
+        f"simulated {len(result.static):,} {kind}: {len(events):,} rows, "
+        f"{int(events['failure'].sum()):,} failure events; wrote " + ", ".join(str(p) for p in paths.values())
+    )
+
+
 @app.command("evaluate")
 @_user_errors
 def evaluate_command(
@@ -400,21 +747,56 @@ def evaluate_command(
         Path | None, typer.Option("--metadata", help="Metadata JSON (from `twinforge metadata`); detected if omitted.")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for the subsamples and models.")] = 0,
+    entity_key: Annotated[
+        str | None,
+        typer.Option("--entity-key", help="Per-entity time series: the column identifying each entity."),
+    ] = None,
+    time_key: Annotated[
+        str | None, typer.Option("--time-key", help="Per-entity time series: the time index (step or timestamp).")
+    ] = None,
+    real_static: Annotated[
+        str | None, typer.Option("--real-static", help="Static attributes of the real entities (one row each).")
+    ] = None,
+    synthetic_static: Annotated[
+        str | None, typer.Option("--synthetic-static", help="Static attributes of the synthetic entities.")
+    ] = None,
+    lags: Annotated[int, typer.Option("--lags", help="Lags of the autocorrelation curves (time series).")] = 10,
+    model_dir: Annotated[
+        Path | None,
+        typer.Option("--model", help="The model directory that generated SYNTHETIC: its DP budget goes in the report."),
+    ] = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Score SYNTHETIC against REAL for fidelity, utility and privacy; write a JSON summary and an HTML report.
 
+    With --entity-key and --time-key (long tables of per-entity time series) the report also scores the time
+    series: autocorrelation and cross-correlation errors, discriminative and predictive scores, sequence lengths
+    and static attributes.
+
     Example: twinforge evaluate --real train.csv --synthetic synthetic.csv --holdout holdout.csv
     --target churn --json scores.json --report report.html
     """
-    inputs = [real, synthetic, holdout, metadata]
+    inputs = [real, synthetic, holdout, metadata, real_static, synthetic_static]
     outputs = [json_out] + ([report] if report is not None else [])
     for out in outputs:
         twinforge.io.check_output(out, overwrite=overwrite, inputs=inputs)
     if report is not None and Path(report).resolve() == Path(json_out).resolve():
         raise ParameterError("--json and --report name the same file: give them different paths")
+    budget = twinforge.load(model_dir) if model_dir is not None else None
     result = twinforge.evaluate(
-        real, synthetic, holdout, metadata=metadata, target=target, sensitive=sensitive, seed=seed
+        real,
+        synthetic,
+        holdout,
+        metadata=metadata,
+        target=target,
+        sensitive=sensitive,
+        seed=seed,
+        entity_key=entity_key,
+        time_key=time_key,
+        real_static=real_static,
+        synthetic_static=synthetic_static,
+        lags=lags,
+        privacy_budget=budget,
     )
     result.to_json(json_out, overwrite=overwrite)
     if report is not None:
@@ -428,6 +810,8 @@ def evaluate_command(
     for row in result.summary:
         summary.add_row(row["section"], row["metric"], _score(row["value"]), _score(row["ideal"]), row["meaning"])
     console.print(summary)
+    if budget is not None:
+        console.print(f"privacy of the generator: {_privacy_line(budget.fit_info_.get('privacy'))}")
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)
     console.print(f"wrote {json_out}" + (f" and {report}" if report is not None else ""))

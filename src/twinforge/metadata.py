@@ -43,6 +43,7 @@ LEARNED_KINDS = ("continuous", "integer", "categorical", "boolean", "datetime")
 _ID_NAME = re.compile(r"(^|[_\s.-])(id|key|uuid|guid)$|^(id|uuid|guid)([_\s.-]|$)|[a-z](Id|ID)$", re.I)
 _EMAIL = re.compile(r"^[\w.+-]+@[\w-]+(\.[\w-]+)+$")
 _PHONE = re.compile(r"^\+?[\d\s().-]{7,20}$")
+_SSN = re.compile(r"^\d{3}-\d{2}-\d{4}$")  # US social security numbers
 _PII_NAMES = {
     "first_name": re.compile(r"(first|given|fore)[_\s]?name|^fname$", re.I),
     "last_name": re.compile(r"(last|sur|family)[_\s]?name|^lname$|^surname$", re.I),
@@ -67,18 +68,30 @@ class ColumnSpec:
         For ``kind="pii"``: one of :data:`PII_TYPES`; chooses the fake values generated.
     datetime_format : str, optional
         For ``kind="datetime"`` columns held as strings: the ``strftime`` format of the strings.
+    low, high : number or str, optional
+        Declared bounds of a continuous, integer or datetime column (ISO strings for datetimes). Differentially
+        private fits use them instead of spending budget on estimating the range.
+    categories : list, optional
+        Declared levels of a categorical column; differentially private fits use them instead of releasing the
+        frequent levels by noisy counts.
+    locale : str, optional
+        For ``kind="pii"`` and ``kind="text"``: the Faker locale of the generated values (default ``"en_US"``),
+        e.g. ``"de_DE"`` for German names and phone numbers.
     """
 
     kind: str
     pii_type: str | None = None
     datetime_format: str | None = None
+    low: Any = None
+    high: Any = None
+    categories: list[Any] | None = None
+    locale: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind}
-        if self.pii_type is not None:
-            out["pii_type"] = self.pii_type
-        if self.datetime_format is not None:
-            out["datetime_format"] = self.datetime_format
+        for key in ("pii_type", "datetime_format", "low", "high", "categories", "locale"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
         return out
 
 
@@ -192,6 +205,26 @@ class Metadata:
                 )
             if spec.datetime_format is not None and spec.kind != "datetime":
                 out.append(f"column {name!r}: datetime_format is only allowed with kind 'datetime'")
+            if (spec.low is not None or spec.high is not None) and spec.kind not in (
+                "continuous",
+                "integer",
+                "datetime",
+            ):
+                out.append(f"column {name!r}: low/high are only allowed with kinds continuous, integer, datetime")
+            if (spec.low is None) != (spec.high is None):
+                out.append(f"column {name!r}: declare both low and high, or neither")
+            if spec.categories is not None and (spec.kind != "categorical" or not isinstance(spec.categories, list)):
+                out.append(f"column {name!r}: categories must be a list, and only with kind 'categorical'")
+            if spec.locale is not None:
+                from faker.config import AVAILABLE_LOCALES
+
+                if spec.kind not in ("pii", "text"):
+                    out.append(f"column {name!r}: locale is only allowed with kinds pii and text")
+                elif spec.locale not in AVAILABLE_LOCALES:
+                    out.append(
+                        f"column {name!r}: unknown locale {spec.locale!r}; use a Faker locale such as en_US, de_DE, "
+                        "fr_FR, it_IT, es_ES, ja_JP"
+                    )
         for role in ("primary_key", "entity_key", "time_index"):
             col = getattr(self, role)
             if col is not None and col not in self.columns:
@@ -239,6 +272,10 @@ class Metadata:
                 elif not s.is_unique:
                     dup = s[s.duplicated()].iloc[0]
                     out.append(f"primary_key {col!r} is not unique (e.g. {dup!r} repeats): unset it or fix the key")
+        if self.entity_key in data.columns and self.time_index in data.columns:
+            from twinforge.sequences._data import time_problems  # no torch: the checks of a long table
+
+            out.extend(time_problems(data, self.entity_key, self.time_index))
         return out
 
     # ----------------------------------------------------------------------------------- JSON
@@ -267,7 +304,7 @@ class Metadata:
             if not isinstance(spec, dict) or "kind" not in spec:
                 problems.append(f"column {name!r}: expected an object with a 'kind', got {spec!r}")
                 continue
-            unknown = set(spec) - {"kind", "pii_type", "datetime_format"}
+            unknown = set(spec) - {"kind", "pii_type", "datetime_format", "low", "high", "categories", "locale"}
             if unknown:
                 problems.append(f"column {name!r}: unknown fields {sorted(unknown)}")
                 continue
@@ -363,11 +400,15 @@ def _detect_object(name: str, s: pd.Series, nonnull: pd.Series) -> ColumnSpec:
     if fmt is not None:
         return ColumnSpec("datetime", datetime_format=fmt)
     for pii_type, pattern in _PII_NAMES.items():
-        # a name alone is not enough: 'Street' with levels Pave/Grvl is a category, not an address
-        if pattern.search(name) and n_unique > 10:
+        # a name alone is not enough: 'Street' with levels Pave/Grvl is a category, not an address; but a person's
+        # name on a small table (8 patients) is PII, not a category, once most values are distinct
+        personal = pii_type in ("first_name", "last_name", "name", "email", "national_id") and unique_ratio > 0.5
+        if pattern.search(name) and (n_unique > 10 or personal):
             return ColumnSpec("pii", pii_type=pii_type)
     if strings.str.match(_EMAIL).mean() >= 0.9:
         return ColumnSpec("pii", pii_type="email")
+    if strings.str.match(_SSN).mean() >= 0.9:
+        return ColumnSpec("pii", pii_type="national_id")
     digits = strings.str.count(r"\d")
     if strings.str.match(_PHONE).mean() >= 0.9 and digits.min() >= 7 and unique_ratio > 0.5:
         return ColumnSpec("pii", pii_type="phone")

@@ -5,6 +5,12 @@
 returns an :class:`EvaluationReport`. The metric modules are pure functions of (real, synthetic, metadata) and
 can also be called one by one: ``from twinforge.evaluate import fidelity``.
 
+Per-entity time series (a long table with an entity key and a time index, given as ``entity_key``/``time_key`` or
+in the metadata) also get the metrics of :mod:`~twinforge.evaluate.temporal`: autocorrelation and
+cross-correlation errors, a discriminative and a predictive score, sequence-length and static-attribute fidelity.
+:mod:`~twinforge.evaluate.forecast` scores probabilistic forecasts (CRPS over sample paths, MAE of the median
+path) and runs the digital-twin benchmark (personalised twin vs population model vs a per-entity model).
+
 Large tables are subsampled, with a seed, where a metric's cost grows faster than the number of rows; the caps
 are in :data:`CAPS` and the report lists what was subsampled. Column shapes, missing rates, Wasserstein
 distances and exact copies always use every row.
@@ -21,11 +27,11 @@ from typing import Any
 import numpy as np
 
 from twinforge.errors import ParameterError
-from twinforge.evaluate import fidelity, privacy, utility
-from twinforge.evaluate._data import Prepared, prepare, seeds, subsample
+from twinforge.evaluate import fidelity, forecast, privacy, temporal, utility
+from twinforge.evaluate._data import Prepared, prepare, read_input, seeds, subsample
 from twinforge.evaluate.report import EvaluationReport
 
-__all__ = ["CAPS", "EvaluationReport", "evaluate", "fidelity", "privacy", "utility"]
+__all__ = ["CAPS", "EvaluationReport", "evaluate", "fidelity", "forecast", "privacy", "temporal", "utility"]
 
 #: Rows used by the metrics whose cost grows faster than the number of rows (per table unless said otherwise).
 CAPS: dict[str, int] = {
@@ -35,8 +41,10 @@ CAPS: dict[str, int] = {
     "distance_rows": 20_000,  # distance to closest record and NNDR
     "attack_rows": 5_000,  # members and non-members of the membership attacks; attribute-inference test rows
     "train_rows": 100_000,  # rows a utility model trains on, and holdout rows it is tested on
+    "entities": 5_000,  # entities per side of the discriminative (real vs synthetic sequences) classifier
+    "next_step_rows": 20_000,  # rows the next-step models of the predictive score train and test on
 }
-PARTS = ("fidelity", "utility", "privacy")
+PARTS = ("fidelity", "utility", "privacy", "temporal")
 
 
 def evaluate(
@@ -49,8 +57,14 @@ def evaluate(
     *,
     seed: int = 0,
     progress: bool = True,
-    parts: Iterable[str] = PARTS,
+    parts: Iterable[str] | None = None,
     caps: dict[str, int] | None = None,
+    entity_key: str | None = None,
+    time_key: str | None = None,
+    real_static: Any = None,
+    synthetic_static: Any = None,
+    lags: int = temporal.LAGS,
+    privacy_budget: Any = None,
 ) -> EvaluationReport:
     """Measure how faithful, useful and private ``synthetic`` is with respect to ``real``.
 
@@ -75,10 +89,24 @@ def evaluate(
         Seeds every subsample and model: the same inputs and seed give the same report.
     progress : bool, default True
         Show a progress bar on stderr.
-    parts : iterable of str, default ("fidelity", "utility", "privacy")
-        The sections to compute.
+    parts : iterable of str, optional
+        The sections to compute, among "fidelity", "utility", "privacy" and "temporal". By default all of them,
+        "temporal" only for per-entity time series (when the entity and time keys are known).
     caps : dict, optional
         Overrides of :data:`CAPS` (rows used by the costlier metrics).
+    entity_key, time_key : str, optional
+        For a long table of per-entity time series: the column identifying each entity and the time index (a step
+        number or a timestamp). Taken from the metadata's ``entity_key`` / ``time_index`` when omitted. With them,
+        the report has a ``temporal`` section (see :mod:`~twinforge.evaluate.temporal`).
+    real_static, synthetic_static : DataFrame or path, optional
+        Static attributes as separate tables (one row per entity, with the entity key). Without them, the static
+        attributes are the columns constant within every real entity.
+    lags : int, default 10
+        Lags of the autocorrelation curves.
+    privacy_budget : model or dict, optional
+        The differential-privacy guarantee of the generator: a fitted model (its spent epsilon and delta are read
+        from ``fit_info_["privacy"]``; a model fitted without DP is reported as such) or ``{"epsilon": e,
+        "delta": d}``. Shown in the privacy section beside the attacks.
 
     Returns
     -------
@@ -112,20 +140,41 @@ def evaluate(
     >>> text = report.to_json()  # report.to_html("report.html") writes the HTML report
     """
     _check_seed(seed)
-    parts = _check_parts(parts)
+    explicit = parts is not None
+    parts = _check_parts(PARTS if parts is None else parts)
     limits = _check_caps(caps)
+    lags = temporal._check_lags(lags)
     sensitive_list = [sensitive] if isinstance(sensitive, str) else list(sensitive or [])
-    prep = prepare(real, synthetic, holdout, metadata)
+    frames = {"real": read_input(real, "real"), "synthetic": read_input(synthetic, "synthetic")}
+    if holdout is not None:
+        frames["holdout"] = read_input(holdout, "holdout")
+    sequences = None
+    keys_given = entity_key is not None or time_key is not None or real_static is not None
+    if "temporal" in parts and (keys_given or explicit or _has_keys(metadata, frames["real"])):
+        meta = temporal.sequence_metadata(metadata, frames["real"], entity_key, time_key)
+        prep = prepare(frames["real"], frames["synthetic"], frames.get("holdout"), meta)
+        statics = temporal.static_tables(real_static, synthetic_static)
+        sequences = temporal.build(frames, prep, meta.entity_key, meta.time_index, statics)
+    else:
+        prep = prepare(frames["real"], frames["synthetic"], frames.get("holdout"), metadata)
+        parts = tuple(p for p in parts if p != "temporal")
     utility.check_target(prep, target)
     for column in sensitive_list:
         utility.check_target(prep, column, argument="sensitive column")
 
-    rngs = seeds(seed, ["pairs", "detection", "alpha_beta", "utility", "distances", "membership", "attribute"])
+    names = ["pairs", "detection", "alpha_beta", "utility", "distances", "membership", "attribute"]
+    rngs = seeds(seed, [*names, "discriminative", "predictive"])
     notes: list[str] = []
     subsampled: dict[str, Any] = {}
     results: dict[str, Any] = {}
     plots: dict[str, Any] = {}
     steps = _plan(prep, parts, target, sensitive_list, limits, rngs, results, plots, notes, subsampled)
+    if sequences is not None:
+
+        def run_temporal() -> None:
+            results["temporal"] = temporal._temporal(sequences, rngs, limits, lags, prep.has_holdout)
+
+        steps.append(("temporal: autocorrelation, discriminative, predictive", run_temporal))
     timings: dict[str, float] = {}
     with _progress(progress) as bar:
         task = bar.add_task("evaluating", total=len(steps)) if bar else None
@@ -139,6 +188,10 @@ def evaluate(
                 bar.advance(task)
 
     document = _assemble(prep, parts, results, target, sensitive_list, seed, limits, notes, subsampled)
+    if sequences is not None:
+        document["settings"].update(lags=lags, entity_key=sequences.entity_key, time_key=sequences.time_key)
+    if privacy_budget is not None and "privacy" in parts:
+        document["privacy"]["differential_privacy"] = _dp_guarantee(privacy_budget)
     inputs = [s for s in (real, synthetic, holdout, metadata) if isinstance(s, (str, os.PathLike))]
     return EvaluationReport(document, plots=plots, inputs=inputs, timings=timings)
 
@@ -275,6 +328,15 @@ IDEALS = {
         "mia_auc": 0.5,
         "attribute_inference_gap": 0.0,
     },
+    "temporal": {
+        "autocorrelation_error": 0.0,
+        "cross_correlation_error": 0.0,
+        "discriminative_auc": 0.5,
+        "predictive_ratio": 1.0,
+        "sequence_length": 1.0,
+        "static_column_shapes": 1.0,
+        "static_column_pair_trends": 1.0,
+    },
 }
 MEANINGS = {
     "column_shapes": "marginal distributions match (KS / TV complement)",
@@ -294,6 +356,13 @@ MEANINGS = {
     "exact_copy_rate": "share of synthetic rows equal to a training row",
     "mia_auc": "strongest membership-inference attack",
     "attribute_inference_gap": "attacker's edge on training over holdout rows",
+    "autocorrelation_error": "mean |ACF difference| over lags and channels",
+    "cross_correlation_error": "mean |difference| of within-entity channel correlations (lags 0, 1)",
+    "discriminative_auc": "a classifier cannot tell real from synthetic entities",
+    "predictive_ratio": "next-step error trained on real / trained on synthetic",
+    "sequence_length": "sequence lengths match (KS complement)",
+    "static_column_shapes": "static attributes' marginals match",
+    "static_column_pair_trends": "static attributes' pair trends match",
 }
 
 
@@ -334,6 +403,7 @@ def _assemble(
     document["fidelity"] = _fidelity_section(prep, results) if "fidelity" in parts else {}
     document["utility"] = _utility_section(results, target, prep) if "utility" in parts else {}
     document["privacy"] = _privacy_section(prep, results, sensitive) if "privacy" in parts else {}
+    document["temporal"] = results.get("temporal", {})
     document["summary"] = _summary(document)
     return document
 
@@ -403,6 +473,33 @@ def _privacy_section(prep: Prepared, results: dict[str, Any], sensitive: list[st
     }
 
 
+def _dp_guarantee(budget: Any) -> dict[str, Any]:
+    """``{"epsilon", "delta", ...}`` from a fitted model or a dict; ``{"epsilon": None}`` for a model without DP."""
+    if hasattr(budget, "fit_info_"):
+        info = budget.fit_info_.get("privacy")
+        if info is None:
+            return {
+                "epsilon": None,
+                "delta": None,
+                "model": budget.name,
+                "note": "trained without differential privacy",
+            }
+        return {
+            "epsilon": info["epsilon_spent"],
+            "delta": info["delta_spent"],
+            "epsilon_budget": info["epsilon_budget"],
+            "model": budget.name,
+        }
+    if isinstance(budget, dict) and "epsilon" in budget:
+        eps, delta = budget["epsilon"], budget.get("delta")
+        if eps is not None and (isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps <= 0):
+            raise ParameterError(f"privacy_budget epsilon must be a positive number or None, got {eps!r}")
+        return {"epsilon": eps, "delta": delta}
+    raise ParameterError(
+        f"privacy_budget must be a fitted model or a dict like {{'epsilon': 1.0, 'delta': 1e-5}}, got {budget!r}"
+    )
+
+
 def _summary(document: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per headline metric: section, metric, value, ideal (a number or a rule) and meaning."""
     rows = []
@@ -444,6 +541,16 @@ def _check_parts(parts: Iterable[str]) -> tuple[str, ...]:
     if unknown or not parts:
         raise ParameterError(f"parts must name some of {', '.join(PARTS)}; got {list(parts)}")
     return tuple(p for p in PARTS if p in parts)
+
+
+def _has_keys(metadata: Any, real: Any) -> bool:
+    """Whether the metadata declares an entity key and a time index (per-entity time series)."""
+    if metadata is None:
+        return False
+    from twinforge.evaluate._data import coerce_metadata
+
+    meta = coerce_metadata(metadata, real)
+    return meta.entity_key is not None and meta.time_index is not None
 
 
 def _check_caps(caps: dict[str, int] | None) -> dict[str, int]:

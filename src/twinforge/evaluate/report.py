@@ -29,7 +29,7 @@ class EvaluationReport:
 
     Attributes
     ----------
-    fidelity, utility, privacy : dict
+    fidelity, utility, privacy, temporal : dict
         Each section's headline scores (e.g. ``report.fidelity["column_shapes"]``) and details.
     summary : list of dict
         One row per headline metric: ``section``, ``metric``, ``value``, ``ideal``, ``meaning``.
@@ -74,6 +74,11 @@ class EvaluationReport:
     @property
     def privacy(self) -> dict[str, Any]:
         return self._document["privacy"]
+
+    @property
+    def temporal(self) -> dict[str, Any]:
+        """Temporal scores of per-entity time series (empty when the data are not time series)."""
+        return self._document.get("temporal") or {}
 
     @property
     def summary(self) -> list[dict[str, Any]]:
@@ -151,6 +156,14 @@ class EvaluationReport:
         ab = fid.get("alpha_beta") or {}
         if ab.get("alpha"):
             figs["alpha-beta"] = _alpha_beta_figure(ab)
+        channels = (self.temporal.get("autocorrelation") or {}).get("channels") or {}
+        for i, (name, c) in enumerate(channels.items()):
+            figs[f"acf-{i}"] = {"title": name, **_acf_figure(name, c)}
+        xcorr = self.temporal.get("cross_correlation") or {}
+        if xcorr.get("real"):
+            for table in ("real", "synthetic"):
+                m = xcorr[table]["lag0"]
+                figs[f"xcorr-{table}"] = _heatmap(xcorr["channels"], m, f"within-entity correlation: {table}", -1)
         return figs
 
 
@@ -197,6 +210,24 @@ def _heatmap(columns: list[str], z: list[list[float]], title: str, zmin: float) 
             "yaxis": {"autorange": "reversed"},
         },
     }
+
+
+def _acf_figure(name: str, c: dict[str, Any]) -> dict[str, Any]:
+    lags = list(range(1, len(c["real"]) + 1))
+    label = "autocorrelation" if c["statistic"] == "autocorrelation" else "agreement with k steps earlier"
+    data = [
+        {"type": "scatter", "x": lags, "y": c["real"], "name": "real", "line": {"color": REAL_COLOUR}},
+        {"type": "scatter", "x": lags, "y": c["synthetic"], "name": "synthetic", "line": {"color": SYNTH_COLOUR}},
+    ]
+    layout = {
+        "title": {"text": name, "font": {"size": 14}, "x": 0.01, "xanchor": "left"},
+        "height": 280,
+        "margin": {"l": 45, "r": 10, "t": 40, "b": 45},
+        "xaxis": {"title": {"text": "lag (steps)"}},
+        "yaxis": {"title": {"text": label}},
+        "legend": {"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"},
+    }
+    return {"data": data, "layout": layout}
 
 
 def _dcr_figure(hist: dict[str, Any]) -> dict[str, Any]:

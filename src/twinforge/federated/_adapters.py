@@ -91,6 +91,7 @@ class _AutoAdapter:
             for name, a in proxy.items()
         ]
         model.config_ = {"width": int(model.width or ar._auto_width(n_rows)), "depth": int(model.depth)}
+        model.order_ = ar._sampling_order(model.columns_)
         model.train_info_ = {}
         model._build_layout()
         device = resolve_device(model.device)
@@ -116,7 +117,7 @@ class _AutoAdapter:
         try:
             with seeded(rng, device) as gen, ar._cpu_threads(device):
                 model.net_.train()
-                result = model._train(torch.as_tensor(tokens), gen, device)
+                result = model._train(torch.as_tensor(tokens), gen, device, rng)
         finally:
             model.epochs, model.validation_share, model.max_minutes, model.progress = saved
         model.net_.eval()

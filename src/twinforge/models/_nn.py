@@ -150,6 +150,7 @@ def train_loop(
     progress: bool,
     description: str,
     should_stop: Callable[[], str | None] | None = None,
+    min_epochs: int = 0,
 ) -> TrainResult:
     """Run ``epoch(i)`` (returns mean training losses) up to ``epochs`` times.
 
@@ -157,6 +158,10 @@ def train_loop(
     after ``patience`` epochs without improvement and the best weights are restored. ``max_minutes`` stops
     training after the epoch that crosses the budget (the best weights so far are kept). ``should_stop`` may
     return a reason to stop (e.g. a spent privacy budget). A rich progress bar on stderr shows the losses.
+
+    ``min_epochs`` is a warm-up: the validation loss of the first ``min_epochs`` epochs is recorded but neither
+    chosen as the best nor counted for patience, so early stopping cannot pick (or stop at) an early epoch whose
+    statistic looks good by chance (a GAN's, say). The budget and ``should_stop`` still apply.
     """
     result = TrainResult()
     start = time.perf_counter()
@@ -171,11 +176,12 @@ def train_loop(
                 record["validation"] = float(val)
             result.history.append(record)
             result.epochs = i + 1
-            if validate is not None and val < result.best_validation - 1e-6:
+            warm = i + 1 >= min_epochs
+            if validate is not None and warm and val < result.best_validation - 1e-6:
                 result.best_validation, result.best_epoch = float(val), i + 1
                 best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
             advance(record)
-            if validate is not None and i + 1 - result.best_epoch >= patience:
+            if validate is not None and warm and i + 1 - max(result.best_epoch, min_epochs - 1) >= patience:
                 result.stopped = "early_stopping"
                 break
             if max_minutes is not None and time.perf_counter() - start > 60.0 * max_minutes:

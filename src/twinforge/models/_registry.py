@@ -21,6 +21,8 @@ _LAZY: dict[str, str] = {
     "copula": "twinforge.models.copula:GaussianCopula",
     "ctgan": "twinforge.models.gan:CTGAN",
     "ddpm": "twinforge.models.diffusion:TabDDPM",
+    "mst": "twinforge.models.marginal:MST",
+    "sequence": "twinforge.sequences.model:SequenceModel",
     "tvae": "twinforge.models.vae:TVAE",
 }
 
@@ -45,6 +47,15 @@ def get_class(name: str) -> type[Synthesizer]:
     return _CLASSES[name]
 
 
-def available_models() -> list[str]:
-    """Names accepted by :func:`twinforge.create`, sorted."""
-    return sorted(set(_CLASSES) | set(_LAZY))
+# What each model learns from: "table" (one row per record, the default) or "sequence" (per-entity time series)
+_KIND: dict[str, str] = {"sequence": "sequence"}
+
+
+def available_models(kind: str | None = None) -> list[str]:
+    """Names accepted by :func:`twinforge.create`, sorted; ``kind`` ("table" or "sequence") filters them."""
+    names = sorted(set(_CLASSES) | set(_LAZY))
+    if kind is None:
+        return names
+    if kind not in ("table", "sequence"):
+        raise ParameterError(f"kind must be 'table' or 'sequence', got {kind!r}")
+    return [n for n in names if _KIND.get(n, "table") == kind]

@@ -2,9 +2,10 @@
 
 A row is factorised column by column, ``p(x) = prod_k p(x_sigma(k) | x_sigma(<k))``, over one token per column:
 
-- a categorical or boolean column: one token per level; past ``max_levels`` levels the rarest ones share one
-  "other" token, which on sampling draws one of its levels from their empirical frequencies (memory and time
-  grow with ``max_levels``, not with the number of levels; a level never seen is never drawn);
+- a categorical or boolean column: one token per level; levels seen only once, and past ``max_levels`` levels
+  the rarest ones, share one "other" token, which on sampling draws one of its levels from their empirical
+  frequencies (memory and time grow with ``max_levels``, not with the number of levels; a level never seen is never
+  drawn; a key-like column of unique codes is not memorised row by row);
 - a numeric or datetime column with few distinct values: one token per value (exact);
 - any other numeric or datetime column: a *coarse* token, either one of its point masses (a value holding at
   least 1% of the rows, such as a frequent 0) or one of ``n_bins`` equal-mass quantile bins of the other values.
@@ -74,14 +75,20 @@ from twinforge.models._nn import (
 from twinforge.models._registry import register
 from twinforge.models._request import SampleRequest
 from twinforge.models.base import Synthesizer
+from twinforge.privacy import dp_sgd, is_private, public_arrays
 
+_MIN_LEVEL_COUNT = 2  # a categorical level seen fewer times shares the "other" token (see _plan)
 _MAX_EXACT = 128  # numeric columns with at most this many distinct values get one token per value
 _MASS_SHARE = 0.01  # a value holding at least this share of a binned column's rows is a point mass
 _MAX_MASSES = 32
 _GRID = 65  # quantiles kept per numeric column to place a value on [-1, 1] (its ordinal input feature)
 _MIN_VALIDATION = 20  # rows held out for early stopping at least (see _train)
 _MIN_EPOCH_ROWS = 4096  # rows per epoch at least (several passes over a small table)
-_SAMPLE_BATCH = 16_384  # rows per sampling pass (keeps activations in cache)
+# Sampling: rows per pass, and one trunk pass per distinct prefix of drawn tokens while there are at most
+# rows / _DISTINCT_SHARE of them. On churn (CPU time, one thread): 4,096 and 4 gave 147,000 rows/s, 16,384 and 2
+# 175,000 to 204,000 (8,192 or 32,768 rows, shares 1.5 or 4: slower).
+_DISTINCT_SHARE = 2
+_SAMPLE_BATCH = 16_384
 # Share of training rows whose known columns are a prefix of the sampling order rather than a random subset.
 # Plain sampling only asks for those conditionals; on churn, 0.5 raised column shapes (an SDMetrics-like score)
 # from 0.94 to 0.98 against all-random orders, which spread the capacity over all 2^D subsets.
@@ -126,6 +133,11 @@ class Autoregressive(Synthesizer):
         ``"auto"`` (a GPU if present), ``"cpu"`` or ``"cuda[:N]"``.
     progress : bool, default True
         Show a progress bar with the losses on stderr while fitting.
+    epsilon : float, optional
+        Train with differential privacy at this budget (DP-SGD; see :mod:`twinforge.privacy`); None: no DP.
+        Under DP, early stopping is off, and the token plan and marginal calibration use the DP public table.
+    delta : float, optional
+        The DP delta; by default ``min(1e-5, 0.1 / n)``. Must be below ``1 / n``.
 
     Examples
     --------
@@ -158,6 +170,8 @@ class Autoregressive(Synthesizer):
         max_minutes: float | None = None,
         device: str = "auto",
         progress: bool = True,
+        epsilon: float | None = None,
+        delta: float | None = None,
     ):
         self.seed = seed
         self.epochs = epochs
@@ -172,6 +186,8 @@ class Autoregressive(Synthesizer):
         self.max_minutes = max_minutes
         self.device = device
         self.progress = progress
+        self.epsilon = epsilon
+        self.delta = delta
 
     def _check_params(self) -> None:
         check_training_params(
@@ -194,12 +210,14 @@ class Autoregressive(Synthesizer):
 
     # ------------------------------------------------------------------------------------ fit
     def _fit(self, arrays: dict[str, np.ndarray], rng: np.random.Generator) -> None:
+        public = public_arrays(self, arrays)  # under DP: the public table, never the rows themselves
         self.columns_ = [
             _plan(name, a, self.transformer_.transforms_[name], self.n_bins, self.max_levels)
-            for name, a in arrays.items()
+            for name, a in public.items()
         ]
         n = len(next(iter(arrays.values()))) if arrays else 0
         self.config_ = {"width": int(self.width or _auto_width(n)), "depth": int(self.depth)}
+        self.order_ = _sampling_order(self.columns_)
         self.train_info_: dict[str, Any] = {}
         self._build_layout()
         device = resolve_device(self.device)
@@ -207,12 +225,18 @@ class Autoregressive(Synthesizer):
             self.net_ = self._new_net().to(device)
             if self.columns_:  # a table of only ids, text and PII has nothing to learn
                 tokens = np.column_stack([_encode(col, arrays[col["column"]], rng) for col in self.columns_])
-                result = self._train(torch.as_tensor(tokens), gen, device)
+                result = self._train(torch.as_tensor(tokens), gen, device, rng)
                 self.train_info_ = result.to_dict()
+                dp = getattr(self, "_dp", None)
+                if dp is not None:
+                    self.train_info_["dp_sgd"] = dp.finish()
+                    del self._dp
         self.net_.eval()
         self._bf16_net = None
         self.bias_ = [np.zeros(_n_tokens(col), dtype="float32") for col in self.columns_]
         if self.columns_:
+            if is_private(self):  # calibrate to the DP one-column marginals
+                tokens = np.column_stack([_encode(col, public[col["column"]], rng) for col in self.columns_])
             self._calibrate(tokens, rng)
 
     def _calibrate(self, tokens: np.ndarray, rng: np.random.Generator) -> None:
@@ -234,13 +258,13 @@ class Autoregressive(Synthesizer):
                 step = np.log((real[i] + 1 / m) / (synthetic + 1 / m))
                 self.bias_[i] = np.clip(b + step, -_MAX_BIAS, _MAX_BIAS).astype("float32")
 
-    def _train(self, tokens: torch.Tensor, gen: torch.Generator, device: torch.device):
+    def _train(self, tokens: torch.Tensor, gen: torch.Generator, device: torch.device, rng: np.random.Generator):
         n = len(tokens)
         perm = torch.randperm(n, generator=gen)
         # a small table still holds out a few rows (up to 20, a fifth at most): without them, training would run
         # every epoch and memorise the table
         n_val = max(round(n * self.validation_share), min(_MIN_VALIDATION, n // 5)) if self.validation_share else 0
-        if n_val < 5:
+        if n_val < 5 or is_private(self):  # DP: no data-dependent early stopping
             n_val = 0
         val, train = tokens[perm[:n_val]].to(device), tokens[perm[n_val:]].to(device)
         val_known = self._random_known(n_val, gen).to(device)
@@ -250,6 +274,10 @@ class Autoregressive(Synthesizer):
         opt = torch.optim.AdamW(net.parameters(), lr=self.learning_rate, weight_decay=1e-5)
         # halving the step size when the validation loss stalls removes most of the any-order objective's noise
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=_PLATEAU)
+        steps = -(-len(train) // batch)
+        dp = self._dp = dp_sgd(self, n_rows=len(train), batch_size=batch, steps=steps * int(self.epochs), rng=rng)
+        if dp is not None:
+            opt = dp.make_private(net, opt)
 
         def epoch(_: int) -> dict[str, float]:
             net.train()
@@ -257,8 +285,13 @@ class Autoregressive(Synthesizer):
             passes = -(-_MIN_EPOCH_ROWS // len(train)) if n_val else 1
             order = torch.cat([torch.randperm(len(train), generator=gen) for _ in range(passes)])
             total, steps = 0.0, 0
-            for start in range(0, len(order), batch):
-                pick = order[start : start + batch].to(device)
+            picks = (
+                (order[s : s + batch] for s in range(0, len(order), batch))
+                if dp is None
+                else dp.epoch(-(-len(order) // batch))
+            )
+            for pick in picks:
+                pick = pick.to(device)
                 known = self._random_known(len(pick), gen).to(device)
                 loss = _loss(net, lay, train[pick], known).mean()
                 opt.zero_grad(set_to_none=True)
@@ -284,6 +317,7 @@ class Autoregressive(Synthesizer):
             max_minutes=self.max_minutes,
             progress=self.progress,
             description=f"fitting {self.name}",
+            should_stop=dp.should_stop if dp is not None else None,
         )
 
     def _random_known(self, b: int, gen: torch.Generator) -> torch.Tensor:
@@ -295,7 +329,8 @@ class Autoregressive(Synthesizer):
         t = torch.randint(0, d, (b, 1), generator=gen)
         rank = torch.rand(b, d, generator=gen).argsort(1).argsort(1)
         fixed = torch.rand(b, 1, generator=gen) < _FIXED_ORDER_SHARE
-        rank = torch.where(fixed, torch.arange(d)[None, :], rank)
+        sampling_rank = torch.as_tensor(np.argsort(self.order_), dtype=torch.int64)
+        rank = torch.where(fixed, sampling_rank[None, :], rank)
         return rank < t
 
     # ------------------------------------------------------------------------------------ layout
@@ -346,18 +381,18 @@ class Autoregressive(Synthesizer):
         request = request if request is not None else SampleRequest(n=n)
         plans = [_column_request(col, request) for col in self.columns_]
         constrained = [i for i, p in enumerate(plans) if p["weights"] is not None]
-        order = constrained + [i for i in range(len(self.columns_)) if i not in constrained]
+        order = constrained + [i for i in self.order_ if i not in constrained]
         device = next(self.net_.parameters()).device
         lay = {k: v.to(device) for k, v in self.layout_.items()}
         parts: list[dict[str, np.ndarray]] = []
         with torch.inference_mode(), seeded(rng, device) as gen, _cpu_threads(device):
             deltas = self._deltas(lay)
-            bias = [torch.as_tensor(b, device=device) for b in self.bias_]
+            heads = self._column_heads(lay, device)
             for start in range(0, n, _SAMPLE_BATCH):
                 stop = min(start + _SAMPLE_BATCH, n)
                 drawn: dict[int, np.ndarray] = {}
                 parts.append(
-                    self._sample_rows(start, stop, plans, order, request.temperature, lay, deltas, bias, gen, drawn)
+                    self._sample_rows(start, stop, plans, order, request.temperature, lay, deltas, heads, gen, drawn)
                 )
                 for i, got in drawn.items() if tokens_out is not None else ():
                     tokens_out[i] = np.concatenate([tokens_out[i], got]) if i in tokens_out else got
@@ -372,7 +407,7 @@ class Autoregressive(Synthesizer):
         temperature: float,
         lay: dict[str, torch.Tensor],
         deltas: list[torch.Tensor],
-        bias: list[torch.Tensor],
+        heads: list[_ColumnHead],
         gen: torch.Generator,
         drawn: dict[int, np.ndarray],
     ) -> dict[str, np.ndarray]:
@@ -386,6 +421,10 @@ class Autoregressive(Synthesizer):
         x0 = net.embed.weight[lay["unknown"]].sum(0).expand(m, -1).clone()
         out: dict[str, np.ndarray] = {}
         free: list[np.ndarray | None] = []
+        # Rows that drew the same tokens so far have the same input: while such prefixes are few (the first,
+        # low-cardinality columns of the sampling order), one trunk pass per distinct prefix serves them all
+        # (``sharing``; off once they are too many, or when rows come with given values).
+        sharing = True
         for i, col in enumerate(self.columns_):
             plan = plans[i]
             values = np.full(m, -1, dtype="int64") if col["type"] == "discrete" else np.full(m, np.nan)
@@ -397,23 +436,33 @@ class Autoregressive(Synthesizer):
                 rows = np.flatnonzero(~given)
                 if given.any():
                     self._add(x0, np.flatnonzero(given), _encode(col, known[given]), deltas[i])
+                    sharing = False
             out[col["column"]] = values
             free.append(rows)
-        for i in order:
+        # ``first``: one row per distinct prefix; ``inverse``: each row's prefix number (0 .. len(first) - 1)
+        first, inverse = np.zeros(1, dtype="int64"), np.zeros(m, dtype="int64")
+        todo = [i for i in order if free[i] is None or len(free[i])]
+        for step, i in enumerate(todo):
             col, plan, rows = self.columns_[i], plans[i], free[i]
-            if rows is not None and len(rows) == 0:
-                continue
             inputs = x0 if rows is None else x0[torch.as_tensor(rows, device=device)]
-            hidden = fast.hidden(inputs.to(dtype))
-            logits = fast.column_logits(hidden, lay, i, int(self.numeric_index_[i])) + bias[i]
-            tokens = _draw(logits, plan["weights"], temperature, gen)
+            sharing = sharing and len(first) * _DISTINCT_SHARE <= m
+            if sharing:
+                logits = heads[i](_hidden_inplace(fast, inputs[torch.as_tensor(first, device=device)].to(dtype)))
+                tokens = _draw(logits, plan["weights"], temperature, gen, torch.as_tensor(inverse, device=device))
+            else:
+                logits = heads[i](_hidden_inplace(fast, inputs.to(dtype)))
+                tokens = _draw(logits, plan["weights"], temperature, gen)
             drawn[i] = tokens
             values = _decode(col, tokens, plan, gen)
             if rows is None:
                 out[col["column"]] = values
             else:
                 out[col["column"]][rows] = values
+            if step == len(todo) - 1:
+                break  # the last column's tokens feed no other column
             self._add(x0, rows, tokens, deltas[i])
+            if sharing:
+                first, inverse = _refine(first, inverse, tokens, _n_tokens(col) + 1)
         return out
 
     def _sampling_net(self, device: torch.device) -> tuple[_Net, torch.dtype]:
@@ -431,6 +480,25 @@ class Autoregressive(Synthesizer):
             self._bf16_net = copy.deepcopy(self.net_).to(torch.bfloat16).eval()
         return self._bf16_net, torch.bfloat16
 
+    def _column_heads(self, lay: dict[str, torch.Tensor], device: torch.device) -> list[_ColumnHead]:
+        """Per column, its slice of the output layer (in the sampling network's dtype) and calibration biases."""
+        fast, _ = self._sampling_net(device)
+        half = fast.ordinal.out_features // 2
+        heads = []
+        for i in range(len(self.columns_)):
+            start = int(lay["out_offset"][i])
+            stop = start + int(lay["n_tokens"][i])
+            k = int(self.numeric_index_[i])
+            weight, bias = fast.head.weight[start:stop], fast.head.bias[start:stop]
+            positions = None
+            if k >= 0:  # the two shape coefficients ride along as two extra outputs of the same product
+                weight = torch.cat([weight, fast.ordinal.weight[[k, k + half]]])
+                bias = torch.cat([bias, fast.ordinal.bias[[k, k + half]]])
+                positions = lay["out_position"][start:stop][lay["out_ordinal"][start:stop]]
+            calibration = torch.as_tensor(self.bias_[i], device=device)
+            heads.append(_ColumnHead(weight.contiguous(), bias.contiguous(), positions, calibration))
+        return heads
+
     def _deltas(self, lay: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         """Per column, [tokens + 1, width]: what knowing each token adds to the input (last row: no token)."""
         net, out = self.net_, []
@@ -445,7 +513,7 @@ class Autoregressive(Synthesizer):
 
     def _add(self, x0: torch.Tensor, rows: np.ndarray | None, tokens: np.ndarray, delta: torch.Tensor) -> None:
         """A column becomes known in ``rows`` (None: all): add what its ``tokens`` (-1: none) say to the input."""
-        delta = delta[torch.as_tensor(np.where(tokens >= 0, tokens, len(delta) - 1), device=x0.device)]
+        delta = F.embedding(torch.as_tensor(np.where(tokens >= 0, tokens, len(delta) - 1), device=x0.device), delta)
         if rows is None:
             x0 += delta
         else:
@@ -456,6 +524,7 @@ class Autoregressive(Synthesizer):
         return {
             "columns": self.columns_,
             "config": self.config_,
+            "order": [int(i) for i in self.order_],
             "bias": self.bias_,
             "training": self.train_info_,
             "weights": state_to_arrays(self.net_),
@@ -464,12 +533,33 @@ class Autoregressive(Synthesizer):
     def _set_state(self, state: dict[str, Any]) -> None:
         self.columns_ = [dict(c) for c in state["columns"]]
         self.config_ = dict(state["config"])
+        self.order_ = [int(i) for i in state.get("order", range(len(self.columns_)))]
         self.train_info_ = state["training"]
         self.bias_ = [np.asarray(b, dtype="float32") for b in state["bias"]]
         self._build_layout()
         device = resolve_device(self.device)
         self.net_ = state_from_arrays(self._new_net(), state["weights"]).to(device).eval()
         self._bf16_net = None
+
+
+class _ColumnHead:
+    """One column's logits from the trunk's output, as sampling needs them: its slice of the output layer, the
+    ordinal term of a numeric column, and the calibration biases (what ``_Net.column_logits`` + bias computes,
+    with the slices cut once per ``sample`` call instead of once per column and batch)."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, positions: torch.Tensor | None, calibration):
+        self.weight, self.bias, self.calibration = weight, bias, calibration
+        self.positions = positions
+        self.squares = None if positions is None else positions * positions
+
+    def __call__(self, hidden: torch.Tensor) -> torch.Tensor:
+        out = F.linear(hidden, self.weight, self.bias).float()
+        if self.positions is None:
+            return out + self.calibration
+        logits, a, b = out[:, :-2], out[:, -2:-1], out[:, -1:]
+        n = len(self.positions)  # value tokens come first; 'missing' (if any) is last
+        logits[:, :n] += torch.log_softmax(a * self.positions + b * self.squares, dim=1)
+        return logits + self.calibration
 
 
 # ---------------------------------------------------------------------------------------- network and loss
@@ -532,6 +622,14 @@ def _loss(net: _Net, lay: dict[str, torch.Tensor], tokens: torch.Tensor, known: 
     return (nll * unknown).sum(1) / unknown.sum(1).clamp(min=1)
 
 
+def _hidden_inplace(net: _Net, x0: torch.Tensor) -> torch.Tensor:
+    """``net.hidden(x0)`` with the activations computed in place (sampling only: no gradients, fewer buffers)."""
+    h = F.silu(net.norm(x0), inplace=True)
+    for layer in net.trunk.net if isinstance(net.trunk, MLP) else ():
+        h = F.silu(h, inplace=True) if isinstance(layer, nn.SiLU) else layer(h)
+    return h
+
+
 def _segment_logsumexp(x: torch.Tensor, segment: torch.Tensor, n: int) -> torch.Tensor:
     """[rows, n]: logsumexp of ``x`` [rows, tokens] over each segment of tokens (a per-segment max for stability)."""
     b = len(x)
@@ -564,24 +662,62 @@ def _cpu_threads(device: torch.device) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def _sampling_order(columns: list[dict[str, Any]]) -> list[int]:
+    """Columns with fewer tokens first (table order among equals).
+
+    Rows share a prefix of drawn tokens longer that way, and sampling computes the network once per distinct
+    prefix (see ``_sample_rows``): churn's yes/no columns first leave ten of its twenty columns nearly free.
+    """
+    return [int(i) for i in np.argsort([_n_tokens(col) for col in columns], kind="stable")]
+
+
 def _auto_width(n: int) -> int:
     """64 below 1,000 rows, 128 below 10,000, 256 above: capacity grows with the evidence."""
     return 64 if n < 1_000 else 128 if n < 10_000 else 256
 
 
-def _draw(logits: torch.Tensor, weights: np.ndarray | None, temperature: float, gen: torch.Generator) -> np.ndarray:
-    """One token per row from softmax(logits / temperature) * weights, renormalised (inverse CDF)."""
-    logits = logits.float() / temperature
+def _draw(
+    logits: torch.Tensor,
+    weights: np.ndarray | None,
+    temperature: float,
+    gen: torch.Generator,
+    inverse: torch.Tensor | None = None,
+) -> np.ndarray:
+    """One token per row from softmax(logits / temperature) * weights, renormalised (inverse CDF).
+
+    With ``inverse``, ``logits`` holds one row per distinct input and row ``r`` draws from ``logits[inverse[r]]``.
+    """
+    logits = logits.float()
+    if temperature != 1.0:
+        logits = logits / temperature
     if weights is not None:
         with np.errstate(divide="ignore"):
             logits = logits + torch.as_tensor(np.log(weights), dtype=torch.float32, device=logits.device)
-    probs = torch.softmax(logits, dim=1)
-    cum = probs.cumsum(1)
-    u = torch.rand(len(probs), 1, generator=gen).to(probs.device) * cum[:, -1:]
-    tok = (cum <= u).sum(1).clamp(max=probs.shape[1] - 1)
-    # float round-off at the top of the cumulative sum could pick a token of probability 0: take the likeliest
-    tok = torch.where(probs.gather(1, tok[:, None])[:, 0] > 0, tok, probs.argmax(1))
+    # unnormalised: exp(logits - max) and its running sum; the draw is where a uniform on [0, total) falls
+    cum = torch.exp(logits - logits.amax(1, keepdim=True)).cumsum_(1)
+    if inverse is not None:
+        cum = cum[inverse]
+    total = cum[:, -1:]
+    # strictly below the total, so that the first entry above it always has a positive step: searchsorted (right)
+    # never lands on a token of probability 0, round-off included
+    u = torch.minimum(torch.rand(len(cum), 1, generator=gen).to(cum.device) * total, torch.nextafter(total, 0 * total))
+    tok = torch.searchsorted(cum, u, right=True)[:, 0]
     return tok.cpu().numpy().astype("int64")
+
+
+def _refine(first: np.ndarray, inverse: np.ndarray, tokens: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split each group of rows (``inverse``: a row's group, ``first``: a row of each) by the token ``tokens`` drew.
+
+    Linear in the rows (a lookup table over ``len(first) * n`` codes, ``n`` > every token), unlike a sort.
+    """
+    code = inverse * n + tokens
+    present = np.zeros(len(first) * n, dtype=bool)
+    present[code] = True
+    number = np.cumsum(present) - 1
+    inverse = number[code]
+    first = np.empty(int(present.sum()), dtype="int64")
+    first[inverse[::-1]] = np.arange(len(code) - 1, -1, -1)  # the last write wins: each group's first row
+    return first, inverse
 
 
 # ---------------------------------------------------------------------------------------- columns as tokens
@@ -592,13 +728,16 @@ def _plan(name: str, a: np.ndarray, t: Any, n_bins: int, max_levels: int) -> dic
         counts = np.bincount(codes[codes >= 0], minlength=t.n_levels)
         by_count = np.argsort(-counts, kind="stable")
         seen = by_count[counts[by_count] > 0]
+        # a level seen once gets no token of its own: nothing about it can be learned but its row, which the
+        # network would then memorise (airports' unique codes: DCR share 0.545); it shares the "other" token
+        keep = min(max_levels, int((counts[seen] >= _MIN_LEVEL_COUNT).sum()))
         return {
             "column": name,
             "type": "discrete",
             "n_levels": int(t.n_levels),
-            "kept": seen[:max_levels].astype("int64"),
-            "pool": seen[max_levels:].astype("int64"),
-            "pool_counts": counts[seen[max_levels:]].astype("float64"),
+            "kept": seen[:keep].astype("int64"),
+            "pool": seen[keep:].astype("int64"),
+            "pool_counts": counts[seen[keep:]].astype("float64"),
             "missing": bool((codes < 0).any()),
         }
     x = np.asarray(a, dtype="float64")

@@ -78,20 +78,45 @@ class Synthesizer:
         """
         _check_seed(self.seed, "seed")
         self._check_params()
+        if getattr(self, "epsilon", None) is not None or getattr(self, "delta", None) is not None:
+            from twinforge.privacy import check_budget
+
+            if self.epsilon is None:
+                raise ParameterError("delta is set but epsilon is not: set epsilon to train with differential privacy")
+            check_budget(self.epsilon, self.delta)
         df = read_table(data)
         meta = _coerce_metadata(metadata, df)
         meta.validate(df)
         start = time.perf_counter()
         self.metadata_ = meta
-        self.transformer_ = TableTransformer().fit(df, meta)
+        rng = np.random.default_rng(self._seed_sequence(None, stream=0))
+        public = None
+        if getattr(self, "epsilon", None) is not None:
+            # differential privacy: encoders are fitted on a public table built from noisy histograms, and the
+            # rows are mapped into its domain (clipped, unreleased levels merged)
+            from twinforge.privacy import begin_private_fit
+
+            public, mapped = begin_private_fit(self, df, meta, rng)
+        self.transformer_ = TableTransformer().fit(df, meta, learned_from=public)
+        if public is not None:
+            df = mapped
+            for t in self.transformer_.transforms_.values():
+                if hasattr(t, "forget_values"):  # the hashes of real PII values are not DP: not kept
+                    t.forget_values()
         arrays = self.transformer_.transform(df)
-        self._fit(arrays, np.random.default_rng(self._seed_sequence(None, stream=0)))
+        if getattr(self, "_privacy", None) is not None:
+            self._privacy["public_arrays"] = self.transformer_.transform(public)
+        self._fit(arrays, rng)
         self.fit_info_ = {
             "rows": len(df),
             "columns": int(df.shape[1]),
             "seconds": round(time.perf_counter() - start, 4),
             "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
+        if getattr(self, "_privacy", None) is not None:
+            from twinforge.privacy import end_private_fit
+
+            self.fit_info_["privacy"] = end_private_fit(self)
         return self
 
     def _check_params(self) -> None:
@@ -191,17 +216,18 @@ class Synthesizer:
 
     def _chunks(self, request: SampleRequest, entropy: Any) -> Iterator[pd.DataFrame]:
         n = request.n
+        call_key = int(np.random.SeedSequence(entropy, spawn_key=(2**32 - 2,)).generate_state(2, np.uint64)[0] >> 2)
         for i, start in enumerate(range(0, n, CHUNK_ROWS)):
             stop = min(start + CHUNK_ROWS, n)
             rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(i,)))
             if request.empty:
                 arrays = self._sample(stop - start, rng)
-                yield self.transformer_.inverse_transform(arrays, stop - start, rng, offset=start)
+                yield self.transformer_.inverse_transform(arrays, stop - start, rng, offset=start, call_key=call_key)
                 continue
             part = request.chunk(start, stop)
             arrays = self._sample(stop - start, rng, part)
             part.check(arrays)
-            frame = self.transformer_.inverse_transform(arrays, stop - start, rng, offset=start)
+            frame = self.transformer_.inverse_transform(arrays, stop - start, rng, offset=start, call_key=call_key)
             if part.given is not None:
                 for col in part.given.columns:
                     given = part.given[col]
@@ -256,6 +282,8 @@ def load(path: str | os.PathLike) -> Synthesizer:
             raise ModelFileError(
                 f"{str(path)!r} holds a {doc['model']!r} model, which this twinforge does not know: upgrade it"
             ) from None
+        if hasattr(cls, "_from_document"):  # models with their own layout (sequence models and their twins)
+            return cls._from_document(doc)
         model = cls(**doc["params"])
         model.metadata_ = Metadata.from_dict(doc["metadata"])
         model.transformer_ = TableTransformer.from_state(doc["transformer"])

@@ -53,6 +53,7 @@ from twinforge.models._registry import register
 from twinforge.models._request import SampleRequest
 from twinforge.models._tabular_nn import QuantileConstraints, QuantileEncoding, finish, split_rows
 from twinforge.models.base import Synthesizer
+from twinforge.privacy import dp_sgd, is_private, public_arrays
 
 _TIME_DIM = 128  # size of the sinusoidal timestep embedding
 _X0_LIMIT = 5.0  # predicted scores are clamped to +-5 (the quantile scores lie within +-4.75)
@@ -193,8 +194,9 @@ class TabDDPM(Synthesizer):
         may end training sooner.
     batch_size : int, default 512
         Rows per step.
-    width, depth : int, default 256, 3
-        Hidden width and number of hidden layers of the denoiser.
+    width, depth : int, default 192, 3
+        Hidden width and number of hidden layers of the denoiser (192 trains in about 60% of the time of 256 with
+        the same quality score on covid and default, 0.966 and 0.974).
     learning_rate : float, default 2e-3
         AdamW's learning rate.
     steps : int, default 30
@@ -213,6 +215,11 @@ class TabDDPM(Synthesizer):
         "auto" (a GPU when present), "cpu" or "cuda[:N]".
     progress : bool, default True
         Show a progress bar with the losses on stderr.
+    epsilon : float, optional
+        Train with differential privacy at this budget (DP-SGD; see :mod:`twinforge.privacy`); None: no DP.
+        Under DP, early stopping is off.
+    delta : float, optional
+        The DP delta; by default ``min(1e-5, 0.1 / n)``. Must be below ``1 / n``.
 
     Examples
     --------
@@ -232,7 +239,7 @@ class TabDDPM(Synthesizer):
         seed: int | None = None,
         epochs: int = 100,
         batch_size: int = 512,
-        width: int = 256,
+        width: int = 192,
         depth: int = 3,
         learning_rate: float = 2e-3,
         steps: int = 30,
@@ -243,6 +250,8 @@ class TabDDPM(Synthesizer):
         max_minutes: float | None = None,
         device: str = "auto",
         progress: bool = True,
+        epsilon: float | None = None,
+        delta: float | None = None,
     ):
         self.seed = seed
         self.epochs = epochs
@@ -258,6 +267,8 @@ class TabDDPM(Synthesizer):
         self.max_minutes = max_minutes
         self.device = device
         self.progress = progress
+        self.epsilon = epsilon
+        self.delta = delta
 
     def _check_params(self) -> None:
         check_training_params(
@@ -285,10 +296,13 @@ class TabDDPM(Synthesizer):
     # ------------------------------------------------------------------------------------ fit
     def _fit(self, arrays: dict[str, np.ndarray], rng: np.random.Generator) -> None:
         self.device_ = resolve_device(self.device)
-        self.encoding_ = QuantileEncoding().fit(arrays, self.transformer_.transforms_, self.n_quantiles)
+        self.encoding_ = QuantileEncoding().fit(
+            public_arrays(self, arrays), self.transformer_.transforms_, self.n_quantiles
+        )
         enc = self.encoding_
         z, valid, tokens = enc.encode(arrays, rng)
-        train, val = split_rows(len(z), float(self.validation_share), rng)
+        share = 0.0 if is_private(self) else float(self.validation_share)  # DP: no data-dependent early stopping
+        train, val = split_rows(len(z), share, rng)
         with seeded(rng, self.device_):
             self.denoiser_ = Denoiser(enc.n_numeric_, enc.token_sizes, self.width, self.depth).to(self.device_)
             net = self.denoiser_
@@ -304,13 +318,16 @@ class TabDDPM(Synthesizer):
             )
             batch = min(int(self.batch_size), len(train))
             steps = max(1, len(train) // batch)
+            dp = dp_sgd(self, n_rows=len(train), batch_size=batch, steps=steps * total_epochs, rng=rng)
+            if dp is not None:
+                opt = dp.make_private(net, opt)
 
             def epoch(_: int) -> dict[str, float]:
                 net.train()
                 perm = torch.randperm(len(train), device=self.device_)
                 total = 0.0
-                for i in range(steps):
-                    rows = perm[i * batch : (i + 1) * batch]
+                batches = (perm[i * batch : (i + 1) * batch] for i in range(steps)) if dp is None else dp.epoch(steps)
+                for rows in batches:
                     # stratified times: one per slice of (0, 1], for a lower-variance loss
                     t = torch.arange(len(rows), device=self.device_) + torch.rand(len(rows), device=self.device_)
                     t = (t / len(rows))[torch.randperm(len(rows), device=self.device_)].clamp_min(1e-3)
@@ -349,9 +366,12 @@ class TabDDPM(Synthesizer):
                 max_minutes=self.max_minutes,
                 progress=bool(self.progress),
                 description="ddpm",
+                should_stop=dp.should_stop if dp is not None else None,
             )
         net.eval()
         self.training_ = result.to_dict()
+        if dp is not None:
+            self.training_["dp_sgd"] = dp.finish()
 
     def _tensors(self, z: np.ndarray, valid: np.ndarray, tokens: np.ndarray) -> tuple[torch.Tensor, ...]:
         dev = self.device_

@@ -47,6 +47,7 @@ from twinforge.models._registry import register
 from twinforge.models._request import SampleRequest
 from twinforge.models._tabular_nn import ModeConstraints, ModeEncoding, finish, split_rows
 from twinforge.models.base import Synthesizer
+from twinforge.privacy import dp_sgd, is_private, public_arrays
 
 _ROUNDS = 10  # draws from the prior for rows whose draws disagree with their conditions
 _GIBBS_SWEEPS = 20  # encoder/decoder sweeps for the rows still disagreeing after those rounds
@@ -123,6 +124,11 @@ class TVAE(Synthesizer):
         "auto" (a GPU when present), "cpu" or "cuda[:N]".
     progress : bool, default True
         Show a progress bar with the losses on stderr.
+    epsilon : float, optional
+        Train with differential privacy at this budget (DP-SGD; see :mod:`twinforge.privacy`); None: no DP.
+        Under DP, early stopping is off and the decoder's scalar scales stay fixed.
+    delta : float, optional
+        The DP delta; by default ``min(1e-5, 0.1 / n)``. Must be below ``1 / n``.
 
     Examples
     --------
@@ -153,6 +159,8 @@ class TVAE(Synthesizer):
         max_minutes: float | None = None,
         device: str = "auto",
         progress: bool = True,
+        epsilon: float | None = None,
+        delta: float | None = None,
     ):
         self.seed = seed
         self.epochs = epochs
@@ -168,6 +176,8 @@ class TVAE(Synthesizer):
         self.max_minutes = max_minutes
         self.device = device
         self.progress = progress
+        self.epsilon = epsilon
+        self.delta = delta
 
     def _check_params(self) -> None:
         check_training_params(
@@ -192,10 +202,13 @@ class TVAE(Synthesizer):
     # ------------------------------------------------------------------------------------ fit
     def _fit(self, arrays: dict[str, np.ndarray], rng: np.random.Generator) -> None:
         self.device_ = resolve_device(self.device)
-        self.encoding_ = ModeEncoding().fit(arrays, self.transformer_.transforms_, rng, self.max_modes)
+        self.encoding_ = ModeEncoding().fit(
+            public_arrays(self, arrays), self.transformer_.transforms_, rng, self.max_modes
+        )
         enc = self.encoding_
         codes, scalars = enc.encode(arrays, rng)
-        train, val = split_rows(len(codes), float(self.validation_share), rng)
+        share = 0.0 if is_private(self) else float(self.validation_share)  # DP: no data-dependent early stopping
+        train, val = split_rows(len(codes), share, rng)
         with seeded(rng, self.device_):
             self.encoder_ = Encoder(enc.dim_, self.width, self.depth, self.latent_dim)
             self.decoder_ = Decoder(self.latent_dim, self.width, self.depth, enc.dim_, enc.n_scalars_)
@@ -207,13 +220,17 @@ class TVAE(Synthesizer):
             opt = torch.optim.Adam(vae.parameters(), self.learning_rate, weight_decay=1e-5)
             batch = min(int(self.batch_size), len(train))
             steps = max(1, len(train) // batch)
+            dp = dp_sgd(self, n_rows=len(train), batch_size=batch, steps=steps * int(self.epochs), rng=rng)
+            if dp is not None:  # the scales are used outside a layer, where Opacus sees no per-sample gradient
+                self.decoder_.log_sigma.requires_grad_(False)
+                opt = dp.make_private(vae, opt)
 
             def epoch(_: int) -> dict[str, float]:
                 vae.train()
                 perm = torch.randperm(len(train), device=self.device_)
                 total = 0.0
-                for i in range(steps):
-                    rows = perm[i * batch : (i + 1) * batch]
+                batches = (perm[i * batch : (i + 1) * batch] for i in range(steps)) if dp is None else dp.epoch(steps)
+                for rows in batches:
                     loss = self._loss(*(t[rows] for t in tensors))
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
@@ -241,9 +258,12 @@ class TVAE(Synthesizer):
                 max_minutes=self.max_minutes,
                 progress=bool(self.progress),
                 description="tvae",
+                should_stop=dp.should_stop if dp is not None else None,
             )
         vae.eval()
         self.training_ = result.to_dict()
+        if dp is not None:
+            self.training_["dp_sgd"] = dp.finish()
 
     def _tensors(self, codes: np.ndarray, scalars: np.ndarray) -> tuple[torch.Tensor, ...]:
         """(one-hot/scalar matrix, span codes, scalars, scalar-is-present mask) on the device."""

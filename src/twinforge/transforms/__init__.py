@@ -73,9 +73,9 @@ def transform_for(spec: Any) -> ColumnTransform:
     if kind == "id":
         return IdColumn()
     if kind == "text":
-        return TextColumn()
+        return TextColumn(locale=spec.locale)
     if kind == "pii":
-        return PiiColumn(pii_type=spec.pii_type)
+        return PiiColumn(pii_type=spec.pii_type, locale=spec.locale)
     raise DataError(f"no transform for kind {kind!r}")  # metadata validation prevents this
 
 
@@ -87,10 +87,32 @@ class TableTransformer:
     the whole table in the original column order, generating the id, text and PII columns.
     """
 
-    def fit(self, data: pd.DataFrame, metadata: Metadata) -> TableTransformer:
+    def fit(self, data: pd.DataFrame, metadata: Metadata, learned_from: pd.DataFrame | None = None) -> TableTransformer:
+        """Fit every column's transform on ``data``; the learned columns on ``learned_from`` when given.
+
+        ``learned_from`` is the public table of a differentially private fit: the learned columns' encoders may
+        read only it, while the generated columns (ids, text, PII) read only their format from ``data``.
+        """
         metadata.validate(data)
         self.columns_ = list(metadata.columns)
-        self.transforms_ = {name: transform_for(spec).fit(data[name]) for name, spec in metadata.columns.items()}
+        source = data if learned_from is None else learned_from
+        self.transforms_ = {}
+        for name, spec in metadata.columns.items():
+            t = transform_for(spec)
+            self.transforms_[name] = t.fit(data[name] if isinstance(t, GeneratedColumn) else source[name])
+        pii = [name for name, t in self.transforms_.items() if isinstance(t, PiiColumn)]
+        if len(pii) > 1:  # a real first name must not come out as a fake last name either
+            every = pd.concat([data[name] for name in pii], ignore_index=True)
+            for name in pii:
+                self.transforms_[name].avoid(every)
+        key = metadata.entity_key
+        for name, t in self.transforms_.items():
+            if isinstance(t, PiiColumn) and key is not None and name != key:
+                # one fake per entity where the real column holds one value per entity (nearly always);
+                # a DP fit (learned_from given) may not look: it takes the declared entity key as enough
+                pairs = data[[key, name]].dropna()
+                constant = pairs.groupby(key, sort=False)[name].nunique().le(1).mean() if len(pairs) else 1.0
+                t.entity_key_ = key if learned_from is not None or constant >= 0.9 else None
         return self
 
     @property
@@ -107,18 +129,31 @@ class TableTransformer:
         n: int | None = None,
         rng: np.random.Generator | None = None,
         offset: int = 0,
+        call_key: int | None = None,
     ) -> pd.DataFrame:
-        """Rebuild a table from learned arrays; generated columns use ``rng`` (and ``offset`` for unique ids)."""
+        """Rebuild a table from learned arrays; generated columns use ``rng`` (and ``offset`` for unique ids).
+
+        ``call_key`` is the same for every chunk of one sampling call: PII that follows an entity gets the same fake
+        value for the same entity across chunks.
+        """
         if n is None:
             n = len(next(iter(arrays.values()))) if arrays else 0
         rng = rng if rng is not None else np.random.default_rng(0)
+        if call_key is None:
+            call_key = int(rng.integers(2**62))
         out: dict[str, pd.Series] = {}
+        per_entity = []
         for name in self.columns_:
             t = self.transforms_[name]
-            if isinstance(t, GeneratedColumn):
+            if getattr(t, "entity_key_", None) is not None:
+                per_entity.append(name)  # after the entity column itself
+            elif isinstance(t, GeneratedColumn):
                 out[name] = t.generate(n, rng, offset)
             else:
                 out[name] = t.inverse_transform(arrays[name])
+        for name in per_entity:
+            t = self.transforms_[name]
+            out[name] = t.generate_per_entity(out[t.entity_key_].reset_index(drop=True), call_key)
         # copy=False: no consolidation of the columns into blocks, which costs more than generating them
         frame = pd.DataFrame({k: v.reset_index(drop=True) for k, v in out.items()}, columns=self.columns_, copy=False)
         return frame

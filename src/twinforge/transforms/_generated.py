@@ -8,6 +8,8 @@ similar length, personal data as realistic fake values from Faker. Only the form
 
 from __future__ import annotations
 
+import hashlib
+import math
 import string
 from functools import cached_property
 from typing import Any, ClassVar
@@ -96,7 +98,7 @@ class TextColumn(GeneratedColumn):
     def _fit(self, s: pd.Series) -> None:
         words = s.dropna().astype(str).str.split().str.len()
         self.mean_words_ = float(max(words.mean(), 1.0))
-        self.locale_ = self.options.get("locale", "en_US")
+        self.locale_ = self.options.get("locale") or "en_US"
 
     @cached_property
     def _faker(self) -> Any:
@@ -125,26 +127,86 @@ _FAKERS = {
 }
 
 
+def _digest(values: Any, bits: int) -> np.ndarray:
+    """The first ``bits`` bits of a keyed BLAKE2b hash of each value (stripped, lower case), as int64."""
+    out = np.empty(len(values), dtype="int64")
+    for i, v in enumerate(values):
+        h = hashlib.blake2b(str(v).strip().lower().encode(), digest_size=8, key=b"twinforge-pii").digest()
+        out[i] = int.from_bytes(h, "big") >> (64 - bits)
+    return out
+
+
 class PiiColumn(TextColumn):
-    """Personal data replaced by fake values of the same type (``pii_type``) from Faker."""
+    """Personal data replaced by fake values of the same type (``pii_type``) and ``locale`` from Faker.
+
+    No real value is ever emitted, not even by coincidence (Faker's names are real people's names too): a fake
+    whose hash matches a real value's is drawn again. Only short hashes are kept (a few bits more than the number
+    of distinct real values needs, so that about one name in sixteen matches some real value's hash by chance:
+    the stored hashes do not tell which names are real). A column that holds one value per entity (the
+    ``entity_key`` of the metadata) gets one fake per entity, the same across rows and chunks of a sampling call.
+    """
 
     kind = "pii"
 
     def _fit(self, s: pd.Series) -> None:
         self.pii_type_ = self.options.get("pii_type") or "other"
-        self.locale_ = self.options.get("locale", "en_US")
+        self.locale_ = self.options.get("locale") or "en_US"
         texts = s.dropna().astype(str)
         self.case_ = "lower" if texts.str.islower().all() else "upper" if texts.str.isupper().all() else None
+        self.avoid(texts)
+        self.entity_key_ = None  # set by TableTransformer when the values follow the entity
+
+    def avoid(self, values: pd.Series) -> None:
+        """Never emit any of ``values`` (TableTransformer passes the values of every PII column of the table)."""
+        distinct = values.dropna().astype(str).str.strip().str.lower().unique()
+        self.hash_bits_ = int(min(40, max(8, math.ceil(math.log2(max(len(distinct), 1))) + 4)))
+        self.seen_ = [int(x) for x in np.unique(_digest(distinct, self.hash_bits_))]  # plain JSON in the state
+
+    def forget_values(self) -> None:
+        """Drop the hashes of the real values (a differentially private fit may not keep them)."""
+        self.seen_ = []
+
+    def _styled(self, values: list[str]) -> list[str]:
+        if self.case_ == "lower":
+            return [v.lower() for v in values]
+        if self.case_ == "upper":
+            return [v.upper() for v in values]
+        return values
+
+    def _fresh(self, fake: Any, count: int) -> list[str]:
+        """``count`` fakes, none of which hashes like a real value."""
+        make = _FAKERS[self.pii_type_]
+        seen = np.asarray(self.seen_, dtype="int64")
+        out = self._styled([make(fake) for _ in range(count)])
+        for _ in range(1000):
+            clash = np.flatnonzero(np.isin(_digest(out, self.hash_bits_), seen)) if len(seen) else []
+            if not len(clash):
+                return out
+            for i, v in zip(clash, self._styled([make(fake) for _ in clash]), strict=True):
+                out[i] = v
+        raise RuntimeError(f"column {self.name_!r}: no fake value avoids the real ones")  # pragma: no cover
 
     def _generate(self, n: int, rng: np.random.Generator, offset: int) -> np.ndarray:
         fake = self._faker
         fake.seed_instance(int(rng.integers(2**31)))
-        make = _FAKERS[self.pii_type_]
         m = min(n, _POOL)
-        pool = [make(fake) for _ in range(m)]
-        if self.case_ == "lower":
-            pool = [v.lower() for v in pool]
-        elif self.case_ == "upper":
-            pool = [v.upper() for v in pool]
-        arr = np.asarray(pool, dtype=object)
+        arr = np.asarray(self._fresh(fake, m), dtype=object)
         return arr[rng.integers(0, m, size=n)] if m < n else arr
+
+    def generate_per_entity(self, entities: pd.Series, call_key: int) -> pd.Series:
+        """One fake per entity value, a function of ``(call_key, entity)``: the same in every chunk of a call."""
+        fake = self._faker
+        keys = entities.astype(object).where(entities.notna(), None).astype(str).to_numpy()
+        uniq, inverse = np.unique(keys, return_inverse=True)
+        values = np.empty(len(uniq), dtype=object)
+        missing = np.zeros(len(uniq), dtype=bool)
+        for i, key in enumerate(uniq):
+            h = hashlib.blake2b(f"{call_key}|{self.name_}|{key}".encode(), digest_size=8).digest()
+            seed = int.from_bytes(h, "big")
+            fake.seed_instance(seed >> 33)
+            values[i] = self._fresh(fake, 1)[0]
+            missing[i] = (seed & 0xFFFFFFFF) / 2**32 < self.missing_rate_
+        out = values[inverse]
+        if missing.any():
+            out[missing[inverse]] = None if self.dtype_ != "object" else np.nan
+        return pd.Series(out, name=self.name_, dtype=object).astype(self.dtype_)

@@ -1,0 +1,369 @@
+"""Benchmark sequential generators side by side: twinforge's ``sequence`` model, SDV's PARSynthesizer and MOSTLY AI's
+engine (TabularARGN in sequential mode), on per-entity time series; plus the digital-twin forecast benchmark.
+
+Usage, from the repository root (heavy: run it under the shared CPU lock)::
+
+    flock /tmp/twinforge-heavy.lock .venv/bin/python benchmarks/bench_twins.py \\
+        [--datasets-only basic_motions,turbines] [--sides twinforge,par,mostlyai] [--max-minutes M]
+
+Other options: ``--par-epochs N`` (default SDV's 128), ``--mostlyai-minutes M`` (default: the engine's own
+budget), ``--epochs N`` (twinforge), ``--units N --steps N`` (the
+simulated fleet, default 80 x 100), ``--ks 10,25 --horizon H --paths P`` (twin benchmark), ``--seed``,
+``--anchors-dir`` (default ``~/.cache/anchors``), ``--datasets DIR``, ``--out`` (default
+``benchmarks/results/twins.json``). Results are merged into ``--out`` per dataset and side, and written after every
+step, so sides can be run (and re-run) separately.
+
+Datasets: ``basic_motions`` (``../shared/datasets/sktime__basic_motions.csv``: 80 recordings x 100 steps, six
+sensor channels, static ``label``; the ``split`` column is bookkeeping and dropped) and ``turbines`` (a simulated
+wind-turbine fleet, ``twinforge.simulate.turbines``; static model, site, rated power, hub height, installation year).
+
+Per dataset:
+
+1. entities are split once (seeded) into 80% train and 20% holdout; every side trains on the train entities;
+2. each side fits and samples as many entities as the train split has, in a fresh process
+   (``_sequence_sides.py``; the anchors with their own venv's Python): fit seconds, sample seconds, peak memory;
+3. this process scores every sample against the train entities with ``twinforge.evaluate.temporal``
+   (autocorrelation and cross-correlation errors, discriminative AUC, predictive TSTR/TRTR ratio on the holdout
+   entities, sequence-length and static fidelity); the holdout entities themselves are the real-data ceiling;
+4. twin benchmark (twinforge side): for each holdout entity and k in ``--ks``, the fitted population model's
+   forecast, its personalised twin's, a sequence model trained on that entity's k steps alone, and a per-entity
+   AR(1) forecast the next ``--horizon`` steps (``twinforge.evaluate.forecast.twin_benchmark``: CRPS over paths and
+   MAE of the median path, in units of the train fleet's standard deviation).
+
+Targets (issue 7): twinforge's autocorrelation, cross-correlation and discriminative scores better than both
+anchors'; fit time at most 1/3 of PAR's and no more than MOSTLY AI's; twin forecast error at most 0.8x the
+population model's and below the from-scratch model's, for k = 10 and k = 25.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+SIDES = ("twinforge", "par", "mostlyai")
+VENVS = {"par": "sdv", "mostlyai": "mostlyai"}
+DATASETS = ("basic_motions", "turbines")
+HOLDOUT_SHARE = 0.2
+TIMEOUT_SECONDS = 4 * 3600
+HEADLINE = (
+    ("autocorrelation_error", "autocorrelation error (0)"),
+    ("cross_correlation_error", "cross-correlation error (0)"),
+    ("discriminative_auc", "discriminative AUC (0.5)"),
+    ("predictive_ratio", "predictive TRTR/TSTR (1)"),
+    ("sequence_length", "sequence length KS compl. (1)"),
+    ("static_column_shapes", "static shapes (1)"),
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Sequential generators and digital twins, side by side.")
+    parser.add_argument("--datasets", type=Path, default=REPO.parent / "shared" / "datasets")
+    parser.add_argument("--datasets-only", default=",".join(DATASETS), help=f"comma-separated: {', '.join(DATASETS)}")
+    parser.add_argument("--sides", default=",".join(SIDES), help=f"comma-separated: {', '.join(SIDES)}")
+    parser.add_argument("--anchors-dir", type=Path, default=Path.home() / ".cache" / "anchors")
+    parser.add_argument("--max-minutes", type=float, default=None, help="twinforge's training budget")
+    parser.add_argument("--mostlyai-minutes", type=float, default=None, help="MOSTLY AI's budget (default: its own)")
+    parser.add_argument("--epochs", type=int, default=None, help="twinforge's sequence model epochs")
+    parser.add_argument("--params", default="{}", help="JSON parameters for twinforge's sequence model")
+    parser.add_argument("--par-epochs", type=int, default=None, help="PAR epochs (default: SDV's 128)")
+    parser.add_argument("--units", type=int, default=80, help="simulated turbines")
+    parser.add_argument("--steps", type=int, default=100, help="steps per simulated turbine")
+    parser.add_argument("--ks", default="10,25", help="history lengths of the twin benchmark")
+    parser.add_argument("--horizon", type=int, default=25, help="steps forecast in the twin benchmark")
+    parser.add_argument("--paths", type=int, default=50, help="sample paths per forecast")
+    parser.add_argument("--no-twins", action="store_true", help="skip the twin benchmark")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "twins.json")
+    args = parser.parse_args(argv)
+    args.names = [n.strip() for n in args.datasets_only.split(",") if n.strip()]
+    if not args.names or any(n not in DATASETS for n in args.names):
+        parser.error(f"unknown dataset in {args.datasets_only!r}; choose from {', '.join(DATASETS)}")
+    args.side_names = [s.strip() for s in args.sides.split(",") if s.strip()]
+    if not args.side_names or any(s not in SIDES for s in args.side_names):
+        parser.error(f"unknown side in {args.sides!r}; choose from {', '.join(SIDES)}")
+    try:
+        args.k_list = [int(k) for k in args.ks.split(",") if k.strip()]
+    except ValueError:
+        parser.error(f"--ks must be integers separated by commas, got {args.ks!r}")
+    missing = [str(python(args, s)) for s in args.side_names if s in VENVS and not python(args, s).exists()]
+    if "basic_motions" in args.names and not (args.datasets / "sktime__basic_motions.csv").is_file():
+        missing.append(str(args.datasets / "sktime__basic_motions.csv"))
+    if missing:
+        parser.error("not found: " + ", ".join(missing) + " (build the anchors with ../shared/anchors/setup.sh)")
+    return args
+
+
+def python(args: argparse.Namespace, side: str) -> Path:
+    if side not in VENVS:
+        return Path(sys.executable)
+    return args.anchors_dir / VENVS[side] / "bin" / "python"
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------------ data
+def load_dataset(name: str, args: argparse.Namespace):
+    """(long table with static columns, entity key, time key, static columns, description)."""
+    import pandas as pd
+
+    if name == "basic_motions":
+        df = pd.read_csv(args.datasets / "sktime__basic_motions.csv").drop(columns="split")
+        return df, "instance_id", "t", ["label"], "sktime BasicMotions: 80 recordings x 100 steps, 6 channels"
+    import twinforge.simulate as sim
+
+    fleet = sim.turbines(n_units=args.units, n_steps=args.steps, seed=args.seed)
+    df = fleet.events.merge(fleet.static, on="unit_id")
+    static = [c for c in fleet.static.columns if c != "unit_id"]
+    return df, "unit_id", "t", static, f"simulated turbines: {args.units} units x {args.steps} steps (seed {args.seed})"
+
+
+def split_entities(df, entity_key: str, seed: int):
+    import numpy as np
+
+    entities = np.array(sorted(df[entity_key].unique()))
+    rng = np.random.default_rng(seed)
+    held = set(rng.choice(entities, max(1, round(len(entities) * HOLDOUT_SHARE)), replace=False).tolist())
+    mask = df[entity_key].isin(held)
+    return df[~mask].reset_index(drop=True), df[mask].reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------------ results file
+def load_results(path: Path) -> dict:
+    if path.is_file():
+        return json.loads(path.read_text())
+    return {"datasets": {}}
+
+
+def save_results(results: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    results["updated"] = datetime.now(UTC).isoformat(timespec="seconds")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(results, indent=2, default=_json_default))
+    os.replace(tmp, path)
+
+
+def _json_default(v):
+    import numpy as np
+
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    raise TypeError(f"not JSON serialisable: {type(v).__name__}")
+
+
+def _clean(obj):
+    """JSON-safe copy: arrays to lists, NaN to None."""
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _clean(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+# ------------------------------------------------------------------------------------------ one dataset
+def temporal_scores(train, synthetic, holdout, ek: str, tk: str, seed: int) -> dict:
+    from twinforge.evaluate import temporal
+
+    full = temporal.temporal_fidelity(train, synthetic, ek, tk, holdout=holdout, seed=seed)
+    head = {k: full[k] for k, _ in HEADLINE}
+    head["autocorrelation_channels"] = {c: v["error"] for c, v in full["autocorrelation"]["channels"].items()}
+    head["telling_features"] = full["discriminative"].get("telling_features", [])
+    return head
+
+
+def run_side(side: str, args, tmp: Path, train_csv: Path, ek: str, tk: str, static: list[str], n: int) -> dict:
+    cmd = [str(python(args, side)), str(BENCH_DIR / "_sequence_sides.py"), side, "--data", str(train_csv),
+           "--entity-key", ek, "--time-key", tk, "--static", ",".join(static), "--entities", str(n),
+           "--seed", str(args.seed), "--synthetic-out", str(tmp / f"{side}.parquet"),
+           "--result-out", str(tmp / f"{side}.json")]  # fmt: skip
+    if side == "par" and args.par_epochs:
+        cmd += ["--epochs", str(args.par_epochs)]
+    if side == "mostlyai" and args.mostlyai_minutes:
+        cmd += ["--max-minutes", str(args.mostlyai_minutes)]
+    if side == "twinforge":
+        cmd += ["--params", args.params, "--model-out", str(tmp / "model")]
+        if args.max_minutes:
+            cmd += ["--max-minutes", str(args.max_minutes)]
+        if args.epochs:
+            cmd += ["--epochs", str(args.epochs)]
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False, env=env)
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        raise RuntimeError(f"{side} failed (exit {proc.returncode}) after {time.perf_counter() - start:.0f}s:\n{tail}")
+    return json.loads((tmp / f"{side}.json").read_text())
+
+
+def twin_scores(model_dir: Path, holdout, train, ek: str, tk: str, static: list[str], args) -> dict:
+    import numpy as np
+
+    import twinforge
+    from twinforge.evaluate import forecast as F
+
+    model = twinforge.load(model_dir)
+    channels = [c for c in holdout.columns if c not in (ek, tk, *static)]
+    scale = {c: float(np.nanstd(train[c].to_numpy(dtype="float64"))) for c in channels if train[c].dtype.kind in "fiu"}
+    scratch_epochs = {"epochs": 40, "patience": 10, "validation_share": 0.0, "progress": False}
+
+    def scratch_model():
+        return twinforge.create("sequence", seed=args.seed, **scratch_epochs)
+
+    methods = {
+        "population": F.population_forecaster(model),
+        "twin": F.twin_forecaster(model, progress=False),
+        "scratch": F.scratch_forecaster(scratch_model, entity_key=ek, time_key=tk),
+        "ar1": F.ar1_forecaster(entity_key=ek, time_key=tk, channels=channels),
+    }
+    return F.twin_benchmark(holdout, methods, entity_key=ek, time_key=tk, ks=args.k_list, horizon=args.horizon,
+                            paths=args.paths, seed=args.seed, channels=channels, scale=scale)  # fmt: skip
+
+
+def bench_dataset(name: str, args: argparse.Namespace, results: dict) -> None:
+    import pandas as pd
+
+    df, ek, tk, static, description = load_dataset(name, args)
+    train, holdout = split_entities(df, ek, args.seed)
+    entry = results["datasets"].setdefault(name, {"sides": {}})
+    entry.update(
+        description=description, entity_key=ek, time_key=tk, static=static, rows=len(df),
+        train_entities=int(train[ek].nunique()), holdout_entities=int(holdout[ek].nunique()),
+    )  # fmt: skip
+    progress(f"{name}: {description}; {entry['train_entities']} train / {entry['holdout_entities']} holdout entities")
+    if "holdout" not in entry["sides"]:
+        entry["sides"]["holdout"] = {"temporal": _clean(temporal_scores(train, holdout, None, ek, tk, args.seed))}
+        save_results(results, args.out)
+    with tempfile.TemporaryDirectory(prefix=f"bench_twins_{name}_") as tmp:
+        tmp = Path(tmp)
+        train_csv = tmp / "train.csv"
+        train.to_csv(train_csv, index=False)
+        for side in args.side_names:
+            progress(f"  {side}: fit on {len(train):,} rows, sample {entry['train_entities']} entities ...")
+            try:
+                measured = run_side(side, args, tmp, train_csv, ek, tk, static, entry["train_entities"])
+                synthetic = pd.read_parquet(tmp / f"{side}.parquet")
+                measured["temporal"] = _clean(temporal_scores(train, synthetic, holdout, ek, tk, args.seed))
+            except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
+                progress(f"  {side}: {exc}")
+                entry["sides"][side] = {"error": str(exc)}
+                save_results(results, args.out)
+                continue
+            measured["ran_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+            entry["sides"][side] = _clean(measured)
+            save_results(results, args.out)
+            progress(f"  {side}: fit {measured['fit_seconds']:.1f}s, " + ", ".join(
+                f"{k} {_fmt(measured['temporal'][k])}" for k, _ in HEADLINE[:3]))  # fmt: skip
+            if side == "twinforge" and not args.no_twins:
+                progress("  twin benchmark ...")
+                twins = twin_scores(tmp / "model", holdout, train, ek, tk, static, args)
+                entry["twins"] = _clean(_drop_per_entity(twins))
+                save_results(results, args.out)
+    entry["targets"] = targets(entry)
+    save_results(results, args.out)
+
+
+def _drop_per_entity(twins: dict) -> dict:
+    for table in twins["results"].values():
+        for row in table.values():
+            row.pop("per_entity", None)
+            channels = row["scores"].pop("channels", {})
+            row["scores"]["channels"] = {c: {k: v for k, v in d.items() if k != "cells"} for c, d in channels.items()}
+    return twins
+
+
+def targets(entry: dict) -> dict:
+    sides = entry["sides"]
+    ours = sides.get("twinforge", {})
+    if "temporal" not in ours:
+        return {}
+    out = {}
+    anchors = [s for s in ("par", "mostlyai") if "temporal" in sides.get(s, {})]
+    for key in ("autocorrelation_error", "cross_correlation_error"):
+        out[f"{key}_best"] = all(ours["temporal"][key] < sides[a]["temporal"][key] for a in anchors)
+    out["discriminative_auc_best"] = all(
+        abs(ours["temporal"]["discriminative_auc"] - 0.5) < abs(sides[a]["temporal"]["discriminative_auc"] - 0.5)
+        for a in anchors
+    )
+    if "fit_seconds" in sides.get("par", {}):
+        out["fit_at_most_third_of_par"] = ours["fit_seconds"] <= sides["par"]["fit_seconds"] / 3
+    if "fit_seconds" in sides.get("mostlyai", {}):
+        out["fit_at_most_mostlyai"] = ours["fit_seconds"] <= sides["mostlyai"]["fit_seconds"]
+    for k, table in entry.get("twins", {}).get("results", {}).items():
+        twin = table.get("twin", {})
+        if twin.get("ratio_crps") is not None:
+            out[f"twin_k{k}_crps_at_most_0.8_population"] = twin["ratio_crps"] <= 0.8
+        if "scratch" in table and twin.get("crps_scaled") is not None and table["scratch"].get("crps_scaled"):
+            out[f"twin_k{k}_below_scratch"] = twin["crps_scaled"] < table["scratch"]["crps_scaled"]
+    return out
+
+
+# ------------------------------------------------------------------------------------------ report
+def _fmt(v) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def format_dataset(name: str, entry: dict) -> str:
+    order = [s for s in ("twinforge", "par", "mostlyai", "holdout") if s in entry["sides"]]
+    rows = [("", *order)]
+    rows.append(("fit seconds", *[_fmt(entry["sides"][s].get("fit_seconds")) for s in order]))
+    rows.append(("sample seconds", *[_fmt(entry["sides"][s].get("sample_seconds")) for s in order]))
+    for key, label in HEADLINE:
+        rows.append((label, *[_fmt(entry["sides"][s].get("temporal", {}).get(key)) for s in order]))
+    errors = {s: entry["sides"][s]["error"].splitlines()[0] for s in order if "error" in entry["sides"][s]}
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [f"== {name}: {entry.get('description', '')}"]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    lines += [f"{s}: {e}" for s, e in errors.items()]
+    for k, table in entry.get("twins", {}).get("results", {}).items():
+        lines.append(f"twin benchmark, k = {k} (CRPS / MAE of the median path in train std units; x population)")
+        for method, row in table.items():
+            ratio = f"  x{row['ratio_crps']:.2f} / x{row['ratio_mae']:.2f}" if row.get("ratio_crps") else ""
+            lines.append(f"  {method:<11} {_fmt(row['crps_scaled'])} / {_fmt(row['mae_scaled'])}{ratio}")
+    if entry.get("targets"):
+        lines.append("targets: " + ", ".join(f"{k} {'pass' if v else 'FAIL'}" for k, v in entry["targets"].items()))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    results = load_results(args.out)
+    results["command"] = "benchmarks/bench_twins.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    failed = False
+    for name in args.names:
+        try:
+            bench_dataset(name, args, results)
+        except Exception as exc:  # one dataset failing must not lose the others
+            progress(f"{name} failed: {type(exc).__name__}: {exc}")
+            failed = True
+    for name in args.names:
+        if name in results["datasets"]:
+            print(format_dataset(name, results["datasets"][name]))
+    print(f"results: {args.out}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

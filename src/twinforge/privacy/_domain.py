@@ -1,0 +1,402 @@
+"""Column domains and one-column histograms under differential privacy, and the public table built from them.
+
+A DP fit may look at the data only through a mechanism the ledger accounts for. Everything a model would
+otherwise read off the data before training (a numeric column's range and quantiles, the mixture modes of CTGAN,
+the set of categories and their frequencies) is read instead off a *public table*: rows drawn column by
+column from noisy one-column histograms, which is post-processing of those histograms and costs nothing more.
+The real rows are then mapped into that domain (values clipped to the bounds, levels that were not released
+merged into an ``"(other)"`` level) and only DP-SGD sees them.
+
+Per learned column (``L2`` sensitivity 1 per count vector, since a row adds 1 to one count of each vector;
+all vectors together get Gaussian noise of one standard deviation ``sigma``):
+
+- numeric and datetime columns: bounds from the metadata (``low``/``high``), else from a noisy histogram over a
+  fixed logarithmic grid (a decade per bin, from 1e-4 to 1e16 in magnitude, both signs): the
+  outermost bins whose noisy count clears a threshold set so that empty bins pass with probability 1%
+  together. Then a noisy histogram of 64 equal bins between the bounds, plus "missing" (declared bounds are
+  much tighter than a decade: declare them where they are public);
+- categorical columns: the levels from the metadata (``categories``), else the stability-based histogram
+  (Korolova et al. 2009; Bun, Nissim and Stemmer 2016): a noisy count per level present in the data, kept when
+  above ``1 + sigma * Phi^-1(1 - delta_s / k)``, so that a level held by one row is released with probability at
+  most ``delta_s / k`` (``k`` such columns; ``delta_s`` is a tenth of ``delta``). Levels below the threshold are
+  never emitted: they become ``"(other)"`` (text columns) or are redrawn from the public levels (other dtypes);
+- boolean columns: noisy counts of False, True and missing.
+
+The number of rows is treated as public (as in DP-SGD's sampling rate), and so are the column kinds
+(the schema): pass metadata to keep detection from reading the data.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from twinforge.errors import ParameterError
+from twinforge.metadata import Metadata
+from twinforge.privacy._accountant import epsilon_from_rdp, gaussian_rdp, sampled_gaussian_rdp
+from twinforge.privacy._ledger import PrivacyLedger
+
+__all__ = ["OTHER", "private_domain", "required_epsilon"]
+
+OTHER = "(other)"
+_VALUE_BINS = 64
+_PUBLIC_ROWS = 5_000
+_GRID_STEPS = 1  # log-grid bins per decade: coarse, so that a few thousand rows clear the noise of small budgets
+_GRID_DECADES = (-4, 16)
+_FALSE_BINS = 0.01  # chance that any empty bin of the log grid passes the bounds threshold
+_DATETIME_KIND = "datetime"
+_MIN_SECONDS, _MAX_SECONDS = pd.Timestamp.min.value / 1e9 + 86_400, pd.Timestamp.max.value / 1e9 - 86_400
+
+
+def _log_grid() -> np.ndarray:
+    pos = 10.0 ** (np.arange(_GRID_DECADES[0] * _GRID_STEPS, _GRID_DECADES[1] * _GRID_STEPS + 1) / _GRID_STEPS)
+    return np.concatenate([-pos[::-1], pos])
+
+
+def _gaussian_sigma(epsilon: float, delta: float, sensitivity: float) -> float:
+    """Noise std of one Gaussian mechanism that alone is ``(epsilon, delta)``-DP under the RDP conversion.
+
+    ``inf`` when no noise is enough (epsilon below what the conversion can certify at this delta).
+    """
+    lo, hi = 1e-6, 1.0
+    while epsilon_from_rdp(gaussian_rdp(hi, sensitivity), delta)[0] > epsilon:
+        lo, hi = hi, hi * 2
+        if hi > 1e12:
+            return math.inf
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if epsilon_from_rdp(gaussian_rdp(mid, sensitivity), delta)[0] > epsilon:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def required_epsilon(
+    delta: float, share: float, sensitivity: float, q: float = 1.0, steps: int = 1, sigma: float = 50.0
+) -> float:
+    """The smallest epsilon (to 3 digits) whose fit can release the domains and take ``steps`` DP-SGD steps.
+
+    The domains take ``share`` of epsilon (count vectors of L2 ``sensitivity``); the steps run at noise
+    multiplier ``sigma`` and sampling rate ``q`` (``q = 1``, the default, bounds any rate).
+    """
+
+    def enough(eps: float) -> bool:
+        noise = _gaussian_sigma(share * eps, delta, sensitivity) if sensitivity > 0 else math.inf
+        rdp = gaussian_rdp(noise, sensitivity) if math.isfinite(noise) else None
+        if rdp is None and sensitivity > 0:
+            return False
+        total = (0 if rdp is None else rdp) + sampled_gaussian_rdp(q, sigma, steps)
+        return epsilon_from_rdp(total, delta)[0] <= eps
+
+    lo, hi = 1e-4, 1e-2
+    while not enough(hi):
+        lo, hi = hi, hi * 2
+    while hi - lo > 1e-3 * hi:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if enough(mid) else (mid, hi)
+    return float(f"{hi * 1.001:.3g}") if enough(float(f"{hi * 1.001:.3g}")) else float(f"{hi * 1.01:.3g}")
+
+
+# ------------------------------------------------------------------------------------------ column values
+def _is_text(s: pd.Series) -> bool:
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        return pd.api.types.is_object_dtype(s.dtype.categories.dtype) or pd.api.types.is_string_dtype(
+            s.dtype.categories.dtype
+        )
+    return pd.api.types.is_object_dtype(s.dtype) or pd.api.types.is_string_dtype(s.dtype)
+
+
+def _seconds(s: pd.Series, fmt: str | None) -> tuple[np.ndarray, Any]:
+    """Datetimes as float seconds since 1970 (NaN missing), and their timezone."""
+    parsed = s if pd.api.types.is_datetime64_any_dtype(s.dtype) else pd.to_datetime(s, format=fmt)
+    tz = getattr(parsed.dt, "tz", None)
+    if tz is not None:
+        parsed = parsed.dt.tz_convert(None)
+    ns = parsed.astype("datetime64[ns]").to_numpy()
+    out = ns.view("int64").astype("float64") / 1e9
+    out[np.isnat(ns)] = np.nan
+    return out, tz
+
+
+def _from_seconds(x: np.ndarray, like: pd.Series, fmt: str | None, tz: Any) -> pd.Series:
+    day = fmt is not None and not any(code in fmt for code in ("%H", "%I", "%M", "%S", "%f", "%X", "%T"))
+    step = 86_400.0 if day else 1.0
+    values = np.where(np.isnan(x), np.nan, np.round(x / step) * step)
+    ns = np.where(np.isnan(values), np.iinfo("int64").min, values * 1e9).astype("int64")
+    out = pd.Series(ns.view("datetime64[ns]"), name=like.name)
+    if pd.api.types.is_datetime64_any_dtype(like.dtype):
+        if tz is not None:
+            out = out.dt.tz_localize("UTC").dt.tz_convert(tz)
+        unit = np.datetime_data(like.dt.tz_convert(None).dtype if tz is not None else like.dtype)[0]
+        return out.astype(f"datetime64[{unit}, {tz}]" if tz is not None else f"datetime64[{unit}]")
+    text = out.dt.strftime(fmt).to_numpy(dtype=object)
+    text[np.isnan(values)] = np.nan
+    return pd.Series(text, name=like.name).astype(like.dtype)
+
+
+def _numbers(s: pd.Series, spec: Any) -> tuple[np.ndarray, Any]:
+    if spec.kind == _DATETIME_KIND:
+        return _seconds(s, spec.datetime_format)
+    return s.to_numpy(dtype="float64", na_value=np.nan), None
+
+
+def _declared_bounds(name: str, spec: Any) -> tuple[float, float] | None:
+    if spec.low is None or spec.high is None:
+        return None
+    if spec.kind == _DATETIME_KIND:
+        low, high = (pd.Timestamp(v) for v in (spec.low, spec.high))
+        low, high = (t.tz_convert(None) if t.tzinfo is not None else t for t in (low, high))
+        return low.value / 1e9, high.value / 1e9
+    return float(spec.low), float(spec.high)
+
+
+# ------------------------------------------------------------------------------------------ the mechanism
+def private_domain(
+    df: pd.DataFrame, meta: Metadata, ledger: PrivacyLedger, share: float, rng: np.random.Generator
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """``(public table, real rows mapped into its domain, details)``, spending ``share`` of the ledger's epsilon.
+
+    The public table has every column of ``df`` (generated columns copied: they are never learned) and
+    ``_PUBLIC_ROWS`` rows; the mapped table has ``df``'s rows.
+    """
+    learned = meta.learned_columns
+    n = len(df)
+    n_public = _PUBLIC_ROWS
+    queries, selected = 0, 0
+    for name in learned:
+        spec = meta.columns[name]
+        if spec.kind in ("continuous", "integer", _DATETIME_KIND):
+            queries += 1 + (_declared_bounds(name, spec) is None)
+        elif spec.kind == "categorical":
+            queries += 1
+            selected += spec.categories is None
+        else:
+            queries += 1
+    details: dict[str, Any] = {"columns": {}}
+    if queries == 0:
+        return df.copy(), df.copy(), details
+    if selected:
+        ledger.delta_selection = 0.1 * ledger.delta
+    sensitivity = math.sqrt(queries)
+    ledger.domain_share, ledger.domain_sensitivity = share, sensitivity
+    sigma = _gaussian_sigma(share * ledger.epsilon, ledger.delta_rdp, sensitivity)
+    if not math.isfinite(sigma):
+        need = required_epsilon(ledger.delta_rdp, share, sensitivity)
+        raise ParameterError(
+            f"epsilon={ledger.epsilon:g} (delta={ledger.delta:.3g}) is too small: its share for the column domains "
+            f"({share:g} x epsilon, {queries} noisy count vectors) is below what any noise can certify at this "
+            f"delta. Use epsilon >= {need:g}, declare bounds and categories in the metadata, or raise delta"
+        )
+    ledger.add(
+        gaussian_rdp(sigma, sensitivity),
+        "column domains and one-column histograms (Gaussian counts)",
+        count_vectors=queries,
+        noise_std=round(sigma, 4),
+    )
+    tau_level = 1 + sigma * stats.norm.isf(ledger.delta_selection / max(selected, 1)) if selected else math.inf
+    public: dict[str, pd.Series] = {}
+    mapped: dict[str, pd.Series] = {}
+    for name in df.columns:
+        s = df[name]
+        spec = meta.columns[str(name)]
+        if str(name) not in learned:
+            public[name] = s.sample(n_public, replace=True, random_state=0).reset_index(drop=True) if n else s
+            mapped[name] = s
+            continue
+        if spec.kind in ("continuous", "integer", _DATETIME_KIND):
+            pub, real, info = _numeric(str(name), s, spec, sigma, n_public, rng)
+        else:
+            pub, real, info = _discrete(str(name), s, spec, sigma, tau_level, n_public, rng)
+        public[name], mapped[name] = pub, real
+        details["columns"][str(name)] = info
+    details["noise_std"] = sigma
+    pub_df = pd.DataFrame({k: v.reset_index(drop=True) for k, v in public.items()}, columns=df.columns)
+    real_df = pd.DataFrame({k: v.reset_index(drop=True) for k, v in mapped.items()}, columns=df.columns)
+    real_df.index = df.index
+    return pub_df, real_df, details
+
+
+def _numeric(
+    name: str, s: pd.Series, spec: Any, sigma: float, n_public: int, rng: np.random.Generator
+) -> tuple[pd.Series, pd.Series, dict[str, Any]]:
+    x, tz = _numbers(s, spec)
+    missing = np.isnan(x)
+    bounds = _declared_bounds(name, spec)
+    source = "metadata"
+    if bounds is None:
+        source = "dp"
+        grid = _log_grid()
+        counts = np.bincount(np.searchsorted(grid, x[~missing], side="right"), minlength=len(grid) + 1)
+        noisy = counts + rng.normal(0, sigma, len(counts))
+        tau = sigma * stats.norm.isf(_FALSE_BINS / len(counts))
+        occupied = np.flatnonzero(noisy > tau)
+        if len(occupied) == 0:  # a range chosen by the noise alone would be meaningless
+            raise ParameterError(
+                f"column {name!r}: at this epsilon no range of the column stands out of the noise (noise std "
+                f"{sigma:.3g} per count, {len(x)} rows); declare its bounds in the metadata "
+                f"(update_column({name!r}, low=..., high=...)) or raise epsilon"
+            )
+        edges = np.concatenate([[grid[0]], grid, [grid[-1]]])  # the two outer bins are cut at the grid's ends
+        low, high = float(edges[occupied.min()]), float(edges[occupied.max() + 1])
+        if spec.kind == _DATETIME_KIND:  # within what datetime64[ns] can hold
+            low, high = (float(np.clip(v, _MIN_SECONDS, _MAX_SECONDS)) for v in (low, high))
+        if spec.kind == "integer":
+            low, high = math.ceil(low), math.floor(high)
+            if high < low:
+                low = high = round(0.5 * (low + high))
+        bounds = (low, high)
+    low, high = bounds
+    if not high >= low:
+        raise ParameterError(f"column {name!r}: metadata bounds low={spec.low!r} > high={spec.high!r}")
+    edges = np.linspace(low, high, _VALUE_BINS + 1)
+    clipped = np.clip(x, low, high)
+    bins = np.where(
+        missing, _VALUE_BINS, np.clip(np.searchsorted(edges, clipped, side="right") - 1, 0, _VALUE_BINS - 1)
+    )
+    noisy = np.bincount(bins, minlength=_VALUE_BINS + 1) + rng.normal(0, sigma, _VALUE_BINS + 1)
+    p = np.clip(noisy, 0, None)
+    tau = sigma * stats.norm.isf(_FALSE_BINS)
+    # a dtype that cannot hold a missing value (numpy int) says, as schema, that there is none
+    can_miss = not (pd.api.types.is_integer_dtype(s.dtype) and not pd.api.types.is_extension_array_dtype(s.dtype))
+    with_missing = can_miss and noisy[-1] > tau and p[-1] / max(p.sum(), 1e-12) * n_public >= 1
+    if not with_missing:
+        p[-1] = 0.0
+    if p.sum() <= 0:
+        p[:-1] = 1.0
+    draw = rng.choice(_VALUE_BINS + 1, n_public, p=p / p.sum())
+    width = (edges[-1] - edges[0]) / _VALUE_BINS
+    values = edges[np.minimum(draw, _VALUE_BINS - 1)] + rng.random(n_public) * width
+    values = np.clip(np.where(draw == _VALUE_BINS, np.nan, values), low, high)
+    if spec.kind == "integer":
+        values = np.clip(np.round(values), low, high)
+    values[:2] = [low, high] if n_public >= 2 else values[:2]  # the range itself is released: show it whole
+    # real rows into the domain: clipped; a missing value where the domain has none drawn from the public values
+    real = clipped.copy()
+    if missing.any() and not with_missing:
+        pool = values[~np.isnan(values)]
+        real[missing] = pool[rng.integers(0, len(pool), int(missing.sum()))]
+    if spec.kind == "integer":
+        real = np.round(real)
+    info = {"bounds": [low, high], "bounds_from": source, "missing": bool(with_missing)}
+    if spec.kind == _DATETIME_KIND:
+        return (
+            _from_seconds(values, s, spec.datetime_format, tz),
+            _from_seconds(real, s, spec.datetime_format, tz),
+            info,
+        )
+    return _as_dtype(values, s), _as_dtype(real, s), info
+
+
+def _as_dtype(values: np.ndarray, like: pd.Series) -> pd.Series:
+    dtype = like.dtype
+    if pd.api.types.is_integer_dtype(dtype) and not pd.api.types.is_extension_array_dtype(dtype):
+        if np.isnan(values).any():
+            return pd.Series(values, name=like.name).astype(str(dtype).capitalize())
+        return pd.Series(values.astype(dtype), name=like.name)
+    return pd.Series(values, name=like.name).astype(dtype)
+
+
+def _discrete(
+    name: str, s: pd.Series, spec: Any, sigma: float, tau: float, n_public: int, rng: np.random.Generator
+) -> tuple[pd.Series, pd.Series, dict[str, Any]]:
+    obj = s.to_numpy(dtype=object)
+    missing = pd.isna(obj)
+    present = obj[~missing]
+    if spec.kind == "boolean":
+        levels: list[Any] = [False, True]
+        source = "fixed"
+        codes = np.asarray([bool(v) for v in present], dtype="int64")
+        counts = np.bincount(codes, minlength=2).astype("float64")
+        noisy = counts + rng.normal(0, sigma, 2)
+        kept = np.ones(2, dtype=bool)
+    else:
+        text = _is_text(s)
+        if spec.categories is not None:
+            levels, source = list(spec.categories), "metadata"
+            index = pd.Index(levels, dtype=object)
+            codes = index.get_indexer(pd.Index(present, dtype=object))
+            counts = np.bincount(codes[codes >= 0], minlength=len(levels)).astype("float64")
+            noisy = counts + rng.normal(0, sigma, len(levels))
+            kept = np.ones(len(levels), dtype=bool)
+        else:
+            uniq, counts_i = np.unique(pd.Series(present, dtype=object).astype(str), return_counts=True)
+            first = (
+                pd.Series(present, dtype=object).groupby(pd.Series(present, dtype=object).astype(str).values).first()
+            )
+            levels, source = [first[u] for u in uniq], "dp"
+            noisy = counts_i + rng.normal(0, sigma, len(uniq))
+            kept = noisy >= tau
+            if not kept.any() and not text:
+                raise ParameterError(
+                    f"column {name!r}: at this epsilon no level of the column is frequent enough to be released "
+                    "privately; declare its levels in the metadata (categories) or raise epsilon"
+                )
+        levels = [v for v, k in zip(levels, kept, strict=True) if k]
+        noisy = noisy[kept]
+    n_missing = float(missing.sum() + rng.normal(0, sigma))
+    n_total = float(len(obj))
+    shares = np.clip(noisy, 0, None)
+    miss_share = max(n_missing, 0.0)
+    other = max(n_total - shares.sum() - miss_share, 0.0) if spec.kind == "categorical" and _is_text(s) else 0.0
+    other_level = None
+    if other / n_total * n_public >= 1 or not levels:
+        other_level = OTHER
+        while other_level in levels:
+            other_level = "(" + other_level + ")"
+    tau_missing = sigma * stats.norm.isf(_FALSE_BINS)
+    with_missing = n_missing > tau_missing and miss_share / n_total * n_public >= 1
+    domain = [*levels, *([other_level] if other_level is not None else [])]
+    p = np.concatenate([shares, [other] if other_level is not None else [], [miss_share if with_missing else 0.0]])
+    if p[: len(domain)].sum() <= 0:
+        p[: len(domain)] = 1.0
+    draw = rng.choice(len(p), n_public, p=p / p.sum())
+    draw[: len(domain)] = np.arange(len(domain))  # every level of the domain appears in the public table
+    pub_values = np.empty(n_public, dtype=object)
+    domain_arr = np.empty(len(domain) + 1, dtype=object)
+    domain_arr[: len(domain)] = domain
+    domain_arr[-1] = None
+    pub_values[:] = domain_arr[np.minimum(draw, len(domain))]
+    # real rows: a level outside the domain becomes (other), or a public level; missing likewise if not in domain
+    index = pd.Index(domain, dtype=object)
+    real = obj.copy()
+    codes = np.full(len(obj), -1, dtype="int64")
+    if len(present):
+        lookup = pd.Index([str(v) for v in domain], dtype=object) if spec.kind != "boolean" else index
+        keys = pd.Index(present, dtype=object).astype(str) if spec.kind != "boolean" else pd.Index(present)
+        codes[~missing] = lookup.get_indexer(keys)
+    outside = (~missing) & (codes < 0)
+    pool = pub_values[pd.notna(pub_values)]
+    if outside.any():
+        real[outside] = other_level if other_level is not None else pool[rng.integers(0, len(pool), outside.sum())]
+    inside = (~missing) & (codes >= 0)
+    real[inside] = np.asarray(domain, dtype=object)[codes[inside]]
+    if missing.any() and not with_missing:
+        real[missing] = pool[rng.integers(0, len(pool), int(missing.sum()))]
+    info = {
+        "levels_from": source,
+        "levels": len(levels),
+        "other": other_level is not None,
+        "missing": bool(with_missing),
+    }
+    return _discrete_dtype(pub_values, s, domain), _discrete_dtype(real, s, domain), info
+
+
+def _discrete_dtype(values: np.ndarray, like: pd.Series, domain: list[Any]) -> pd.Series:
+    dtype = like.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        cats = pd.Index(domain, dtype=object) if _is_text(like) else pd.Index(domain)
+        return pd.Series(pd.Categorical(values, categories=cats, ordered=dtype.ordered), name=like.name)
+    if pd.api.types.is_bool_dtype(dtype) and not pd.isna(values).any():
+        return pd.Series(values.astype(bool), name=like.name)
+    if pd.api.types.is_object_dtype(dtype):
+        return pd.Series(values, name=like.name, dtype=object)
+    if pd.api.types.is_bool_dtype(dtype):
+        return pd.Series(pd.array(values, dtype="boolean"), name=like.name)
+    if pd.api.types.is_numeric_dtype(dtype):
+        return _as_dtype(pd.to_numeric(pd.Series(values, dtype=object)).to_numpy(dtype="float64"), like)
+    return pd.Series(values, name=like.name).astype(dtype)

@@ -1,0 +1,1568 @@
+"""The population model of per-entity time series (``"sequence"``) and the digital twins it personalises.
+
+Factorisation. An entity is its static row ``s`` (attributes, sequence length ``T``, start time ``t_0``) and its
+steps ``x_1..x_T``, each step a time gap ``g_t`` and the channels. ``p(s) p(z) prod_t p(x_t | x_<t, s, z)``:
+
+- ``p(s)``: the default tabular model (``"auto"``) fitted on one row per entity (static columns, ``__length__``,
+  ``__start__``), so cold start honours conditions on static attributes exactly, like ``auto`` does;
+- ``z``: a learned per-entity embedding (a random effect, ``z ~ N(0, I)`` prior, MAP-fitted jointly with the
+  network). It carries what makes an entity different beyond its attributes (its own level, trend, noise). New
+  entities draw ``z`` from a Gaussian fitted to the learned embeddings; a twin fits its own ``z``;
+- ``p(x_t | x_<t, s, z)``: a GRU over the previous steps (their values, missing flags, gaps, and the elapsed time
+  since the start, so trends are learned) started from and fed with ``s`` and ``z``, as in DeepAR (Salinas et al.,
+  2020) with a per-series embedding. Within a step, the gap comes first, then categorical channels, then numeric
+  ones; each block's parameters are the GRU head's output plus a masked linear map of the blocks drawn before it
+  in that step (a Gaussian chain-rule over channels, MADE-style masking), so same-step cross-channel correlation
+  is learned. A numeric channel is a mixture of ``K`` Gaussians on its standardised value plus, if it has missing
+  values, a Bernoulli "missing"; a categorical one (and the gap, when it takes few values) a softmax; an irregular
+  gap a Gaussian mixture on ``log gap``.
+
+Training: Adam on the negative log-likelihood per step (plus the ``z`` prior), windows of at most ``window`` steps
+per entity, early stopping on the last ``validation_share`` of every entity's steps (a forecasting split), a
+``max_minutes`` budget and a progress bar. The module is plain ``nn.GRU`` + ``nn.Linear`` + ``nn.LayerNorm``; its
+weights are a state dict.
+
+Personalisation (transfer learning, :meth:`SequenceModel.personalize`): on one entity's history, first fit its
+``z`` alone (MAP under the population's embedding distribution), then fine-tune every weight at a small learning
+rate with an L2 pull toward the population weights (L2-SP, Li et al., ICML 2018). Forecasts run the GRU over the
+history and continue it for ``horizon`` steps, ``paths`` times.
+
+Scenarios (``event=``): ``{"column": c, "value": v, "within": H}`` makes every generated path contain ``c == v``
+(a level of a categorical/boolean channel; for a numeric channel an inclusive range ``(lo, hi)``, ``None`` an open
+end) at least once in its first ``H`` steps. No rejection sampling: at step ``j`` of a path without the event so
+far, with ``r = H - j`` steps left and the model's probability ``p`` of the event at this step, the event is forced
+with probability ``q = p / (1 - (1 - p)^r)`` (the first-hit law under a constant hazard ``p``; ``1/r`` when
+``p = 0``), and otherwise the step is drawn from the model with the event excluded. At the last step ``q = 1``, so
+the event holds in every path by construction; the rest of each path follows the model given it.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import os
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from scipy import special, stats
+from torch import nn
+
+from twinforge.errors import DataError, NotFittedError, ParameterError
+from twinforge.io import read_table, save_model_dir
+from twinforge.metadata import Metadata
+from twinforge.models._nn import (
+    MLP,
+    check_training_params,
+    resolve_device,
+    seeded,
+    state_from_arrays,
+    state_to_arrays,
+    train_loop,
+)
+from twinforge.models._registry import register
+from twinforge.models.base import Synthesizer, _check_seed
+from twinforge.sequences._data import SequenceData, parse_time, split_events
+
+__all__ = ["SequenceModel", "Twin"]
+
+_LENGTH, _START = "__length__", "__start__"
+_MAX_GAP_LEVELS = 32  # a gap with at most this many distinct values is a category (exact), else log-normal mixture
+_LOGSTD = (-6.0, 3.0)
+_MIN_STEPS_PER_EPOCH = 16
+_MIN_VALIDATION_LENGTH = 8  # entities shorter than this keep all their steps for training
+
+
+def _positive_int(name: str, v: Any, low: int = 1) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+        raise ParameterError(f"{name} must be an integer >= {low}, got {v!r}")
+    return int(v)
+
+
+# =========================================================================================== encoding
+class _Encoding:
+    """Numbers <-> the network's per-step arrays. Pure numpy; its state is JSON plus a few numbers."""
+
+    def __init__(self, state: dict[str, Any]):
+        self.state = state
+        self.blocks: list[dict[str, Any]] = state["blocks"]
+        f = p = 0
+        for b in self.blocks:
+            b["f0"], f = f, f + b["n_feat"]
+            b["p0"], p = p, p + b["n_par"]
+        self.d_step, self.n_par = f, p
+
+    # ---------------------------------------------------------------------------- building
+    @classmethod
+    def build(cls, data: SequenceData, times: np.ndarray, k: int) -> _Encoding:
+        ev = data.events
+        blocks: list[dict[str, Any]] = []
+        first = np.r_[True, ev[data.entity_key].to_numpy()[1:] != ev[data.entity_key].to_numpy()[:-1]]
+        gaps = np.diff(times)[~first[1:]]
+        integral_time = bool(np.all(times == np.round(times)))
+        levels = np.unique(gaps)
+        if len(levels) <= 1:
+            gap = {"mode": "constant", "value": float(levels[0]) if len(levels) else 1.0}
+        elif len(levels) <= _MAX_GAP_LEVELS:
+            gap = {"mode": "levels", "levels": [float(v) for v in levels]}
+            blocks.append({"kind": "cat", "name": "__gap__", "n_feat": len(levels), "n_par": len(levels)})
+        else:
+            lg = np.log(gaps)
+            gap = {"mode": "continuous", "mean": float(lg.mean()), "std": float(lg.std() or 1.0)}
+            blocks.append({"kind": "num", "name": "__gap__", "n_feat": 1, "n_par": 3 * k, "missing": False})
+        gap["integral"] = integral_time
+        gap["min"] = float(gaps.min()) if len(gaps) else 1.0
+        gap["max"] = float(gaps.max()) if len(gaps) else 1.0
+        kinds = {c: data.metadata.columns[c].kind for c in data.channels}
+        order = [c for c in data.channels if kinds[c] in ("categorical", "boolean")]
+        order += [c for c in data.channels if kinds[c] not in ("categorical", "boolean")]
+        for c in order:
+            s = ev[c]
+            if kinds[c] in ("categorical", "boolean"):
+                if isinstance(s.dtype, pd.CategoricalDtype):
+                    lv = [_json_scalar(v) for v in s.cat.categories]
+                else:
+                    lv = sorted({_json_scalar(v) for v in s.dropna().unique()}, key=lambda v: (str(type(v)), v))
+                has_missing = bool(s.isna().any())
+                n = len(lv) + has_missing
+                blocks.append(
+                    {
+                        "kind": "cat",
+                        "name": c,
+                        "n_feat": n,
+                        "n_par": n,
+                        "levels": lv,
+                        "has_missing": has_missing,
+                        "dtype": str(s.dtype),
+                    }
+                )
+            else:
+                v = s.to_numpy(dtype="float64", na_value=np.nan)
+                obs = v[~np.isnan(v)]
+                miss = bool(np.isnan(v).any())
+                blocks.append(
+                    {
+                        "kind": "num",
+                        "name": c,
+                        "n_feat": 1 + miss,
+                        "n_par": 3 * k + miss,
+                        "missing": miss,
+                        "mean": float(obs.mean()),
+                        "std": float(obs.std() or 1.0),
+                        "min": float(obs.min()),
+                        "max": float(obs.max()),
+                        "integer": kinds[c] == "integer",
+                        "dtype": str(s.dtype),
+                    }
+                )
+        return cls({"blocks": blocks, "gap": gap, "k": k, "time_kind": data.time_kind})
+
+    # ---------------------------------------------------------------------------- values -> arrays
+    def encode(self, frame: pd.DataFrame, times: np.ndarray) -> np.ndarray:
+        """Steps of ONE entity -> targets ``Y`` (T, n_blocks): category codes, standardised numbers (NaN: missing)."""
+        n = len(frame)
+        y = np.zeros((n, len(self.blocks)), dtype="float64")
+        gaps = np.r_[np.nan, np.diff(times)]
+        for i, b in enumerate(self.blocks):
+            if b["name"] == "__gap__":
+                y[:, i] = self._encode_gap(gaps)
+            elif b["kind"] == "cat":
+                y[:, i] = self._codes(b, frame[b["name"]])
+            else:
+                v = frame[b["name"]].to_numpy(dtype="float64", na_value=np.nan)
+                y[:, i] = (v - b["mean"]) / b["std"]
+        return y
+
+    def _encode_gap(self, gaps: np.ndarray) -> np.ndarray:
+        g = self.state["gap"]
+        if g["mode"] == "levels":
+            lv = np.asarray(g["levels"])
+            out = np.abs(gaps[:, None] - lv[None, :]).argmin(1).astype("float64")
+            out[np.isnan(gaps)] = np.nan
+            return out
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (np.log(gaps) - g["mean"]) / g["std"]
+
+    @staticmethod
+    def _codes(b: dict[str, Any], s: pd.Series) -> np.ndarray:
+        lookup = {v: i for i, v in enumerate(b["levels"])}
+        out = np.empty(len(s), dtype="float64")
+        for j, v in enumerate(s.tolist()):
+            if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+                if not b["has_missing"]:
+                    raise DataError(f"channel {b['name']!r} has missing values, which the model never saw there")
+                out[j] = len(b["levels"])
+                continue
+            code = lookup.get(_json_scalar(v))
+            if code is None:
+                raise DataError(
+                    f"channel {b['name']!r} holds {v!r}, a level the model never saw; known levels are {b['levels']}"
+                )
+            out[j] = code
+        return out
+
+    def features(self, y: np.ndarray) -> np.ndarray:
+        """Targets (..., n_blocks) -> network input features (..., d_step); a NaN gap (first step) gives zeros."""
+        out = np.zeros((*y.shape[:-1], self.d_step), dtype="float32")
+        for i, b in enumerate(self.blocks):
+            v = y[..., i]
+            if b["kind"] == "cat":
+                ok = ~np.isnan(v)
+                idx = np.where(ok, v, 0).astype("int64")
+                onehot = np.eye(b["n_feat"], dtype="float32")[idx] * ok[..., None]
+                out[..., b["f0"] : b["f0"] + b["n_feat"]] = onehot
+            else:
+                miss = np.isnan(v)
+                out[..., b["f0"]] = np.where(miss, 0.0, np.clip(v, -10, 10))
+                if b.get("missing"):
+                    out[..., b["f0"] + 1] = miss
+        return out
+
+    # ---------------------------------------------------------------------------- arrays -> values
+    def decode(self, y: np.ndarray, widen: float = 0.0) -> dict[str, Any]:
+        """Targets (n, n_blocks) -> channel columns (numbers clipped to the training range widened by ``widen``)."""
+        out: dict[str, Any] = {}
+        for i, b in enumerate(self.blocks):
+            if b["name"] == "__gap__":
+                continue
+            v = y[:, i]
+            if b["kind"] == "cat":
+                lv = b["levels"] + ([None] if b["has_missing"] else [])
+                values = [lv[int(c)] for c in v]
+                out[b["name"]] = _restore_levels(values, b)
+            else:
+                x = v * b["std"] + b["mean"]
+                span = b["max"] - b["min"]
+                lo, hi = b["min"] - widen * span, b["max"] + widen * span
+                if b["min"] >= 0:
+                    lo = max(lo, 0.0)
+                x = np.clip(x, lo, hi)
+                if b["integer"]:
+                    x = np.round(x)
+                out[b["name"]] = _restore_number(x, b)
+        return out
+
+    def gap_value(self, y_gap: np.ndarray) -> np.ndarray:
+        g = self.state["gap"]
+        if g["mode"] == "levels":
+            return np.asarray(g["levels"])[y_gap.astype("int64")]
+        v = np.exp(np.clip(y_gap * g["std"] + g["mean"], -50, 50))
+        v = np.clip(v, g["min"] * 0.5, g["max"] * 2.0)
+        if g["integral"]:
+            v = np.maximum(np.round(v), 1.0)
+        return v
+
+    def gap_block(self) -> int | None:
+        return next((i for i, b in enumerate(self.blocks) if b["name"] == "__gap__"), None)
+
+
+def _json_scalar(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, pd.Timestamp):
+        return v.isoformat()
+    return v
+
+
+def _restore_levels(values: list[Any], b: dict[str, Any]) -> pd.Series:
+    dtype = b["dtype"]
+    if dtype == "category":
+        return pd.Series(pd.Categorical(values, categories=b["levels"]))
+    if dtype == "bool" and not b["has_missing"]:
+        return pd.Series(values, dtype="bool")
+    if dtype in ("boolean", "string") or dtype.startswith(("int", "Int", "float", "Float")):
+        try:
+            return pd.Series(values, dtype=dtype)
+        except (TypeError, ValueError):
+            pass
+    return pd.Series(values, dtype="object")
+
+
+def _restore_number(x: np.ndarray, b: dict[str, Any]) -> pd.Series:
+    dtype = b["dtype"]
+    if np.isnan(x).any():
+        if dtype.startswith("Int") or dtype.startswith("Float"):
+            return pd.Series(x, dtype="float64").astype(dtype)
+        return pd.Series(x, dtype="float64")
+    try:
+        return pd.Series(x.astype(dtype) if not dtype.startswith(("Int", "Float")) else x).astype(dtype)
+    except (TypeError, ValueError):
+        return pd.Series(x, dtype="float64")
+
+
+class _StaticEncoding:
+    """Static attributes -> the network's conditioning vector (standardised numbers, one-hot levels)."""
+
+    def __init__(self, state: list[dict[str, Any]]):
+        self.state = state
+        self.dim = sum(s["dim"] for s in state)
+
+    @classmethod
+    def build(cls, frame: pd.DataFrame, meta: Metadata) -> _StaticEncoding:
+        state = []
+        for c in frame.columns:
+            kind = meta.columns[c].kind if c in meta.columns else "id"
+            s = frame[c]
+            if kind in ("categorical", "boolean"):
+                levels = sorted({str(v) for v in s.dropna()})
+                state.append({"name": c, "kind": "cat", "levels": levels, "dim": len(levels)})
+            elif kind in ("continuous", "integer", "datetime"):
+                v = _numeric(s)
+                state.append(
+                    {
+                        "name": c,
+                        "kind": "num",
+                        "mean": float(np.nanmean(v)),
+                        "std": float(np.nanstd(v) or 1.0),
+                        "dim": 2,
+                    }
+                )
+        return cls(state)
+
+    def encode(self, frame: pd.DataFrame) -> np.ndarray:
+        parts = [np.zeros((len(frame), 0), dtype="float32")]
+        for s in self.state:
+            col = frame[s["name"]]
+            if s["kind"] == "cat":
+                text = col.map(lambda v: None if pd.isna(v) else str(v))
+                parts.append(
+                    np.stack([(text == lv).to_numpy() for lv in s["levels"]], 1).astype("float32")
+                    if s["levels"]
+                    else np.zeros((len(frame), 0), "float32")
+                )
+            else:
+                v = (_numeric(col) - s["mean"]) / s["std"]
+                parts.append(np.stack([np.nan_to_num(np.clip(v, -10, 10)), np.isnan(v)], 1).astype("float32"))
+        return np.concatenate(parts, 1)
+
+
+def _numeric(s: pd.Series) -> np.ndarray:
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        return (
+            s.astype("datetime64[ns]").astype("int64").to_numpy().astype("float64")
+            / 1e9
+            * np.where(s.isna(), np.nan, 1.0)
+        )
+    return pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
+# =========================================================================================== network
+class _SeqNet(nn.Module):
+    """GRU over steps conditioned on static attributes and an entity embedding; masked within-step links."""
+
+    def __init__(self, d_step: int, d_static: int, d_z: int, n_entities: int, hidden: int, n_par: int):
+        super().__init__()
+        d_cond = d_static + d_z
+        self.entity = nn.Embedding(max(n_entities, 1), d_z)
+        nn.init.normal_(self.entity.weight, std=0.01)
+        self.inp = nn.Linear(d_step + 2 + d_cond, hidden)
+        self.h0 = nn.Linear(d_cond, hidden)
+        self.gru = nn.GRU(hidden, hidden, batch_first=True)
+        self.head = MLP(hidden + d_cond, hidden, 1, n_par)
+        self.within = nn.Linear(d_step, n_par, bias=False)
+        nn.init.zeros_(self.within.weight)
+        self.register_buffer("mask", torch.zeros(n_par, d_step), persistent=False)
+
+    def initial(self, cond: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.h0(cond)).unsqueeze(0)
+
+    def run(self, prev: torch.Tensor, extra: torch.Tensor, cond: torch.Tensor, h: torch.Tensor):
+        """prev (B, L, d_step), extra (B, L, 2), cond (B, d_cond), h (1, B, hidden) -> (out (B, L, H), h)."""
+        c = cond.unsqueeze(1).expand(-1, prev.shape[1], -1)
+        x = F.silu(self.inp(torch.cat([prev, extra, c], -1)))
+        return self.gru(x, h)
+
+    def params(self, out: torch.Tensor, cond: torch.Tensor, cur: torch.Tensor) -> torch.Tensor:
+        """Per-step parameters: head(GRU output, condition) + masked link from this step's earlier blocks."""
+        c = cond.unsqueeze(-2).expand(*out.shape[:-1], -1) if out.dim() == 3 else cond
+        return self.head(torch.cat([out, c], -1)) + F.linear(cur, self.within.weight * self.mask)
+
+
+def _block_mask(enc: _Encoding) -> torch.Tensor:
+    m = torch.zeros(enc.n_par, enc.d_step)
+    for i, b in enumerate(enc.blocks):
+        for a in enc.blocks[:i]:
+            m[b["p0"] : b["p0"] + b["n_par"], a["f0"] : a["f0"] + a["n_feat"]] = 1.0
+    return m
+
+
+def _mixture_parts(p: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    logw = torch.log_softmax(p[..., :k], -1)
+    mu = p[..., k : 2 * k]
+    logstd = p[..., 2 * k : 3 * k].clamp(*_LOGSTD)
+    return logw, mu, logstd
+
+
+def _nll(enc: _Encoding, par: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Negative log-likelihood per step (B, L), summed over blocks; ``mask`` (B, L) marks steps that count."""
+    k = enc.state["k"]
+    total = torch.zeros(y.shape[:-1], device=y.device)
+    for i, b in enumerate(enc.blocks):
+        p = par[..., b["p0"] : b["p0"] + b["n_par"]]
+        v = y[..., i]
+        ok = ~torch.isnan(v)
+        if b["kind"] == "cat":
+            logits = p
+            target = torch.where(ok, v, torch.zeros_like(v)).long()
+            nll = -torch.log_softmax(logits, -1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
+            total = total + torch.where(ok, nll, torch.zeros_like(nll))
+            continue
+        miss = b.get("missing", False)
+        if miss:
+            total = total + F.binary_cross_entropy_with_logits(p[..., 0], (~ok).float(), reduction="none") * (
+                torch.ones_like(v) if b["name"] != "__gap__" else ok.float()
+            )
+            p = p[..., 1:]
+        logw, mu, logstd = _mixture_parts(p, k)
+        x = torch.where(ok, v, torch.zeros_like(v)).unsqueeze(-1)
+        lp = logw - 0.5 * ((x - mu) / logstd.exp()) ** 2 - logstd - 0.5 * math.log(2 * math.pi)
+        nll = -torch.logsumexp(lp, -1)
+        total = total + torch.where(ok, nll, torch.zeros_like(nll))
+    return total * mask
+
+
+# =========================================================================================== the model
+@register("sequence")
+class SequenceModel(Synthesizer):
+    """Population model of per-entity time series; personalises into digital twins.
+
+    Parameters
+    ----------
+    seed : int, optional
+        Seed for fitting and sampling; same seed and data give the same model and samples.
+    epochs : int, default 300
+        Most epochs; early stopping usually ends sooner.
+    batch_size : int, default 32
+        Entities (windows) per training step.
+    learning_rate : float, default 3e-3
+        Adam learning rate.
+    hidden : int, default 64
+        GRU and head width.
+    embedding_dim : int, default 8
+        Size of the per-entity embedding ``z``.
+    components : int, default 3
+        Gaussian mixture components per numeric channel.
+    window : int, default 256
+        Most steps per training window (longer sequences are trained on random windows).
+    patience : int, default 15
+        Epochs without a better validation loss before training stops.
+    validation_share : float, default 0.1
+        Share of each entity's last steps held out for early stopping (0: train on everything).
+    static_epochs : int, optional
+        Most epochs of the static model (the default ``auto`` model on one row per entity); default ``epochs``.
+    max_minutes : float, optional
+        Wall-clock budget for fitting (static model and dynamics); the best weights so far are kept.
+    device : str, default "auto"
+        ``"auto"`` (a GPU if present), ``"cpu"`` or ``"cuda[:N]"``.
+    progress : bool, default True
+        Progress bars on stderr.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, twinforge
+    >>> rng = np.random.default_rng(0)
+    >>> events = pd.DataFrame({"unit": np.repeat(np.arange(20), 15), "t": np.tile(np.arange(15), 20),
+    ...                        "temp": rng.normal(size=300).cumsum()})
+    >>> model = twinforge.create("sequence", seed=0, epochs=3, progress=False)
+    >>> model = model.fit(events, entity_key="unit", time_key="t")
+    >>> model.sample(entities=2).columns.tolist()
+    ['unit', 't', 'temp']
+    >>> twin = model.personalize(events[events.unit == 3], epochs=5)
+    >>> twin.forecast(horizon=4, paths=10).shape
+    (40, 4)
+    """
+
+    summary = "per-entity time series: population model, digital twins (personalize, forecast), scenarios"
+    supports_conditions = False
+    kind = "sequence"
+
+    def __init__(
+        self,
+        *,
+        seed: int | None = None,
+        epochs: int = 300,
+        batch_size: int = 32,
+        learning_rate: float = 3e-3,
+        hidden: int = 64,
+        embedding_dim: int = 8,
+        components: int = 3,
+        window: int = 256,
+        patience: int = 15,
+        validation_share: float = 0.1,
+        static_epochs: int | None = None,
+        max_minutes: float | None = None,
+        device: str = "auto",
+        progress: bool = True,
+    ):
+        self.seed = seed
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.hidden = hidden
+        self.embedding_dim = embedding_dim
+        self.components = components
+        self.window = window
+        self.patience = patience
+        self.validation_share = validation_share
+        self.static_epochs = static_epochs
+        self.max_minutes = max_minutes
+        self.device = device
+        self.progress = progress
+
+    def _check_params(self) -> None:
+        check_training_params(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            max_minutes=self.max_minutes,
+            patience=self.patience,
+            validation_share=self.validation_share,
+        )
+        _positive_int("hidden", self.hidden, 4)
+        _positive_int("embedding_dim", self.embedding_dim, 1)
+        _positive_int("components", self.components, 1)
+        _positive_int("window", self.window, 2)
+        if self.static_epochs is not None:
+            _positive_int("static_epochs", self.static_epochs)
+        lr = self.learning_rate
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < 1:
+            raise ParameterError(f"learning_rate must be a number in (0, 1), got {lr!r}")
+        resolve_device(self.device)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "net_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit first")
+
+    # ------------------------------------------------------------------------------------ fit
+    def fit(
+        self,
+        events: pd.DataFrame | str | os.PathLike,
+        metadata: Metadata | dict | str | os.PathLike | None = None,
+        *,
+        entity_key: str | None = None,
+        time_key: str | None = None,
+        static: pd.DataFrame | str | os.PathLike | list[str] | None = None,
+    ) -> SequenceModel:
+        """Learn the population from a long table ``events`` (one row per entity and time). Returns self.
+
+        ``entity_key``/``time_key`` name the entity and time columns (from ``metadata`` or detected if omitted);
+        ``static`` is a table with one row per entity, or the names of columns of ``events`` that are constant
+        within an entity (detected if omitted). See :func:`twinforge.sequences.split_events` for the checks.
+        """
+        _check_seed(self.seed, "seed")
+        self._check_params()
+        from twinforge.models.base import _coerce_metadata
+
+        df = read_table(events)
+        meta = _coerce_metadata(metadata, df) if metadata is not None else None
+        if meta is not None:
+            meta.validate(df)
+        start = time.perf_counter()
+        data = split_events(df, entity_key, time_key, static, meta)
+        rng = np.random.default_rng(self._seed_sequence(None, stream=0))
+        self._fit_sequences(data, rng, start)
+        self.fit_info_ = {
+            "rows": len(data.events),
+            "columns": len(data.column_order),
+            "entities": len(data.static),
+            "seconds": round(time.perf_counter() - start, 4),
+            "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        return self
+
+    def _fit_sequences(self, data: SequenceData, rng: np.random.Generator, start: float) -> None:
+        self.metadata_ = data.metadata
+        times = parse_time(data.events[data.time_key], data.time_key, self._time_format())[0]
+        self.layout_ = {
+            "entity_key": data.entity_key,
+            "time_key": data.time_key,
+            "time_kind": data.time_kind,
+            "time_dtype": str(data.events[data.time_key].dtype),
+            "entity_dtype": str(data.static[data.entity_key].dtype),
+            "channels": data.channels,
+            "static_columns": data.static_columns,
+            "static_in_events": data.static_in_events,
+            "column_order": data.column_order,
+        }
+        self.encoding_ = _Encoding.build(data, times, self.components)
+        static_meta = Metadata.detect(data.static[data.static_columns]) if data.static_columns else Metadata({})
+        self.static_encoding_ = _StaticEncoding.build(data.static[data.static_columns], static_meta)
+        # sequences
+        lengths = data.lengths()
+        offsets = np.r_[0, np.cumsum(lengths)]
+        starts = times[offsets[:-1]]
+        ends = times[offsets[1:] - 1]
+        span = float(np.median(ends - starts)) if len(ends) else 0.0
+        self.layout_["time_scale"] = span if span > 0 else 1.0
+        ys = [self.encoding_.encode(data.events.iloc[a:b], times[a:b]) for a, b in itertools.pairwise(offsets)]
+        elapsed = [(times[a:b] - times[a]) / self.layout_["time_scale"] for a, b in itertools.pairwise(offsets)]
+        cond = self.static_encoding_.encode(data.static)
+        # static model: attributes, length and start time, one row per entity
+        table = data.static[data.static_columns].copy()
+        table[_LENGTH] = lengths.astype("int64")
+        start_values = data.events[data.time_key].iloc[offsets[:-1]].reset_index(drop=True)
+        table[_START] = start_values if data.time_kind == "datetime" else starts
+        if data.time_kind == "datetime" and not pd.api.types.is_datetime64_any_dtype(table[_START].dtype):
+            table[_START] = pd.to_datetime(starts * 1e9)
+        budget = None if self.max_minutes is None else 0.2 * self.max_minutes
+        from twinforge import create
+
+        # the default tabular model, with this model's epoch and patience budget (a few hundred rows at most)
+        self.static_model_ = create(
+            "auto",
+            seed=int(rng.integers(2**31)),
+            epochs=self.epochs if self.static_epochs is None else self.static_epochs,
+            patience=self.patience,
+            max_minutes=budget,
+            progress=self.progress,
+        ).fit(table.reset_index(drop=True))
+        device = resolve_device(self.device)
+        remaining = None
+        if self.max_minutes is not None:
+            remaining = max(self.max_minutes - (time.perf_counter() - start) / 60.0, 0.05 * self.max_minutes)
+        with seeded(rng, device) as gen:
+            self.net_ = self._new_net(len(ys)).to(device)
+            result = self._train(ys, elapsed, cond, rng, gen, device, remaining)
+        self.net_.eval()
+        self.train_info_ = result.to_dict()
+        z = self.net_.entity.weight.detach().cpu().numpy().astype("float64")
+        self.z_mean_ = z.mean(0)
+        self.z_cov_ = np.cov(z.T).reshape(z.shape[1], z.shape[1]) if len(z) > 1 else np.eye(z.shape[1]) * 1e-4
+        self.z_cov_ = self.z_cov_ + np.eye(z.shape[1]) * 1e-6
+
+    def _time_format(self) -> str | None:
+        key = getattr(self, "layout_", {}).get("time_key") if hasattr(self, "layout_") else None
+        spec = self.metadata_.columns.get(key) if key and hasattr(self, "metadata_") else None
+        return spec.datetime_format if spec is not None else None
+
+    def _new_net(self, n_entities: int) -> _SeqNet:
+        enc = self.encoding_
+        net = _SeqNet(enc.d_step, self.static_encoding_.dim, self.embedding_dim, n_entities, self.hidden, enc.n_par)
+        net.mask.copy_(_block_mask(enc))
+        return net
+
+    def _batch(self, ys, elapsed, cond, idx: np.ndarray, starts: np.ndarray, lengths: np.ndarray, device):
+        """Padded window tensors for entities ``idx``: prev features, extra inputs, features, targets, mask."""
+        enc = self.encoding_
+        L = int(lengths.max())
+        B = len(idx)
+        y = np.full((B, L, len(enc.blocks)), np.nan)
+        el = np.zeros((B, L))
+        prev = np.zeros((B, L, enc.d_step), dtype="float32")
+        first = np.zeros((B, L), dtype="float32")
+        mask = np.zeros((B, L), dtype="float32")
+        for r, (e, s, n) in enumerate(zip(idx, starts, lengths, strict=True)):
+            ye = ys[e]
+            y[r, :n] = ye[s : s + n]
+            feats = enc.features(ye[max(s - 1, 0) : s + n])
+            if s == 0:
+                prev[r, 1:n] = feats[: n - 1]
+                first[r, 0] = 1.0
+                el[r, 1:n] = elapsed[e][: n - 1]
+            else:
+                prev[r, :n] = feats[:n]
+                el[r, :n] = elapsed[e][s - 1 : s + n - 1]
+            mask[r, :n] = 1.0
+        cur = enc.features(y)
+        t = lambda a: torch.tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
+        extra = np.stack([el, first], -1)
+        return t(prev), t(extra), t(cur), t(y), t(mask), t(cond[idx])
+
+    def _train(self, ys, elapsed, cond, rng, gen, device, max_minutes):
+        n_e = len(ys)
+        lengths = np.asarray([len(y) for y in ys])
+        n_val = np.zeros(n_e, dtype="int64")
+        if self.validation_share > 0:
+            long = lengths >= _MIN_VALIDATION_LENGTH
+            n_val[long] = np.maximum(1, np.round(self.validation_share * lengths[long])).astype("int64")
+        n_train = lengths - n_val
+        net = self.net_
+        opt = torch.optim.Adam(net.parameters(), lr=self.learning_rate)
+        batch = min(self.batch_size, n_e)
+        steps = max(-(-n_e // batch), _MIN_STEPS_PER_EPOCH)
+        W = self.window
+
+        def loss_of(idx, starts, lens, score_from=None):
+            prev, extra, cur, y, mask, c = self._batch(ys, elapsed, cond, idx, starts, lens, device)
+            z = net.entity(torch.as_tensor(idx, device=device))
+            cz = torch.cat([c, z], -1)
+            out, _ = net.run(prev, extra, cz, net.initial(cz))
+            par = net.params(out, cz, cur)
+            if score_from is not None:
+                pos = torch.arange(mask.shape[1], device=device)[None, :]
+                mask = mask * (pos >= torch.as_tensor(score_from, device=device)[:, None]).float()
+            nll = _nll(self.encoding_, par, y, mask)
+            return nll.sum(), mask.sum(), z
+
+        def epoch(_: int) -> dict[str, float]:
+            net.train()
+            total = 0.0
+            for _s in range(steps):
+                idx = rng.choice(n_e, size=batch, replace=n_e < batch)
+                lens = np.minimum(n_train[idx], W)
+                starts = rng.integers(0, n_train[idx] - lens + 1)
+                nll, count, z = loss_of(idx, starts, lens)
+                # MAP for the embeddings: each window carries its share of the entity's N(0, I) prior
+                share = torch.as_tensor(lens / lengths[idx], dtype=torch.float32, device=device)
+                prior = 0.5 * (z.pow(2).sum(-1) * share).sum()
+                loss = (nll + prior) / count.clamp_min(1)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+                opt.step()
+                total += float(loss.detach())
+            return {"loss": total / steps}
+
+        has_val = bool(n_val.sum())
+
+        def validate() -> float:
+            net.eval()
+            total, count = 0.0, 0.0
+            with torch.no_grad():
+                order = np.flatnonzero(n_val > 0)
+                for a in range(0, len(order), 64):
+                    idx = order[a : a + 64]
+                    nll, cnt, _ = loss_of(idx, np.zeros(len(idx), "int64"), lengths[idx], score_from=n_train[idx])
+                    total, count = total + float(nll), count + float(cnt)
+            return total / max(count, 1.0)
+
+        return train_loop(
+            module=net,
+            epoch=epoch,
+            validate=validate if has_val else None,
+            epochs=self.epochs,
+            patience=self.patience,
+            max_minutes=max_minutes,
+            progress=self.progress,
+            description="fitting sequence",
+        )
+
+    # ------------------------------------------------------------------------------------ sampling
+    def sample(
+        self,
+        n: int | None = None,
+        seed: int | None = None,
+        *,
+        entities: int | None = None,
+        conditions: dict[str, Any] | None = None,
+        event: dict[str, Any] | None = None,
+        **unsupported: Any,
+    ) -> pd.DataFrame:
+        """``entities`` new entities (cold start): their static rows and full sequences, as one long table.
+
+        Columns: entity key (new keys), time, static attributes repeated on each row, channels.
+        ``conditions`` fixes static attributes like ``auto`` does: ``{col: value}``, ``{col: [values]}``,
+        ``{col: (low, high)}``; every entity honours them exactly. ``event`` (see the module docstring) makes
+        every sequence contain an event within its first ``within`` steps. ``n`` is a synonym of ``entities``.
+        """
+        self._check_fitted()
+        if unsupported:
+            raise ParameterError(
+                f"the sequence model does not take {sorted(unsupported)}; it takes entities, conditions, event, seed"
+            )
+        if n is not None and entities is not None and n != entities:
+            raise ParameterError("give the number of entities once: entities=N")
+        count = _positive_int("entities", entities if entities is not None else n if n is not None else -1)
+        _check_seed(seed, "seed")
+        lay = self.layout_
+        if conditions:
+            unknown = [c for c in conditions if c not in lay["static_columns"]]
+            if unknown:
+                raise ParameterError(
+                    f"conditions on {unknown}: only static attributes can be conditioned on "
+                    f"({lay['static_columns'] or 'this model has none'}); to make a channel take a value use event="
+                )
+        rng = np.random.default_rng(self._seed_sequence(seed, stream=1))
+        static = self.static_model_.sample(count, seed=int(rng.integers(2**31)), conditions=conditions or None)
+        z = rng.multivariate_normal(self.z_mean_, self.z_cov_, size=count, method="cholesky")
+        lengths = static[_LENGTH].to_numpy(dtype="int64")
+        lengths = np.maximum(lengths, 1)
+        start = static[_START]
+        start_num = _numeric(start) if lay["time_kind"] == "datetime" else start.to_numpy(dtype="float64")
+        ev = _Event.parse(self, event, default_within=int(lengths.max()))
+        cond = self.static_encoding_.encode(static)
+        y, times = _generate(self, self.net_, cond, z, None, lengths, start_num, rng, ev)
+        keys = self._new_keys(count)
+        rows = np.repeat(np.arange(count), lengths)
+        step = np.concatenate([np.arange(n) for n in lengths])
+        yy = y[rows, step]
+        out = {lay["entity_key"]: keys[rows], lay["time_key"]: self._times_out(times[rows, step])}
+        for c in lay["static_columns"]:
+            out[c] = static[c].iloc[rows].reset_index(drop=True)
+        out.update(self.encoding_.decode(yy))
+        frame = pd.DataFrame(out)
+        return frame[self._output_order()]
+
+    def _output_order(self) -> list[str]:
+        lay = self.layout_
+        if lay["static_in_events"]:
+            return list(lay["column_order"])
+        return [lay["entity_key"], lay["time_key"], *lay["static_columns"], *lay["channels"]]
+
+    def _new_keys(self, count: int) -> np.ndarray:
+        dtype = self.layout_["entity_dtype"]
+        if dtype.startswith(("int", "uint", "Int", "UInt")):
+            return np.arange(count)
+        return np.asarray([f"synthetic-{i}" for i in range(count)], dtype=object)
+
+    def _times_out(self, t: np.ndarray) -> pd.Series:
+        lay = self.layout_
+        if lay["time_kind"] == "datetime":
+            return pd.Series(pd.to_datetime(np.round(t * 1e9).astype("int64")))
+        dtype = lay["time_dtype"]
+        if self.encoding_.state["gap"]["integral"] and dtype.startswith(("int", "uint", "Int")):
+            return pd.Series(np.round(t).astype("int64"))
+        return pd.Series(t, dtype="float64")
+
+    def sample_chunks(self, n=None, seed=None, **kwargs):
+        """The tabular chunked API does not apply: use ``sample(entities=N)``."""
+        raise ParameterError("the sequence model samples whole entities: use sample(entities=N)")
+
+    def impute(self, data, seed=None):
+        raise ParameterError("the sequence model does not impute; use personalize(history) and forecast")
+
+    # ------------------------------------------------------------------------------------ twins
+    def personalize(
+        self,
+        history: pd.DataFrame | str | os.PathLike,
+        *,
+        epochs: int = 150,
+        max_minutes: float | None = None,
+        static: dict[str, Any] | None = None,
+        learning_rate: float = 0.05,
+        fine_tune_share: float = 0.3,
+        anchor: float = 1.0,
+        seed: int | None = None,
+        progress: bool | None = None,
+    ) -> Twin:
+        """A digital twin of one entity, from its history (its rows of the long table).
+
+        The population model is fine-tuned on the history: the entity embedding alone first (MAP under the
+        population's embedding distribution, learning rate ``learning_rate``), then, for the last
+        ``fine_tune_share`` of ``epochs``, every weight at a learning rate 100 times smaller with an L2 pull of
+        strength ``anchor`` toward the population weights. ``epochs`` is an upper bound: a trial run on all but
+        the last fifth of the history picks the number of epochs that predicts that fifth best (possibly 0: the
+        population model as is), so a few records cannot make the twin worse than the population on what it has
+        seen. ``epochs=0`` gives the population model's own view
+        of the entity (no fine-tuning: the history only warms up the recurrent state).
+
+        ``history`` has the time column and every channel; the entity key column is optional (one entity only).
+        Static attributes come from its columns (constant) or from ``static={column: value}``.
+        """
+        self._check_fitted()
+        _check_seed(seed, "seed")
+        epochs = _positive_int("epochs", epochs, 0)
+        if max_minutes is not None and (isinstance(max_minutes, bool) or not max_minutes > 0):
+            raise ParameterError(f"max_minutes must be a positive number or None, got {max_minutes!r}")
+        if not 0 <= fine_tune_share <= 1:
+            raise ParameterError(f"fine_tune_share must be in [0, 1], got {fine_tune_share!r}")
+        entity, frame, static_row, times = self._read_history(history, static)
+        y = self.encoding_.encode(frame, times)
+        rng = np.random.default_rng(self._seed_sequence(seed, stream=2))
+        device = resolve_device(self.device)
+        net = self._new_net(1).to(device)
+        # a twin keeps no other entity's embedding: its own z is held apart
+        weights = {k: v for k, v in self.net_.state_dict().items() if k != "entity.weight"}
+        net.load_state_dict(weights, strict=False)
+        net.entity.weight.data.copy_(torch.as_tensor(self.z_mean_[None], dtype=torch.float32))
+        cond = self.static_encoding_.encode(static_row)
+        z0 = self.z_mean_.copy()
+        info: dict[str, Any] = {"epochs": 0, "steps": len(frame)}
+        if epochs > 0:
+            with seeded(rng, device):
+                z0, info = self._fine_tune(
+                    net, y, times, cond, epochs, max_minutes, learning_rate, fine_tune_share, anchor, progress, device
+                )
+        net.eval()
+        return Twin._new(self, net, entity, static_row, frame, times, y, z0, info)
+
+    def forecast(
+        self,
+        history: pd.DataFrame | str | os.PathLike,
+        horizon: int,
+        paths: int = 100,
+        *,
+        seed: int | None = None,
+        event: dict[str, Any] | None = None,
+        static: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        """The population model's forecast for an entity (no personalisation): ``personalize(history,
+        epochs=0).forecast(...)``. Useful as the baseline a twin should beat."""
+        return self.personalize(history, epochs=0, static=static).forecast(horizon, paths, seed=seed, event=event)
+
+    def _read_history(self, history: Any, static: dict[str, Any] | None):
+        lay = self.layout_
+        df = read_table(history).rename(columns=str)
+        ek, tk = lay["entity_key"], lay["time_key"]
+        if tk not in df.columns:
+            raise DataError(f"the history has no time column {tk!r}; its columns are {list(df.columns)}")
+        missing = [c for c in lay["channels"] if c not in df.columns]
+        if missing:
+            raise DataError(f"the history lacks the channels {missing}: give every channel (missing values allowed)")
+        if ek in df.columns:
+            keys = df[ek].dropna().unique()
+            if len(keys) != 1 or df[ek].isna().any():
+                raise DataError(
+                    f"the history must hold one entity; {ek!r} has {len(keys)} distinct values"
+                    + (" and missing values" if df[ek].isna().any() else "")
+                    + ": pass the rows of one entity"
+                )
+            entity = _json_scalar(keys[0])
+        else:
+            entity = "twin"
+            df = df.assign(**{ek: entity})
+        from twinforge.sequences._data import time_problems
+
+        problems = time_problems(df, ek, tk)
+        if problems:
+            raise DataError("the history cannot be used as a time series:\n" + "\n".join(f"  - {p}" for p in problems))
+        times, kind = parse_time(df[tk], tk, self._time_format())
+        if kind != lay["time_kind"]:
+            raise DataError(f"time column {tk!r} holds {kind}s, but the model was fitted on {lay['time_kind']}s")
+        values: dict[str, Any] = {}
+        lacking = []
+        for c in lay["static_columns"]:
+            if static is not None and c in static:
+                values[c] = static[c]
+            elif c in df.columns:
+                distinct = df[c].drop_duplicates()
+                if len(distinct) > 1:
+                    raise DataError(
+                        f"static column {c!r} varies in the history ({distinct.tolist()[:3]}): give one value"
+                    )
+                values[c] = df[c].iloc[0]
+            else:
+                lacking.append(c)
+        if lacking:
+            raise DataError(
+                f"the history lacks the static attributes {lacking}: add them as columns or pass static={{...}}"
+            )
+        extra = sorted(set(static or {}) - set(lay["static_columns"]))
+        if extra:
+            raise ParameterError(f"static= names {extra}, which are not static attributes {lay['static_columns']}")
+        row = pd.DataFrame({c: [v] for c, v in values.items()}) if values else pd.DataFrame(index=[0])
+        return entity, df.reset_index(drop=True), row, times
+
+    def _fine_tune(self, net, y, times, cond, epochs, max_minutes, lr, share, anchor, progress, device):
+        """Fit the entity's ``z`` (then every weight, pulled toward the population's) on its history.
+
+        How long to train is chosen on the history itself: a trial run trains on all but its last fifth and scores
+        the one-step-ahead likelihood of that last fifth after every epoch (epoch 0: the population model as is);
+        the final run trains on the whole history for the best trial's number of epochs. A history too short to
+        split (under 8 steps) trains for ``epochs``.
+        """
+        enc = self.encoding_
+        n = len(y)
+        scale = self.layout_["time_scale"]
+        elapsed = (times - times[0]) / scale
+        prev = np.zeros((1, n, enc.d_step), dtype="float32")
+        prev[0, 1:] = enc.features(y[:-1])
+        extra = np.zeros((1, n, 2), dtype="float32")
+        extra[0, 1:, 0] = elapsed[:-1]
+        extra[0, 0, 1] = 1.0
+        t = lambda a: torch.tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
+        prev_t, extra_t, cur_t, y_t = t(prev), t(extra), t(enc.features(y)[None]), t(y[None])
+        c = t(cond)
+        mean = t(self.z_mean_)
+        var = t(np.diag(self.z_cov_))
+        n_fine = round(share * epochs)
+        n_z = epochs - n_fine
+        start = time.perf_counter()
+        show = self.progress if progress is None else progress
+        n_val = max(2, round(0.2 * n)) if n >= _MIN_VALIDATION_LENGTH else 0
+
+        def run(module: _SeqNet, n_train: int, stop: int, advance) -> tuple[torch.Tensor, list[float], list[float]]:
+            """Train ``module`` in place for ``stop`` epochs on the first ``n_train`` steps; returns z, the training
+            losses and (when steps are left over) the validation losses after 0..stop epochs."""
+            z = nn.Parameter(mean.clone()[None])
+            for p in module.parameters():
+                p.requires_grad_(False)
+            pop = {k: v.detach().clone() for k, v in module.named_parameters()}
+            train_mask = torch.zeros(1, n, device=device)
+            train_mask[0, :n_train] = 1.0
+            val_mask = 1.0 - train_mask
+            opt = torch.optim.Adam([z], lr=lr)
+            losses: list[float] = []
+            vals: list[float] = []
+
+            def nll_of(mask: torch.Tensor) -> torch.Tensor:
+                cz = torch.cat([c, z], -1)
+                out, _ = module.run(prev_t, extra_t, cz, module.initial(cz))
+                return _nll(enc, module.params(out, cz, cur_t), y_t, mask).sum() / mask.sum().clamp_min(1.0)
+
+            def score() -> None:
+                if n_train < n:
+                    with torch.no_grad():
+                        vals.append(float(nll_of(val_mask)))
+
+            score()
+            for i in range(stop):
+                if i == n_z:
+                    for name, p in module.named_parameters():
+                        p.requires_grad_(name != "entity.weight")
+                    opt = torch.optim.Adam(
+                        [
+                            {"params": [z], "lr": lr},
+                            {"params": [p for p in module.parameters() if p.requires_grad], "lr": lr / 100},
+                        ]
+                    )
+                nll = nll_of(train_mask)
+                loss = nll + 0.5 * ((z[0] - mean) ** 2 / var).sum() / n_train
+                if i >= n_z and anchor > 0:
+                    loss = loss + anchor * sum(
+                        ((p - pop[k]) ** 2).sum() for k, p in module.named_parameters() if p.requires_grad
+                    )
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(float(nll.detach()))
+                score()
+                advance({"loss": losses[-1]})
+                if max_minutes is not None and time.perf_counter() - start > 60.0 * max_minutes:
+                    break
+            for p in module.parameters():
+                p.requires_grad_(False)
+            return z.detach(), losses, vals
+
+        from twinforge.models._nn import _progress
+
+        best = epochs
+        with _progress(show, "personalizing", epochs * (2 if n_val else 1)) as (advance,):
+            if n_val:
+                _, _, vals = run(copy.deepcopy(net), n - n_val, epochs, advance)
+                best = int(np.argmin(vals))
+            z, losses, _ = run(net, n, best, advance)
+        timed_out = max_minutes is not None and time.perf_counter() - start > 60.0 * max_minutes
+        info = {
+            "epochs": len(losses),
+            "chosen_epochs": best,
+            "validation_steps": n_val,
+            "stopped": "time_budget" if timed_out else "epochs",
+            "steps": n,
+            "loss": losses[-1] if losses else None,
+            "seconds": round(time.perf_counter() - start, 3),
+        }
+        return z.cpu().numpy()[0].astype("float64"), info
+
+    # ------------------------------------------------------------------------------------ persistence
+    def _document(self) -> dict[str, Any]:
+        self._check_fitted()
+        return {
+            "model": self.name,
+            "params": self.get_params(),
+            "metadata": self.metadata_.to_dict(),
+            "fit_info": self.fit_info_,
+            "state": {
+                "layout": self.layout_,
+                "encoding": self.encoding_.state,
+                "static_encoding": self.static_encoding_.state,
+                "net": state_to_arrays(self.net_),
+                "n_entities": int(self.net_.entity.num_embeddings),
+                "z_mean": self.z_mean_,
+                "z_cov": self.z_cov_,
+                "train_info": self.train_info_,
+                "static_model": _synth_document(self.static_model_),
+            },
+        }
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
+        """Save to directory ``path`` (``model.json`` + ``weights.npz``); reload with :func:`twinforge.load`."""
+        save_model_dir(path, self._document(), overwrite=overwrite)
+
+    @classmethod
+    def _from_document(cls, doc: dict[str, Any]) -> SequenceModel | Twin:
+        model = cls(**doc["params"])
+        model.metadata_ = Metadata.from_dict(doc["metadata"])
+        model.fit_info_ = doc["fit_info"]
+        st = doc["state"]
+        model.layout_ = st["layout"]
+        model.encoding_ = _Encoding(st["encoding"])
+        model.static_encoding_ = _StaticEncoding(st["static_encoding"])
+        model.z_mean_ = np.asarray(st["z_mean"], dtype="float64")
+        model.z_cov_ = np.asarray(st["z_cov"], dtype="float64")
+        model.train_info_ = st["train_info"]
+        model.static_model_ = _synth_from_document(st["static_model"])
+        model.net_ = state_from_arrays(model._new_net(int(st["n_entities"])), st["net"])
+        model.net_.to(resolve_device(model.device)).eval()
+        if "twin" in doc:
+            return Twin._from_state(model, doc["twin"])
+        return model
+
+
+def _synth_document(m: Synthesizer) -> dict[str, Any]:
+    return {
+        "model": m.name,
+        "params": m.get_params(),
+        "metadata": m.metadata_.to_dict(),
+        "fit_info": m.fit_info_,
+        "transformer": m.transformer_.get_state(),
+        "state": m._get_state(),
+    }
+
+
+def _synth_from_document(doc: dict[str, Any]) -> Synthesizer:
+    from twinforge.models._registry import get_class
+    from twinforge.transforms import TableTransformer
+
+    m = get_class(doc["model"])(**doc["params"])
+    m.metadata_ = Metadata.from_dict(doc["metadata"])
+    m.transformer_ = TableTransformer.from_state(doc["transformer"])
+    m.fit_info_ = doc["fit_info"]
+    m._set_state(doc["state"])
+    return m
+
+
+# =========================================================================================== generation
+class _Event:
+    """A scenario: channel ``block`` takes ``code`` (categorical) or a value in [lo, hi] (standardised numeric)
+    at least once within the first ``within`` generated steps of every path."""
+
+    def __init__(self, block: int, within: int, code: int | None = None, lo: float = -np.inf, hi: float = np.inf):
+        self.block, self.within, self.code, self.lo, self.hi = block, within, code, lo, hi
+
+    @classmethod
+    def parse(
+        cls, model: SequenceModel, event: dict[str, Any] | None, default_within: int, widen: float = 0.0
+    ) -> _Event | None:
+        if event is None:
+            return None
+        if not isinstance(event, dict) or "column" not in event or "value" not in event:
+            raise ParameterError(
+                'event must be a dict like {"column": "failure", "value": 1, "within": 24} '
+                '(for a numeric channel, "value": (low, high))'
+            )
+        unknown = sorted(set(event) - {"column", "value", "within"})
+        if unknown:
+            raise ParameterError(f"event has unknown keys {unknown}; it takes column, value and within")
+        col = event["column"]
+        enc = model.encoding_
+        index = next((i for i, b in enumerate(enc.blocks) if b["name"] == col), None)
+        if index is None:
+            raise ParameterError(f"event column {col!r} is not a channel; channels are {model.layout_['channels']}")
+        within = event.get("within", default_within)
+        within = _positive_int("event within", within)
+        b = enc.blocks[index]
+        value = event["value"]
+        if b["kind"] == "cat":
+            lookup = {v: i for i, v in enumerate(b["levels"])}
+            code = lookup.get(_json_scalar(value))
+            if code is None and isinstance(value, str):  # written as text (the command line): "1", "true"
+                text = {"true": "True", "false": "False"}.get(value.strip().lower(), value.strip())
+                code = next((i for i, v in enumerate(b["levels"]) if str(v) == text), None)
+            if code is None:
+                raise ParameterError(f"event value {value!r} is not a level of {col!r}; levels are {b['levels']}")
+            return cls(index, within, code=code)
+        if not isinstance(value, (tuple, list)) or len(value) != 2:
+            value = (value, value)
+        lo, hi = (None if v is None else float(v) for v in value)
+        lo = -np.inf if lo is None else lo
+        hi = np.inf if hi is None else hi
+        # generated values are clipped to the training range (widened by ``widen`` of it): keep the event inside
+        span = b["max"] - b["min"]
+        low, high = b["min"] - widen * span, b["max"] + widen * span
+        if b["min"] >= 0:
+            low = max(low, 0.0)
+        if lo > high or hi < low:
+            raise ParameterError(
+                f"event value {value!r} for {col!r} is outside what the model generates for it "
+                f"([{low:.6g}, {high:.6g}], the training range{' widened by half' if widen else ''})"
+            )
+        lo, hi = max(lo, low), min(hi, high)
+        if b["integer"]:
+            lo, hi = math.ceil(lo) - 0.49, math.floor(hi) + 0.49
+        if not lo <= hi:
+            raise ParameterError(f"event value {value!r} for {col!r} is an empty range")
+        if lo == hi:  # a single value of a continuous channel has probability 0: use a tiny range around it
+            pad = 1e-6 * max(abs(lo), 1.0)
+            lo, hi = lo - pad, hi + pad
+        return cls(index, within, lo=(lo - b["mean"]) / b["std"], hi=(hi - b["mean"]) / b["std"])
+
+
+def _generate(
+    model: SequenceModel,
+    net: _SeqNet,
+    cond: np.ndarray,
+    z: np.ndarray,
+    history: dict[str, np.ndarray] | None,
+    lengths: np.ndarray,
+    t0: np.ndarray,
+    rng: np.random.Generator,
+    event: _Event | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw ``lengths[i]`` steps for each row. Without ``history``, sequences start at time ``t0`` (no gap on the
+    first step); with it (``y``, ``times`` of one entity), every row continues that history. Returns the targets
+    (N, max_len, n_blocks) and the times (N, max_len)."""
+    enc = model.encoding_
+    k = enc.state["k"]
+    device = next(net.parameters()).device
+    n = len(lengths)
+    steps = int(lengths.max())
+    scale = model.layout_["time_scale"]
+    gap_block = enc.gap_block()
+    gap_state = enc.state["gap"]
+    y_out = np.full((n, steps, len(enc.blocks)), np.nan)
+    t_out = np.zeros((n, steps))
+    hit = np.zeros(n, dtype=bool)
+    with torch.no_grad():
+        cz = torch.as_tensor(np.concatenate([cond, z], 1), dtype=torch.float32, device=device)
+        h = net.initial(cz)
+        if history is None:
+            prev = torch.zeros(n, 1, enc.d_step, device=device)
+            extra = torch.zeros(n, 1, 2, device=device)
+            extra[:, 0, 1] = 1.0
+            t_prev = t0.astype("float64")
+            start = t0.astype("float64")
+        else:
+            hy, ht = history["y"], history["times"]
+            m = len(hy)
+            start = np.full(n, ht[0])
+            el = (ht - ht[0]) / scale
+            p = np.zeros((1, m, enc.d_step), dtype="float32")
+            p[0, 1:] = enc.features(hy[:-1])
+            e = np.zeros((1, m, 2), dtype="float32")
+            e[0, 1:, 0] = el[:-1]
+            e[0, 0, 1] = 1.0
+            cz1 = cz[:1]
+            _, h1 = net.run(torch.as_tensor(p, device=device), torch.as_tensor(e, device=device), cz1, net.initial(cz1))
+            h = h1.expand(-1, n, -1).contiguous()
+            prev = torch.as_tensor(enc.features(hy[-1:]), device=device)[None].expand(n, 1, -1).contiguous()
+            extra = torch.zeros(n, 1, 2, device=device)
+            extra[:, 0, 0] = float(el[-1])
+            t_prev = np.full(n, ht[-1])
+        for j in range(steps):
+            out, h = net.run(prev, extra, cz, h)
+            base = net.params(out[:, 0], cz, torch.zeros(n, enc.d_step, device=device))
+            cur = np.zeros((n, enc.d_step), dtype="float32")
+            weight = (net.within.weight * net.mask).cpu().numpy()
+            base_np = base.cpu().numpy().astype("float64")
+            y = np.full((n, len(enc.blocks)), np.nan)
+            first_step = history is None and j == 0
+            for i, b in enumerate(enc.blocks):
+                if i == gap_block and first_step:
+                    continue
+                sl = slice(b["p0"], b["p0"] + b["n_par"])
+                par = base_np[:, sl] + cur @ weight[sl].T.astype("float64")
+                forced = None
+                if event is not None and i == event.block:
+                    forced = _event_mask(hit, j, event, lengths)
+                y[:, i] = _draw(b, par, k, rng, event if i == (event.block if event else -1) else None, forced)
+                if event is not None and i == event.block:
+                    hit |= _is_event(y[:, i], event)
+                cur[:, b["f0"] : b["f0"] + b["n_feat"]] = enc.features(_one_block(y, i, len(enc.blocks)))[
+                    :, b["f0"] : b["f0"] + b["n_feat"]
+                ]
+            if gap_block is None:
+                gap = np.full(n, gap_state["value"])
+            elif first_step:
+                gap = np.zeros(n)
+            else:
+                gap = enc.gap_value(y[:, gap_block])
+            t_now = t_prev + (0.0 if first_step else gap)
+            if first_step:
+                t_now = start.copy()
+            y_out[:, j] = y
+            t_out[:, j] = t_now
+            prev = torch.as_tensor(enc.features(y), device=device)[:, None]
+            extra = torch.zeros(n, 1, 2, device=device)
+            extra[:, 0, 0] = torch.as_tensor((t_now - start) / scale, dtype=torch.float32)
+            t_prev = t_now
+    return y_out, t_out
+
+
+def _one_block(y: np.ndarray, i: int, nb: int) -> np.ndarray:
+    out = np.full_like(y, np.nan)
+    out[:, i] = y[:, i]
+    return out
+
+
+def _event_mask(hit: np.ndarray, j: int, event: _Event, lengths: np.ndarray) -> np.ndarray:
+    """Rows that still need the event and are inside its window; value: steps left including this one."""
+    window = np.minimum(event.within, lengths)
+    left = window - j
+    return np.where(~hit & (left >= 1), left, 0)
+
+
+def _is_event(v: np.ndarray, event: _Event) -> np.ndarray:
+    if event.code is not None:
+        return v == event.code
+    return (v >= event.lo) & (v <= event.hi)
+
+
+def _draw(
+    b: dict[str, Any], par: np.ndarray, k: int, rng: np.random.Generator, event: _Event | None, left: np.ndarray | None
+) -> np.ndarray:
+    """One value per row of a block from its parameters; rows with ``left > 0`` are steered to the event."""
+    n = len(par)
+    if b["kind"] == "cat":
+        logits = par - par.max(1, keepdims=True)
+        prob = np.exp(logits)
+        prob /= prob.sum(1, keepdims=True)
+        if event is not None and left is not None:
+            need = left > 0
+            p = prob[:, event.code]
+            force = need & (rng.random(n) < _hit_probability(p, left))
+            prob = prob.copy()
+            avoid = need & ~force
+            prob[avoid, event.code] = 0.0
+            sums = prob[avoid].sum(1, keepdims=True)
+            bad = (sums[:, 0] <= 0) if avoid.any() else np.zeros(0, bool)
+            prob[avoid] = np.where(sums > 0, prob[avoid] / np.where(sums > 0, sums, 1.0), 0)
+            if avoid.any() and bad.any():  # the model puts all its mass on the event: take it
+                force[np.flatnonzero(avoid)[bad]] = True
+            prob[force] = 0.0
+            prob[force, event.code] = 1.0
+        u = rng.random((n, 1))
+        return np.minimum((prob.cumsum(1) < u).sum(1), prob.shape[1] - 1).astype("float64")
+    miss = b.get("missing", False)
+    out = np.full(n, np.nan)
+    observed = np.ones(n, dtype=bool)
+    if miss:
+        p_miss = special.expit(par[:, 0])
+        observed = rng.random(n) >= p_miss
+        par = par[:, 1:]
+    w = par[:, :k] - par[:, :k].max(1, keepdims=True)
+    w = np.exp(w)
+    w /= w.sum(1, keepdims=True)
+    mu = par[:, k : 2 * k]
+    sd = np.exp(np.clip(par[:, 2 * k : 3 * k], *_LOGSTD))
+    if event is not None and left is not None and (left > 0).any():
+        need = left > 0
+        a = (event.lo - mu) / sd
+        bb = (event.hi - mu) / sd
+        inside = np.clip(special.ndtr(bb) - special.ndtr(a), 0, 1)
+        p = (w * inside).sum(1)
+        if miss:
+            p = p * (1 - p_miss)
+        force = need & (rng.random(n) < _hit_probability(p, left))
+        # forced rows: observed, a component by its in-range mass, then a truncated normal draw
+        rows = np.flatnonzero(force)
+        if len(rows):
+            wi = w[rows] * inside[rows] + 1e-300
+            comp = _choose(wi / wi.sum(1, keepdims=True), rng)
+            out[rows] = _truncnorm(a[rows, comp], bb[rows, comp], mu[rows, comp], sd[rows, comp], rng)
+            observed[rows] = True
+        # avoiding rows: a component by its out-of-range mass, then the side, then a truncated draw
+        rows = np.flatnonzero(need & ~force & observed)
+        if len(rows):
+            below, above = special.ndtr(a[rows]), special.ndtr(-bb[rows])
+            wo = w[rows] * (below + above) + 1e-300
+            comp = _choose(wo / wo.sum(1, keepdims=True), rng)
+            r = np.arange(len(rows))
+            lo_side = rng.random(len(rows)) * (below[r, comp] + above[r, comp]) < below[r, comp]
+            aa = np.where(lo_side, -np.inf, bb[rows, comp])
+            bbb = np.where(lo_side, a[rows, comp], np.inf)
+            out[rows] = _truncnorm(aa, bbb, mu[rows, comp], sd[rows, comp], rng)
+        todo = ~need & observed
+    else:
+        todo = observed
+    rows = np.flatnonzero(todo)
+    if len(rows):
+        comp = _choose(w[rows], rng)
+        out[rows] = mu[rows, comp] + sd[rows, comp] * rng.standard_normal(len(rows))
+    return out
+
+
+def _hit_probability(p: np.ndarray, left: np.ndarray) -> np.ndarray:
+    """``q = p / (1 - (1 - p)^left)``: the chance that the first event of ``left`` steps (constant hazard ``p``)
+    is now; ``1 / left`` when ``p`` is 0, 1 when ``left`` is 1."""
+    left = np.maximum(left, 1).astype("float64")
+    p = np.clip(p, 0.0, 1.0)
+    denom = -np.expm1(left * np.log1p(-np.minimum(p, 1 - 1e-12)))
+    q = np.where(p > 1e-12, p / np.maximum(denom, 1e-300), 1.0 / left)
+    return np.where(left <= 1, 1.0, np.clip(q, 0.0, 1.0))
+
+
+def _choose(prob: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    u = rng.random((len(prob), 1))
+    return np.minimum((prob.cumsum(1) < u).sum(1), prob.shape[1] - 1)
+
+
+def _truncnorm(a, b, mu, sd, rng: np.random.Generator) -> np.ndarray:
+    """Normal(mu, sd) truncated to standardised bounds [a, b] (scipy handles far tails stably)."""
+    if len(np.atleast_1d(a)) == 0:
+        return np.zeros(0)
+    return stats.truncnorm.rvs(a, b, loc=mu, scale=sd, random_state=rng)
+
+
+# =========================================================================================== twins
+class Twin:
+    """A digital twin: the population model fine-tuned on one entity's history.
+
+    Made by :meth:`SequenceModel.personalize`; saved with :meth:`save` and reloaded with :func:`twinforge.load`.
+
+    Attributes
+    ----------
+    entity : scalar
+        The entity's key.
+    history : DataFrame
+        The rows it was personalised on.
+    static : dict
+        Its static attributes.
+    """
+
+    def __init__(self) -> None:  # use SequenceModel.personalize
+        pass
+
+    @classmethod
+    def _new(cls, model, net, entity, static_row, frame, times, y, z, info) -> Twin:
+        twin = cls()
+        twin.model_ = copy.copy(model)
+        twin.model_.net_ = net
+        twin.entity = entity
+        twin.static_row_ = static_row.reset_index(drop=True)
+        lay = model.layout_
+        keep = [
+            c
+            for c in [lay["entity_key"], lay["time_key"], *lay["static_columns"], *lay["channels"]]
+            if c in frame.columns
+        ]
+        twin.history = frame[keep].reset_index(drop=True)
+        twin.times_ = np.asarray(times, dtype="float64")
+        twin.y_ = y
+        twin.z_ = np.asarray(z, dtype="float64")
+        twin.info_ = info
+        return twin
+
+    @property
+    def static(self) -> dict[str, Any]:
+        return {c: _json_scalar(self.static_row_[c].iloc[0]) for c in self.static_row_.columns}
+
+    def __repr__(self) -> str:
+        return f"Twin(entity={self.entity!r}, steps={len(self.y_)}, static={self.static})"
+
+    # ------------------------------------------------------------------------------------ generation
+    def forecast(
+        self, horizon: int, paths: int = 100, *, seed: int | None = None, event: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        """``paths`` probabilistic continuations of the history, ``horizon`` steps each, as one long table.
+
+        Columns: the entity key, ``path`` (0..paths-1), the time (continuing the history's spacing) and the
+        channels. ``event={"column": c, "value": v, "within": H}`` makes every path contain ``c == v`` (for a
+        numeric channel ``v`` may be a range ``(lo, hi)``) within its first ``H`` steps (default: the horizon).
+        """
+        horizon = _positive_int("horizon", horizon)
+        paths = _positive_int("paths", paths)
+        _check_seed(seed, "seed")
+        m = self.model_
+        rng = np.random.default_rng(m._seed_sequence(seed, stream=3))
+        ev = _Event.parse(m, event, default_within=horizon, widen=0.5)
+        cond = np.repeat(m.static_encoding_.encode(self.static_row_), paths, 0)
+        z = np.repeat(self.z_[None], paths, 0)
+        lengths = np.full(paths, horizon)
+        y, times = _generate(m, m.net_, cond, z, {"y": self.y_, "times": self.times_}, lengths, None, rng, ev)
+        lay = m.layout_
+        flat_y = y.reshape(paths * horizon, -1)
+        out = {
+            lay["entity_key"]: np.repeat(np.asarray([self.entity], dtype=object), paths * horizon),
+            "path": np.repeat(np.arange(paths), horizon),
+            lay["time_key"]: m._times_out(times.reshape(-1)),
+        }
+        out.update(m.encoding_.decode(flat_y, widen=0.5))
+        frame = pd.DataFrame(out)
+        frame[lay["entity_key"]] = self._key_series(len(frame))
+        return frame[[lay["entity_key"], "path", lay["time_key"], *lay["channels"]]]
+
+    def sample(
+        self,
+        n_sequences: int = 1,
+        *,
+        length: int | None = None,
+        seed: int | None = None,
+        event: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        """``n_sequences`` new sequences like this entity's, from its start (same attributes, its embedding).
+
+        Columns: the entity key (this entity's), ``sequence`` (0..n_sequences-1), the time (from the history's
+        start), the static attributes and the channels. ``length`` defaults to the history's length.
+        """
+        n_sequences = _positive_int("n_sequences", n_sequences)
+        length = _positive_int("length", len(self.y_) if length is None else length)
+        _check_seed(seed, "seed")
+        m = self.model_
+        rng = np.random.default_rng(m._seed_sequence(seed, stream=4))
+        ev = _Event.parse(m, event, default_within=length)
+        cond = np.repeat(m.static_encoding_.encode(self.static_row_), n_sequences, 0)
+        z = np.repeat(self.z_[None], n_sequences, 0)
+        lengths = np.full(n_sequences, length)
+        t0 = np.full(n_sequences, self.times_[0])
+        y, times = _generate(m, m.net_, cond, z, None, lengths, t0, rng, ev)
+        lay = m.layout_
+        out = {
+            lay["entity_key"]: self._key_series(n_sequences * length),
+            "sequence": np.repeat(np.arange(n_sequences), length),
+            lay["time_key"]: m._times_out(times.reshape(-1)),
+        }
+        for c in lay["static_columns"]:
+            out[c] = pd.concat([self.static_row_[c]] * (n_sequences * length), ignore_index=True)
+        out.update(m.encoding_.decode(y.reshape(n_sequences * length, -1)))
+        return pd.DataFrame(out)
+
+    def _key_series(self, n: int) -> pd.Series:
+        dtype = self.model_.layout_["entity_dtype"]
+        values = [self.entity] * n
+        try:
+            return pd.Series(values, dtype=dtype if dtype != "category" else "object")
+        except (TypeError, ValueError):
+            return pd.Series(values, dtype="object")
+
+    # ------------------------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
+        """Save to directory ``path``; reload with :func:`twinforge.load`."""
+        doc = self.model_._document()
+        doc["twin"] = {
+            "entity": self.entity,
+            "static": {c: _cell_state(self.static_row_[c]) for c in self.static_row_.columns},
+            "history": {c: _cell_state(self.history[c]) for c in self.history.columns},
+            "times": self.times_,
+            "y": self.y_,
+            "z": self.z_,
+            "info": self.info_,
+        }
+        save_model_dir(path, doc, overwrite=overwrite)
+
+    @classmethod
+    def _from_state(cls, model: SequenceModel, st: dict[str, Any]) -> Twin:
+        twin = cls()
+        twin.model_ = model
+        twin.entity = st["entity"]
+        twin.static_row_ = pd.DataFrame({c: _cell_restore(v) for c, v in st["static"].items()})
+        if twin.static_row_.shape[1] == 0:
+            twin.static_row_ = pd.DataFrame(index=[0])
+        twin.history = pd.DataFrame({c: _cell_restore(v) for c, v in st["history"].items()})
+        twin.times_ = np.asarray(st["times"], dtype="float64")
+        twin.y_ = np.asarray(st["y"], dtype="float64")
+        twin.z_ = np.asarray(st["z"], dtype="float64")
+        twin.info_ = st["info"]
+        return twin
+
+
+def _cell_state(s: pd.Series) -> dict[str, Any]:
+    """A column as JSON-able values plus its dtype (datetimes as ISO text)."""
+    dtype = str(s.dtype)
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        values = [None if pd.isna(v) else v.isoformat() for v in s]
+    elif isinstance(s.dtype, pd.CategoricalDtype):
+        return {
+            "dtype": "category",
+            "values": [None if pd.isna(v) else _json_scalar(v) for v in s],
+            "categories": [_json_scalar(v) for v in s.cat.categories],
+        }
+    else:
+        values = [None if (v is None or (not isinstance(v, str) and pd.isna(v))) else _json_scalar(v) for v in s]
+    return {"dtype": dtype, "values": values}
+
+
+def _cell_restore(st: dict[str, Any]) -> pd.Series:
+    if st["dtype"] == "category":
+        return pd.Series(pd.Categorical(st["values"], categories=st["categories"]))
+    values = st["values"]
+    try:
+        if st["dtype"].startswith("datetime64"):
+            return pd.Series(pd.to_datetime(values)).astype(st["dtype"])
+        return pd.Series(values).astype(st["dtype"])
+    except (TypeError, ValueError):
+        return pd.Series(values, dtype="object")

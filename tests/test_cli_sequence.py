@@ -1,0 +1,119 @@
+"""The command line for time series: fit --entity-key/--time-key, sample --entities, personalize, forecast."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from twinforge.cli import app
+
+from ._sequence_data import make_fleet
+from .test_cli import assert_user_error
+
+
+def run(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A fitted fleet model (module scope: one fit for the whole file), its data and one unit's history."""
+    folder = tmp_path_factory.mktemp("cli_sequence")
+    fleet = make_fleet(24)
+    events = folder / "events.csv"
+    fleet.drop(columns="site").to_csv(events, index=False)
+    fleet.groupby("unit", as_index=False)["site"].first().to_csv(folder / "units.csv", index=False)
+    fleet[fleet.unit == 3].to_csv(folder / "unit3.csv", index=False)
+    import twinforge
+
+    model = twinforge.create("sequence", seed=0, epochs=4, hidden=16, static_epochs=2, progress=False)
+    # the CLI's fit is tested below on a tiny budget; the shared model is fitted through the API for speed
+    model.fit(fleet.drop(columns="site"), entity_key="unit", time_key="t", static=folder / "units.csv")
+    model.save(folder / "fleet")
+    return folder
+
+
+def test_fit_with_keys_fits_the_sequence_model(workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    # few epochs through the public parameters: --max-minutes keeps the command short
+    result = run(
+        "fit", "events.csv", "--entity-key", "unit", "--time-key", "t", "--static", "units.csv",
+        "--out", "fitted", "--seed", "0", "--max-minutes", "0.05",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "fitted sequence" in result.stdout
+    info = run("info", "fitted")
+    assert info.exit_code == 0 and "sequence" in info.stdout
+
+
+def test_sample_entities_with_a_static_condition(workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    result = run("sample", "fleet", "--entities", "5", "--out", "s.csv", "--seed", "1", "--where", "site=north")
+    assert result.exit_code == 0, result.output
+    out = pd.read_csv("s.csv")
+    assert list(out.columns) == ["unit", "t", "site", "temp", "load", "status"]
+    assert out["unit"].nunique() == 5 and set(out["site"]) == {"north"}
+    again = run("sample", "fleet", "--entities", "5", "--out", "s2.csv", "--seed", "1", "--where", "site=north")
+    assert again.exit_code == 0 and (workdir / "s.csv").read_bytes() == (workdir / "s2.csv").read_bytes()
+
+
+def test_personalize_then_forecast_with_an_event(workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    result = run("personalize", "fleet", "--history", "unit3.csv", "--out", "twin3", "--epochs", "5", "--seed", "0")
+    assert result.exit_code == 0, result.output
+    result = run(
+        "forecast", "twin3", "--horizon", "6", "--paths", "7", "--out", "f.csv", "--seed", "0",
+        "--event", "status=fault", "--within", "3",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    out = pd.read_csv("f.csv")
+    assert list(out.columns) == ["unit", "path", "t", "temp", "load", "status"]
+    assert sorted(out["path"].unique()) == list(range(7)) and (out["unit"] == 3).all()
+    assert out["t"].min() == pd.read_csv("unit3.csv")["t"].max() + 1
+    first3 = out[out.groupby("path").cumcount() < 3]
+    assert first3.groupby("path")["status"].apply(lambda s: (s == "fault").any()).all()
+    numeric = run("forecast", "twin3", "--horizon", "3", "--paths", "4", "--out", "g.csv", "--event", "temp=6..")
+    assert numeric.exit_code == 0, numeric.output
+    assert (pd.read_csv("g.csv").groupby("path")["temp"].max() >= 6).all()
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["fit", "events.csv", "--entity-key", "nope", "--time-key", "t", "--out", "m1"], ["'nope'", "not a column"]),
+        (["fit", "events.csv", "--entity-key", "unit", "--model", "copula", "--out", "m2"], ["--model sequence"]),
+        (["fit", "dup.csv", "--entity-key", "unit", "--time-key", "t", "--out", "m3"], ["share an"]),
+        (["sample", "fleet", "--rows", "5", "--out", "x.csv"], ["--entities"]),
+        (["sample", "fleet", "--out", "x.csv"], ["--entities is required"]),
+        (["sample", "fleet", "--entities", "0", "--out", "x.csv"], ["positive"]),
+        (["sample", "fleet", "--entities", "2", "--out", "x.csv", "--where", "temp=1"], ["temp"]),
+        (["personalize", "fleet", "--history", "events.csv", "--out", "t1"], ["one entity"]),
+        (["forecast", "fleet", "--horizon", "3", "--out", "x.csv"], ["not a twin"]),
+        (["forecast", "twin3", "--horizon", "0", "--out", "x.csv"], ["horizon"]),
+        (["forecast", "twin3", "--horizon", "3", "--out", "x.csv", "--event", "status=melted"], ["not a level"]),
+        (["forecast", "twin3", "--horizon", "3", "--out", "x.csv", "--event", "site=north"], ["not a channel"]),
+    ],
+)
+def test_bad_input_exits_2_with_one_message(workdir, monkeypatch, args, needles):
+    monkeypatch.chdir(workdir)
+    if not (workdir / "twin3").exists():
+        assert run("personalize", "fleet", "--history", "unit3.csv", "--out", "twin3", "--epochs", "0").exit_code == 0
+    pd.DataFrame({"unit": [1, 1], "t": [0, 0], "v": [1.0, 2.0]}).to_csv("dup.csv", index=False)
+    assert_user_error(run(*args), *needles)
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        ("fit", ["--entity-key", "--time-key", "--static"]),
+        ("sample", ["--entities", "--event", "--within"]),
+        ("personalize", ["--history", "--out", "--epochs", "--seed"]),
+        ("forecast", ["--horizon", "--paths", "--out", "--event", "--within", "--seed"]),
+    ],
+)
+def test_help_names_the_time_series_options(command, options):
+    result = run(command, "--help")
+    assert result.exit_code == 0, result.output
+    for option in options:
+        assert option in result.stdout

@@ -1,0 +1,123 @@
+"""PII: never learned, never emitted, replaced by fakes of a chosen locale, the same fake for the same entity."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from faker import Faker
+
+import twinforge
+from twinforge import MetadataError
+from twinforge.models import base
+
+PII = ["first_name", "last_name", "email", "phone", "ssn"]
+
+
+def people(n_people: int = 300, rows_each: int = 3, seed: int = 0) -> pd.DataFrame:
+    """Rows of visits; each person (customer_id) keeps the name, email, phone and SSN Faker gave them.
+
+    Faker en_US draws first names from a few thousand, so a generator that ignored the real values would emit
+    some of them by coincidence: the test below would catch it.
+    """
+    fake = Faker("en_US")
+    fake.seed_instance(seed)
+    rng = np.random.default_rng(seed)
+    persons = [
+        {
+            "first_name": fake.first_name(),
+            "last_name": fake.last_name(),
+            "email": fake.email(),
+            "phone": fake.phone_number(),
+            "ssn": fake.ssn(),
+        }
+        for _ in range(n_people)
+    ]
+    rows = []
+    for pid, person in enumerate(persons):
+        for _ in range(rows_each):
+            rows.append({"customer_id": 5000 + pid, **person, "amount": round(float(rng.gamma(2, 30)), 2)})
+    df = pd.DataFrame(rows)
+    df["segment"] = rng.choice(["a", "b", "c"], len(df))
+    return df
+
+
+def metadata_for(df: pd.DataFrame) -> twinforge.Metadata:
+    meta = twinforge.Metadata.detect(df)
+    meta.entity_key = "customer_id"
+    return meta
+
+
+def test_personal_columns_are_detected_as_pii():
+    meta = twinforge.Metadata.detect(people())
+    kinds = {c: (meta.columns[c].kind, meta.columns[c].pii_type) for c in PII}
+    assert kinds == {
+        "first_name": ("pii", "first_name"),
+        "last_name": ("pii", "last_name"),
+        "email": ("pii", "email"),
+        "phone": ("pii", "phone"),
+        "ssn": ("pii", "national_id"),
+    }
+    # eight patients: their names are still PII, not eight categories
+    small = twinforge.Metadata.detect(people(8, 1).rename(columns={"first_name": "patient_name"}))
+    assert small.columns["patient_name"].kind == "pii"
+
+
+@pytest.mark.parametrize(("name", "params"), [("copula", {}), ("auto", {"epochs": 2, "progress": False})])
+def test_no_input_pii_value_appears_in_any_output(name, params, tmp_path, monkeypatch):
+    monkeypatch.setattr(base, "CHUNK_ROWS", 700)  # several chunks: entities cross chunk boundaries
+    data = people()
+    model = twinforge.create(name, seed=0, **params).fit(data, metadata=metadata_for(data))
+    assert not set(PII) & set(model.transformer_.learned)
+    out = model.sample(3000, seed=1)
+    real = {str(v).strip().lower() for c in PII for v in data[c]}
+    emitted = {str(v).strip().lower() for c in out.columns for v in out[c].dropna()}
+    assert not real & emitted
+    # realistic fakes of the same kind
+    assert out["email"].str.contains("@").all() and out["ssn"].str.fullmatch(r"\d{3}-\d{2}-\d{4}").all()
+    # the same person keeps one fake name, email, phone and SSN across rows (and chunks) of one call
+    per_person = out.groupby("customer_id")[PII].nunique()
+    assert (per_person == 1).all().all()
+    assert out.groupby("customer_id").size().max() > 1 and out["customer_id"].nunique() > 100
+    # reproducible, and nothing of the real values in the saved model
+    assert model.sample(500, seed=2).equals(model.sample(500, seed=2))
+    model.save(tmp_path / "m")
+    saved = set(_strings(json.loads((tmp_path / "m" / "model.json").read_text())))
+    assert saved and not real & saved
+    again = twinforge.load(tmp_path / "m")
+    assert again.sample(500, seed=2).equals(model.sample(500, seed=2))
+
+
+def test_pii_locale_is_configurable_and_checked():
+    data = people(100, 2)
+    meta = metadata_for(data).update_column("last_name", kind="pii", pii_type="last_name", locale="ja_JP")
+    out = twinforge.create("copula", seed=0).fit(data, metadata=meta).sample(200, seed=0)
+    assert out["last_name"].map(lambda v: any(ord(ch) > 0x3000 for ch in v)).all()  # Japanese script
+    assert out["first_name"].map(str.isascii).all()  # the default en_US elsewhere
+    bad = metadata_for(data).update_column("last_name", kind="pii", pii_type="last_name", locale="xx_XX")
+    with pytest.raises(MetadataError, match="unknown locale 'xx_XX'"):
+        twinforge.create("copula").fit(data, metadata=bad)
+    with pytest.raises(MetadataError, match="locale is only allowed"):
+        twinforge.create("copula").fit(data, metadata=metadata_for(data).update_column("amount", locale="de_DE"))
+
+
+def test_a_dp_fit_keeps_no_trace_of_the_real_pii(tmp_path):
+    data = people(200, 2)
+    meta = metadata_for(data).update_column("amount", low=0, high=500)
+    model = twinforge.create("mst", seed=0, epsilon=1.0, iters=100).fit(data, metadata=meta)
+    assert all(len(model.transformer_.transforms_[c].seen_) == 0 for c in PII)
+    out = model.sample(400, seed=0)
+    assert (out.groupby("customer_id")[PII].nunique() <= 1).all().all()
+
+
+def _strings(obj):
+    """Every string (keys too) inside a JSON document, lower case."""
+    if isinstance(obj, str):
+        yield obj.strip().lower()
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _strings(k)
+            yield from _strings(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _strings(v)

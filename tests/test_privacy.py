@@ -1,0 +1,254 @@
+"""Differential privacy: the accountant against Opacus's, DP fits of every DP model, budgets, bad input, the CLI."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import twinforge
+from twinforge.cli import app
+from twinforge.errors import ParameterError
+from twinforge.privacy import ORDERS, calibrate_noise, epsilon_from_rdp, sampled_gaussian_rdp
+
+from .conftest import make_mixed
+
+# Tiny networks, a few epochs: enough to run DP-SGD end to end.
+DP_QUICK = {
+    "auto": {"epochs": 3, "batch_size": 64, "width": 32},
+    "ctgan": {"epochs": 3, "batch_size": 64, "width": 32},
+    "tvae": {"epochs": 3, "batch_size": 64, "width": 32, "latent_dim": 8},
+    "ddpm": {"epochs": 3, "batch_size": 64, "width": 32, "depth": 1, "steps": 4},
+}
+
+
+def dp_model(name, **params):
+    return twinforge.create(name, seed=0, progress=False, **{**DP_QUICK[name], **params})
+
+
+BOUNDS = {"age": (18, 90), "income": (0, 6000), "visits": (0, 20), "joined": ("2020-01-01", "2023-01-01")}
+
+
+def declared(data):
+    """make_mixed's metadata with public bounds: tiny tables at small budgets cannot estimate ranges privately."""
+    meta = twinforge.Metadata.detect(data)
+    for col, (low, high) in BOUNDS.items():
+        meta.update_column(col, low=low, high=high)
+    return meta
+
+
+# ------------------------------------------------------------------------------------------ accountant
+@pytest.mark.parametrize(
+    ("q", "sigma", "steps", "delta"),
+    [
+        (0.01, 1.1, 1000, 1e-5),
+        (0.05, 0.8, 300, 1e-6),
+        (0.2, 2.5, 50, 1e-5),
+        (0.004, 4.0, 10_000, 1e-5),
+        (0.21, 28.8, 12, 1e-5),  # large noise: erfc of a very negative argument (overflowed once)
+        (0.5, 50.0, 3, 1e-5),
+    ],
+)
+def test_the_accountant_matches_opacus(q, sigma, steps, delta):
+    """Same steps, noise multiplier and sampling rate, same orders: the same epsilon as Opacus's RDPAccountant."""
+    from opacus.accountants import RDPAccountant
+    from opacus.accountants.analysis import rdp as opacus_rdp
+
+    ours = sampled_gaussian_rdp(q, sigma, steps)
+    theirs = opacus_rdp.compute_rdp(q=q, noise_multiplier=sigma, steps=steps, orders=list(ORDERS))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+    eps, _ = epsilon_from_rdp(ours, delta)
+    accountant = RDPAccountant()
+    accountant.history = [(sigma, q, steps)]
+    assert eps == pytest.approx(accountant.get_epsilon(delta, alphas=list(ORDERS)), rel=1e-6)
+    # with Opacus's default orders too (ours adds larger ones, which can only lower epsilon)
+    assert eps <= accountant.get_epsilon(delta) + 1e-9
+
+
+def test_calibrated_noise_spends_the_budget_and_no_more():
+    sigma = calibrate_noise(1.0, 1e-5, 0.02, 500)
+    assert epsilon_from_rdp(sampled_gaussian_rdp(0.02, sigma, 500), 1e-5)[0] <= 1.0
+    assert epsilon_from_rdp(sampled_gaussian_rdp(0.02, sigma * 0.99, 500), 1e-5)[0] > 1.0
+    assert math.isinf(calibrate_noise(1e-4, 1e-5, 1.0, 10**6))
+
+
+# ------------------------------------------------------------------------------------------ DP fits
+@pytest.mark.parametrize("name", ["auto", "ctgan", "tvae", "ddpm"])
+def test_dp_fit_spends_within_budget_and_survives_save_load(name, tmp_path):
+    data = make_mixed(300)
+    model = dp_model(name, epsilon=2.0).fit(data)
+    info = model.fit_info_["privacy"]
+    assert info["epsilon_budget"] == 2.0
+    assert 0.5 < info["epsilon_spent"] <= 2.0
+    assert info["delta_spent"] == pytest.approx(min(1e-5, 0.1 / 300))
+    parts = [p["what"] for p in info["parts"]]
+    assert parts[0].startswith("column domains") and "DP-SGD" in parts
+    sample = model.sample(200, seed=1)
+    assert list(sample.columns) == list(data.columns) and len(sample) == 200
+    model.save(tmp_path / "m")
+    again = twinforge.load(tmp_path / "m")
+    assert again.fit_info_["privacy"] == info
+    assert again.sample(50, seed=3).equals(model.sample(50, seed=3))
+    # seeded: the same fit twice gives the same model
+    assert dp_model(name, epsilon=2.0).fit(data).sample(50, seed=3).equals(model.sample(50, seed=3))
+
+
+def test_dp_fit_never_emits_a_rare_category():
+    """A level held by one row is not released (stability histogram), so it never appears in a sample."""
+    data = make_mixed(400)
+    data.loc[7, "city"] = "Reykjavik"
+    model = dp_model("tvae", epsilon=1.0).fit(data, metadata=declared(data))
+    out = model.sample(3000, seed=0)
+    assert "Reykjavik" not in set(out["city"].dropna())
+    assert model.fit_info_["privacy"]["domain"]["city"]["levels_from"] == "dp"
+
+
+def test_training_stops_before_the_budget_is_exceeded():
+    """When even the largest useful noise cannot pay for every planned step, training stops early, in budget."""
+    data = make_mixed(300)
+    with pytest.raises(ParameterError, match=r"no range of the column stands out of the noise.*declare its bounds"):
+        dp_model("tvae", epsilon=0.3, epochs=400, batch_size=150).fit(data)
+    model = dp_model("tvae", epsilon=0.3, epochs=400, batch_size=150).fit(data, metadata=declared(data))
+    info = model.fit_info_["privacy"]
+    sgd = next(p for p in info["parts"] if p["what"] == "DP-SGD")
+    assert sgd["steps"] < sgd["planned_steps"]
+    assert info["epsilon_spent"] <= 0.3
+    assert model.training_["stopped"] == "privacy_budget"
+
+
+# ------------------------------------------------------------------------------------------ bad input
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        ({"epsilon": 0}, "epsilon must be > 0"),
+        ({"epsilon": -1.0}, "epsilon must be > 0"),
+        ({"epsilon": "1"}, "epsilon must be a positive number"),
+        ({"epsilon": 1.0, "delta": 0.01}, "delta=0.01 is >= 1/n"),
+        ({"delta": 1e-6}, "delta is set but epsilon is not"),
+    ],
+)
+def test_bad_budgets_are_refused(params, words):
+    with pytest.raises(ParameterError, match=words):
+        dp_model("tvae", **params).fit(make_mixed(300))
+
+
+@pytest.mark.parametrize(("epsilon", "words"), [(0.001, "column domains"), (0.06, "even one DP-SGD step")])
+def test_a_budget_too_small_for_one_step_says_what_would_work(epsilon, words):
+    # every row in every step (batch = rows): one step at the largest useful noise costs about 0.09
+    data = make_mixed(300)
+    with pytest.raises(ParameterError, match=rf"too small.*{words}.*Use epsilon >= ") as err:
+        dp_model("tvae", epsilon=epsilon, batch_size=300).fit(data, metadata=declared(data))
+    needed = float(str(err.value).split("Use epsilon >= ")[1].split(" ")[0].rstrip(","))
+    model = dp_model("tvae", epsilon=needed, epochs=1, batch_size=300)
+    model.fit(data, metadata=declared(data))  # the advice works
+    assert model.training_["dp_sgd"]["steps"] >= 1
+
+
+# ------------------------------------------------------------------------------------------ command line
+def test_cli_fit_with_epsilon_and_info_shows_the_budget(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_mixed(300).to_csv("data.csv", index=False)
+    args = ["fit", "data.csv", "--model", "tvae", "--out", "m", "--seed", "0", "--epsilon", "3", "--delta", "1e-5"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "differential privacy: epsilon" in result.output
+    spent = twinforge.load("m").fit_info_["privacy"]["epsilon_spent"]
+    result = CliRunner().invoke(app, ["info", "m"])
+    assert result.exit_code == 0, result.output
+    assert f"epsilon {spent:.4g} spent of 3" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--epsilon", "0"], "epsilon must be > 0"),
+        (["--epsilon", "1", "--delta", "0.5"], "1/n"),
+        (["--delta", "1e-6"], "--delta needs --epsilon"),
+        (["--epsilon", "1", "--model", "copula"], "cannot train with differential privacy"),
+        (["--epsilon", "0.0001"], "Use epsilon >="),
+    ],
+)
+def test_cli_bad_budgets_exit_2(tmp_path, monkeypatch, args, words):
+    monkeypatch.chdir(tmp_path)
+    make_mixed(100).to_csv("data.csv", index=False)
+    declared(twinforge.read_table("data.csv")).to_json("meta.json")
+    base = ["fit", "data.csv", "--out", "m", "--seed", "0", "--model", "tvae", "--metadata", "meta.json"]
+    result = CliRunner().invoke(app, [*base, *args])
+    assert result.exit_code == 2, result.output
+    assert words in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+
+
+def test_the_report_shows_the_guarantee(tmp_path):
+    data = make_mixed(300)
+    model = dp_model("tvae", epsilon=2.0).fit(data)
+    synthetic = model.sample(300, seed=0)
+    report = twinforge.evaluate(
+        data, synthetic, make_mixed(150, seed=1), parts=["privacy"], privacy_budget=model, progress=False, seed=0
+    )
+    dp = report.privacy["differential_privacy"]
+    assert dp["epsilon"] == model.fit_info_["privacy"]["epsilon_spent"] and dp["epsilon_budget"] == 2.0
+    report.to_html(tmp_path / "r.html")
+    assert "differential privacy of the generator" in (tmp_path / "r.html").read_text()
+    plain = twinforge.evaluate(
+        data, synthetic, parts=["privacy"], privacy_budget={"epsilon": None}, progress=False, seed=0
+    )
+    assert plain.privacy["differential_privacy"]["epsilon"] is None
+
+
+def test_cli_evaluate_with_the_model_puts_its_budget_in_the_report(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = make_mixed(300)
+    model = dp_model("tvae", epsilon=2.0).fit(data)
+    model.save("m")
+    data.to_csv("real.csv", index=False)
+    model.sample(300, seed=0).to_csv("syn.csv", index=False)
+    args = ["evaluate", "--real", "real.csv", "--synthetic", "syn.csv", "--json", "s.json", "--model", "m"]
+    result = CliRunner().invoke(app, [*args, "--report", "r.html"])
+    assert result.exit_code == 0, result.output
+    assert "epsilon" in result.output and "spent of 2" in result.output
+    doc = json.loads((tmp_path / "s.json").read_text())
+    assert doc["privacy"]["differential_privacy"]["epsilon"] == model.fit_info_["privacy"]["epsilon_spent"]
+    assert "differential privacy of the generator" in (tmp_path / "r.html").read_text()
+
+
+# ------------------------------------------------------------------------------------------ mst
+def test_mst_under_dp_spends_its_budget_keeps_the_schema_and_learns_a_pair(tmp_path):
+    data = make_mixed(2000)
+    meta = twinforge.Metadata.detect(data)
+    meta.update_column("age", kind="integer", low=18, high=90)  # declared bounds: no budget spent on them
+    model = twinforge.create("mst", seed=0, epsilon=1.0, iters=300).fit(data, metadata=meta)
+    info = model.fit_info_["privacy"]
+    assert info["epsilon_spent"] == pytest.approx(1.0, abs=1e-3) and info["epsilon_spent"] <= 1.0
+    assert [p["what"] for p in info["parts"]][1:] == [
+        "MST one-column marginals (Gaussian)",
+        "MST tree selection (exponential mechanism)",
+        "MST two-column marginals (Gaussian)",
+    ]
+    assert info["domain"]["age"]["bounds_from"] == "metadata"
+    out = model.sample(3000, seed=0)
+    assert out.dtypes.to_dict() == data.dtypes.to_dict()
+    assert out["age"].between(18, 90).all()
+    assert out[["age", "income"]].corr().iloc[0, 1] > 0.5  # the tree links age and income
+    model.save(tmp_path / "m")
+    again = twinforge.load(tmp_path / "m")
+    assert again.sample(200, seed=4).equals(model.sample(200, seed=4))
+    twin = twinforge.create("mst", seed=0, epsilon=1.0, iters=300).fit(data, metadata=meta)
+    assert twin.sample(200, seed=4).equals(model.sample(200, seed=4))
+
+
+def test_mst_bad_budgets_and_cli(tmp_path, monkeypatch):
+    with pytest.raises(ParameterError, match="epsilon must be > 0"):
+        twinforge.create("mst", epsilon=-1).fit(make_mixed(200))
+    with pytest.raises(ParameterError, match="1/n"):
+        twinforge.create("mst", epsilon=1, delta=0.1).fit(make_mixed(200))
+    monkeypatch.chdir(tmp_path)
+    make_mixed(300).to_csv("data.csv", index=False)
+    args = ["fit", "data.csv", "--model", "mst", "--out", "m", "--seed", "0", "--epsilon", "0.5"]
+    result = CliRunner().invoke(app, args)  # 300 rows: ranges cannot be estimated at this budget
+    assert result.exit_code == 2 and "declare its bounds" in " ".join(result.output.split())
+    declared(twinforge.read_table("data.csv")).to_json("meta.json")
+    result = CliRunner().invoke(app, [*args, "--metadata", "meta.json", "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert "spent of 0.5" in CliRunner().invoke(app, ["info", "m"]).output

@@ -1,0 +1,262 @@
+"""The sequence model: data checks, population sampling, twins, scenarios, save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import twinforge
+from twinforge import DataError, NotFittedError, ParameterError
+from twinforge.sequences import Twin, split_events
+
+from ._sequence_data import lag1, make_fleet
+
+FAST = {"epochs": 15, "hidden": 32, "static_epochs": 3, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def fleet() -> pd.DataFrame:
+    return make_fleet()
+
+
+@pytest.fixture(scope="module")
+def model(fleet):
+    return twinforge.create("sequence", seed=0, **FAST).fit(fleet, entity_key="unit", time_key="t")
+
+
+def _distinctive_entity(steps: int = 40, seed: int = 5) -> pd.DataFrame:
+    """A north unit far above the fleet (level 8) and rising (slope 0.15 per step)."""
+    rng = np.random.default_rng(seed)
+    x, rows = 0.0, []
+    for t in range(steps):
+        x = 0.9 * x + rng.normal(scale=0.5)
+        level = 8.0 + 0.15 * t + x
+        rows.append({"unit": 999, "t": t, "site": "north", "temp": level, "load": 2 * level, "status": "ok"})
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------ population
+def test_sample_is_a_long_table_with_new_entities_in_time_order(model, fleet):
+    out = model.sample(entities=12, seed=1)
+    assert list(out.columns) == list(fleet.columns)
+    assert out["unit"].nunique() == 12
+    assert (out.groupby("unit")["t"].diff().dropna() > 0).all()
+    assert (out.groupby("unit")["site"].nunique() == 1).all()
+    assert out["t"].dtype == fleet["t"].dtype and out["temp"].dtype == "float64"
+    assert set(out["status"]) <= {"ok", "fault"}
+    lengths = out.groupby("unit").size()
+    assert lengths.between(15, 40).all()  # lengths learned from 20..34
+    assert model.layout_["static_columns"] == ["site"]
+
+
+def test_sample_is_reproducible(model):
+    pd.testing.assert_frame_equal(model.sample(entities=5, seed=3), model.sample(entities=5, seed=3))
+    assert not model.sample(entities=5, seed=3).equals(model.sample(entities=5, seed=4))
+
+
+def test_autocorrelation_survives(model, fleet):
+    out = model.sample(entities=40, seed=2)
+    real, synthetic = lag1(fleet, "temp"), lag1(out, "temp")
+    assert real > 0.6
+    assert synthetic > 0.5, synthetic
+    shuffled = out.assign(temp=out.groupby("unit")["temp"].transform(lambda s: s.sample(frac=1, random_state=0).values))
+    assert abs(lag1(shuffled, "temp")) < 0.25  # the check would catch a model that forgets time order
+
+
+def test_cross_channel_correlation_survives(model):
+    out = model.sample(entities=40, seed=2)
+    centred = out[["temp", "load"]] - out.groupby("unit")[["temp", "load"]].transform("mean")
+    assert centred.corr().iloc[0, 1] > 0.8
+
+
+def test_static_condition_is_honoured_and_shapes_the_channels(model):
+    north = model.sample(entities=10, seed=1, conditions={"site": "north"})
+    south = model.sample(entities=10, seed=1, conditions={"site": "south"})
+    assert set(north["site"]) == {"north"} and set(south["site"]) == {"south"}
+    assert north["temp"].mean() > 1.5 and south["temp"].mean() < -1.5
+
+
+def test_conditions_on_a_channel_are_refused(model):
+    with pytest.raises(ParameterError, match="static attributes"):
+        model.sample(entities=3, conditions={"temp": 1.0})
+
+
+def test_static_table_datetimes_irregular_gaps_and_missing_values():
+    rng = np.random.default_rng(1)
+    rows, static = [], []
+    for e in range(16):
+        kind = "a" if e % 2 else "b"
+        static.append({"id": f"u{e}", "kind": kind, "age": float(20 + e)})
+        time = pd.Timestamp("2024-01-01") + pd.Timedelta(hours=int(rng.integers(0, 48)))
+        for _ in range(int(rng.integers(6, 14))):
+            time += pd.Timedelta(hours=int(rng.choice([1, 2, 6])))
+            value = rng.normal(5 if kind == "a" else 0)
+            rows.append({"id": f"u{e}", "when": time, "v": np.nan if rng.random() < 0.1 else value})
+    events, static = pd.DataFrame(rows), pd.DataFrame(static)
+    model = twinforge.create("sequence", seed=0, epochs=3, hidden=16, static_epochs=2, progress=False)
+    model.fit(events, entity_key="id", time_key="when", static=static)
+    out = model.sample(entities=6, seed=0)
+    assert list(out.columns) == ["id", "when", "kind", "age", "v"]
+    assert pd.api.types.is_datetime64_any_dtype(out["when"])
+    assert (out.groupby("id")["when"].diff().dropna() > pd.Timedelta(0)).all()
+    gaps = set(out.groupby("id")["when"].diff().dropna().dt.total_seconds() / 3600)
+    assert gaps <= {1.0, 2.0, 6.0}  # few distinct gaps are learned as categories
+    assert out["id"].str.startswith("synthetic-").all()
+    history = events[events["id"] == "u3"].merge(static, on="id")
+    forecast = model.personalize(history, epochs=3, seed=0, progress=False).forecast(4, paths=3, seed=0)
+    assert list(forecast.columns) == ["id", "path", "when", "v"] and (forecast["id"] == "u3").all()
+    assert (forecast["when"] > history["when"].max()).all()
+    assert (forecast.groupby("path")["when"].diff().dropna() > pd.Timedelta(0)).all()
+
+
+def test_static_columns_are_detected_or_declared(fleet):
+    data = split_events(fleet, "unit", "t")
+    assert data.static_columns == ["site"] and data.channels == ["temp", "load", "status"]
+    declared = split_events(fleet, "unit", "t", static=["site"])
+    assert declared.static_columns == ["site"]
+    with pytest.raises(DataError, match="vary within an entity"):
+        split_events(fleet, "unit", "t", static=["temp"])
+
+
+# ------------------------------------------------------------------------------------------ errors
+def _errors_fleet() -> pd.DataFrame:
+    return pd.DataFrame({"unit": [1, 1, 1, 2, 2], "t": [0, 1, 2, 0, 1], "v": [1.0, 2, 3, 4, 5]})
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "match"),
+    [
+        (lambda d: d.assign(t=[0, 1, 1, 0, 1]), DataError, "share an"),
+        (lambda d: d.assign(t=[0, 2, 1, 0, 1]), DataError, "not in time order"),
+        (lambda d: d.assign(t=pd.Series([0, 1, "2024-01-01", 0, 1], dtype=object)), DataError, "mixes types"),
+        (lambda d: d.assign(t=[0, 1, np.nan, 0, 1]), DataError, "missing values"),
+    ],
+    ids=["duplicate", "unsorted", "mixed-type", "missing-time"],
+)
+def test_bad_time_structure_is_one_clear_error(change, error, match):
+    model = twinforge.create("sequence", seed=0, **FAST)
+    with pytest.raises(error, match=match):
+        model.fit(change(_errors_fleet()), entity_key="unit", time_key="t")
+
+
+def test_unknown_keys_and_unmatched_static_table():
+    model = twinforge.create("sequence", seed=0, **FAST)
+    with pytest.raises(ParameterError, match="'id' is not a column"):
+        model.fit(_errors_fleet(), entity_key="id", time_key="t")
+    with pytest.raises(ParameterError, match="'time' is not a column"):
+        model.fit(_errors_fleet(), entity_key="unit", time_key="time")
+    static = pd.DataFrame({"unit": [1, 2, 3], "kind": ["a", "b", "a"]})
+    with pytest.raises(DataError, match="no rows in the long table"):
+        model.fit(_errors_fleet(), entity_key="unit", time_key="t", static=static)
+
+
+def test_not_fitted_and_bad_arguments(model):
+    fresh = twinforge.create("sequence")
+    with pytest.raises(NotFittedError, match="call fit first"):
+        fresh.sample(entities=2)
+    with pytest.raises(ParameterError, match="entities"):
+        model.sample(entities=0)
+    with pytest.raises(ParameterError, match="hidden"):
+        twinforge.create("sequence", hidden=0).fit(_errors_fleet(), entity_key="unit", time_key="t")
+
+
+# ------------------------------------------------------------------------------------------ twins
+def test_twin_forecast_is_a_probabilistic_long_table(model, fleet):
+    history = fleet[fleet.unit == 3]
+    twin = model.personalize(history, epochs=10, seed=0, progress=False)
+    out = twin.forecast(6, paths=8, seed=0)
+    assert list(out.columns) == ["unit", "path", "t", "temp", "load", "status"]
+    assert len(out) == 48 and sorted(out["path"].unique()) == list(range(8))
+    assert (out["unit"] == 3).all()
+    last = history["t"].max()
+    assert (out.groupby("path")["t"].apply(list) == pd.Series([list(range(last + 1, last + 7))] * 8)).all()
+    assert out.groupby("t")["temp"].std().min() > 0  # paths differ: not one line
+    pd.testing.assert_frame_equal(out, twin.forecast(6, paths=8, seed=0))
+
+
+def test_personalised_twin_beats_the_population_model(model):
+    entity = _distinctive_entity()
+    history, future = entity.iloc[:25], entity.iloc[25:]
+
+    def error(twin) -> float:
+        median = twin.forecast(15, paths=40, seed=0).groupby("t")["temp"].median().to_numpy()
+        return float(np.abs(median - future["temp"].to_numpy()).mean())
+
+    population = error(model.personalize(history, epochs=0))
+    fitted = model.personalize(history, epochs=150, seed=0, progress=False)
+    assert fitted.info_["validation_steps"] == 5 and 0 < fitted.info_["chosen_epochs"] <= 150
+    twin = error(fitted)
+    assert twin < 0.6 * population, (twin, population)
+
+
+def test_event_conditioned_forecast_contains_the_event(model, fleet):
+    twin = model.personalize(fleet[fleet.unit == 4], epochs=5, seed=0, progress=False)
+    out = twin.forecast(8, paths=30, seed=1, event={"column": "status", "value": "fault", "within": 5})
+    first5 = out[out.groupby("path").cumcount() < 5]
+    assert first5.groupby("path")["status"].apply(lambda s: (s == "fault").any()).all()
+    plain = twin.forecast(8, paths=30, seed=1)
+    assert (plain["status"] == "fault").mean() < (out["status"] == "fault").mean()
+    high = twin.forecast(4, paths=20, seed=1, event={"column": "temp", "value": (9.0, None)})
+    assert (high.groupby("path")["temp"].max() >= 9.0).all()
+    with pytest.raises(ParameterError, match="not a level"):
+        twin.forecast(4, paths=2, event={"column": "status", "value": "melted"})
+    with pytest.raises(ParameterError, match="not a channel"):
+        twin.forecast(4, paths=2, event={"column": "site", "value": "north"})
+
+
+def test_population_sample_with_an_event(model):
+    out = model.sample(entities=10, seed=0, event={"column": "status", "value": "fault", "within": 10})
+    head = out[out.groupby("unit").cumcount() < 10]
+    assert head.groupby("unit")["status"].apply(lambda s: (s == "fault").any()).all()
+
+
+def test_twin_sample_gives_sequences_like_the_entity(model, fleet):
+    twin = model.personalize(fleet[fleet.unit == 1], epochs=5, seed=0, progress=False)
+    out = twin.sample(3, length=10, seed=0)
+    assert len(out) == 30 and (out["unit"] == 1).all() and set(out["site"]) == {"north"}
+    assert sorted(out["sequence"].unique()) == [0, 1, 2]
+
+
+def test_history_errors(model, fleet):
+    with pytest.raises(DataError, match="one entity"):
+        model.personalize(fleet[fleet.unit.isin([1, 2])], epochs=0)
+    with pytest.raises(DataError, match="lacks the channels"):
+        model.personalize(fleet[fleet.unit == 1].drop(columns="load"), epochs=0)
+    with pytest.raises(DataError, match="not in time order"):
+        model.personalize(fleet[fleet.unit == 1].iloc[::-1], epochs=0)
+
+
+# ------------------------------------------------------------------------------------------ save/load
+def test_model_and_twin_save_load_round_trip(model, fleet, tmp_path):
+    model.save(tmp_path / "model")
+    again = twinforge.load(tmp_path / "model")
+    pd.testing.assert_frame_equal(again.sample(entities=5, seed=7), model.sample(entities=5, seed=7))
+    twin = model.personalize(fleet[fleet.unit == 2], epochs=5, seed=0, progress=False)
+    twin.save(tmp_path / "twin")
+    back = twinforge.load(tmp_path / "twin")
+    assert isinstance(back, Twin) and back.entity == 2
+    pd.testing.assert_frame_equal(back.forecast(5, paths=4, seed=1), twin.forecast(5, paths=4, seed=1))
+    pd.testing.assert_frame_equal(back.history, twin.history)
+
+
+def test_metadata_with_keys_validates_the_time_structure():
+    bad = _errors_fleet().assign(t=[0, 2, 1, 0, 0])
+    meta = twinforge.Metadata.detect(bad, entity_key="unit", time_index="t")
+    problems = meta.problems(bad)
+    assert any("not in time order" in p for p in problems) and any("share an" in p for p in problems)
+    with pytest.raises(twinforge.MetadataError):
+        twinforge.create("sequence", seed=0, **FAST).fit(bad, meta)
+    good = _errors_fleet()
+    assert twinforge.Metadata.detect(good, entity_key="unit", time_index="t").problems(good) == []
+
+
+def test_a_corrupted_sequence_model_is_a_model_file_error(model, tmp_path):
+    import json
+
+    model.save(tmp_path / "m")
+    doc = json.loads((tmp_path / "m" / "model.json").read_text())
+    del doc["state"]["layout"]
+    (tmp_path / "m" / "model.json").write_text(json.dumps(doc))
+    with pytest.raises(twinforge.ModelFileError):
+        twinforge.load(tmp_path / "m")

@@ -1,0 +1,92 @@
+"""Digital twins on simulated ground truth: a twin recovers its unit's hidden parameters; the twin demo."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import twinforge
+import twinforge.simulate as sim
+from twinforge import _demo
+from twinforge.cli import app
+
+pytestmark = pytest.mark.skipif(
+    "sequence" not in twinforge.available_models(), reason="the sequence model is not in this build"
+)
+runner = CliRunner()
+
+
+def implied_gain(df: pd.DataFrame) -> float:
+    """Gearbox heating per unit of load: what a unit's hidden thermal_gain drives."""
+    load = df["power_kw"] / df["rated_power_kw"]
+    return float((df["gearbox_temp"] - df["ambient_temp"]).sum() / load.sum())
+
+
+def test_a_twin_recovers_its_units_hidden_thermal_gain_better_than_the_population_model():
+    fleet = sim.turbines(n_units=34, n_steps=80, seed=0, maintenance_interval=0)
+    events = fleet.events[["unit_id", "t", "ambient_temp", "power_kw", "gearbox_temp"]]
+    events = events.merge(fleet.static[["unit_id", "rated_power_kw"]], on="unit_id")
+    gain = fleet.hidden.set_index("unit_id")["thermal_gain"].sort_values()
+    low, high = list(gain.index[:3]), list(gain.index[-3:])  # held out: the coolest and the hottest units
+    train = events[~events["unit_id"].isin(low + high)]
+    model = twinforge.create("sequence", seed=0, epochs=12, hidden=32, progress=False)
+    model.fit(train, entity_key="unit_id", time_key="t", static=["rated_power_kw"])
+    implied = {}
+    for unit in low + high:
+        history = events[events["unit_id"] == unit].iloc[:40]
+        rated = history["rated_power_kw"].iloc[0]
+        twin = model.personalize(history, epochs=40, seed=0, progress=False)
+        implied[unit] = {
+            "twin": implied_gain(twin.forecast(40, paths=20, seed=0).assign(rated_power_kw=rated)),
+            "population": implied_gain(model.forecast(history, 40, 20, seed=0).assign(rated_power_kw=rated)),
+        }
+    table = pd.DataFrame(implied).T
+    truth = gain[high].mean() - gain[low].mean()  # about 20 degrees per unit load
+    twin_gap = table.loc[high, "twin"].mean() - table.loc[low, "twin"].mean()
+    population_gap = table.loc[high, "population"].mean() - table.loc[low, "population"].mean()
+    # the twins tell hot units from cool ones about as the hidden truth does; the population model barely
+    assert twin_gap > 0.5 * truth
+    assert twin_gap > population_gap + 0.4 * truth
+
+
+def test_twins_demo_summary():
+    tables, summary = _demo.twins(units=12, steps=60, seed=0, max_minutes=None, paths=20, progress=False,
+                                  model_params={"epochs": 3, "hidden": 16})  # fmt: skip
+    assert [t.title for t in tables][1].startswith(f"forecast of {summary['unit']}")
+    assert summary["unit"] in summary["held_out"] and len(summary["held_out"]) == 5
+    assert summary["wear_rate"] == max(
+        sim.turbines(n_units=12, n_steps=60, seed=0).hidden.set_index("unit_id").loc[summary["held_out"], "wear_rate"]
+    )
+    assert set(summary["forecast"]) == {"twin", "population", "per-unit AR(1)"}
+    assert all(np.isfinite(v["crps"]) and v["crps"] > 0 for v in summary["forecast"].values())
+    assert summary["failure_share"]["event"] == 1.0  # every path fails on demand
+    assert summary["synthetic"]["unit_id"].nunique() == 7
+    assert 0.0 <= summary["temporal"]["autocorrelation_error"] <= 2.0
+
+
+def test_cli_demo_twins(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["demo", "--twins", "--units", "10", "--steps", "40", "--max-minutes", "0.02", "--out", "fleet.csv"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    for text in ("temporal fidelity", "forecast of", "rare failures on demand", "synthetic fleet saved"):
+        assert text in result.stdout
+    assert "no failure in the training fleet" in " ".join(result.stdout.split())  # 10 x 40 steps: none to learn
+    assert pd.read_csv("fleet.csv")["unit_id"].nunique() == 5
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--units", "3"], "--units must be at least 8"),
+        (["--steps", "10"], "--steps must be at least 27"),
+        (["--rows", "10"], "drop --model and --rows"),
+        (["--max-minutes", "0"], "--max-minutes must be positive"),
+    ],
+)
+def test_cli_demo_twins_bad_input(args, message):
+    result = runner.invoke(app, ["demo", "--twins", *args])
+    assert result.exit_code == 2
+    assert message in result.stderr and "Traceback" not in result.output
