@@ -137,6 +137,10 @@ def test_messages_hold_only_weights_and_aggregates(tmp_path, dp):
         assert privacy["epsilon"] == pytest.approx(max(s["epsilon"] for s in privacy["sites"].values()), abs=1e-4)
         # calibrated for all planned rounds: after the last one the budget is (nearly) all spent
         assert privacy["epsilon"] > 0.9 * 10.0
+        replies = [m for d, m in recorder.messages if d == "in" and m.metadata.message_type == "train"]
+        assert replies and all(
+            set(m.content["metrics"]) == {"num-examples", "dp-epsilon", "dp-delta", "dp-noise"} for m in replies
+        )
     elif dp:
         assert not levels & {"Atlantis0", "Atlantis1"}
         privacy = model.fit_info_["federated"]["privacy"]

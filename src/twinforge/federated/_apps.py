@@ -341,7 +341,8 @@ def make_client_app() -> Any:
         # with DP the server needs equal weights (and a site's size is not published)
         n = 1 if bool(cfg.get("dp", False)) else len(df)
         record = {"num-examples": n, "loss": float(metrics["loss"]), "unseen-levels": unseen}
-        record |= {k: float(v) for k, v in metrics.items() if k.startswith("dp-")}
+        if local_dp is not None:  # the loss and the count of unseen levels are not noised: not sent
+            record = {"num-examples": n, **{k: float(v) for k, v in metrics.items() if k.startswith("dp-")}}
         reply = RecordDict(
             {
                 "arrays": ArrayRecord({k: _array(v) for k, v in weights.items()}),

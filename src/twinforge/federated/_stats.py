@@ -156,7 +156,8 @@ def site_stage1(
                 "missing": float(_noise(np.array([s.isna().sum()]), sigma, rng)[0]),
                 "levels": [_jsonable(v) for v, k in zip(counts.index, keep, strict=True) if k],
                 "counts": noisy[keep].tolist(),
-                "none_missing": any(v is None for v in s.to_numpy(dtype=object)),
+                # whether missing values are None (not NaN): with local DP not sent (one row could decide it)
+                "none_missing": level_threshold <= 0 and any(v is None for v in s.to_numpy(dtype=object)),
             }
         elif spec.kind in _GENERATED:
             # only the format: a site's generated-column transform without any value (see _generated.py)
@@ -219,7 +220,8 @@ def merge_stage1(
                     f"column {name!r}: no value range is held by enough rows across the sites to agree its bounds"
                     + (
                         f" (with DP, merged counts under {threshold:.0f} are noise: more rows, a larger "
-                        "stats_noise budget (lower stats_noise_multiplier) or fewer columns)"
+                        "statistics budget (--dp central: a lower --stats-noise-multiplier; --dp local: a larger "
+                        "--epsilon or stats_share) or fewer columns)"
                         if dp
                         else ""
                     )
