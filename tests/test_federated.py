@@ -196,6 +196,7 @@ def test_local_dp_bad_budget(tmp_path):
     args = ["federated", "simulate", "--data", str(path), "--partition-by", "tier", "--out", str(tmp_path / "c")]
     for bad in (
         ["--dp", "local", "--epsilon", "0"],
+        ["--dp", "local", "--epsilon", "1", "--stats-share", "1.5"],
         ["--dp", "local"],
         ["--dp", "local", "-m", "ctgan", "--epsilon", "1"],
     ):

@@ -855,6 +855,10 @@ ClipOpt = Annotated[float, typer.Option("--clipping-norm", help="DP: L2 bound of
 StatsNoiseOpt = Annotated[
     float, typer.Option("--stats-noise-multiplier", help="DP: noise std / sensitivity on the agreed statistics.")
 ]
+StatsShareOpt = Annotated[
+    float,
+    typer.Option("--stats-share", help="--dp local: share of epsilon the agreed statistics take (the rest trains)."),
+]
 DeltaOpt = Annotated[
     float, typer.Option("--delta", help="DP: the delta (per site with --dp local); must be below 1/rows.")
 ]
@@ -967,6 +971,7 @@ def federated_simulate(
     metadata: MetaOpt = None,
     dp: DpOpt = "none",
     epsilon: FedEpsilonOpt = None,
+    stats_share: StatsShareOpt = 0.25,
     noise_multiplier: NoiseOpt = 1.0,
     clipping_norm: ClipOpt = 1.0,
     stats_noise_multiplier: StatsNoiseOpt = 2.0,
@@ -1005,6 +1010,7 @@ def federated_simulate(
                 proximal_mu=proximal_mu,
                 dp=dp,
                 epsilon=epsilon,
+                stats_share=stats_share,
                 noise_multiplier=noise_multiplier,
                 clipping_norm=clipping_norm,
                 stats_noise_multiplier=stats_noise_multiplier,
@@ -1034,6 +1040,7 @@ def federated_server(
     proximal_mu: MuOpt = 0.01,
     dp: DpOpt = "none",
     epsilon: FedEpsilonOpt = None,
+    stats_share: StatsShareOpt = 0.25,
     noise_multiplier: NoiseOpt = 1.0,
     clipping_norm: ClipOpt = 1.0,
     stats_noise_multiplier: StatsNoiseOpt = 2.0,
@@ -1070,6 +1077,7 @@ def federated_server(
         proximal_mu=proximal_mu,
         dp=dp,
         epsilon=epsilon,
+        stats_share=stats_share,
         noise_multiplier=noise_multiplier,
         clipping_norm=clipping_norm,
         stats_noise_multiplier=stats_noise_multiplier,

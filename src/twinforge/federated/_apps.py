@@ -126,7 +126,7 @@ class FederatedSettings:
                 raise ParameterError("--dp local needs --epsilon: each site's budget (1 is strong, 10 is weak)")
             check_budget(self.epsilon, self.delta)
             if not 0 < self.stats_share < 1:
-                raise ParameterError(f"stats_share must be in (0, 1), got {self.stats_share!r}")
+                raise ParameterError(f"--stats-share must be in (0, 1) for --dp local, got {self.stats_share!r}")
             if self.model not in LOCAL_DP_MODELS:
                 raise ParameterError(
                     f"--dp local trains with DP-SGD on each site, which federated {self.model!r} does not do yet; "
