@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--epsilons", default="", help="with --dp local on each site at these budgets (comma list); no site-alone runs"
     )
+    ap.add_argument("--stats-share", type=float, default=0.25, help="with --epsilons: share of it for the statistics")
     args = ap.parse_args(argv)
     if args.epsilons:
         return main_local_dp(args)
@@ -264,11 +265,14 @@ def main_local_dp(args: argparse.Namespace) -> int:
                         local_epochs=LOCAL_EPOCHS.get(k, 4),
                         dp="local",
                         epsilon=eps,
+                        stats_share=args.stats_share,
                         seed=args.seed,
                         overwrite=True,
                     )
                 except TwinforgeError as exc:
-                    doc["runs"].append({"split": how, "sites": k, "epsilon": eps, "error": str(exc)})
+                    doc["runs"].append(
+                        {"split": how, "sites": k, "epsilon": eps, "stats_share": args.stats_share, "error": str(exc)}
+                    )
                     save()
                     print(f"{how} k={k} epsilon={eps:g}: {exc}", flush=True)
                     continue
@@ -279,6 +283,7 @@ def main_local_dp(args: argparse.Namespace) -> int:
                     "split": how,
                     "sites": k,
                     "epsilon": eps,
+                    "stats_share": args.stats_share,
                     "site_rows": [len(p) for p in parts],
                     "seconds": round(secs, 2),
                     "epsilon_spent_max": privacy["epsilon"],

@@ -173,6 +173,12 @@ def test_local_dp_spends_within_budget_and_is_reproducible(tmp_path, model):
     assert all(s["noise_multiplier"] > 0.3 for s in privacy["sites"].values())
     pd.testing.assert_frame_equal(a.sample(50, seed=1), b.sample(50, seed=1))
     assert twinforge.load(tmp_path / "a").fit_info_["federated"]["privacy"] == privacy
+    from typer.testing import CliRunner
+
+    from twinforge.cli import app
+
+    shown = CliRunner().invoke(app, ["info", str(tmp_path / "a")])
+    assert shown.exit_code == 0 and "local DP" in shown.output and f"max epsilon={privacy['epsilon']:g}" in shown.output
 
 
 def test_local_dp_bad_budget(tmp_path):
