@@ -6,8 +6,9 @@ The server (:func:`run_server`, the body of the ServerApp's ``@app.main()``):
    columns or kinds differ replies with an error naming them and takes no further part;
 2. asks for stage-2 statistics on the grids it derived (see ``_stats``), builds the agreed transform and the
    model's encoding and initial network from the proxy table;
-3. runs Flower's FedAvg or FedProx (wrapped in Flower's ``DifferentialPrivacyClientSideFixedClipping`` when DP
-   is on) for ``rounds`` rounds; after each round the global weights go to a checkpoint next to the output, so
+3. runs Flower's FedAvg or FedProx (wrapped in Flower's ``DifferentialPrivacyClientSideFixedClipping`` with
+   ``dp="central"``; with ``dp="local"`` each site trains with DP-SGD instead, see ``_localdp``) for ``rounds`` rounds;
+   after each round the global weights go to a checkpoint next to the output, so
    a restarted server resumes from its last round;
 4. saves the global model as an ordinary twinforge model directory, with a ``federated`` section (sites, rounds,
    strategy, bytes, and the privacy budget spent) in its ``fit_info``.
