@@ -256,6 +256,19 @@ def test_a_site_with_another_schema_is_refused(tmp_path, caplog):
     assert not (tmp_path / "m2").exists()
 
 
+def test_every_site_failing_is_a_clear_error(tmp_path, monkeypatch):
+    from twinforge.errors import DataError
+
+    def crash(stage, server_round):
+        if stage == "train":
+            raise ConnectionError("disk full")
+
+    for name in ("site1", "site2"):
+        monkeypatch.setitem(_apps._FAULTS, name, crash)
+    with pytest.raises(DataError, match=r"no site returned a trained model.*disk full"):
+        simulate(sites(2, 400), tmp_path / "m", model="tvae", params=QUICK["tvae"], rounds=1)
+
+
 def test_a_site_dropping_out_mid_round_does_not_stop_training(tmp_path, monkeypatch):
     def slow(stage, server_round):
         if stage == "train" and server_round == 2:

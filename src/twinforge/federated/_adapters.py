@@ -162,6 +162,8 @@ class _TVAEAdapter:
         from twinforge.models.vae import _VAE
 
         codes, scalars = model.encoding_.encode(arrays, rng)
+        for s, size in enumerate(model.encoding_.span_sizes_):  # e.g. missing values the agreed statistics saw none of
+            codes[:, s] = np.minimum(codes[:, s], size - 1)
         tensors = model._tensors(codes, scalars)
         vae = _VAE(model.encoder_, model.decoder_)
         opt = torch.optim.Adam(vae.parameters(), model.learning_rate, weight_decay=1e-5)

@@ -396,6 +396,7 @@ class _CountingGrid:
         self._grid, self._rec = grid, recorder
         self.stage = "setup"
         self.allowed: set[int] | None = None  # the sites that accepted the schema
+        self.train_errors: list[str] = []
         self.site_privacy: dict[str, dict[str, float]] = {}  # local DP: node -> what that site reports spent
 
     def get_node_ids(self) -> list[int]:
@@ -412,6 +413,8 @@ class _CountingGrid:
         replies = list(self._grid.send_and_receive(messages, timeout=timeout))
         for r in replies:
             self._rec.add("in", self.stage, r)
+            if self.stage == "train" and r.has_error():
+                self.train_errors.append(f"node {r.metadata.src_node_id}: {r.error.reason}")
             if self.stage == "train" and not r.has_error() and "metrics" in r.content:
                 metrics = r.content["metrics"]
                 if "dp-epsilon" in metrics:
@@ -693,6 +696,9 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
             evaluate_fn=after_round,
         )
         final = {k: v.numpy() for k, v in result.arrays.items()}
+        if not final:
+            reasons = "; ".join(dict.fromkeys(grid.train_errors)) or "no site replied in time"
+            raise DataError(f"no site returned a trained model: {reasons}")
     set_weights(adapter.modules(model), final)
     finish_rng = np.random.default_rng(None if settings.seed is None else [settings.seed, 11])
     adapter.finish(model, model.transformer_.transform(proxy), finish_rng)
