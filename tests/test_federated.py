@@ -18,7 +18,7 @@ pytest.importorskip("flwr")
 import itertools
 
 import twinforge
-from twinforge.errors import MetadataError
+from twinforge.errors import MetadataError, ParameterError
 from twinforge.federated import _apps, simulate
 
 from .conftest import make_mixed
@@ -89,7 +89,7 @@ def _message_text(msg) -> tuple[str, list[tuple[str, tuple]]]:
     return "\n".join(texts), arrays
 
 
-@pytest.mark.parametrize("dp", [False, True])
+@pytest.mark.parametrize("dp", [False, True, "local"])
 def test_messages_hold_only_weights_and_aggregates(tmp_path, dp):
     rng = np.random.default_rng(0)
     parts = sites(2, 1200)
@@ -108,6 +108,7 @@ def test_messages_hold_only_weights_and_aggregates(tmp_path, dp):
         dp=dp,
         stats_noise_multiplier=0.5,
         recorder=recorder,
+        **({"epsilon": 10.0} if dp == "local" else {}),
     )
     assert recorder.messages
     secrets = {f"{v:.4f}".rstrip("0").rstrip(".") for p in parts for v in p["secret"]}
@@ -121,12 +122,26 @@ def test_messages_hold_only_weights_and_aggregates(tmp_path, dp):
             stats = json.loads(str(msg.content["stats"]["json"]))
             counts = _all_counts(stats)
             assert counts and sum(float(c).is_integer() for c in counts) < 0.01 * len(counts), "counts not noised"
+            if dp == "local":  # a level one row holds is not even named by its site
+                assert "Atlantis" not in text
     # only the model's weights travel as arrays, with the shapes the server sent
     assert in_shapes == out_shapes
     assert not any(s and s[0] in (600, 1200) for _, s in in_shapes)
     # the levels one row held never reach the model with DP (count threshold on noisy counts)
     levels = set(model.transformer_.transforms_["city"].levels_)
-    if dp:
+    if dp == "local":
+        assert not levels & {"Atlantis0", "Atlantis1"}
+        privacy = model.fit_info_["federated"]["privacy"]
+        assert privacy["mode"] == "local" and len(privacy["sites"]) == 2
+        assert all(0 < s["epsilon"] <= 10.0 for s in privacy["sites"].values())
+        assert privacy["epsilon"] == pytest.approx(max(s["epsilon"] for s in privacy["sites"].values()), abs=1e-4)
+        # calibrated for all planned rounds: after the last one the budget is (nearly) all spent
+        assert privacy["epsilon"] > 0.9 * 10.0
+        replies = [m for d, m in recorder.messages if d == "in" and m.metadata.message_type == "train"]
+        assert replies and all(
+            set(m.content["metrics"]) == {"num-examples", "dp-epsilon", "dp-delta", "dp-noise"} for m in replies
+        )
+    elif dp:
         assert not levels & {"Atlantis0", "Atlantis1"}
         privacy = model.fit_info_["federated"]["privacy"]
         assert privacy["dp"] and 0 < privacy["epsilon"] < np.inf and privacy["releases"] == 4
@@ -145,6 +160,55 @@ def _all_counts(stats) -> list[float]:
             else:
                 out += _all_counts(v)
     return out
+
+
+@pytest.mark.parametrize("model", ["tvae", "ddpm"])
+def test_local_dp_spends_within_budget_and_is_reproducible(tmp_path, model):
+    parts = sites(2, 1200)
+    kw = dict(model=model, params=QUICK[model], rounds=2, dp="local", epsilon=8.0, delta=1e-4)
+    a = simulate(parts, tmp_path / "a", **kw)
+    b = simulate(parts, tmp_path / "b", **kw)
+    privacy = a.fit_info_["federated"]["privacy"]
+    assert privacy["mode"] == "local" and 4 < privacy["epsilon"] <= 8.0 and privacy["delta"] <= 1e-4
+    assert all(s["noise_multiplier"] > 0.3 for s in privacy["sites"].values())
+    pd.testing.assert_frame_equal(a.sample(50, seed=1), b.sample(50, seed=1))
+    assert twinforge.load(tmp_path / "a").fit_info_["federated"]["privacy"] == privacy
+    from typer.testing import CliRunner
+
+    from twinforge.cli import app
+
+    shown = CliRunner().invoke(app, ["info", str(tmp_path / "a")])
+    assert shown.exit_code == 0 and "local DP" in shown.output and f"max epsilon={privacy['epsilon']:g}" in shown.output
+
+
+def test_local_dp_bad_budget(tmp_path):
+    from typer.testing import CliRunner
+
+    from twinforge.cli import app
+
+    parts = sites(2, 200)
+    with pytest.raises(ParameterError, match="epsilon must be > 0"):
+        simulate(parts, tmp_path / "m", model="tvae", params=QUICK["tvae"], dp="local", epsilon=-1.0)
+    with pytest.raises(ParameterError, match="needs --epsilon"):
+        simulate(parts, tmp_path / "m", model="tvae", params=QUICK["tvae"], dp="local")
+    with pytest.raises(ParameterError, match="does not take one"):
+        simulate(parts, tmp_path / "m", model="tvae", params=QUICK["tvae"], dp="central", epsilon=1.0)
+    with pytest.raises(ParameterError, match="dp must be"):
+        simulate(parts, tmp_path / "m", model="tvae", params=QUICK["tvae"], dp="loc")
+    with pytest.raises(MetadataError, match="delta"):  # a site with more rows than 1/delta refuses
+        simulate(parts, tmp_path / "m", model="tvae", params=QUICK["tvae"], dp="local", epsilon=1.0, delta=0.01)
+    path = tmp_path / "d.csv"
+    table(200).to_csv(path, index=False)
+    args = ["federated", "simulate", "--data", str(path), "--partition-by", "tier", "--out", str(tmp_path / "c")]
+    for bad in (
+        ["--dp", "local", "--epsilon", "0"],
+        ["--dp", "local", "--epsilon", "1", "--stats-share", "1.5"],
+        ["--dp", "local"],
+        ["--dp", "local", "-m", "ctgan", "--epsilon", "1"],
+    ):
+        result = CliRunner().invoke(app, [*args, *bad])
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output and ("epsilon" in result.output or "--dp local" in result.output)
 
 
 def test_privacy_budget_shown_by_info(tmp_path):
@@ -190,6 +254,19 @@ def test_a_site_with_another_schema_is_refused(tmp_path, caplog):
     with pytest.raises(MetadataError, match="age"):
         simulate([good[0], wrong_kind], tmp_path / "m2", model="tvae", params=QUICK["tvae"], rounds=1)
     assert not (tmp_path / "m2").exists()
+
+
+def test_every_site_failing_is_a_clear_error(tmp_path, monkeypatch):
+    from twinforge.errors import DataError
+
+    def crash(stage, server_round):
+        if stage == "train":
+            raise ConnectionError("disk full")
+
+    for name in ("site1", "site2"):
+        monkeypatch.setitem(_apps._FAULTS, name, crash)
+    with pytest.raises(DataError, match=r"no site returned a trained model.*disk full"):
+        simulate(sites(2, 400), tmp_path / "m", model="tvae", params=QUICK["tvae"], rounds=1)
 
 
 def test_a_site_dropping_out_mid_round_does_not_stop_training(tmp_path, monkeypatch):

@@ -562,7 +562,15 @@ def info(model_dir: Annotated[Path, typer.Argument(help="A model directory writt
             f"{fed.get('strategy')}, {fed.get('bytes_per_round', 0):,} bytes per round",
         )
         privacy = fed.get("privacy") or {}
-        if privacy.get("dp"):
+        if privacy.get("mode") == "local":
+            sites = privacy.get("sites") or {}
+            per_site = ", ".join(f"{k}: {v['epsilon']:.3g}" for k, v in sites.items())
+            head.add_row(
+                "privacy spent",
+                f"local DP (DP-SGD on each site): max epsilon={privacy['epsilon']:g} at delta={privacy['delta']:g} "
+                f"of a budget of {privacy['epsilon_budget']:g} per site; per site: {per_site}",
+            )
+        elif privacy.get("dp"):
             head.add_row(
                 "privacy spent",
                 f"epsilon={privacy['epsilon']:g} at delta={privacy['delta']:g} over {privacy['releases']} releases "
@@ -831,17 +839,29 @@ StrategyOpt = Annotated[
 ]
 MuOpt = Annotated[float, typer.Option("--proximal-mu", help="FedProx's proximal weight mu.")]
 DpOpt = Annotated[
-    bool,
+    str,
     typer.Option(
-        "--dp", help="Differential privacy: noisy statistics, clipped updates with Gaussian noise, accounted."
+        "--dp",
+        help="Differential privacy: 'none'; 'central' (DP-FedAvg: sites clip updates, the server adds noise; "
+        "protects whole sites); 'local' (DP-SGD on each site, --epsilon per site; protects each row).",
     ),
+]
+FedEpsilonOpt = Annotated[
+    float | None,
+    typer.Option("--epsilon", help="--dp local: each site's privacy budget (1 is strong, 10 is weak)."),
 ]
 NoiseOpt = Annotated[float, typer.Option("--noise-multiplier", help="DP: noise std / clipping norm on updates.")]
 ClipOpt = Annotated[float, typer.Option("--clipping-norm", help="DP: L2 bound of each site's update.")]
 StatsNoiseOpt = Annotated[
     float, typer.Option("--stats-noise-multiplier", help="DP: noise std / sensitivity on the agreed statistics.")
 ]
-DeltaOpt = Annotated[float, typer.Option("--delta", help="DP: the delta the spent epsilon is reported at.")]
+StatsShareOpt = Annotated[
+    float,
+    typer.Option("--stats-share", help="--dp local: share of epsilon the agreed statistics take (the rest trains)."),
+]
+DeltaOpt = Annotated[
+    float, typer.Option("--delta", help="DP: the delta (per site with --dp local); must be below 1/rows.")
+]
 MinSitesOpt = Annotated[int | None, typer.Option("--min-sites", help="Sites needed to start and per round.")]
 TimeoutOpt = Annotated[
     float, typer.Option("--round-timeout", help="Seconds a round waits; later sites are left out of it.")
@@ -923,6 +943,8 @@ def _print_federated(model_dir: Path) -> None:
     fed = doc["fit_info"]["federated"]
     privacy = fed["privacy"]
     spent = f"epsilon={privacy['epsilon']:g} at delta={privacy['delta']:g}" if privacy["dp"] else "no DP"
+    if privacy.get("mode") == "local":
+        spent = f"local DP, max epsilon={privacy['epsilon']:g} per site at delta={privacy['delta']:g}"
     console.print(
         f"trained [bold]{doc['model']}[/] across {fed['sites']} sites, {fed['rounds']} rounds "
         f"({fed['bytes_per_round']:,} bytes per round, {spent}); saved to {model_dir}"
@@ -947,7 +969,9 @@ def federated_simulate(
     strategy: StrategyOpt = "fedavg",
     proximal_mu: MuOpt = 0.01,
     metadata: MetaOpt = None,
-    dp: DpOpt = False,
+    dp: DpOpt = "none",
+    epsilon: FedEpsilonOpt = None,
+    stats_share: StatsShareOpt = 0.25,
     noise_multiplier: NoiseOpt = 1.0,
     clipping_norm: ClipOpt = 1.0,
     stats_noise_multiplier: StatsNoiseOpt = 2.0,
@@ -985,6 +1009,8 @@ def federated_simulate(
                 strategy=strategy,
                 proximal_mu=proximal_mu,
                 dp=dp,
+                epsilon=epsilon,
+                stats_share=stats_share,
                 noise_multiplier=noise_multiplier,
                 clipping_norm=clipping_norm,
                 stats_noise_multiplier=stats_noise_multiplier,
@@ -1012,7 +1038,9 @@ def federated_server(
     local_epochs: LocalEpochsOpt = 1,
     strategy: StrategyOpt = "fedavg",
     proximal_mu: MuOpt = 0.01,
-    dp: DpOpt = False,
+    dp: DpOpt = "none",
+    epsilon: FedEpsilonOpt = None,
+    stats_share: StatsShareOpt = 0.25,
     noise_multiplier: NoiseOpt = 1.0,
     clipping_norm: ClipOpt = 1.0,
     stats_noise_multiplier: StatsNoiseOpt = 2.0,
@@ -1048,6 +1076,8 @@ def federated_server(
         strategy=strategy,
         proximal_mu=proximal_mu,
         dp=dp,
+        epsilon=epsilon,
+        stats_share=stats_share,
         noise_multiplier=noise_multiplier,
         clipping_norm=clipping_norm,
         stats_noise_multiplier=stats_noise_multiplier,
@@ -1084,7 +1114,7 @@ def federated_client(
     from twinforge.federated._deploy import _stop, join
 
     proc = join(data, server, name=name, port=port)
-    err_console.print(f"site {name or Path(data).stem} connected to {server}; Ctrl-C to stop")
+    err_console.print(f"site {name or Path(data).stem}: SuperNode started for {server}; Ctrl-C to stop")
 
     def stop(signum: int, frame: Any) -> None:
         _stop(proc)

@@ -29,7 +29,7 @@ from torch import nn
 
 from twinforge.errors import ParameterError
 
-__all__ = ["ADAPTERS", "get_adapter", "get_weights", "proximal", "set_weights"]
+__all__ = ["ADAPTERS", "LOCAL_DP_MODELS", "get_adapter", "get_weights", "proximal", "set_weights"]
 
 
 def get_weights(modules: dict[str, nn.Module]) -> dict[str, np.ndarray]:
@@ -155,31 +155,41 @@ class _TVAEAdapter:
     def modules(self, model: Any) -> dict[str, nn.Module]:
         return {"encoder": model.encoder_, "decoder": model.decoder_}
 
-    def train(self, model: Any, arrays: dict[str, np.ndarray], epochs: int, rng: np.random.Generator) -> dict:
+    def train(
+        self, model: Any, arrays: dict[str, np.ndarray], epochs: int, rng: np.random.Generator, dp: Any = None
+    ) -> dict:
         from twinforge.models._nn import seeded
+        from twinforge.models.vae import _VAE
 
         codes, scalars = model.encoding_.encode(arrays, rng)
+        for s, size in enumerate(model.encoding_.span_sizes_):  # e.g. missing values the agreed statistics saw none of
+            codes[:, s] = np.minimum(codes[:, s], size - 1)
         tensors = model._tensors(codes, scalars)
-        params = [*model.encoder_.parameters(), *model.decoder_.parameters()]
-        opt = torch.optim.Adam(params, model.learning_rate, weight_decay=1e-5)
+        vae = _VAE(model.encoder_, model.decoder_)
+        opt = torch.optim.Adam(vae.parameters(), model.learning_rate, weight_decay=1e-5)
         batch = local_batch(int(model.batch_size), len(codes))
         steps = max(1, len(codes) // batch)
         total = 0.0
         with seeded(rng, model.device_):
-            model.encoder_.train()
-            model.decoder_.train()
+            dpsgd = None
+            if dp is not None:  # the scales sit outside a layer, where Opacus sees no per-sample gradient
+                dpsgd = dp.dpsgd(len(codes), batch, steps, rng)
+                model.decoder_.log_sigma.requires_grad_(False)
+                opt = dpsgd.make_private(vae, opt)
+            vae.train()
             for _ in range(int(epochs)):
                 perm = torch.randperm(len(codes), device=model.device_)
-                for i in range(steps):
-                    rows = perm[i * batch : (i + 1) * batch]
+                batches = (
+                    (perm[i * batch : (i + 1) * batch] for i in range(steps)) if dpsgd is None else dpsgd.epoch(steps)
+                )
+                for rows in batches:
                     loss = model._loss(*(t[rows] for t in tensors))
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
                     total += float(loss.detach())
-        model.encoder_.eval()
-        model.decoder_.eval()
-        return {"loss": total / (steps * max(int(epochs), 1))}
+        vae.eval()
+        return {"loss": total / (steps * max(int(epochs), 1)), **_dp_spent(dpsgd)}
 
     def finish(self, model: Any, proxy: dict[str, np.ndarray], rng: np.random.Generator) -> None:
         pass
@@ -291,7 +301,9 @@ class _DDPMAdapter:
     def modules(self, model: Any) -> dict[str, nn.Module]:
         return {"denoiser": model.denoiser_}
 
-    def train(self, model: Any, arrays: dict[str, np.ndarray], epochs: int, rng: np.random.Generator) -> dict:
+    def train(
+        self, model: Any, arrays: dict[str, np.ndarray], epochs: int, rng: np.random.Generator, dp: Any = None
+    ) -> dict:
         from twinforge.models._nn import seeded
         from twinforge.models.diffusion import diffusion_loss
 
@@ -305,11 +317,17 @@ class _DDPMAdapter:
         steps = max(1, len(z) // batch)
         total = 0.0
         with seeded(rng, dev):
+            dpsgd = None
+            if dp is not None:
+                dpsgd = dp.dpsgd(len(z), batch, steps, rng)
+                opt = dpsgd.make_private(net, opt)
             net.train()
             for _ in range(int(epochs)):
                 perm = torch.randperm(len(z), device=dev)
-                for i in range(steps):
-                    rows = perm[i * batch : (i + 1) * batch]
+                batches = (
+                    (perm[i * batch : (i + 1) * batch] for i in range(steps)) if dpsgd is None else dpsgd.epoch(steps)
+                )
+                for rows in batches:
                     t = torch.arange(len(rows), device=dev) + torch.rand(len(rows), device=dev)
                     t = (t / len(rows))[torch.randperm(len(rows), device=dev)].clamp_min(1e-3)
                     loss = diffusion_loss(net, *(x[rows] for x in data), t)
@@ -318,11 +336,22 @@ class _DDPMAdapter:
                     opt.step()
                     total += float(loss.detach())
         net.eval()
-        return {"loss": total / (steps * max(int(epochs), 1))}
+        return {"loss": total / (steps * max(int(epochs), 1)), **_dp_spent(dpsgd)}
 
     def finish(self, model: Any, proxy: dict[str, np.ndarray], rng: np.random.Generator) -> None:
         pass
 
+
+def _dp_spent(dpsgd: Any) -> dict[str, float]:
+    """With local DP: what the site has spent up to the end of this round (hooks removed, steps accounted)."""
+    if dpsgd is None:
+        return {}
+    dpsgd.finish()
+    eps, delta = dpsgd.ledger.spent()
+    return {"dp-epsilon": float(eps), "dp-delta": float(delta), "dp-noise": float(dpsgd.sigma)}
+
+
+LOCAL_DP_MODELS = ("ddpm", "tvae")  # models whose federated training runs DP-SGD on each site
 
 ADAPTERS: dict[str, Any] = {
     "auto": _AutoAdapter(),

@@ -6,8 +6,9 @@ The server (:func:`run_server`, the body of the ServerApp's ``@app.main()``):
    columns or kinds differ replies with an error naming them and takes no further part;
 2. asks for stage-2 statistics on the grids it derived (see ``_stats``), builds the agreed transform and the
    model's encoding and initial network from the proxy table;
-3. runs Flower's FedAvg or FedProx (wrapped in Flower's ``DifferentialPrivacyClientSideFixedClipping`` when DP
-   is on) for ``rounds`` rounds; after each round the global weights go to a checkpoint next to the output, so
+3. runs Flower's FedAvg or FedProx (wrapped in Flower's ``DifferentialPrivacyClientSideFixedClipping`` with
+   ``dp="central"``; with ``dp="local"`` each site trains with DP-SGD instead, see ``_localdp``) for ``rounds`` rounds;
+   after each round the global weights go to a checkpoint next to the output, so
    a restarted server resumes from its last round;
 4. saves the global model as an ordinary twinforge model directory, with a ``federated`` section (sites, rounds,
    strategy, bytes, and the privacy budget spent) in its ``fit_info``.
@@ -40,6 +41,7 @@ import pandas as pd
 from twinforge.errors import DataError, MetadataError, ParameterError
 from twinforge.federated import _stats
 from twinforge.federated._adapters import get_adapter, get_weights, proximal, set_weights
+from twinforge.federated._localdp import LocalDP
 from twinforge.io import _join_arrays, _split_arrays, read_table
 from twinforge.metadata import Metadata
 
@@ -68,9 +70,16 @@ class FederatedSettings:
         Sites needed before training starts (and per round).
     round_timeout : float
         Seconds a round waits for replies; a site that has not answered by then is left out of that round.
-    dp : bool
-        Differential privacy: noisy statistics with a count threshold, and client-side clipping with central
-        Gaussian noise on the updates (``noise_multiplier``, ``clipping_norm``), accounted at ``delta``.
+    dp : str or bool
+        Differential privacy. ``"central"`` (or True): DP-FedAvg, site-level DP: noisy statistics with a count
+        threshold, client-side clipping and central Gaussian noise on the averaged update (``noise_multiplier``,
+        ``clipping_norm``), accounted at ``delta``. ``"local"``: sample-level DP on each site, ``(epsilon,
+        delta)`` with respect to that site's rows: DP statistics and DP-SGD (Opacus) on every local step (see
+        ``_localdp``); the server never sees an un-noised release. ``"none"`` (or False): no DP.
+    epsilon : float, optional
+        ``dp="local"`` only: each site's budget.
+    stats_share : float
+        ``dp="local"``: the share of epsilon the agreed statistics take (the rest trains the network).
     """
 
     model: str = "auto"
@@ -84,7 +93,9 @@ class FederatedSettings:
     wait_sites_seconds: float = 120.0
     seed: int | None = 0
     metadata: dict[str, Any] | None = None
-    dp: bool = False
+    dp: bool | str = False
+    epsilon: float | None = None
+    stats_share: float = 0.25
     noise_multiplier: float = 1.0
     clipping_norm: float = 1.0
     stats_noise_multiplier: float = 2.0
@@ -93,8 +104,42 @@ class FederatedSettings:
     out: str = ""
     overwrite: bool = False
 
+    @property
+    def dp_mode(self) -> str:
+        """``"none"``, ``"central"`` or ``"local"``."""
+        modes = {False: "none", None: "none", True: "central", "none": "none", "central": "central", "local": "local"}
+        if isinstance(self.dp, (bool, str)) and self.dp in modes:
+            return modes[self.dp]
+        raise ParameterError(f"dp must be 'none', 'central' or 'local', got {self.dp!r}")
+
+    @property
+    def dp_on(self) -> bool:
+        return self.dp_mode != "none"
+
     def check(self) -> None:
         get_adapter(self.model)
+        mode = self.dp_mode
+        if mode == "local":
+            from twinforge.federated._adapters import LOCAL_DP_MODELS
+            from twinforge.privacy import check_budget
+
+            if self.epsilon is None:
+                raise ParameterError("--dp local needs --epsilon: each site's budget (1 is strong, 10 is weak)")
+            check_budget(self.epsilon, self.delta)
+            if not 0 < self.stats_share < 1:
+                raise ParameterError(f"--stats-share must be in (0, 1) for --dp local, got {self.stats_share!r}")
+            if self.model not in LOCAL_DP_MODELS:
+                raise ParameterError(
+                    f"--dp local trains with DP-SGD on each site, which federated {self.model!r} does not do yet; "
+                    f"use --model {' or '.join(LOCAL_DP_MODELS)}, or --dp central"
+                )
+            if self.strategy != "fedavg":
+                raise ParameterError("--dp local works with --strategy fedavg (DP-SGD replaces FedProx's gradient)")
+        elif self.epsilon is not None:
+            raise ParameterError(
+                f"--epsilon {self.epsilon!r} sets the budget of --dp local; --dp {mode} does not take one "
+                "(--dp central is set by --noise-multiplier)"
+            )
         for name in ("rounds", "local_epochs", "min_sites"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -126,7 +171,20 @@ class FederatedSettings:
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
     def stats_sigma(self, metadata: Metadata) -> float:
-        return self.stats_noise_multiplier * _stats.stats_sensitivity(metadata) if self.dp else 0.0
+        if self.dp_mode == "local":
+            from twinforge.federated._localdp import stats_noise
+
+            return stats_noise(float(self.epsilon), self.delta, self.stats_share) * _stats.stats_sensitivity(metadata)
+        return self.stats_noise_multiplier * _stats.stats_sensitivity(metadata) if self.dp_on else 0.0
+
+    def level_threshold(self, metadata: Metadata) -> float:
+        """``dp="local"``: a site names a category level only if its noisy count passes this (0: always)."""
+        if self.dp_mode != "local":
+            return 0.0
+        from twinforge.federated._localdp import level_threshold
+
+        n_discrete = sum(s.kind in _stats._DISCRETE for s in metadata.columns.values())
+        return level_threshold(self.stats_sigma(metadata), self.delta, n_discrete)
 
     def threshold(self, metadata: Metadata, n_sites: int = 1) -> float:
         """Merged counts below this are noise: 4.5 standard deviations of the summed noise of ``n_sites`` sites.
@@ -136,7 +194,7 @@ class FederatedSettings:
         """
         if self.count_threshold is not None:
             return float(self.count_threshold)
-        return 4.5 * self.stats_sigma(metadata) * float(np.sqrt(n_sites)) if self.dp else 0.0
+        return 4.5 * self.stats_sigma(metadata) * float(np.sqrt(n_sites)) if self.dp_on else 0.0
 
 
 # ======================================================================================== client side
@@ -237,7 +295,16 @@ def make_client_app() -> Any:
         except MetadataError as exc:
             return _reply_error(msg, _SCHEMA_ERROR, str(exc))
         seed = int(cfg["seed"]) if int(cfg["seed"]) >= 0 else None
-        stats = _stats.site_stage1(df, meta, float(cfg["sigma"]), _site_seed(seed, site, 1))
+        if "delta" in cfg and float(cfg["delta"]) >= 1.0 / max(len(df), 1):
+            return _reply_error(
+                msg,
+                _SCHEMA_ERROR,
+                f"site {site!r}: delta={float(cfg['delta']):g} is >= 1/n for its {len(df)} rows; "
+                f"use --delta <= {0.1 / len(df):.3g}",
+            )
+        stats = _stats.site_stage1(
+            df, meta, float(cfg["sigma"]), _site_seed(seed, site, 1), float(cfg.get("level-threshold", 0.0))
+        )
         return Message(RecordDict({"stats": ConfigRecord({"json": json.dumps(stats)})}), reply_to=msg)
 
     @app.query("stats2")
@@ -253,7 +320,7 @@ def make_client_app() -> Any:
     def train(msg: Message, context: Any) -> Message:
         cfg = msg.content["config"]
         df, site = _site_data(context)
-        server_round = int(msg.metadata.group_id or 0)
+        server_round = int(cfg.get("server-round", 0) or msg.metadata.group_id or 0)
         _fault(site, "train", server_round)
         doc = _decode_header(cfg)
         weights = {k: v.numpy() for k, v in msg.content["arrays"].items()}
@@ -265,15 +332,22 @@ def make_client_app() -> Any:
         seed = int(cfg["seed"]) if int(cfg["seed"]) >= 0 else None
         rng = np.random.default_rng(_site_seed(seed, site, 100 + server_round))
         mu = float(cfg.get("proximal-mu", 0.0))
+        local_dp = LocalDP.from_config(cfg, server_round)
         with proximal(modules, mu):
-            metrics = adapter.train(model, arrays, int(cfg["local-epochs"]), rng)
+            if local_dp is None:
+                metrics = adapter.train(model, arrays, int(cfg["local-epochs"]), rng)
+            else:
+                metrics = adapter.train(model, arrays, int(cfg["local-epochs"]), rng, dp=local_dp)
         weights = get_weights(modules)
         # with DP the server needs equal weights (and a site's size is not published)
         n = 1 if bool(cfg.get("dp", False)) else len(df)
+        record = {"num-examples": n, "loss": float(metrics["loss"]), "unseen-levels": unseen}
+        if local_dp is not None:  # the loss and the count of unseen levels are not noised: not sent
+            record = {"num-examples": n, **{k: float(v) for k, v in metrics.items() if k.startswith("dp-")}}
         reply = RecordDict(
             {
                 "arrays": ArrayRecord({k: _array(v) for k, v in weights.items()}),
-                "metrics": MetricRecord({"num-examples": n, "loss": float(metrics["loss"]), "unseen-levels": unseen}),
+                "metrics": MetricRecord(record),
             }
         )
         return Message(reply, reply_to=msg)
@@ -322,6 +396,8 @@ class _CountingGrid:
         self._grid, self._rec = grid, recorder
         self.stage = "setup"
         self.allowed: set[int] | None = None  # the sites that accepted the schema
+        self.train_errors: list[str] = []
+        self.site_privacy: dict[str, dict[str, float]] = {}  # local DP: node -> what that site reports spent
 
     def get_node_ids(self) -> list[int]:
         nodes = list(self._grid.get_node_ids())
@@ -337,6 +413,16 @@ class _CountingGrid:
         replies = list(self._grid.send_and_receive(messages, timeout=timeout))
         for r in replies:
             self._rec.add("in", self.stage, r)
+            if self.stage == "train" and r.has_error():
+                self.train_errors.append(f"node {r.metadata.src_node_id}: {r.error.reason}")
+            if self.stage == "train" and not r.has_error() and "metrics" in r.content:
+                metrics = r.content["metrics"]
+                if "dp-epsilon" in metrics:
+                    self.site_privacy[str(r.metadata.src_node_id)] = {
+                        "epsilon": float(metrics["dp-epsilon"]),
+                        "delta": float(metrics["dp-delta"]),
+                        "noise_multiplier": float(metrics["dp-noise"]),
+                    }
         return replies
 
 
@@ -435,13 +521,10 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
     if resumed is None:
         sigma = settings.stats_sigma(meta)
         grid.stage = "statistics"
-        replies = _query(
-            grid,
-            nodes,
-            "stats1",
-            {"metadata": json.dumps(meta.to_dict()), "sigma": sigma, "seed": seed},
-            settings.round_timeout,
-        )
+        query1: dict[str, Any] = {"metadata": json.dumps(meta.to_dict()), "sigma": sigma, "seed": seed}
+        if settings.dp_mode == "local":
+            query1 |= {"delta": settings.delta, "level-threshold": settings.level_threshold(meta)}
+        replies = _query(grid, nodes, "stats1", query1, settings.round_timeout)
         stage1, refused = _stats_replies(replies, "stats1")
         if len(stage1) < settings.min_sites:
             raise MetadataError(
@@ -450,7 +533,7 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
             )
         nodes = sorted(stage1)
         threshold = settings.threshold(meta, len(nodes))
-        merged = _stats.merge_stage1([stage1[n] for n in nodes], meta, threshold, dp=settings.dp)
+        merged = _stats.merge_stage1([stage1[n] for n in nodes], meta, threshold, dp=settings.dp_on)
         replies = _query(
             grid,
             nodes,
@@ -459,7 +542,7 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
             settings.round_timeout,
         )
         stage2, _ = _stats_replies(replies, "stats2")
-        merged = _stats.merge_stage2(merged, [stage2[n] for n in nodes if n in stage2], threshold, dp=settings.dp)
+        merged = _stats.merge_stage2(merged, [stage2[n] for n in nodes if n in stage2], threshold, dp=settings.dp_on)
         proxy = _stats.proxy_table(merged, meta)
         model = _new_model(settings)
         model.metadata_ = meta
@@ -479,7 +562,7 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
         }
         weights = get_weights(adapter.modules(model))
         done, history, accountant_state = 0, [], None
-        stats_releases = 2 if settings.dp else 0
+        stats_releases = 2 if settings.dp_mode == "central" else 0
         n_rows = float(merged["n"])
         _save_checkpoint(
             settings,
@@ -492,6 +575,7 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
                 "rows": n_rows,
                 "stats_releases": stats_releases,
                 "accountant": None,
+                "site_privacy": {},
                 "bytes": dict(recorder.bytes_by_stage),
                 "merged": merged,
                 "nodes": nodes,
@@ -507,6 +591,7 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
         nodes = [n for n in nodes if n in set(state["nodes"])] or nodes
         done, history = int(state["round"]), list(state["history"])
         accountant_state, stats_releases, n_rows = state["accountant"], int(state["stats_releases"]), state["rows"]
+        grid.site_privacy.update(state.get("site_privacy") or {})
         for k, v in state.get("bytes", {}).items():
             recorder.bytes_by_stage[k] = recorder.bytes_by_stage.get(k, 0) + v
         log.info("resuming from round %d of %d (checkpoint %s)", done, settings.rounds, _checkpoint_dir(settings))
@@ -521,7 +606,7 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
         s.min_train_nodes = s.min_available_nodes = settings.min_sites
     strategy: Any = base
     accountant = None
-    if settings.dp:
+    if settings.dp_mode == "central":
         config = PrivacyConfig(
             target_delta=settings.delta,
             population_size=max(n_sites, 1),
@@ -544,15 +629,25 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
             else _dp_wrap_fedprox(base, settings, n_sites, accountant)
         )
 
-    train_config = ConfigRecord(
-        {
-            "header": header_json,
-            "header-arrays": header_arrays,
-            "local-epochs": int(settings.local_epochs),
-            "seed": seed,
-            "dp": bool(settings.dp),
+    train_cfg: dict[str, Any] = {
+        "header": header_json,
+        "header-arrays": header_arrays,
+        "local-epochs": int(settings.local_epochs),
+        "seed": seed,
+        "dp": settings.dp_on,
+    }
+    if settings.dp_mode == "local":
+        from twinforge.federated._localdp import stats_noise
+
+        train_cfg |= {
+            "dp-mode": "local",
+            "epsilon": float(settings.epsilon),
+            "delta": float(settings.delta),
+            "stats-noise": stats_noise(float(settings.epsilon), settings.delta, settings.stats_share),
+            "rounds": int(settings.rounds),
+            "first-round": int(done),
         }
-    )
+    train_config = ConfigRecord(train_cfg)
     round_start = [time.perf_counter()]
 
     def after_round(server_round: int, arrays: Any) -> Any:
@@ -577,6 +672,7 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
                 "rows": n_rows,
                 "stats_releases": stats_releases,
                 "accountant": accountant.state_dict() if accountant is not None else None,
+                "site_privacy": grid.site_privacy,
                 "bytes": dict(recorder.bytes_by_stage),
                 "merged": merged,
                 "nodes": nodes,
@@ -600,6 +696,9 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
             evaluate_fn=after_round,
         )
         final = {k: v.numpy() for k, v in result.arrays.items()}
+        if not final:
+            reasons = "; ".join(dict.fromkeys(grid.train_errors)) or "no site replied in time"
+            raise DataError(f"no site returned a trained model: {reasons}")
     set_weights(adapter.modules(model), final)
     finish_rng = np.random.default_rng(None if settings.seed is None else [settings.seed, 11])
     adapter.finish(model, model.transformer_.transform(proxy), finish_rng)
@@ -612,7 +711,7 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
         "bytes": dict(recorder.bytes_by_stage),
         "bytes_per_round": round(train_bytes / max(len(history), 1)),
         "history": history,
-        "privacy": _privacy_record(settings, accountant, n_sites),
+        "privacy": _privacy_record(settings, accountant, n_sites, grid.site_privacy, meta),
     }
     model.fit_info_ = {
         "rows": round(n_rows),
@@ -643,12 +742,40 @@ def _dp_wrap_fedprox(base: Any, settings: FederatedSettings, n_sites: int, accou
     )
 
 
-def _privacy_record(settings: FederatedSettings, accountant: Any, n_sites: int) -> dict[str, Any]:
-    if not settings.dp or accountant is None:
+def _privacy_record(
+    settings: FederatedSettings, accountant: Any, n_sites: int, sites: dict[str, dict[str, float]], meta: Metadata
+) -> dict[str, Any]:
+    if settings.dp_mode == "local":
+        from twinforge.federated._localdp import stats_noise
+
+        worst = max(sites.values(), key=lambda v: v["epsilon"], default={"epsilon": 0.0, "delta": 0.0})
+        return {
+            "dp": True,
+            "mode": "local",
+            "epsilon": round(worst["epsilon"], 4),
+            "delta": worst["delta"],
+            "epsilon_budget": float(settings.epsilon),
+            "delta_budget": settings.delta,
+            "sites": {f"node {k}": {n: round(v, 6) for n, v in s.items()} for k, s in sorted(sites.items())},
+            "stats_noise_multiplier": round(
+                stats_noise(float(settings.epsilon), settings.delta, settings.stats_share), 4
+            ),
+            "stats_share": settings.stats_share,
+            "count_threshold": round(settings.threshold(meta, n_sites), 3),
+            "accountant": "RDP (twinforge.privacy), one per site, sample-level w.r.t. that site's rows",
+            "mechanism": (
+                "sample-level DP on each site: Gaussian noise on the statistics (levels named only above a noisy "
+                "threshold) and DP-SGD (Opacus: Poisson sampling, per-sample clipping, Gaussian noise) on every "
+                "local step, calibrated so that all planned rounds spend the budget; the epsilon is the largest "
+                "any site spent"
+            ),
+        }
+    if settings.dp_mode == "none" or accountant is None:
         return {"dp": False, "note": "no differential privacy: only aggregates left the sites, without noise"}
     spent = accountant.get_privacy_spent()
     return {
         "dp": True,
+        "mode": "central",
         "epsilon": round(float(spent.epsilon), 4),
         "delta": settings.delta,
         "releases": int(spent.num_releases),

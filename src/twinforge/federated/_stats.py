@@ -113,8 +113,14 @@ def _jsonable(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
-def site_stage1(df: pd.DataFrame, metadata: Metadata, sigma: float, seed: int | None) -> dict[str, Any]:
-    """Stage-1 aggregates of one site's rows (counts noised with std ``sigma``, 0: exact)."""
+def site_stage1(
+    df: pd.DataFrame, metadata: Metadata, sigma: float, seed: int | None, level_threshold: float = 0.0
+) -> dict[str, Any]:
+    """Stage-1 aggregates of one site's rows (counts noised with std ``sigma``, 0: exact).
+
+    ``level_threshold``: a category level is named only if its noisy count reaches it (local DP: naming a level
+    one row holds is then unlikely, see ``_localdp.level_threshold``).
+    """
     rng = np.random.default_rng(seed)
     out: dict[str, Any] = {"n": float(_noise(np.array([len(df)]), sigma, rng)[0]), "columns": {}}
     for name, spec in metadata.columns.items():
@@ -144,11 +150,14 @@ def site_stage1(df: pd.DataFrame, metadata: Metadata, sigma: float, seed: int | 
             }
         elif spec.kind in _DISCRETE:
             counts = s.value_counts(dropna=True)
+            noisy = _noise(counts.to_numpy(), sigma, rng)
+            keep = noisy >= level_threshold if level_threshold > 0 else np.ones(len(noisy), dtype=bool)
             col |= {
                 "missing": float(_noise(np.array([s.isna().sum()]), sigma, rng)[0]),
-                "levels": [_jsonable(v) for v in counts.index],
-                "counts": _noise(counts.to_numpy(), sigma, rng).tolist(),
-                "none_missing": any(v is None for v in s.to_numpy(dtype=object)),
+                "levels": [_jsonable(v) for v, k in zip(counts.index, keep, strict=True) if k],
+                "counts": noisy[keep].tolist(),
+                # whether missing values are None (not NaN): with local DP not sent (one row could decide it)
+                "none_missing": level_threshold <= 0 and any(v is None for v in s.to_numpy(dtype=object)),
             }
         elif spec.kind in _GENERATED:
             # only the format: a site's generated-column transform without any value (see _generated.py)
@@ -211,7 +220,8 @@ def merge_stage1(
                     f"column {name!r}: no value range is held by enough rows across the sites to agree its bounds"
                     + (
                         f" (with DP, merged counts under {threshold:.0f} are noise: more rows, a larger "
-                        "stats_noise budget (lower stats_noise_multiplier) or fewer columns)"
+                        "statistics budget (--dp central: a lower --stats-noise-multiplier; --dp local: a larger "
+                        "--epsilon or stats_share) or fewer columns)"
                         if dp
                         else ""
                     )
