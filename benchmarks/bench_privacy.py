@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     failed = False
+    tables = {}
     for name in names:
         file, target = DATASETS[name]
         df = pd.read_csv(args.datasets / file)
@@ -123,9 +124,13 @@ def main(argv: list[str] | None = None) -> int:
         rng = np.random.default_rng(args.seed)
         is_holdout = rng.random(len(df)) < 0.2
         train, holdout = df[~is_holdout].reset_index(drop=True), df[is_holdout].reset_index(drop=True)
-        meta = twinforge.Metadata.detect(train)
-        for model in args.models.split(","):
-            for eps_text in args.epsilons.split(","):
+        tables[name] = (train, holdout, twinforge.Metadata.detect(train), target)
+    # epsilon by epsilon (small budgets first), so that a cut run has the whole grid of what it reached
+    order = sorted(args.epsilons.split(","), key=lambda e: float("inf") if e == "none" else float(e))
+    for eps_text in order:
+        for name in names:
+            train, holdout, meta, target = tables[name]
+            for model in args.models.split(","):
                 key = f"{name}/{model}/{eps_text}"
                 if key in doc["runs"] and "error" not in doc["runs"][key]:
                     continue

@@ -77,6 +77,7 @@ class MST(Synthesizer):
     True
     """
 
+    summary = "MST: differentially private noisy marginals + a tree graphical model (Private-PGM); for small data"
     supports_conditions = False
     _dp_domain_share = 0.1
 
