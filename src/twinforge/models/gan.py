@@ -23,6 +23,9 @@ the best at 20): marginals are best early, while dependencies between columns ke
 of epochs (SDMetrics' quality on churn: 0.80 at epoch 20, 0.83 at 100, 0.88 at 300), hence ``min_epochs``; raise
 ``epochs`` and ``min_epochs`` to train longer.
 
+Marginal calibration: after training, per-span logit biases are fitted on generated rows so that the sampled
+categories and numeric modes follow the training frequencies (:meth:`CTGAN._calibrate`).
+
 Conditions (``sample(conditions=...)``): each row's condition vector names one of its fixed categories (an
 equality of a discrete column, or the mode of a given number), else a category of an allowed set (a set
 condition, or a mode a range overlaps). Rows whose generated values disagree with another condition are generated
@@ -36,7 +39,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import stats
+from scipy import special, stats
 from torch import nn
 from torch.nn import functional as F
 
@@ -60,6 +63,8 @@ _GP_WEIGHT = 10.0  # lambda of WGAN-GP
 _ROUNDS = 10  # generation rounds for rows whose values disagree with their conditions
 _BATCH_ROWS = 20_000  # rows per generator call when sampling
 _VALIDATION_ROWS = 2_000
+_CALIBRATION_ROWS = 5_000  # generated rows the marginal calibration is fitted on
+_CALIBRATION_ROUNDS = 20
 
 
 # ------------------------------------------------------------------------------------------ networks
@@ -250,6 +255,7 @@ class CTGAN(Synthesizer):
         self.cond_ = CondVector.from_codes(enc, enc.encode(public, rng)[0] if private else codes[train])
         pac = 1 if private else int(self.pac)
         batch = max(pac, int(self.batch_size) // pac * pac)
+        self.span_bias_ = [np.zeros(size) for size in enc.span_sizes_]
         with seeded(rng, self.device_):
             self.generator_ = Generator(self.noise_dim, self.cond_.dim, self.width, self.depth, enc.dim_)
             critic = Critic(enc.dim_ + self.cond_.dim, self.width, self.depth, pac)
@@ -314,7 +320,8 @@ class CTGAN(Synthesizer):
                 min_epochs=min(int(self.min_epochs), 2 * int(self.epochs) // 3),
                 should_stop=dp.should_stop if dp is not None else None,
             )
-        self.generator_.eval()
+            self.generator_.eval()
+            self.span_bias_ = self._calibrate()
         self.training_ = result.to_dict()
         if dp is not None:
             self.training_["dp_sgd"] = dp.finish()
@@ -363,6 +370,35 @@ class CTGAN(Synthesizer):
             loss_g_sum += float(loss_g.detach())
             done += 1
         return {"loss_d": loss_d_sum / max(done, 1), "loss_g": loss_g_sum / max(done, 1)}
+
+    @torch.no_grad()
+    def _calibrate(self) -> list[np.ndarray]:
+        """Per-span logit biases that make the sampled categories and modes follow the training frequencies.
+
+        A GAN's marginals drift while its dependencies are still being learned (churn, 120 epochs: a balanced
+        binary column generated 72/28). The generator's raw outputs for unconditional sampling do not depend on
+        the biases, so the expected category frequencies ``mean(softmax(logits + b))`` are matched exactly by
+        iterative proportional fitting of ``b`` (raking) on a batch of generated rows.
+        """
+        enc = self.encoding_
+        n = _CALIBRATION_ROWS
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
+        which, cats = self.cond_.sample_original(n, rng)
+        cond = torch.as_tensor(self.cond_.vectors(which, cats), device=self.device_)
+        raw = self._generate(n, cond).cpu().numpy().astype("float64")
+        biases = []
+        for s, (start, size) in enumerate(zip(enc.span_starts_, enc.span_sizes_, strict=True)):
+            seen = enc.seen(s)
+            target = enc.span_counts_[s][seen] / enc.span_counts_[s][seen].sum()
+            logits = raw[:, start : start + size][:, seen]
+            bias = np.zeros(int(seen.sum()))
+            for _ in range(_CALIBRATION_ROUNDS):
+                p = special.softmax(logits + bias, axis=1).mean(0)
+                bias = np.clip(bias + np.log(target) - np.log(np.maximum(p, 1e-12)), -10.0, 10.0)
+            full = np.zeros(size)
+            full[seen] = bias
+            biases.append(full)
+        return biases
 
     def _train_cond(self, batch: int, rng: np.random.Generator):
         which, cats, rows = self.cond_.sample_train(batch, rng)
@@ -451,7 +487,8 @@ class CTGAN(Synthesizer):
                 rows = todo[lo : lo + _BATCH_ROWS]
                 cond = torch.as_tensor(self.cond_.vectors(which[rows], cats[rows]), device=self.device_)
                 raw = self._generate(len(rows), cond, temperature).cpu().numpy().astype("float64")
-                logits = [raw[:, a : a + b] for a, b in zip(enc.span_starts_, enc.span_sizes_, strict=True)]
+                spans = zip(enc.span_starts_, enc.span_sizes_, self.span_bias_, strict=True)
+                logits = [raw[:, a : a + b] + bias for a, b, bias in spans]
                 means = np.tanh(raw[:, enc.scalar_pos_])
                 c, s, agreed = enc.draw(logits, means, None, cons.take(rows), rng, temperature)
                 codes[rows], scalars[rows] = c, s
@@ -467,6 +504,7 @@ class CTGAN(Synthesizer):
             "encoding": self.encoding_.get_state(),
             "cond": self.cond_.get_state(),
             "generator": state_to_arrays(self.generator_),
+            "span_bias": self.span_bias_,
             "training": self.training_,
         }
 
@@ -476,6 +514,8 @@ class CTGAN(Synthesizer):
         self.cond_ = CondVector.from_state(state["cond"])
         generator = Generator(self.noise_dim, self.cond_.dim, self.width, self.depth, self.encoding_.dim_)
         self.generator_ = state_from_arrays(generator, state["generator"]).to(self.device_).eval()
+        biases = state.get("span_bias") or [np.zeros(size) for size in self.encoding_.span_sizes_]
+        self.span_bias_ = [np.asarray(b, dtype="float64") for b in biases]
         self.training_ = state["training"]
 
 
