@@ -217,6 +217,7 @@ class _CTGANAdapter:
                 model.device_
             )
         model.training_ = {}
+        model.span_bias_ = [np.zeros(size) for size in enc.span_sizes_]
 
     def modules(self, model: Any) -> dict[str, nn.Module]:
         if not hasattr(model, "_fed_critic"):
@@ -279,7 +280,12 @@ class _CTGANAdapter:
         return {"loss": total_g / n, "loss_d": total_d / n}
 
     def finish(self, model: Any, proxy: dict[str, np.ndarray], rng: np.random.Generator) -> None:
-        pass
+        from twinforge.models._nn import seeded
+
+        # calibrate the sampled categories and modes to the agreed marginals, as a central fit does
+        model.generator_.eval()
+        with seeded(rng, model.device_):
+            model.span_bias_ = model._calibrate()
 
 
 class _DDPMAdapter:
