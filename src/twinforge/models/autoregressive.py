@@ -10,10 +10,12 @@ A row is factorised column by column, ``p(x) = prod_k p(x_sigma(k) | x_sigma(<k)
 - any other numeric or datetime column: a *coarse* token, either one of its point masses (a value holding at
   least 1% of the rows, such as a frequent 0) or one of ``n_bins`` equal-mass quantile bins of the other values.
   Within a bin the value comes from the column's empirical quantile function on a grid of ``n_bins**2`` levels:
-  a fine quantile bin drawn uniformly among the bin's ``n_bins`` (they hold equal mass by construction), then a
-  uniform draw between the fine bin's edges. Tied values make zero-width fine bins, so ties come back exactly;
-  the marginal is the data's own to ``1/n_bins**2`` in probability. The fine step is not learned: a learned fine
-  token memorised the rows of small tables (validation loss rising from the second epoch, on 2,000 rows);
+  one of the bin's ``n_bins`` fine quantile bins (equal mass by construction), then a uniform draw between its
+  edges. Tied values make zero-width fine bins, so ties come back exactly. The fine bin is drawn from
+  ``(alpha + beta*p)*u + gamma*u^2`` (``p``: the coarse bin's position, ``u``: the fine bin's), three numbers
+  the trunk predicts per row (see ``_fine``): the form of a Gaussian in quantile space, so the value inside its
+  bin follows the other columns instead of being drawn uniformly. A free fine token per column memorised the
+  rows of small tables (validation loss rising from the second epoch, on 2,000 rows); three numbers do not;
 - a missing value: a token of its own.
 
 Training is order-agnostic (Uria et al., "A deep and tractable density estimator", ICML 2014; Hoogeboom et al.,
@@ -41,8 +43,10 @@ compound along the chain of columns (on ames, 74 columns, the first column's lev
 ``b += log(p_real / p_sampled)`` (iterative proportional fitting, as in survey raking) make them match the data.
 The biases are part of the model and apply to every draw.
 
-Sampling draws the columns in a fixed order, the constrained ones (sets, ranges) first; each costs one trunk
-pass and a draw from ``softmax(logits / temperature)`` times the share of each token's mass that the condition
+Sampling draws the columns in a fixed order, the constrained ones (sets, ranges) first. Columns that are
+nearly independent given the ones before them share one trunk pass (``_group_columns``: ARDM's parallel steps,
+chosen by a dynamic programme over the model's own conditional mutual information); on ames, 74 columns take
+35 passes. Each column costs a draw from ``softmax(logits / temperature)`` times the share of each token's mass that the condition
 allows (0 or 1 for a level or a value, the in-range share of a bin), renormalised: conditions hold exactly,
 without rejection sampling. With several constrained columns, each is drawn given the known columns and the
 constrained ones drawn before it (the usual sequential approximation of the joint conditional). Sampling runs
@@ -877,7 +881,7 @@ def _draw(
     # never lands on a token of probability 0, round-off included
     u = torch.minimum(torch.rand(len(cum), 1, generator=gen).to(cum.device) * total, torch.nextafter(total, 0 * total))
     tok = torch.searchsorted(cum, u, right=True)[:, 0]
-    return tok.cpu().numpy().astype("int64")
+    return tok.cpu().numpy()  # int64 already
 
 
 def _refine(first: np.ndarray, inverse: np.ndarray, tokens: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
