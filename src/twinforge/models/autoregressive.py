@@ -524,7 +524,8 @@ class Autoregressive(Synthesizer):
         nats per row, the columns' conditional mutual information. The any-order network gives every term, so
         the costs are measured on ``_GROUPING_ROWS`` rows sampled from the model itself (no data is looked at
         again, which keeps DP intact) and a dynamic programme picks the groups that minimise the cost plus
-        ``_PASS_COST`` nats per pass. On ames (74 columns) ... passes.
+        ``_PASS_COST`` nats per pass. On ames (74 columns): 35 passes for 0.1 nats per row (of 69); 0.05 nats
+        per pass gave 17 passes for 0.56 nats, and lowered its quality score from 0.925 to 0.916.
         """
         d = len(self.columns_)
         order = list(self.order_)
