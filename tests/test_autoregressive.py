@@ -338,3 +338,18 @@ def test_the_value_within_a_bin_follows_the_other_columns():
     real = within_bin_corr(data)
     assert real > 0.15
     assert within_bin_corr(fitted.sample(6000, seed=0)) > 0.5 * real
+
+
+def test_a_model_saved_before_grouped_passes_and_within_bin_logits_still_loads(model, mixed):
+    """Older model files have no 'groups' and no within-bin weights: one column per pass, uniform within bins."""
+    import copy
+
+    state = model._get_state()
+    state = {k: v for k, v in state.items() if k != "groups"}
+    state["weights"] = {k: v for k, v in state["weights"].items() if not k.startswith("tilt.")}
+    old = copy.copy(model)
+    old._set_state(state)
+    assert old.groups_ == [[i] for i in old.order_]
+    assert not old.net_.tilt.weight.any()
+    out = old.sample(300, seed=0)
+    assert out.shape == (300, mixed.shape[1]) and out["income"].notna().any()
