@@ -162,7 +162,7 @@ def _all_counts(stats) -> list[float]:
     return out
 
 
-@pytest.mark.parametrize("model", ["tvae", "ddpm"])
+@pytest.mark.parametrize("model", ["auto", "tvae", "ctgan", "ddpm"])
 def test_local_dp_spends_within_budget_and_is_reproducible(tmp_path, model):
     parts = sites(2, 1200)
     kw = dict(model=model, params=QUICK[model], rounds=2, dp="local", epsilon=8.0, delta=1e-4)
@@ -204,7 +204,7 @@ def test_local_dp_bad_budget(tmp_path):
         ["--dp", "local", "--epsilon", "0"],
         ["--dp", "local", "--epsilon", "1", "--stats-share", "1.5"],
         ["--dp", "local"],
-        ["--dp", "local", "-m", "ctgan", "--epsilon", "1"],
+        ["--dp", "local", "--strategy", "fedprox", "--epsilon", "1"],
     ):
         result = CliRunner().invoke(app, [*args, *bad])
         assert result.exit_code == 2, result.output

@@ -548,7 +548,9 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
         model.metadata_ = meta
         model.transformer_ = _stats.build_transformer(merged, meta, proxy)
         rng = np.random.default_rng(None if settings.seed is None else [settings.seed, 7])
-        adapter.init(model, model.transformer_.transform(proxy), int(merged["n"]), rng)
+        adapter.init(
+            model, model.transformer_.transform(proxy), int(merged["n"]), rng, private=settings.dp_mode == "local"
+        )
         model.fit_info_ = {}
         state = model._get_state()
         for key in adapter.state_keys.values():
