@@ -348,3 +348,15 @@ def test_cli_simulate_two_files_and_partition_by(tmp_path):
         assert result.exit_code == 2 and words in result.output, result.output
         assert "Traceback" not in result.output
     assert not (tmp_path / "bad").exists()
+
+
+def test_learning_rate_falls_over_the_rounds_and_resumes_where_it_was(tmp_path):
+    cfg = {"rounds": 5, "lr-decay": 0.1, "first-round": 0}
+    scales = [_apps._lr_scale(cfg, r) for r in range(1, 6)]
+    assert scales[0] == pytest.approx(1.0) and scales[-1] == pytest.approx(0.1)
+    assert all(a > b for a, b in itertools.pairwise(scales))
+    # a server resumed after round 2 sends first-round 2: its round 1 is the third
+    assert _apps._lr_scale({**cfg, "first-round": 2}, 1) == pytest.approx(scales[2])
+    assert _apps._lr_scale({"rounds": 5, "lr-decay": 1.0}, 3) == 1.0
+    with pytest.raises(ParameterError, match="lr_decay"):
+        simulate(sites(), tmp_path / "m", model="tvae", params=QUICK["tvae"], lr_decay=0.0)

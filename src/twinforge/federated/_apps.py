@@ -80,6 +80,10 @@ class FederatedSettings:
         ``dp="local"`` only: each site's budget.
     stats_share : float
         ``dp="local"``: the share of epsilon the agreed statistics take (the rest trains the network).
+    lr_decay : float
+        The sites' learning rate in the last round, as a share of the model's: it falls along a cosine over the
+        rounds (1: constant). A central fit lowers its step size when its validation loss stalls; without it the
+        global model keeps the noise of the last local steps.
     """
 
     model: str = "auto"
@@ -96,6 +100,7 @@ class FederatedSettings:
     dp: bool | str = False
     epsilon: float | None = None
     stats_share: float = 0.25
+    lr_decay: float = 0.1
     noise_multiplier: float = 1.0
     clipping_norm: float = 1.0
     stats_noise_multiplier: float = 2.0
@@ -152,6 +157,8 @@ class FederatedSettings:
                 raise ParameterError(f"{name} must be a positive number, got {v!r}")
         if not 0 < self.delta < 1:
             raise ParameterError(f"delta must be in (0, 1), got {self.delta!r}")
+        if isinstance(self.lr_decay, bool) or not isinstance(self.lr_decay, (int, float)) or not 0 < self.lr_decay <= 1:
+            raise ParameterError(f"lr_decay must be in (0, 1], got {self.lr_decay!r}")
         if not self.out:
             raise ParameterError("out (the model directory to write) is required")
         if self.metadata is None:
@@ -332,6 +339,7 @@ def make_client_app() -> Any:
         seed = int(cfg["seed"]) if int(cfg["seed"]) >= 0 else None
         rng = np.random.default_rng(_site_seed(seed, site, 100 + server_round))
         mu = float(cfg.get("proximal-mu", 0.0))
+        model.learning_rate = float(model.learning_rate) * _lr_scale(cfg, server_round)
         local_dp = LocalDP.from_config(cfg, server_round)
         with proximal(modules, mu):
             if local_dp is None:
@@ -353,6 +361,13 @@ def make_client_app() -> Any:
         return Message(reply, reply_to=msg)
 
     return app
+
+
+def _lr_scale(cfg: Any, server_round: int) -> float:
+    """The round's share of the model's learning rate: a cosine from 1 (first round) to ``lr-decay`` (last)."""
+    final, rounds = float(cfg.get("lr-decay", 1.0)), int(cfg.get("rounds", 1))
+    done = (int(cfg.get("first-round", 0)) + int(server_round) - 1) / max(rounds - 1, 1)
+    return final + (1 - final) * 0.5 * (1 + float(np.cos(np.pi * min(max(done, 0.0), 1.0))))
 
 
 def _array(v: np.ndarray) -> Any:
@@ -637,6 +652,9 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
         "local-epochs": int(settings.local_epochs),
         "seed": seed,
         "dp": settings.dp_on,
+        "rounds": int(settings.rounds),
+        "first-round": int(done),
+        "lr-decay": float(settings.lr_decay),
     }
     if settings.dp_mode == "local":
         from twinforge.federated._localdp import stats_noise
@@ -646,8 +664,6 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
             "epsilon": float(settings.epsilon),
             "delta": float(settings.delta),
             "stats-noise": stats_noise(float(settings.epsilon), settings.delta, settings.stats_share),
-            "rounds": int(settings.rounds),
-            "first-round": int(done),
         }
     train_config = ConfigRecord(train_cfg)
     round_start = [time.perf_counter()]
