@@ -358,5 +358,9 @@ def test_learning_rate_falls_over_the_rounds_and_resumes_where_it_was(tmp_path):
     # a server resumed after round 2 sends first-round 2: its round 1 is the third
     assert _apps._lr_scale({**cfg, "first-round": 2}, 1) == pytest.approx(scales[2])
     assert _apps._lr_scale({"rounds": 5, "lr-decay": 1.0}, 3) == 1.0
+    # by default it falls without DP only: DP's noisy updates need every step they can take
+    assert _apps.FederatedSettings().lr_final == 0.1
+    assert _apps.FederatedSettings(dp="local", epsilon=3.0).lr_final == 1.0
+    assert _apps.FederatedSettings(dp="central", lr_decay=0.5).lr_final == 0.5
     with pytest.raises(ParameterError, match="lr_decay"):
         simulate(sites(), tmp_path / "m", model="tvae", params=QUICK["tvae"], lr_decay=0.0)
