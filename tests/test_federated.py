@@ -162,7 +162,7 @@ def _all_counts(stats) -> list[float]:
     return out
 
 
-@pytest.mark.parametrize("model", ["tvae", "ddpm"])
+@pytest.mark.parametrize("model", ["auto", "tvae", "ctgan", "ddpm"])
 def test_local_dp_spends_within_budget_and_is_reproducible(tmp_path, model):
     parts = sites(2, 1200)
     kw = dict(model=model, params=QUICK[model], rounds=2, dp="local", epsilon=8.0, delta=1e-4)
@@ -204,7 +204,7 @@ def test_local_dp_bad_budget(tmp_path):
         ["--dp", "local", "--epsilon", "0"],
         ["--dp", "local", "--epsilon", "1", "--stats-share", "1.5"],
         ["--dp", "local"],
-        ["--dp", "local", "-m", "ctgan", "--epsilon", "1"],
+        ["--dp", "local", "--strategy", "fedprox", "--epsilon", "1"],
     ):
         result = CliRunner().invoke(app, [*args, *bad])
         assert result.exit_code == 2, result.output
@@ -348,3 +348,19 @@ def test_cli_simulate_two_files_and_partition_by(tmp_path):
         assert result.exit_code == 2 and words in result.output, result.output
         assert "Traceback" not in result.output
     assert not (tmp_path / "bad").exists()
+
+
+def test_learning_rate_falls_over_the_rounds_and_resumes_where_it_was(tmp_path):
+    cfg = {"rounds": 5, "lr-decay": 0.1, "first-round": 0}
+    scales = [_apps._lr_scale(cfg, r) for r in range(1, 6)]
+    assert scales[0] == pytest.approx(1.0) and scales[-1] == pytest.approx(0.1)
+    assert all(a > b for a, b in itertools.pairwise(scales))
+    # a server resumed after round 2 sends first-round 2: its round 1 is the third
+    assert _apps._lr_scale({**cfg, "first-round": 2}, 1) == pytest.approx(scales[2])
+    assert _apps._lr_scale({"rounds": 5, "lr-decay": 1.0}, 3) == 1.0
+    # by default it falls without DP only: DP's noisy updates need every step they can take
+    assert _apps.FederatedSettings().lr_final == 0.1
+    assert _apps.FederatedSettings(dp="local", epsilon=3.0).lr_final == 1.0
+    assert _apps.FederatedSettings(dp="central", lr_decay=0.5).lr_final == 0.5
+    with pytest.raises(ParameterError, match="lr_decay"):
+        simulate(sites(), tmp_path / "m", model="tvae", params=QUICK["tvae"], lr_decay=0.0)

@@ -872,9 +872,30 @@ MetaOpt = Annotated[
 ]
 
 
-def _fed_settings(**kwargs: Any) -> dict[str, Any]:
-    """Keyword arguments of FederatedSettings, dropping options left at None."""
-    return {k: v for k, v in kwargs.items() if v is not None}
+# the options `federated simulate` and `federated server` share, named as FederatedSettings' fields
+_FED_OPTIONS = (
+    "model",
+    "rounds",
+    "local_epochs",
+    "strategy",
+    "proximal_mu",
+    "dp",
+    "epsilon",
+    "stats_share",
+    "noise_multiplier",
+    "clipping_norm",
+    "stats_noise_multiplier",
+    "delta",
+    "min_sites",
+    "round_timeout",
+    "seed",
+    "overwrite",
+)
+
+
+def _fed_settings(options: dict[str, Any]) -> dict[str, Any]:
+    """FederatedSettings keyword arguments from a command's options (its ``locals()``); None means default."""
+    return {k: options[k] for k in _FED_OPTIONS if options.get(k) is not None}
 
 
 def _sites(data: list[str], partition_by: str | None) -> tuple[list[Any], list[str]]:
@@ -988,6 +1009,7 @@ def federated_simulate(
 
     Example: twinforge federated simulate --data north.csv south.csv --rounds 20 --out model/
     """
+    options = dict(locals())
     data = [*(data or []), *ctx.args]
     extra = [a for a in data if a.startswith("-")]
     if extra:
@@ -1002,24 +1024,7 @@ def federated_simulate(
             out,
             metadata=metadata,
             site_names=names,
-            **_fed_settings(
-                model=model,
-                rounds=rounds,
-                local_epochs=local_epochs,
-                strategy=strategy,
-                proximal_mu=proximal_mu,
-                dp=dp,
-                epsilon=epsilon,
-                stats_share=stats_share,
-                noise_multiplier=noise_multiplier,
-                clipping_norm=clipping_norm,
-                stats_noise_multiplier=stats_noise_multiplier,
-                delta=delta,
-                min_sites=min_sites,
-                round_timeout=round_timeout,
-                seed=seed,
-                overwrite=overwrite,
-            ),
+            **_fed_settings(options),
         )
     _print_federated(out)
 
@@ -1060,6 +1065,7 @@ def federated_server(
 
     Example: twinforge federated server --metadata schema.json --out model/ --rounds 20 --min-sites 3
     """
+    options = dict(locals())
     import json
 
     from twinforge.federated import FederatedSettings
@@ -1070,23 +1076,8 @@ def federated_server(
     settings = FederatedSettings(
         out=str(out),
         metadata=json.loads(json.dumps(meta.to_dict())),
-        model=model,
-        rounds=rounds,
-        local_epochs=local_epochs,
-        strategy=strategy,
-        proximal_mu=proximal_mu,
-        dp=dp,
-        epsilon=epsilon,
-        stats_share=stats_share,
-        noise_multiplier=noise_multiplier,
-        clipping_norm=clipping_norm,
-        stats_noise_multiplier=stats_noise_multiplier,
-        delta=delta,
-        min_sites=min_sites,
         wait_sites_seconds=wait_sites,
-        round_timeout=round_timeout,
-        seed=seed,
-        overwrite=overwrite,
+        **_fed_settings(options),
     )
     err_console.print(f"SuperLink on {host}:{port}; waiting for {min_sites} site(s)")
     serve(settings, host=host, port=port)
