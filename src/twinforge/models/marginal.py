@@ -120,8 +120,9 @@ class MST(Synthesizer):
         rho = self._rho() if private else 0.0
         d = len(names)
         ledger = self._privacy["ledger"] if private else None
-        # 1. one-column marginals, then compression
-        sigma1 = math.sqrt(d / (2 * rho / 3)) if private else 0.0
+        # 1. one-column marginals, then compression (a single column has no pairs: it gets the whole budget)
+        rho1 = rho if d == 1 else rho / 3
+        sigma1 = math.sqrt(d / (2 * rho1)) if private else 0.0
         one_way = {}
         for col, name in zip(self.columns_, names, strict=True):
             counts = np.bincount(fine[name], minlength=col["size"]).astype("float64")
@@ -139,7 +140,7 @@ class MST(Synthesizer):
             merged = np.bincount(col["map"], weights=noisy, minlength=col["compressed"])
             one_way[name] = merged
         if private:
-            ledger.add(np.asarray(ORDERS) * (rho / 3), "MST one-column marginals (Gaussian)", noise_std=sigma1)
+            ledger.add(np.asarray(ORDERS) * rho1, "MST one-column marginals (Gaussian)", noise_std=sigma1)
         codes = {name: col["map"][fine[name]] for col, name in zip(self.columns_, names, strict=True)}
         sizes = {name: col["compressed"] for col, name in zip(self.columns_, names, strict=True)}
         # 2. the tree: exponential mechanism over pairs, Kruskal style
