@@ -14,8 +14,8 @@ all vectors together get Gaussian noise of one standard deviation ``sigma``):
   fixed logarithmic grid (a decade per bin, from 1e-4 to 1e16 in magnitude, both signs): the
   outermost bins whose noisy count clears a threshold set so that empty bins pass with probability 1%
   together; when none does, the bin with the largest noisy count (``bounds_from: "dp-largest-bin"`` in the
-  details: declare the bounds for a better range). Then a noisy histogram of 64 equal bins between the bounds, plus "missing" (declared bounds are
-  much tighter than a decade: declare them where they are public);
+  details: declare the bounds for a better range). Then a noisy histogram of 64 equal bins between the bounds,
+  plus "missing" (declared bounds are much tighter than a decade: declare them where they are public);
 - categorical columns: the levels from the metadata (``categories``), else the stability-based histogram
   (Korolova et al. 2009; Bun, Nissim and Stemmer 2016): a noisy count per level present in the data, kept when
   above ``1 + sigma * Phi^-1(1 - delta_s / k)``, so that a level held by one row is released with probability at
