@@ -137,6 +137,27 @@ def test_dp_fit_never_emits_a_rare_category():
     assert model.fit_info_["privacy"]["domain"]["city"]["levels_from"] == "dp"
 
 
+def test_a_dp_fit_reads_nothing_off_the_rows_outside_the_accountant():
+    """Ranges, ids, free text and PII: what a DP model knows of the data comes from the noisy histograms only.
+
+    One outlier (income 1e9) does not widen the range; ids start at 1, unique, not at the real smallest id nor
+    repeating like the real ones; no generated value is missing because real ones were; the PII hashes are gone.
+    """
+    data = make_mixed(2000)
+    data.loc[5, "income"] = 1e9
+    data["customer_id"] = np.repeat(np.arange(7000, 8000), 2)
+    data["email"] = data["email"].where(np.arange(len(data)) % 4 > 0)  # a quarter missing
+    model = twinforge.create("mst", seed=0, epsilon=1.0, iters=100).fit(data)
+    income = model.transformer_.transforms_["income"]
+    assert income.max_ < 1e8  # the encoder's range is the public table's, not the rows'
+    assert model.fit_info_["privacy"]["domain"]["income"]["bounds"][1] < 1e8
+    out = model.sample(2000, seed=0)
+    assert out["income"].max() < 1e8
+    assert out["customer_id"].min() == 1 and out["customer_id"].is_unique
+    assert out["email"].notna().all()
+    assert model.transformer_.transforms_["email"].seen_ == []
+
+
 def test_training_stops_before_the_budget_is_exceeded():
     """When even the largest useful noise cannot pay for every planned step, training stops early, in budget."""
     data = make_mixed(300)
