@@ -208,7 +208,7 @@ def test_cli_fit_with_epsilon_and_info_shows_the_budget(tmp_path, monkeypatch):
     spent = twinforge.load("m").fit_info_["privacy"]["epsilon_spent"]
     result = CliRunner().invoke(app, ["info", "m"])
     assert result.exit_code == 0, result.output
-    assert f"epsilon {spent:.4g} spent of 3" in result.output
+    assert f"epsilon {spent:.4g} spent of 3, delta 1e-05" in " ".join(result.output.split())
 
 
 @pytest.mark.parametrize(
@@ -241,8 +241,12 @@ def test_the_report_shows_the_guarantee(tmp_path):
     )
     dp = report.privacy["differential_privacy"]
     assert dp["epsilon"] == model.fit_info_["privacy"]["epsilon_spent"] and dp["epsilon_budget"] == 2.0
+    assert dp["delta"] == model.fit_info_["privacy"]["delta_spent"]
+    assert json.loads(report.to_json())["privacy"]["differential_privacy"]["epsilon"] == dp["epsilon"]
     report.to_html(tmp_path / "r.html")
-    assert "differential privacy of the generator" in (tmp_path / "r.html").read_text()
+    html = (tmp_path / "r.html").read_text()
+    assert "differential privacy of the generator" in html
+    assert f"&epsilon; = {dp['epsilon']:.3f}" in html and f"&delta; = {dp['delta']}" in html
     plain = twinforge.evaluate(
         data, synthetic, parts=["privacy"], privacy_budget={"epsilon": None}, progress=False, seed=0
     )
@@ -295,6 +299,11 @@ def test_mst_bad_budgets_and_cli(tmp_path, monkeypatch):
         twinforge.create("mst", epsilon=-1).fit(make_mixed(200))
     with pytest.raises(ParameterError, match="1/n"):
         twinforge.create("mst", epsilon=1, delta=0.1).fit(make_mixed(200))
+    with pytest.raises(ParameterError, match=r"too small.*Use epsilon >= ") as err:
+        twinforge.create("mst", epsilon=1e-4).fit(make_mixed(200))
+    needed = float(str(err.value).split("Use epsilon >= ")[1].split(" ")[0].rstrip(","))
+    fitted = twinforge.create("mst", epsilon=needed, iters=20).fit(make_mixed(200))  # the advice works
+    assert fitted.fit_info_["privacy"]["epsilon_spent"] <= needed
     monkeypatch.chdir(tmp_path)
     make_mixed(300).to_csv("data.csv", index=False)
     args = ["fit", "data.csv", "--model", "mst", "--out", "m", "--seed", "0", "--epsilon", "0.5"]
