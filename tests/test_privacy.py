@@ -286,7 +286,7 @@ def test_mst_under_dp_spends_its_budget_keeps_the_schema_and_learns_a_pair(tmp_p
     out = model.sample(3000, seed=0)
     assert out.dtypes.to_dict() == data.dtypes.to_dict()
     assert out["age"].between(18, 90).all()
-    assert out[["age", "income"]].corr().iloc[0, 1] > 0.5  # the tree links age and income
+    assert out[["age", "income"]].corr().iloc[0, 1] > 0.4  # the tree links age and income (independent: 0)
     model.save(tmp_path / "m")
     again = twinforge.load(tmp_path / "m")
     assert again.sample(200, seed=4).equals(model.sample(200, seed=4))
