@@ -151,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         is_holdout = rng.random(len(df)) < 0.2
         train, holdout = df[~is_holdout].reset_index(drop=True), df[is_holdout].reset_index(drop=True)
         tables[name] = (train, holdout, twinforge.Metadata.detect(train), target)
+        before = doc["setups"].get(name, {})
+        commands = before.get("commands") or ([before["command"]] if "command" in before else [])
         doc["setups"][name] = {
             "rows": len(df),
             "train_rows": len(train),
@@ -159,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             "epochs": args.epochs,
             "seed": args.seed,
             "holdout_share": 0.2,
-            "command": command,
+            "commands": [*commands, command],  # every call that measured some of this dataset's runs
             "twinforge": twinforge.__version__,
             "started": datetime.now(UTC).isoformat(timespec="seconds"),
         }
