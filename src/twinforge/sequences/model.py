@@ -1112,7 +1112,7 @@ def _synth_from_document(doc: dict[str, Any]) -> Synthesizer:
     m.metadata_ = Metadata.from_dict(doc["metadata"])
     m.transformer_ = TableTransformer.from_state(doc["transformer"])
     m.fit_info_ = doc["fit_info"]
-    m._set_state(doc["state"])
+    m._restore_state(doc["state"])
     return m
 
 
