@@ -14,8 +14,9 @@ steps ``x_1..x_T``, each step a time gap ``g_t`` and the channels. ``p(s) p(z) p
   ones; each block's parameters are the GRU head's output plus a masked linear map of the blocks drawn before it
   in that step (a Gaussian chain-rule over channels, MADE-style masking), so same-step cross-channel correlation
   is learned. A numeric channel is a mixture of ``K`` Gaussians on its standardised value plus, if it has missing
-  values, a Bernoulli "missing"; a categorical one (and the gap, when it takes few values) a softmax; an irregular
-  gap a Gaussian mixture on ``log gap``.
+  values, a Bernoulli "missing"; a categorical one (and an integer one with at most 12 distinct values, such as a
+  0/1 failure flag, and the gap when it takes few values) a softmax; an irregular gap a Gaussian mixture on
+  ``log gap``.
 
 Training: Adam on the negative log-likelihood per step (plus the ``z`` prior), windows of at most ``window`` steps
 per entity, early stopping on the last ``validation_share`` of every entity's steps (a forecasting split), a
@@ -73,6 +74,9 @@ __all__ = ["SequenceModel", "Twin"]
 
 _LENGTH, _START = "__length__", "__start__"
 _MAX_GAP_LEVELS = 32  # a gap with at most this many distinct values is a category (exact), else log-normal mixture
+# an integer channel with at most this many distinct values (a flag, a count, a code) is a category: a softmax keeps
+# a rare level (a failure in 0.1% of steps) that a Gaussian mixture on the standardised value smears away
+_MAX_INTEGER_LEVELS = 12
 _LOGSTD = (-6.0, 3.0)
 _MIN_STEPS_PER_EPOCH = 16
 _MIN_VALIDATION_LENGTH = 8  # entities shorter than this keep all their steps for training
@@ -119,6 +123,9 @@ class _Encoding:
         gap["min"] = float(gaps.min()) if len(gaps) else 1.0
         gap["max"] = float(gaps.max()) if len(gaps) else 1.0
         kinds = {c: data.metadata.columns[c].kind for c in data.channels}
+        for c in data.channels:
+            if kinds[c] == "integer" and ev[c].nunique(dropna=True) <= _MAX_INTEGER_LEVELS:
+                kinds[c] = "categorical"
         order = [c for c in data.channels if kinds[c] in ("categorical", "boolean")]
         order += [c for c in data.channels if kinds[c] not in ("categorical", "boolean")]
         for c in order:
