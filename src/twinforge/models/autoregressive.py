@@ -50,7 +50,7 @@ column costs a draw from ``softmax(logits / temperature)`` times the share of ea
 allows (0 or 1 for a level or a value, the in-range share of a bin), renormalised: conditions hold exactly, without
 rejection sampling. With several constrained columns, each is drawn given the known columns and the constrained ones
 drawn before it (the usual sequential approximation of the joint conditional). Sampling runs the trunk in bfloat16
-where the CPU has it natively; fitting and sampling use one CPU thread (see _cpu_threads). """
+where the CPU has it natively; fitting and sampling use one CPU thread (see _cpu_threads)."""
 
 from __future__ import annotations
 
