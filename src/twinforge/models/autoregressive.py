@@ -43,14 +43,16 @@ compound along the chain of columns (on ames, 74 columns, the first column's lev
 ``b += log(p_real / p_sampled)`` (iterative proportional fitting, as in survey raking) make them match the data.
 The biases are part of the model and apply to every draw.
 
-Sampling draws the columns in a fixed order, the constrained ones (sets, ranges) first. Columns that are nearly
-independent given the ones before them share one trunk pass (``_group_columns``: ARDM's parallel steps, chosen by a
-dynamic programme over the model's own conditional mutual information); on ames, 74 columns take 35 passes. Each
-column costs a draw from ``softmax(logits / temperature)`` times the share of each token's mass that the condition
-allows (0 or 1 for a level or a value, the in-range share of a bin), renormalised: conditions hold exactly, without
-rejection sampling. With several constrained columns, each is drawn given the known columns and the constrained ones
-drawn before it (the usual sequential approximation of the joint conditional). Sampling runs the trunk in bfloat16
-where the CPU has it natively; fitting and sampling use one CPU thread (see _cpu_threads)."""
+Sampling draws the columns in a fixed order, the constrained ones (sets, ranges) first. Columns that are
+nearly independent given the ones before them share one trunk pass (``_group_columns``: ARDM's parallel steps,
+chosen by a dynamic programme over the model's own conditional mutual information); on ames, 74 columns take
+35 passes. Each column costs a draw from ``softmax(logits / temperature)`` times the share of each token's
+mass that the condition allows (0 or 1 for a level or a value, the in-range share of a bin), renormalised:
+conditions hold exactly, without rejection sampling. With several constrained columns, each is drawn given the
+known columns and the constrained ones drawn before it (the usual sequential approximation of the joint
+conditional). Sampling runs the trunk in bfloat16 where the CPU has it natively; fitting and sampling use one
+CPU thread (see _cpu_threads).
+"""
 
 from __future__ import annotations
 
