@@ -189,9 +189,10 @@ class TabDDPM(Synthesizer):
     ----------
     seed : int, optional
         Seed for fitting and sampling; same seed and data give the same model and samples (on the CPU).
-    epochs : int, default 100
+    epochs : int, default 85
         Passes over the training rows; the learning rate decays (cosine) to a tenth over them, and early stopping
-        may end training sooner.
+        may end training sooner (100 epochs took 0.35x of SDV TVAE's fit time on churn and covid, above the
+        one-third target).
     batch_size : int, default 512
         Rows per step.
     width, depth : int, default 192, 3
@@ -237,7 +238,7 @@ class TabDDPM(Synthesizer):
         self,
         *,
         seed: int | None = None,
-        epochs: int = 100,
+        epochs: int = 85,
         batch_size: int = 512,
         width: int = 192,
         depth: int = 3,
