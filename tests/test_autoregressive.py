@@ -296,3 +296,60 @@ def test_draw_follows_the_probabilities_and_never_picks_an_excluded_token():
     assert abs((tok[:20_000] == 0).mean() - 0.7) < 0.02 and abs((tok[20_000:] == 2).mean() - 0.8) < 0.02
     tok = _draw(logits, np.array([1.0, 0.0, 1.0]), 1.0, gen, inverse)  # token 1 excluded by a condition
     assert not (tok == 1).any() and (tok[:20_000] == 0).all()
+
+
+def test_independent_columns_share_trunk_passes_and_dependent_ones_do_not(monkeypatch):
+    """Sampling cost: one trunk pass per group of columns (not per column); a copied column gets its own pass."""
+    from twinforge.models import autoregressive as ar
+
+    rng = np.random.default_rng(6)
+    n = 1500
+    data = pd.DataFrame({f"c{i}": rng.choice(list("abc"), n) for i in range(8)})
+    data["copy"] = data["c0"]  # fully determined by c0: drawing it beside c0 would break the pair
+    fitted = twinforge.create("auto", seed=0, **FAST).fit(data)
+    groups = fitted.groups_
+    assert sorted(i for g in groups for i in g) == list(range(9))
+    assert len(groups) <= 5  # eight independent columns need few passes
+    assert not any({0, 8} <= set(g) for g in groups)
+    passes = []
+    real = ar._hidden_inplace
+    monkeypatch.setattr(ar, "_hidden_inplace", lambda net, x, *a: passes.append(len(x)) or real(net, x, *a))
+    out = fitted.sample(5000, seed=0)
+    assert len(passes) == len(groups)  # one batch of rows, one pass per group
+    assert (out["copy"] == out["c0"]).mean() > 0.95
+
+
+def test_the_value_within_a_bin_follows_the_other_columns():
+    """Within a quantile bin, y's place moves with g (learned within-bin logits), not uniformly and blind to g."""
+    from twinforge.models.autoregressive import _encode
+
+    rng = np.random.default_rng(7)
+    g = rng.choice(["a", "b"], 3000)
+    data = pd.DataFrame({"g": g, "y": np.round(rng.normal(0, 1, 3000) + 1.5 * (g == "b"), 4)})
+    fitted = twinforge.create("auto", seed=0, n_bins=4, **FAST).fit(data)  # 4 wide bins: the place matters
+    col = next(c for c in fitted.columns_ if c["column"] == "y")
+
+    def within_bin_corr(frame):
+        tokens, fine = _encode(col, frame["y"].to_numpy(), within=True)  # fine: y's fine quantile bin in its bin
+        b = (frame["g"] == "b").to_numpy(float)
+        offset = b - pd.Series(b).groupby(tokens).transform("mean").to_numpy()
+        return np.corrcoef(fine[fine >= 0], offset[fine >= 0])[0, 1]
+
+    real = within_bin_corr(data)
+    assert real > 0.15
+    assert within_bin_corr(fitted.sample(6000, seed=0)) > 0.5 * real
+
+
+def test_a_model_saved_before_grouped_passes_and_within_bin_logits_still_loads(model, mixed):
+    """Older model files have no 'groups' and no within-bin weights: one column per pass, uniform within bins."""
+    import copy
+
+    state = model._get_state()
+    state = {k: v for k, v in state.items() if k != "groups"}
+    state["weights"] = {k: v for k, v in state["weights"].items() if not k.startswith("tilt.")}
+    old = copy.copy(model)
+    old._set_state(state)
+    assert old.groups_ == [[i] for i in old.order_]
+    assert not old.net_.tilt.weight.any()
+    out = old.sample(300, seed=0)
+    assert out.shape == (300, mixed.shape[1]) and out["income"].notna().any()

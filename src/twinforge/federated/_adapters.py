@@ -128,9 +128,13 @@ class _AutoAdapter:
         from twinforge.models import autoregressive as ar
         from twinforge.models._nn import resolve_device, seeded
 
-        tokens = np.column_stack([ar._encode(col, arrays[col["column"]], rng) for col in model.columns_])
+        encoded = [ar._encode(col, arrays[col["column"]], rng, within=True) for col in model.columns_]
+        tokens = np.column_stack([t for t, _ in encoded])
         if (tokens < 0).any():  # a missing value in a column the agreed statistics saw none in
             tokens = np.where(tokens < 0, 0, tokens)
+        # each numeric column's within-bin place (-1: none), as the model's own fit trains its within-bin shape
+        places = [p for col, (_, p) in zip(model.columns_, encoded, strict=True) if col["type"] != "discrete"]
+        tokens = np.column_stack([tokens, *places])
         device = resolve_device(model.device)
         if dp is not None:
             return self._train_private(model, torch.as_tensor(tokens), epochs, rng, dp, device)

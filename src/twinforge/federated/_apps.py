@@ -282,7 +282,7 @@ def _model_from_header(doc: dict[str, Any], weights: dict[str, np.ndarray]) -> A
     model.metadata_ = Metadata.from_dict(doc["metadata"])
     model.transformer_ = TableTransformer.from_state(doc["transformer"])
     model.fit_info_ = doc.get("fit_info", {})
-    model._set_state(doc["state"])
+    model._restore_state(doc["state"])
     return model
 
 

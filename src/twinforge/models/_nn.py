@@ -6,13 +6,17 @@ copied into each of them. Training stays a plain ``torch.nn.Module`` + ``torch.o
 the module, optimiser and data loader, and the weights are plain state dicts (for federated averaging).
 
 Seeding never touches global state: :func:`seeded` forks torch's RNG, seeds the fork and restores the
-caller's state on exit (scikit-learn's rule of no global reseeding, kept for torch).
+caller's state on exit (scikit-learn's rule of no global reseeding, kept for torch). torch has one RNG per
+process, shared by all threads, so :func:`seeded` blocks also hold one process-wide lock: a fit running in another
+thread (a federated site that outlived its round, a service worker) cannot draw from, reseed or restore the RNG in
+the middle of this one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +33,7 @@ __all__ = [
     "TrainResult",
     "check_training_params",
     "resolve_device",
+    "rng_isolated",
     "seeded",
     "state_from_arrays",
     "state_to_arrays",
@@ -49,18 +54,34 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
+_TORCH_RNG_LOCK = threading.RLock()  # re-entrant: seeded blocks nest (validation inside training)
+
+
 @contextlib.contextmanager
 def seeded(rng: np.random.Generator, device: torch.device | None = None) -> Iterator[torch.Generator]:
     """Run a block with torch's RNG seeded from ``rng``, restoring the caller's RNG state afterwards.
+
+    Blocks of other threads wait: the RNG is global to the process (see the module docstring).
 
     Yields a ``torch.Generator`` (on the CPU) seeded from the same source, for explicit use.
     """
     seed = int(rng.integers(0, 2**63 - 1))
     devices = [device.index or 0] if device is not None and device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
+    with _TORCH_RNG_LOCK, torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed ^ 0x5DEECE66D)
         yield gen
+
+
+@contextlib.contextmanager
+def rng_isolated() -> Iterator[None]:
+    """Run a block on a fork of torch's RNG, under the same lock as :func:`seeded`, restoring it afterwards.
+
+    For building networks whose initial weights are overwritten at once (loading a saved model): their default
+    initialisation draws from torch's RNG, which would shift a seeded fit running in another thread.
+    """
+    with _TORCH_RNG_LOCK, torch.random.fork_rng(devices=[]):
+        yield
 
 
 class MLP(nn.Module):

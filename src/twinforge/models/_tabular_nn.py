@@ -55,13 +55,19 @@ def fit_vgmm(
     and precision (Bishop, *Pattern Recognition and Machine Learning*, 2006, section 10.2, eqs. 10.58-10.65 in one
     dimension). A small ``alpha0`` lets unneeded components empty out; modes with weight below
     ``weight_threshold`` are dropped, as in CTGAN.
+
+    A column with at most ``max_modes`` distinct values (a 0/1 flag, a count of bathrooms) gets one point mode
+    per value instead, weighted by its frequency: its values are then categories of the mode span, learned and
+    calibrated like a discrete column's, rather than a scalar the network must place exactly on a few points.
     """
     x = np.asarray(x, dtype="float64")
+    values, counts = np.unique(x, return_counts=True)
+    if len(values) <= max_modes:
+        width = float(values[-1] - values[0]) if len(values) > 1 else abs(float(values[0]))
+        return counts / counts.sum(), values, np.full(len(values), max(width * 1e-6, 1e-9))
     if len(x) > _GMM_ROWS:
         x = rng.choice(x, _GMM_ROWS, replace=False)
     center, scale = float(np.mean(x)), float(np.std(x))
-    if len(np.unique(x)) == 1 or scale == 0:
-        return np.ones(1), np.array([center]), np.array([max(abs(center) * 1e-6, 1e-6)])
     z = (x - center) / scale
     k = int(min(max_modes, len(np.unique(z))))
     n = len(z)

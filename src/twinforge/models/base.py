@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -118,6 +119,16 @@ class Synthesizer:
 
             self.fit_info_["privacy"] = end_private_fit(self)
         return self
+
+    def _restore_state(self, state: dict[str, Any]) -> None:
+        """``_set_state`` without drawing from torch's RNG (networks are built, then given their saved weights)."""
+        if "torch" not in sys.modules:  # a model without networks
+            self._set_state(state)
+            return
+        from twinforge.models._nn import rng_isolated
+
+        with rng_isolated():
+            self._set_state(state)
 
     def _check_params(self) -> None:
         """Validate constructor parameters (override to add checks; raise ParameterError)."""
@@ -288,7 +299,7 @@ def load(path: str | os.PathLike) -> Synthesizer:
         model.metadata_ = Metadata.from_dict(doc["metadata"])
         model.transformer_ = TableTransformer.from_state(doc["transformer"])
         model.fit_info_ = doc["fit_info"]
-        model._set_state(doc["state"])
+        model._restore_state(doc["state"])
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ModelFileError(f"{str(path)!r} is corrupted or incomplete ({type(exc).__name__}: {exc})") from None
     return model

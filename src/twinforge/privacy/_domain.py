@@ -13,8 +13,9 @@ all vectors together get Gaussian noise of one standard deviation ``sigma``):
 - numeric and datetime columns: bounds from the metadata (``low``/``high``), else from a noisy histogram over a
   fixed logarithmic grid (a decade per bin, from 1e-4 to 1e16 in magnitude, both signs): the
   outermost bins whose noisy count clears a threshold set so that empty bins pass with probability 1%
-  together. Then a noisy histogram of 64 equal bins between the bounds, plus "missing" (declared bounds are
-  much tighter than a decade: declare them where they are public);
+  together; when none does, the bin with the largest noisy count (``bounds_from: "dp-largest-bin"`` in the
+  details: declare the bounds for a better range). Then a noisy histogram of 64 equal bins between the bounds,
+  plus "missing" (declared bounds are much tighter than a decade: declare them where they are public);
 - categorical columns: the levels from the metadata (``categories``), else the stability-based histogram
   (Korolova et al. 2009; Bun, Nissim and Stemmer 2016): a noisy count per level present in the data, kept when
   above ``1 + sigma * Phi^-1(1 - delta_s / k)``, so that a level held by one row is released with probability at
@@ -134,9 +135,19 @@ def _from_seconds(x: np.ndarray, like: pd.Series, fmt: str | None, tz: Any) -> p
             out = out.dt.tz_localize("UTC").dt.tz_convert(tz)
         unit = np.datetime_data(like.dt.tz_convert(None).dtype if tz is not None else like.dtype)[0]
         return out.astype(f"datetime64[{unit}, {tz}]" if tz is not None else f"datetime64[{unit}]")
+    if tz is not None:  # text with an offset (%z): write the instants in the column's zone, not as naive times
+        out = out.dt.tz_localize("UTC").dt.tz_convert(tz)
     text = out.dt.strftime(fmt).to_numpy(dtype=object)
+    if fmt is not None and fmt.endswith("%z") and _zulu(like):  # the column's style: "Z" for UTC, not "+0000"
+        text = np.asarray([t[:-5] + "Z" if isinstance(t, str) and t.endswith("+0000") else t for t in text], object)
     text[np.isnan(values)] = np.nan
     return pd.Series(text, name=like.name).astype(like.dtype)
+
+
+def _zulu(s: pd.Series) -> bool:
+    """Text timestamps written with "Z" for UTC (the column's format, like its dtype: schema, not data)."""
+    text = s.dropna().astype(str)
+    return bool(len(text)) and bool(text.str.endswith("Z").all())
 
 
 def _numbers(s: pd.Series, spec: Any) -> tuple[np.ndarray, Any]:
@@ -235,12 +246,12 @@ def _numeric(
         noisy = counts + rng.normal(0, sigma, len(counts))
         tau = sigma * stats.norm.isf(_FALSE_BINS / len(counts))
         occupied = np.flatnonzero(noisy > tau)
-        if len(occupied) == 0:  # a range chosen by the noise alone would be meaningless
-            raise ParameterError(
-                f"column {name!r}: at this epsilon no range of the column stands out of the noise (noise std "
-                f"{sigma:.3g} per count, {len(x)} rows); declare its bounds in the metadata "
-                f"(update_column({name!r}, low=..., high=...)) or raise epsilon"
-            )
+        if len(occupied) == 0:
+            # no bin clears the threshold (small budget, few rows, values spread over several decades): the
+            # bin with the largest noisy count, post-processing of the same histogram (every bin of the fixed
+            # grid is noised, empty or not), so still private; the details say so
+            occupied = np.asarray([int(np.argmax(noisy))])
+            source = "dp-largest-bin"
         edges = np.concatenate([[grid[0]], grid, [grid[-1]]])  # the two outer bins are cut at the grid's ends
         low, high = float(edges[occupied.min()]), float(edges[occupied.max() + 1])
         if spec.kind == _DATETIME_KIND:  # within what datetime64[ns] can hold

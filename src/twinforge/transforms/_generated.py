@@ -22,6 +22,9 @@ from twinforge.transforms._columns import ColumnTransform, nullable_int
 _POOL = 2000  # fake values drawn per chunk; values repeat within a chunk beyond this, as real names do
 
 
+_DP_MEAN_WORDS = 8.0  # free text in a DP fit: the length is not learned
+
+
 class GeneratedColumn(ColumnTransform):
     """Base class of the generated columns: ``fit`` reads only the format; ``generate`` makes values."""
 
@@ -41,6 +44,13 @@ class GeneratedColumn(ColumnTransform):
 
     def _generate(self, n: int, rng: np.random.Generator, offset: int) -> np.ndarray:
         raise NotImplementedError  # pragma: no cover - abstract
+
+    def forget_values(self) -> None:
+        """Drop what was read off the values (a differentially private fit keeps only dtype and options).
+
+        The share of missing values is a count of the data: no value is missing in a DP fit's output.
+        """
+        self.missing_rate_ = 0.0
 
 
 class IdColumn(GeneratedColumn):
@@ -67,6 +77,13 @@ class IdColumn(GeneratedColumn):
             shapes = shapes.str.replace(r"\d", "9", regex=True)
             self.template_ = shapes.value_counts().index[0]
             self.start_ = 0
+
+    def forget_values(self) -> None:
+        """A DP fit: unique ids from 1 (or ``A``/``a``/``0`` in the real shape); how often an id repeats and its
+        smallest value are statistics of the data. The shape (the most common one) is kept as format."""
+        super().forget_values()
+        self.unique_, self.rows_per_id_ = True, 1.0
+        self.start_ = 1 if self.numeric_ else 0
 
     def _generate(self, n: int, rng: np.random.Generator, offset: int) -> np.ndarray:
         k = offset + np.arange(n, dtype="int64")
@@ -99,6 +116,11 @@ class TextColumn(GeneratedColumn):
         words = s.dropna().astype(str).str.split().str.len()
         self.mean_words_ = float(max(words.mean(), 1.0))
         self.locale_ = self.options.get("locale") or "en_US"
+
+    def forget_values(self) -> None:
+        """A DP fit: sentences of a fixed mean length, not the real one."""
+        super().forget_values()
+        self.mean_words_ = _DP_MEAN_WORDS
 
     @cached_property
     def _faker(self) -> Any:
@@ -163,8 +185,10 @@ class PiiColumn(TextColumn):
         self.seen_ = [int(x) for x in np.unique(_digest(distinct, self.hash_bits_))]  # plain JSON in the state
 
     def forget_values(self) -> None:
-        """Drop the hashes of the real values (a differentially private fit may not keep them)."""
+        """Drop the hashes of the real values and their letter case (a differentially private fit may not keep them)."""
+        super().forget_values()
         self.seen_ = []
+        self.case_ = None
 
     def _styled(self, values: list[str]) -> list[str]:
         if self.case_ == "lower":
