@@ -205,10 +205,12 @@ def test_local_dp_bad_budget(tmp_path):
         ["--dp", "local", "--epsilon", "1", "--stats-share", "1.5"],
         ["--dp", "local"],
         ["--dp", "local", "--strategy", "fedprox", "--epsilon", "1"],
+        ["--lr-decay", "1.5"],
     ):
         result = CliRunner().invoke(app, [*args, *bad])
         assert result.exit_code == 2, result.output
-        assert "Traceback" not in result.output and ("epsilon" in result.output or "--dp local" in result.output)
+        assert "Traceback" not in result.output
+        assert any(word in result.output for word in ("epsilon", "--dp local", "lr_decay"))
 
 
 def test_privacy_budget_shown_by_info(tmp_path):

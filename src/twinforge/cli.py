@@ -838,6 +838,13 @@ StrategyOpt = Annotated[
     str, typer.Option("--strategy", help="fedavg, or fedprox for sites whose data differ (non-IID).")
 ]
 MuOpt = Annotated[float, typer.Option("--proximal-mu", help="FedProx's proximal weight mu.")]
+LrDecayOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--lr-decay",
+        help="Sites' learning rate in the last round as a share of the first (cosine); default 0.1, 1 with DP.",
+    ),
+]
 DpOpt = Annotated[
     str,
     typer.Option(
@@ -879,6 +886,7 @@ _FED_OPTIONS = (
     "local_epochs",
     "strategy",
     "proximal_mu",
+    "lr_decay",
     "dp",
     "epsilon",
     "stats_share",
@@ -989,6 +997,7 @@ def federated_simulate(
     local_epochs: LocalEpochsOpt = 1,
     strategy: StrategyOpt = "fedavg",
     proximal_mu: MuOpt = 0.01,
+    lr_decay: LrDecayOpt = None,
     metadata: MetaOpt = None,
     dp: DpOpt = "none",
     epsilon: FedEpsilonOpt = None,
@@ -1043,6 +1052,7 @@ def federated_server(
     local_epochs: LocalEpochsOpt = 1,
     strategy: StrategyOpt = "fedavg",
     proximal_mu: MuOpt = 0.01,
+    lr_decay: LrDecayOpt = None,
     dp: DpOpt = "none",
     epsilon: FedEpsilonOpt = None,
     stats_share: StatsShareOpt = 0.25,
