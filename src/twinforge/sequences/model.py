@@ -1044,16 +1044,21 @@ class SequenceModel(Synthesizer):
         from twinforge.models._nn import _progress
 
         best = epochs
+        vals: list[float] = []
         with _progress(show, "personalizing", epochs * (2 if n_val else 1)) as (advance,):
             if n_val:
                 _, _, vals = run(copy.deepcopy(net), n - n_val, epochs, advance)
-                best = int(np.argmin(vals))
+                best = int(np.argmin(vals))  # ties go to fewer epochs, 0 (the population model) first
             z, losses, _ = run(net, n, best, advance)
         timed_out = max_minutes is not None and time.perf_counter() - start > 60.0 * max_minutes
         info = {
             "epochs": len(losses),
             "chosen_epochs": best,
             "validation_steps": n_val,
+            # one-step negative log-likelihood per step of the held-back steps: the population model's (0 epochs)
+            # and the chosen number of epochs' (never higher: 0 epochs is a candidate)
+            "population_validation_nll": vals[0] if vals else None,
+            "validation_nll": vals[best] if vals else None,
             "stopped": "time_budget" if timed_out else "epochs",
             "steps": n,
             "loss": losses[-1] if losses else None,
