@@ -461,7 +461,7 @@ class SequenceModel(Synthesizer):
         Most steps per training window: longer sequences are trained on random windows (truncated
         backpropagation through time, started from the entity's conditioning), which is several times faster than
         whole sequences and, on BasicMotions and the turbine fleet, scores as well.
-    patience : int, default 8
+    patience : int, default 6
         Epochs (of at least 8 steps each) without a better validation loss before training stops.
     validation_share : float, default 0.1
         Share of each entity's last steps held out for early stopping (0: train on everything).
@@ -505,7 +505,7 @@ class SequenceModel(Synthesizer):
         embedding_dim: int = 8,
         components: int = 3,
         window: int = 32,
-        patience: int = 8,
+        patience: int = 6,
         validation_share: float = 0.1,
         static_epochs: int | None = None,
         max_minutes: float | None = None,
@@ -658,29 +658,31 @@ class SequenceModel(Synthesizer):
         net.mask.copy_(_block_mask(enc))
         return net
 
-    def _batch(self, ys, elapsed, cond, idx: np.ndarray, starts: np.ndarray, lengths: np.ndarray, device):
-        """Padded window tensors for entities ``idx``: prev features, extra inputs, features, targets, mask."""
+    def _batch(self, ys, feats, elapsed, cond, idx: np.ndarray, starts: np.ndarray, lengths: np.ndarray, device):
+        """Padded window tensors for entities ``idx``: prev features, extra inputs, features, targets, mask.
+
+        ``feats[e]`` is ``encoding_.features(ys[e])``, computed once per fit rather than per batch."""
         enc = self.encoding_
         L = int(lengths.max())
         B = len(idx)
         y = np.full((B, L, len(enc.blocks)), np.nan)
         el = np.zeros((B, L))
         prev = np.zeros((B, L, enc.d_step), dtype="float32")
+        cur = np.zeros((B, L, enc.d_step), dtype="float32")
         first = np.zeros((B, L), dtype="float32")
         mask = np.zeros((B, L), dtype="float32")
         for r, (e, s, n) in enumerate(zip(idx, starts, lengths, strict=True)):
-            ye = ys[e]
+            ye, fe = ys[e], feats[e]
             y[r, :n] = ye[s : s + n]
-            feats = enc.features(ye[max(s - 1, 0) : s + n])
+            cur[r, :n] = fe[s : s + n]
             if s == 0:
-                prev[r, 1:n] = feats[: n - 1]
+                prev[r, 1:n] = fe[: n - 1]
                 first[r, 0] = 1.0
                 el[r, 1:n] = elapsed[e][: n - 1]
             else:
-                prev[r, :n] = feats[:n]
+                prev[r, :n] = fe[s - 1 : s + n - 1]
                 el[r, :n] = elapsed[e][s - 1 : s + n - 1]
             mask[r, :n] = 1.0
-        cur = enc.features(y)
         t = lambda a: torch.tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
         extra = np.stack([el, first], -1)
         return t(prev), t(extra), t(cur), t(y), t(mask), t(cond[idx])
@@ -699,8 +701,10 @@ class SequenceModel(Synthesizer):
         steps = max(-(-n_e // batch), _MIN_STEPS_PER_EPOCH)
         W = self.window
 
-        def loss_of(idx, starts, lens, score_from=None):
-            prev, extra, cur, y, mask, c = self._batch(ys, elapsed, cond, idx, starts, lens, device)
+        feats = [self.encoding_.features(y) for y in ys]
+
+        def loss_of(idx, starts, lens, score_from=None, tensors=None):
+            prev, extra, cur, y, mask, c = tensors or self._batch(ys, feats, elapsed, cond, idx, starts, lens, device)
             z = net.entity(torch.as_tensor(idx, device=device))
             cz = torch.cat([c, z], -1)
             out, _ = net.run(prev, extra, cz, net.initial(cz))
@@ -731,15 +735,19 @@ class SequenceModel(Synthesizer):
             return {"loss": total / steps}
 
         has_val = bool(n_val.sum())
+        order = np.flatnonzero(n_val > 0)
+        val_batches = []  # the same every epoch: built once
+        for a in range(0, len(order), 64):
+            idx = order[a : a + 64]
+            starts = np.zeros(len(idx), "int64")
+            val_batches.append((idx, self._batch(ys, feats, elapsed, cond, idx, starts, lengths[idx], device)))
 
         def validate() -> float:
             net.eval()
             total, count = 0.0, 0.0
             with torch.no_grad():
-                order = np.flatnonzero(n_val > 0)
-                for a in range(0, len(order), 64):
-                    idx = order[a : a + 64]
-                    nll, cnt, _ = loss_of(idx, np.zeros(len(idx), "int64"), lengths[idx], score_from=n_train[idx])
+                for idx, tensors in val_batches:
+                    nll, cnt, _ = loss_of(idx, None, lengths[idx], score_from=n_train[idx], tensors=tensors)
                     total, count = total + float(nll), count + float(cnt)
             return total / max(count, 1.0)
 
