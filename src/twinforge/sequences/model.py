@@ -865,10 +865,11 @@ class SequenceModel(Synthesizer):
         The population model is fine-tuned on the history: the entity embedding alone first (MAP under the
         population's embedding distribution, learning rate ``learning_rate``), then, for the last
         ``fine_tune_share`` of ``epochs``, every weight at a learning rate 100 times smaller with an L2 pull of
-        strength ``anchor`` toward the population weights. ``epochs`` is an upper bound: a trial run on all but
-        the last fifth of the history picks the number of epochs that predicts that fifth best (possibly 0: the
-        population model as is), so a few records cannot make the twin worse than the population on what it has
-        seen. ``epochs=0`` gives the population model's own view
+        strength ``anchor`` toward the population weights. ``epochs`` is an upper bound: a trial run on the first
+        70% of the history, snapshotted after 0, 1/8, 1/4, 1/2, 3/4 and all of ``epochs``, forecasts the last 30%
+        (32 free-running paths each, the same random numbers for every snapshot) and the number of epochs with
+        the lowest CRPS wins (0, the population model as is, on ties), so a few records cannot make the twin
+        worse than the population on what it has seen. ``epochs=0`` gives the population model's own view
         of the entity (no fine-tuning: the history only warms up the recurrent state). The defaults
         (``fine_tune_share=0.6``, ``anchor=0.1``) were chosen on training entities of BasicMotions and the turbine
         fleet held out from an inner population fit, never on the benchmark's test entities.
@@ -973,10 +974,10 @@ class SequenceModel(Synthesizer):
     def _fine_tune(self, net, y, times, cond, epochs, max_minutes, lr, share, anchor, progress, device):
         """Fit the entity's ``z`` (then every weight, pulled toward the population's) on its history.
 
-        How long to train is chosen on the history itself: a trial run trains on all but its last fifth and scores
-        the one-step-ahead likelihood of that last fifth after every epoch (epoch 0: the population model as is);
-        the final run trains on the whole history for the best trial's number of epochs. A history too short to
-        split (under 8 steps) trains for ``epochs``.
+        How long to train is chosen on the history itself (a rolling origin inside the history): a trial run
+        trains on its first 70% and, at a few snapshots (epoch 0: the population model as is), forecasts the last
+        30% free-running, scored by CRPS; the final run trains on the whole history for the best snapshot's number
+        of epochs. A history too short to split (under 8 steps) trains for ``epochs``.
         """
         enc = self.encoding_
         n = len(y)
@@ -996,11 +997,12 @@ class SequenceModel(Synthesizer):
         n_z = epochs - n_fine
         start = time.perf_counter()
         show = self.progress if progress is None else progress
-        n_val = max(2, round(0.2 * n)) if n >= _MIN_VALIDATION_LENGTH else 0
+        n_val = max(2, round(0.3 * n)) if n >= _MIN_VALIDATION_LENGTH else 0
 
-        def run(module: _SeqNet, n_train: int, stop: int, advance) -> tuple[torch.Tensor, list[float], list[float]]:
+        def run(module: _SeqNet, n_train: int, stop: int, advance, keep=()) -> tuple[torch.Tensor, list[float], list]:
             """Train ``module`` in place for ``stop`` epochs on the first ``n_train`` steps; returns z, the training
-            losses and (when steps are left over) the validation losses after 0..stop epochs."""
+            losses and (when steps are left over) the validation losses after 0..stop epochs; ``snapshots`` holds
+            (epochs, z, weights) after each number of epochs in ``keep``."""
             z = nn.Parameter(mean.clone()[None])
             for p in module.parameters():
                 p.requires_grad_(False)
@@ -1021,6 +1023,10 @@ class SequenceModel(Synthesizer):
                 if n_train < n:
                     with torch.no_grad():
                         vals.append(float(nll_of(val_mask)))
+                if len(losses) in keep:
+                    snapshots.append((len(losses), z.detach().clone(), copy.deepcopy(module.state_dict())))
+
+            snapshots: list = []
 
             score()
             for i in range(stop):
@@ -1049,16 +1055,25 @@ class SequenceModel(Synthesizer):
                     break
             for p in module.parameters():
                 p.requires_grad_(False)
-            return z.detach(), losses, vals
+            return z.detach(), losses, (vals, snapshots)
 
         from twinforge.models._nn import _progress
 
         best = epochs
         vals: list[float] = []
+        forecast_scores: dict[int, float] = {}
         with _progress(show, "personalizing", epochs * (2 if n_val else 1)) as (advance,):
             if n_val:
-                _, _, vals = run(copy.deepcopy(net), n - n_val, epochs, advance)
-                best = int(np.argmin(vals))  # ties go to fewer epochs, 0 (the population model) first
+                keep = sorted({0, *(max(1, round(epochs * f)) for f in (0.125, 0.25, 0.5, 0.75, 1.0))})
+                trial = copy.deepcopy(net)
+                _, _, (vals, snapshots) = run(trial, n - n_val, epochs, advance, keep=keep)
+                # the forecast the twin is for: free-running paths over the held-back steps, scored by CRPS
+                # (Brier for categories) with the same random numbers for every candidate; 0 epochs (the
+                # population model) wins ties, so the twin is never worse than it on what it has seen
+                for done, z_k, weights in snapshots:
+                    trial.load_state_dict(weights)
+                    forecast_scores[done] = self._holdout_forecast_score(trial, y, times, cond, z_k, n - n_val)
+                best = min(forecast_scores, key=lambda e: (forecast_scores[e], e))
             z, losses, _ = run(net, n, best, advance)
         timed_out = max_minutes is not None and time.perf_counter() - start > 60.0 * max_minutes
         info = {
@@ -1069,12 +1084,39 @@ class SequenceModel(Synthesizer):
             # and the chosen number of epochs' (never higher: 0 epochs is a candidate)
             "population_validation_nll": vals[0] if vals else None,
             "validation_nll": vals[best] if vals else None,
+            # mean CRPS (standardised units; Brier for categories) of free-running forecasts of the held-back steps
+            "population_validation_crps": forecast_scores.get(0),
+            "validation_crps": forecast_scores.get(best),
             "stopped": "time_budget" if timed_out else "epochs",
             "steps": n,
             "loss": losses[-1] if losses else None,
             "seconds": round(time.perf_counter() - start, 3),
         }
         return z.cpu().numpy()[0].astype("float64"), info
+
+    def _holdout_forecast_score(self, net, y, times, cond, z, n_train: int, paths: int = 32) -> float:
+        """Mean score of ``paths`` forecasts of steps ``n_train..`` of ``y`` from the steps before (fixed seed)."""
+        rng = np.random.default_rng(0)
+        zz = np.repeat(z.cpu().numpy().astype("float64"), paths, 0)
+        horizon = len(y) - n_train
+        hist = {"y": y[:n_train], "times": times[:n_train]}
+        drawn, _ = _generate(self, net, np.repeat(cond, paths, 0), zz, hist, np.full(paths, horizon), None, rng, None)
+        scores = []
+        for i, b in enumerate(self.encoding_.blocks):
+            actual = y[n_train:, i]
+            if b["name"] == "__gap__" or np.isnan(actual).all():
+                continue
+            if b["kind"] == "cat":
+                levels = b["n_feat"]
+                share = np.stack([(drawn[:, :, i] == c).mean(0) for c in range(levels)], 1)
+                ok = ~np.isnan(actual)
+                onehot = np.eye(levels)[np.where(ok, actual, 0).astype("int64")]
+                scores.append(float(((share - onehot) ** 2).sum(1)[ok].mean()))
+            else:
+                from twinforge.evaluate.forecast import crps
+
+                scores.append(float(np.nanmean(crps(drawn[:, :, i], actual))))
+        return float(np.mean(scores)) if scores else 0.0
 
     # ------------------------------------------------------------------------------------ persistence
     def _document(self) -> dict[str, Any]:
