@@ -28,7 +28,8 @@ Per dataset:
 4. twin benchmark (twinforge side): for each holdout entity and k in ``--ks``, the fitted population model's
    forecast, its personalised twin's, a sequence model trained on that entity's k steps alone, and a per-entity
    AR(1) forecast the next ``--horizon`` steps (``twinforge.evaluate.forecast.twin_benchmark``: CRPS over paths and
-   MAE of the median path, in units of the train fleet's standard deviation).
+   MAE of the median path, in units of the train fleet's standard deviation); and a ceiling, the "level oracle":
+   the population forecast shifted to each entity's true future mean level per channel (see ``level_oracle``).
 
 Targets (issue 7): twinforge's autocorrelation, cross-correlation and discriminative scores better than both
 anchors'; fit time at most 1/3 of PAR's and no more than MOSTLY AI's; twin forecast error at most 0.8x the
@@ -241,8 +242,43 @@ def twin_scores(model_dir: Path, holdout, train, ek: str, tk: str, static: list[
         "scratch": F.scratch_forecaster(scratch_model, entity_key=ek, time_key=tk),
         "ar1": F.ar1_forecaster(entity_key=ek, time_key=tk, channels=channels),
     }
-    return F.twin_benchmark(holdout, methods, entity_key=ek, time_key=tk, ks=args.k_list, horizon=args.horizon,
-                            paths=args.paths, seed=args.seed, channels=channels, scale=scale)  # fmt: skip
+    out = F.twin_benchmark(holdout, methods, entity_key=ek, time_key=tk, ks=args.k_list, horizon=args.horizon,
+                           paths=args.paths, seed=args.seed, channels=channels, scale=scale)  # fmt: skip
+    out["level_oracle"] = level_oracle(model, holdout, ek, tk, channels, scale, args)
+    return out
+
+
+def level_oracle(model, holdout, ek: str, tk: str, channels: list[str], scale: dict, args) -> dict:
+    """A ceiling, not a method: the population forecast with every numeric channel's paths shifted so that their
+    mean over the horizon equals the entity's TRUE future mean (known only in hindsight). No personalisation of
+    an entity's level can beat it, so its ratio to the population's CRPS bounds what a level/offset twin can gain."""
+    import numpy as np
+    import pandas as pd
+
+    from twinforge.evaluate import forecast as F
+
+    out = {}
+    for k in args.k_list:
+        history, actual, _ = F.split_history(holdout, entity_key=ek, time_key=tk, k=k, horizon=args.horizon)
+        plain, shifted = [], []
+        for entity, rows in history.groupby(ek, sort=False).indices.items():
+            truth = actual[actual[ek] == entity]
+            fc = model.forecast(history.iloc[rows].reset_index(drop=True), len(truth), args.paths, seed=args.seed)
+            plain.append(fc)
+            fc = fc.copy()
+            for c in scale:
+                if c in fc and fc[c].dtype.kind == "f":
+                    fc[c] = fc[c] + (truth[c].mean() - fc[c].mean())
+            shifted.append(fc)
+        score = {name: F.forecast_scores(pd.concat(fcs, ignore_index=True), actual, entity_key=ek, time_key=tk,
+                                         channels=channels, scale=scale)["crps_scaled"]
+                 for name, fcs in (("population", plain), ("oracle", shifted))}  # fmt: skip
+        ratio = score["oracle"] / score["population"] if score["population"] else None
+        out[str(k)] = {
+            "crps_scaled": score["oracle"],
+            "ratio_crps": None if ratio is None else float(np.round(ratio, 4)),
+        }
+    return out
 
 
 def bench_dataset(name: str, args: argparse.Namespace, results: dict) -> None:
@@ -347,6 +383,8 @@ def format_dataset(name: str, entry: dict) -> str:
         for method, row in table.items():
             ratio = f"  x{row['ratio_crps']:.2f} / x{row['ratio_mae']:.2f}" if row.get("ratio_crps") else ""
             lines.append(f"  {method:<11} {_fmt(row['crps_scaled'])} / {_fmt(row['mae_scaled'])}{ratio}")
+    for k, row in entry.get("twins", {}).get("level_oracle", {}).items():
+        lines.append(f"level oracle (ceiling of a level-only twin), k = {k}: x{row['ratio_crps']:.2f} population")
     if entry.get("targets"):
         lines.append("targets: " + ", ".join(f"{k} {'pass' if v else 'FAIL'}" for k, v in entry["targets"].items()))
     return "\n".join(lines)

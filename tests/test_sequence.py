@@ -185,9 +185,21 @@ def test_personalised_twin_beats_the_population_model(model):
 
     population = error(model.personalize(history, epochs=0))
     fitted = model.personalize(history, epochs=150, seed=0, progress=False)
-    assert fitted.info_["validation_steps"] == 5 and 0 < fitted.info_["chosen_epochs"] <= 150
+    assert fitted.info_["validation_steps"] == 8 and 0 < fitted.info_["chosen_epochs"] <= 150
+    assert fitted.info_["validation_crps"] < fitted.info_["population_validation_crps"]
     twin = error(fitted)
     assert twin < 0.6 * population, (twin, population)
+
+
+def test_personalising_is_never_worse_than_the_population_on_the_held_back_steps(model, fleet):
+    # a short, typical history: fine-tuning may not help, and then the twin keeps the population's view
+    for unit in (1, 6):
+        history = fleet[fleet.unit == unit].iloc[:10]
+        info = model.personalize(history, epochs=60, seed=0, progress=False).info_
+        assert info["validation_steps"] == 3
+        assert info["validation_crps"] <= info["population_validation_crps"]
+        if info["chosen_epochs"] == 0:
+            assert info["validation_crps"] == info["population_validation_crps"]
 
 
 def test_event_conditioned_forecast_contains_the_event(model, fleet):
