@@ -128,13 +128,10 @@ class _AutoAdapter:
         from twinforge.models import autoregressive as ar
         from twinforge.models._nn import resolve_device, seeded
 
-        encoded = [ar._encode(col, arrays[col["column"]], rng, within=True) for col in model.columns_]
-        tokens = np.column_stack([t for t, _ in encoded])
-        if (tokens < 0).any():  # a missing value in a column the agreed statistics saw none in
-            tokens = np.where(tokens < 0, 0, tokens)
-        # each numeric column's within-bin place (-1: none), as the model's own fit trains its within-bin shape
-        places = [p for col, (_, p) in zip(model.columns_, encoded, strict=True) if col["type"] != "discrete"]
-        tokens = np.column_stack([tokens, *places])
+        tokens = ar._training_matrix(model.columns_, arrays, rng)  # tokens, then within-bin places (-1: none)
+        d = len(model.columns_)
+        # a missing value in a column the agreed statistics saw none in
+        tokens[:, :d] = np.where(tokens[:, :d] < 0, 0, tokens[:, :d])
         device = resolve_device(model.device)
         if dp is not None:
             return self._train_private(model, torch.as_tensor(tokens), epochs, rng, dp, device)

@@ -882,10 +882,10 @@ class LocalGrid:
         return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
 
     def push_messages(self, messages: Iterable[Any]) -> list[str]:  # pragma: no cover - send_and_receive is used
-        raise NotImplementedError
+        raise NotImplementedError("the in-process grid only exchanges messages through send_and_receive")
 
     def pull_messages(self, message_ids: Iterable[str]) -> list[Any]:  # pragma: no cover
-        raise NotImplementedError
+        raise NotImplementedError("the in-process grid only exchanges messages through send_and_receive")
 
     def send_and_receive(self, messages: Iterable[Any], *, timeout: float | None = None) -> list[Any]:
         import uuid

@@ -234,12 +234,8 @@ class Autoregressive(Synthesizer):
         with seeded(rng, device) as gen, _cpu_threads(device):
             self.net_ = self._new_net().to(device)
             if self.columns_:  # a table of only ids, text and PII has nothing to learn
-                encoded = [_encode(col, arrays[col["column"]], rng, within=True) for col in self.columns_]
-                tokens = np.column_stack([t for t, _ in encoded])
-                numeric = [
-                    place for col, (_, place) in zip(self.columns_, encoded, strict=True) if col["type"] != "discrete"
-                ]
-                result = self._train(torch.as_tensor(np.column_stack([tokens, *numeric])), gen, device, rng)
+                tokens = _training_matrix(self.columns_, arrays, rng)
+                result = self._train(torch.as_tensor(tokens), gen, device, rng)
                 self.train_info_ = result.to_dict()
                 dp = getattr(self, "_dp", None)
                 if dp is not None:
@@ -788,6 +784,16 @@ def _fine(coef: torch.Tensor, coarse: torch.Tensor, n_bins: int) -> torch.Tensor
     position = (2 * coarse.to(coef.dtype) + 1) / n_bins - 1
     slope = coef[..., 0] + coef[..., 1] * position
     return slope[..., None] * u + coef[..., 2:3] * u * u
+
+
+def _training_matrix(
+    columns: list[dict[str, Any]], arrays: dict[str, np.ndarray], rng: np.random.Generator
+) -> np.ndarray:
+    """[rows, columns + numeric columns]: every column's tokens, then each numeric column's within-bin place
+    (-1: none), the input ``Autoregressive._train`` expects."""
+    encoded = [_encode(col, arrays[col["column"]], rng, within=True) for col in columns]
+    places = [place for col, (_, place) in zip(columns, encoded, strict=True) if col["type"] != "discrete"]
+    return np.column_stack([*(tokens for tokens, _ in encoded), *places])
 
 
 def _loss(net: _Net, lay: dict[str, torch.Tensor], tokens: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
