@@ -150,20 +150,28 @@ class DatetimeTransform(ColumnTransform):
         missing = np.isnan(a)
         k = np.clip(np.rint(np.where(missing, 0, a)), 0, self.span_).astype("int64")
         ints = (self.origin_ // self.step_ + k) * self.step_ + self.origin_ % self.step_
+        fmt = self.options.get("datetime_format")
+        if fmt is not None and not self.dtype_.startswith("datetime64"):
+            # strftime is slow (about 10 us a value): format each distinct instant once (a timestamp column
+            # on a grid repeats its values: weather's hourly one has 744 in a month)
+            distinct, inverse = np.unique(ints, return_inverse=True)
+            text = self._datetimes(distinct, np.zeros(len(distinct), dtype=bool)).dt.strftime(fmt)
+            if self.zulu_:
+                text = text.str.replace(r"\+0000$", "Z", regex=True)
+            text = text.to_numpy(dtype=object)[inverse]
+            text[missing] = np.nan if self.dtype_ == "object" else pd.NA
+            return pd.Series(text, name=self.name_).astype(self.dtype_)
+        out = self._datetimes(ints, missing)
+        return out.astype(self.dtype_) if out.dtype != self.dtype_ else out
+
+    def _datetimes(self, ints: np.ndarray, missing: np.ndarray) -> pd.Series:
+        """Integer instants (in ``unit_``) as a datetime Series in the fitted time zone (NaT where ``missing``)."""
         values = ints.view(f"datetime64[{self.unit_}]").copy()
         values[missing] = np.datetime64("NaT")
         out = pd.Series(values, name=self.name_)
         if self.tz_ is not None:
             out = out.dt.tz_localize("UTC").dt.tz_convert(self.tz_)
-        fmt = self.options.get("datetime_format")
-        if fmt is not None and not self.dtype_.startswith("datetime64"):
-            text = out.dt.strftime(fmt)
-            if self.zulu_:
-                text = text.str.replace(r"\+0000$", "Z", regex=True)
-            text = text.to_numpy(dtype=object)
-            text[missing] = np.nan if self.dtype_ == "object" else pd.NA
-            return pd.Series(text, name=self.name_).astype(self.dtype_)
-        return out.astype(self.dtype_) if out.dtype != self.dtype_ else out
+        return out
 
 
 class CategoricalTransform(ColumnTransform):
