@@ -353,18 +353,31 @@ def test_the_value_within_a_bin_follows_the_other_columns():
     assert within_bin_corr(fitted.sample(6000, seed=0)) > 0.5 * real
 
 
+def test_a_known_values_place_inside_its_bin_informs_later_columns():
+    """y = x + tiny noise, 4 coarse bins: y can only follow x inside x's bin if x's place is an input."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(0, 1, 2000)
+    data = pd.DataFrame({"x": np.round(x, 3), "y": np.round(x + rng.normal(0, 0.02, 2000), 3)})
+    fitted = twinforge.create("auto", seed=0, n_bins=4, **FAST).fit(data)
+    out = fitted.sample(3000, seed=0)
+    rows = fitted.impute(data.assign(y=np.nan).head(500), seed=0)
+    assert np.corrcoef(out["x"], out["y"])[0, 1] > 0.95  # 0.88 with the places left out when sampling
+    assert np.corrcoef(rows["x"], rows["y"])[0, 1] > 0.95  # given values (imputation) feed their places too
+
+
 def test_a_model_saved_before_grouped_passes_and_within_bin_logits_still_loads(model, mixed):
     """Older model files have no 'groups' and no within-bin weights: one column per pass, uniform within bins."""
     import copy
 
     state = model._get_state()
     state = {k: v for k, v in state.items() if k != "groups"}
-    state["weights"] = {k: v for k, v in state["weights"].items() if not k.startswith("tilt.")}
+    state["weights"] = {k: v for k, v in state["weights"].items() if not k.startswith(("tilt.", "place."))}
     state["config"] = {k: v for k, v in state["config"].items() if k != "shape_scale"}
     old = copy.copy(model)
     old._set_state(state)
     assert old.groups_ == [[i] for i in old.order_]
     assert old.net_.shape_scale == 1.0 and model.net_.shape_scale == 10.0  # older files: unscaled coefficients
+    assert not old.net_.place.weight.any() and model.net_.place.weight.any()  # and no within-bin place inputs
     assert not old.net_.tilt.weight.any()
     out = old.sample(300, seed=0)
     assert out.shape == (300, mixed.shape[1]) and out["income"].notna().any()
