@@ -239,6 +239,19 @@ class ModeEncoding:
     def n_spans(self) -> int:
         return len(self.span_sizes_)
 
+    def padded_spans(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(index, valid)``: matrix positions of every span padded to the widest, ``(spans, widest)`` each.
+
+        Lets a model treat all spans in one tensor operation (softmax, cross-entropy) instead of a loop.
+        """
+        widest = max(self.span_sizes_, default=0)
+        idx = np.zeros((self.n_spans, widest), dtype="int64")
+        valid = np.zeros_like(idx, dtype=bool)
+        for s, (start, size) in enumerate(zip(self.span_starts_, self.span_sizes_, strict=True)):
+            idx[s, :size] = np.arange(start, start + size)
+            valid[s, :size] = True
+        return idx, valid
+
     def seen(self, s: int) -> np.ndarray:
         """Categories of span ``s`` that occur in the training data (the others are never generated)."""
         return self.span_counts_[s] > 0
