@@ -379,3 +379,28 @@ def test_ctgan_lazy_gradient_penalty():
     assert len(quick("ctgan", penalty_every=1).fit(data).sample(20, seed=0)) == 20
     with pytest.raises(twinforge.ParameterError, match="penalty_every"):
         quick("ctgan", penalty_every=0).fit(data)
+
+
+def test_value_map_moves_generated_values_onto_the_real_marginal_and_keeps_ranks():
+    from twinforge.models._request import SampleRequest
+    from twinforge.models._tabular_nn import apply_value_map, fit_value_map
+
+    rng = np.random.default_rng(0)
+    real = {"x": rng.gamma(2.0, 10.0, 4000), "few": rng.integers(0, 3, 4000).astype(float)}
+    fake = {"x": np.clip(rng.normal(15, 12, 4000), 0, None), "few": rng.integers(0, 3, 4000).astype(float)}
+    fake["x"][:50] = np.nan
+    vmap = fit_value_map(real, fake, ["x", "few"])
+    assert set(vmap) == {"x"}  # a few-valued column is learned as categories: left alone
+    out = apply_value_map({k: v.copy() for k, v in fake.items()}, vmap, None, np.random.default_rng(1))
+    assert np.isnan(out["x"][:50]).all()
+    got = out["x"][50:]
+    assert np.abs(np.quantile(got, [0.1, 0.5, 0.9]) - np.quantile(real["x"], [0.1, 0.5, 0.9])).max() < 1.5
+    assert (np.mean(got == got.min()) < 0.01) and np.mean(fake["x"][50:] == 0) > 0.05  # the pile at 0 is spread
+    x = fake["x"][50:]
+    moved = x > 0  # outside the pile, monotone: every row keeps its rank
+    order = np.argsort(x[moved])
+    assert (np.diff(got[moved][order]) >= 0).all() and got[~moved].max() <= got[moved].min() + 1e-9
+    ranged = SampleRequest.__new__(SampleRequest)
+    ranged.ranges = {"x": (0.0, 5.0)}
+    kept = apply_value_map({"x": fake["x"].copy()}, vmap, ranged, np.random.default_rng(1))["x"]
+    np.testing.assert_array_equal(kept, fake["x"])  # a range condition's column is left as drawn

@@ -55,7 +55,15 @@ from twinforge.models._nn import (
 )
 from twinforge.models._registry import register
 from twinforge.models._request import SampleRequest
-from twinforge.models._tabular_nn import CondVector, ModeConstraints, ModeEncoding, finish, split_rows
+from twinforge.models._tabular_nn import (
+    CondVector,
+    ModeConstraints,
+    ModeEncoding,
+    apply_value_map,
+    finish,
+    fit_value_map,
+    split_rows,
+)
 from twinforge.models.base import Synthesizer
 from twinforge.privacy import dp_sgd, is_private, public_arrays
 
@@ -143,7 +151,7 @@ class CTGAN(Synthesizer):
         Hidden width and number of hidden layers of the generator and of the critic.
     pac : int, default 10
         Rows the critic sees at once (PacGAN).
-    penalty_every : int, default 4
+    penalty_every : int, default 1
         The critic's gradient penalty is computed every this many steps, weighted up by as much ("lazy
         regularisation", Karras et al., "Analyzing and Improving the Image Quality of StyleGAN", CVPR 2020,
         section 3.1): the penalty's double backward pass is the costliest part of a step. 1 is WGAN-GP as published.
@@ -197,7 +205,7 @@ class CTGAN(Synthesizer):
         width: int = 256,
         depth: int = 2,
         pac: int = 10,
-        penalty_every: int = 4,
+        penalty_every: int = 1,
         learning_rate: float = 2e-4,
         max_modes: int = 10,
         patience: int = 30,
@@ -263,6 +271,7 @@ class CTGAN(Synthesizer):
         pac = 1 if private else int(self.pac)
         batch = max(pac, int(self.batch_size) // pac * pac)
         self.span_bias_ = [np.zeros(size) for size in enc.span_sizes_]
+        self.value_map_: dict[str, list[np.ndarray]] = {}
         with seeded(rng, self.device_):
             self.generator_ = Generator(self.noise_dim, self.cond_.dim, self.width, self.depth, enc.dim_)
             critic = Critic(enc.dim_ + self.cond_.dim, self.width, self.depth, pac)
@@ -338,6 +347,7 @@ class CTGAN(Synthesizer):
             )
             self.generator_.eval()
             self.span_bias_ = self._calibrate()
+            self.value_map_ = self._fit_value_map(public_arrays(self, arrays), rng)
         self.training_ = result.to_dict()
         if dp is not None:
             self.training_["dp_sgd"] = dp.finish()
@@ -416,6 +426,16 @@ class CTGAN(Synthesizer):
             biases.append(full)
         return biases
 
+    def _fit_value_map(self, real: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, list[np.ndarray]]:
+        """Quantile maps of the numeric columns from a batch of generated rows (see ``fit_value_map``)."""
+        enc = self.encoding_
+        names = [c["name"] for c in enc.columns_ if c["type"] == "numeric"]
+        if not names:
+            return {}
+        with seeded(rng, self.device_):
+            fake = self._draw(_CALIBRATION_ROWS, rng, enc.constraints(None, _CALIBRATION_ROWS), 1.0)
+        return fit_value_map(real, fake, names, min_distinct=int(self.max_modes) + 1)
+
     def _train_cond(self, batch: int, rng: np.random.Generator):
         which, cats, rows = self.cond_.sample_train(batch, rng)
         cond = torch.as_tensor(self.cond_.vectors(which, cats), device=self.device_)
@@ -477,7 +497,8 @@ class CTGAN(Synthesizer):
         temperature = request.temperature if request is not None else 1.0
         with seeded(rng, self.device_):
             out = self._draw(n, rng, cons, temperature)
-        return finish(out, request)
+        # a federated model has no value map (its sites' rows never meet): getattr
+        return finish(apply_value_map(out, getattr(self, "value_map_", {}), request, rng), request)
 
     @torch.no_grad()
     def _draw(
@@ -515,6 +536,7 @@ class CTGAN(Synthesizer):
             "cond": self.cond_.get_state(),
             "generator": state_to_arrays(self.generator_),
             "span_bias": self.span_bias_,
+            "value_map": self.value_map_,
             "training": self.training_,
         }
 
@@ -526,6 +548,8 @@ class CTGAN(Synthesizer):
         self.generator_ = state_from_arrays(generator, state["generator"]).to(self.device_).eval()
         biases = state.get("span_bias") or [np.zeros(size) for size in self.encoding_.span_sizes_]
         self.span_bias_ = [np.asarray(b, dtype="float64") for b in biases]
+        maps = state.get("value_map", {})
+        self.value_map_ = {k: [np.asarray(a, dtype="float64") for a in v] for k, v in maps.items()}
         self.training_ = state["training"]
 
 
