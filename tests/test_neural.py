@@ -293,3 +293,114 @@ def test_cli_param_errors_exit_2_with_one_message(tmp_path, monkeypatch, params,
     assert "Traceback" not in result.output and not (tmp_path / "m").exists()
     for needle in needles:
         assert needle in result.output, result.output
+
+
+# ------------------------------------------------------------------------------------------ speed paths
+def test_training_precision_is_bfloat16_only_where_native_and_allowed():
+    from twinforge.models._nn import native_bf16, training_precision
+
+    cpu = torch.device("cpu")
+    layer = torch.nn.Linear(4, 3)
+    x = torch.randn(5, 4)
+    with training_precision(cpu, enabled=False):
+        assert layer(x).dtype == torch.float32  # DP: Opacus needs the layers' own dtype
+    with training_precision(cpu):
+        assert layer(x).dtype == (torch.bfloat16 if native_bf16(cpu) else torch.float32)
+    assert not native_bf16(torch.device("meta"))
+
+
+def test_padded_cross_entropies_equal_the_per_column_loop():
+    """tvae's and ddpm's one-shot cross-entropies over padded spans give the per-span loop's sums."""
+    from torch.nn import functional as F
+
+    from twinforge.models.diffusion import Denoiser
+
+    gen = torch.Generator().manual_seed(0)
+    net = Denoiser(2, [3, 1, 5], width=8, depth=1)
+    out = torch.randn(7, 2 + 9, generator=gen)
+    tokens = torch.stack([torch.randint(0, k, (7,), generator=gen) for k in (3, 1, 5)], dim=1)
+    logits = net.token_logits(out)
+    padded = torch.logsumexp(logits, 2) - logits.gather(2, tokens[:, :, None]).squeeze(2)
+    starts = [2, 5, 6]
+    loop = torch.stack(
+        [
+            F.cross_entropy(out[:, a : a + k], tokens[:, j], reduction="none")
+            for j, (a, k) in enumerate(zip(starts, (3, 1, 5), strict=True))
+        ],
+        dim=1,
+    )
+    assert torch.allclose(padded, loop, atol=1e-5)
+    # the input one-hots: one scatter equals the concatenated one-hots (mask state included)
+    x = torch.randn(7, 2, generator=gen)
+    masked = tokens.clone()
+    masked[0, 2] = 5  # token 2's mask state
+    hot = torch.cat([x] + [F.one_hot(masked[:, j], k + 1).float() for j, k in enumerate((3, 1, 5))], dim=1)
+    t = torch.rand(7, generator=gen)
+    with torch.no_grad():
+        assert torch.allclose(net(x, masked, t), net.body(net.proj(hot) + net.time(_embed(t))), atol=1e-6)
+
+
+def test_tvae_loss_equals_the_per_span_negative_elbo():
+    from torch.nn import functional as F
+
+    model = quick("tvae", epochs=1).fit(make_mixed(80))
+    enc = model.encoding_
+    arrays = model.transformer_.transform(make_mixed(30, seed=3))
+    codes, scalars = enc.encode({c["name"]: arrays[c["name"]] for c in enc.columns_}, None)
+    x, codes_t, scalars_t, present = model._tensors(codes, scalars)
+    torch.manual_seed(0)
+    got = model._loss(x, codes_t, scalars_t, present)
+    torch.manual_seed(0)
+    mu, logvar = model.encoder_(x)
+    raw = model.decoder_(mu + torch.randn_like(mu) * (0.5 * logvar).exp())
+    rec = sum(
+        F.cross_entropy(raw[:, a : a + k], codes_t[:, s], reduction="sum")
+        for s, (a, k) in enumerate(zip(enc.span_starts_, enc.span_sizes_, strict=True))
+    )
+    sigma = model.decoder_.sigma()
+    mean = torch.tanh(raw[:, torch.as_tensor(enc.scalar_pos_)])
+    rec = rec + ((0.5 * ((scalars_t - mean) / sigma) ** 2 + sigma.log()) * present).sum()
+    kl = -0.5 * (1 + logvar - mu**2 - logvar.exp()).sum()
+    assert torch.allclose(got, (model.loss_factor * rec + kl) / len(x), rtol=1e-5)
+
+
+def _embed(t):
+    from twinforge.models.diffusion import timestep_embedding
+
+    return timestep_embedding(t)
+
+
+def test_ctgan_lazy_gradient_penalty():
+    """The penalty every k steps (weighted k) trains, is seeded, and 1 (WGAN-GP as published) still works."""
+    data = make_mixed(200)
+    a = quick("ctgan", penalty_every=3).fit(data).sample(50, seed=1)
+    b = quick("ctgan", penalty_every=3).fit(data).sample(50, seed=1)
+    pd.testing.assert_frame_equal(a, b)
+    assert len(quick("ctgan", penalty_every=1).fit(data).sample(20, seed=0)) == 20
+    with pytest.raises(twinforge.ParameterError, match="penalty_every"):
+        quick("ctgan", penalty_every=0).fit(data)
+
+
+def test_value_map_moves_generated_values_onto_the_real_marginal_and_keeps_ranks():
+    from twinforge.models._request import SampleRequest
+    from twinforge.models._tabular_nn import apply_value_map, fit_value_map
+
+    rng = np.random.default_rng(0)
+    real = {"x": rng.gamma(2.0, 10.0, 4000), "few": rng.integers(0, 3, 4000).astype(float)}
+    fake = {"x": np.clip(rng.normal(15, 12, 4000), 0, None), "few": rng.integers(0, 3, 4000).astype(float)}
+    fake["x"][:50] = np.nan
+    vmap = fit_value_map(real, fake, ["x", "few"])
+    assert set(vmap) == {"x"}  # a few-valued column is learned as categories: left alone
+    out = apply_value_map({k: v.copy() for k, v in fake.items()}, vmap, None, np.random.default_rng(1))
+    assert np.isnan(out["x"][:50]).all()
+    got = out["x"][50:]
+    assert np.abs(np.quantile(got, [0.1, 0.5, 0.9]) - np.quantile(real["x"], [0.1, 0.5, 0.9])).max() < 1.5
+    assert (np.mean(got == got.min()) < 0.01) and np.mean(fake["x"][50:] == 0) > 0.05  # the pile at 0 is spread
+    x = fake["x"][50:]
+    moved = x > 0  # outside the pile, monotone: every row keeps its rank
+    order = np.argsort(x[moved])
+    assert (np.diff(got[moved][order]) >= 0).all() and got[~moved].max() <= got[moved].min() + 1e-9
+    ranged = SampleRequest.__new__(SampleRequest)
+    ranged.ranges = {"x": (0.0, 5.0)}
+    kept = apply_value_map({"x": fake["x"].copy()}, vmap, ranged, np.random.default_rng(1))["x"]
+    np.testing.assert_array_equal(kept, fake["x"])  # a range condition's column is left as drawn

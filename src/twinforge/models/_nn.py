@@ -32,7 +32,9 @@ __all__ = [
     "MLP",
     "TrainResult",
     "check_training_params",
+    "native_bf16",
     "resolve_device",
+    "training_precision",
     "rng_isolated",
     "seeded",
     "state_from_arrays",
@@ -52,6 +54,26 @@ def resolve_device(device: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ParameterError(f"device {device!r} asked for, but no CUDA GPU is available: use 'auto' or 'cpu'")
     return dev
+
+
+def native_bf16(device: torch.device) -> bool:
+    """True on a CPU with native bfloat16 arithmetic (AVX512-BF16 or AMX), where bfloat16 matrices run faster."""
+    if device.type != "cpu":
+        return False
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    return bool(probe()) if probe is not None else False
+
+
+def training_precision(device: torch.device, enabled: bool = True) -> contextlib.AbstractContextManager:
+    """Autocast to bfloat16 for a training step on a CPU with native bfloat16, else nothing.
+
+    The matrix products of the small tabular networks run about twice as fast in bfloat16 (oneDNN accumulates in
+    float32; weights, optimiser state, losses and normalisations stay float32). Off under DP (``enabled=False``):
+    Opacus computes its per-sample gradients in the layers' own dtype.
+    """
+    if enabled and native_bf16(device):
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 _TORCH_RNG_LOCK = threading.RLock()  # re-entrant: seeded blocks nest (validation inside training)

@@ -48,6 +48,7 @@ from twinforge.models._nn import (
     state_from_arrays,
     state_to_arrays,
     train_loop,
+    training_precision,
 )
 from twinforge.models._registry import register
 from twinforge.models._request import SampleRequest
@@ -80,12 +81,36 @@ class Denoiser(nn.Module):
         self.proj = nn.Linear(d_in, width)
         self.time = nn.Sequential(nn.Linear(_TIME_DIM, width), nn.SiLU(), nn.Linear(width, width))
         self.body = MLP(width, width, depth, d_num + sum(self.token_sizes))
+        sizes = np.asarray(self.token_sizes, dtype="int64")
+        # where token j's one-hot starts in the input, and its logits (padded to the widest token) in the output
+        self._in_start = d_num + np.concatenate([[0], np.cumsum(sizes + 1)[:-1]]).astype("int64")
+        widest = int(sizes.max()) if len(sizes) else 0
+        out_start = d_num + np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype("int64")
+        self._logit_index = out_start[:, None] + np.arange(widest)[None, :]
+        self._logit_valid = np.arange(widest)[None, :] < sizes[:, None]
+        self._logit_index = np.where(self._logit_valid, self._logit_index, d_num)
+        self._cache: dict[torch.device, tuple[torch.Tensor, ...]] = {}
+
+    def layout(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(input starts of the tokens, padded logit positions (tokens, widest), their valid mask)``."""
+        if device not in self._cache:
+            arrays = (self._in_start, self._logit_index, self._logit_valid)
+            with torch.inference_mode(False):  # normal tensors even when first asked for under inference mode
+                self._cache[device] = tuple(torch.as_tensor(a, device=device) for a in arrays)
+        return self._cache[device]
 
     def forward(self, x: torch.Tensor, tokens: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """``t`` holds one time per row, or a single time for every row (embedded once)."""
-        parts = [x] + [F.one_hot(tokens[:, j], k + 1).float() for j, k in enumerate(self.token_sizes)]
-        h = self.proj(torch.cat(parts, dim=1)) + self.time(timestep_embedding(t.reshape(-1)))
+        inp = F.pad(x, (0, self.proj.in_features - self.d_num))
+        if self.token_sizes:  # every token's one-hot in one scatter
+            inp = inp.scatter(1, tokens + self.layout(x.device)[0], 1.0)
+        h = self.proj(inp) + self.time(timestep_embedding(t.reshape(-1)))
         return self.body(h)
+
+    def token_logits(self, out: torch.Tensor) -> torch.Tensor:
+        """The tokens' logits as one (rows, tokens, widest) float tensor, padding at -inf."""
+        _, index, valid = self.layout(out.device)
+        return out.float()[:, index].masked_fill(~valid, -torch.inf)
 
 
 # ------------------------------------------------------------------------------------------ schedule
@@ -111,13 +136,12 @@ def diffusion_loss(
     v = a.sqrt() * eps - (1 - a).sqrt() * x0
     masked = torch.rand(tokens.shape, device=tokens.device) < t[:, None]
     mask_ids = torch.as_tensor(net.token_sizes, device=tokens.device)
-    out = net(x_t, torch.where(masked, mask_ids, tokens), t)
+    out = net(x_t, torch.where(masked, mask_ids, tokens), t).float()
     total = (((out[:, :d] - v) ** 2) * valid).sum()
-    start = d
-    for j, k in enumerate(net.token_sizes):
-        ce = F.cross_entropy(out[:, start : start + k], tokens[:, j], reduction="none")
-        total = total + (ce * masked[:, j]).sum()
-        start += k
+    if net.token_sizes:  # cross-entropy of every masked token at once
+        logits = net.token_logits(out)
+        ce = torch.logsumexp(logits, dim=2) - logits.gather(2, tokens[:, :, None]).squeeze(2)
+        total = total + (ce * masked).sum()
     return total / (n * max(1, d + tokens.shape[1]))
 
 
@@ -145,13 +169,13 @@ class Sampler:
         mask_ids = torch.as_tensor(sizes, device=device, dtype=torch.long)
         given = torch.as_tensor(cons.tokens, device=device)
         tokens = torch.where(given >= 0, given, mask_ids.expand(n, -1)) if sizes else given
-        # categories a revealed token may take: seen in training and allowed by a set condition
-        allowed = []
+        # categories a revealed token may take: seen in training and allowed by a set condition (padded)
+        allowed = torch.zeros((len(sizes), max(sizes, default=0)), dtype=torch.bool, device=device)
         for j, k in enumerate(sizes):
             ok = seen[j] & cons.allowed.get(j, np.ones(k, dtype=bool))
             if not ok.any():  # a set of only unseen levels: honoured as asked
                 ok = cons.allowed[j]
-            allowed.append(torch.as_tensor(ok, device=device))
+            allowed[j, :k] = torch.as_tensor(ok, device=device)
         ts = torch.linspace(1.0, 0.0, self.steps + 1, device=device)
         x0 = x
         for i in range(self.steps):
@@ -166,18 +190,12 @@ class Sampler:
             sigma = self.eta * ((1 - a_s) / (1 - a_t).clamp_min(1e-12) * (1 - a_t / a_s.clamp_min(1e-12))).sqrt()
             x = a_s.sqrt() * x0 + (1 - a_s - sigma**2).clamp_min(0).sqrt() * eps
             x = x + sigma * temperature * torch.randn_like(x)
-            # reveal masked tokens with probability (t - s) / t
-            reveal_p = float((t - s) / t)
-            start = d
-            for j, k in enumerate(sizes):
-                logits = out[:, start : start + k] / temperature
-                start += k
-                masked = tokens[:, j] == k
-                reveal = masked & (torch.rand(n, device=device) < reveal_p)
-                if not reveal.any():
-                    continue
-                logits = logits[reveal].masked_fill(~allowed[j], -math.inf)
-                tokens[reveal, j] = torch.distributions.Categorical(logits=logits).sample()
+            # reveal masked tokens with probability (t - s) / t, drawn from the predicted categories (Gumbel-max)
+            if sizes:
+                logits = (net.token_logits(out) / temperature).masked_fill(~allowed, -math.inf)
+                gumbel = -torch.empty_like(logits).exponential_().log()
+                reveal = (tokens == mask_ids) & (torch.rand(tokens.shape, device=device) < float((t - s) / t))
+                tokens = torch.where(reveal, (logits + gumbel).argmax(2), tokens)
         return x0.cpu().numpy().astype("float64"), tokens.cpu().numpy()
 
 
@@ -332,7 +350,8 @@ class TabDDPM(Synthesizer):
                     # stratified times: one per slice of (0, 1], for a lower-variance loss
                     t = torch.arange(len(rows), device=self.device_) + torch.rand(len(rows), device=self.device_)
                     t = (t / len(rows))[torch.randperm(len(rows), device=self.device_)].clamp_min(1e-3)
-                    loss = diffusion_loss(net, *(x[rows] for x in data), t)
+                    with training_precision(self.device_, dp is None):
+                        loss = diffusion_loss(net, *(x[rows] for x in data), t)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
@@ -345,10 +364,10 @@ class TabDDPM(Synthesizer):
                 val_data = self._tensors(z[val], valid[val], tokens[val])
                 val_seed = int(rng.integers(2**63 - 1))
 
-                @torch.no_grad()
+                @torch.inference_mode()
                 def validate() -> float:
                     net.eval()
-                    with seeded(np.random.default_rng(val_seed), self.device_):
+                    with seeded(np.random.default_rng(val_seed), self.device_), training_precision(self.device_):
                         # several passes at fixed times and noise: a steadier held-out loss
                         m = len(val_data[0])
                         losses = []

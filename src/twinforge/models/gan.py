@@ -51,10 +51,19 @@ from twinforge.models._nn import (
     state_from_arrays,
     state_to_arrays,
     train_loop,
+    training_precision,
 )
 from twinforge.models._registry import register
 from twinforge.models._request import SampleRequest
-from twinforge.models._tabular_nn import CondVector, ModeConstraints, ModeEncoding, finish, split_rows
+from twinforge.models._tabular_nn import (
+    CondVector,
+    ModeConstraints,
+    ModeEncoding,
+    apply_value_map,
+    finish,
+    fit_value_map,
+    split_rows,
+)
 from twinforge.models.base import Synthesizer
 from twinforge.privacy import dp_sgd, is_private, public_arrays
 
@@ -119,8 +128,8 @@ def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor) -> 
     alpha = torch.rand(real.shape[0] // pac, 1, 1, device=real.device).expand(-1, pac, real.shape[1])
     alpha = alpha.reshape(-1, real.shape[1])
     mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
-    norm = grad.reshape(-1, pac * real.shape[1]).norm(2, dim=1)
+    (grad,) = torch.autograd.grad(critic(mixed).float().sum(), mixed, create_graph=True)
+    norm = grad.float().reshape(-1, pac * real.shape[1]).norm(2, dim=1)
     return ((norm - 1) ** 2).mean()
 
 
@@ -142,6 +151,10 @@ class CTGAN(Synthesizer):
         Hidden width and number of hidden layers of the generator and of the critic.
     pac : int, default 10
         Rows the critic sees at once (PacGAN).
+    penalty_every : int, default 1
+        The critic's gradient penalty is computed every this many steps, weighted up by as much ("lazy
+        regularisation", Karras et al., "Analyzing and Improving the Image Quality of StyleGAN", CVPR 2020,
+        section 3.1): the penalty's double backward pass is the costliest part of a step. 1 is WGAN-GP as published.
     learning_rate : float, default 2e-4
         Adam's learning rate for both networks.
     max_modes : int, default 10
@@ -192,6 +205,7 @@ class CTGAN(Synthesizer):
         width: int = 256,
         depth: int = 2,
         pac: int = 10,
+        penalty_every: int = 1,
         learning_rate: float = 2e-4,
         max_modes: int = 10,
         patience: int = 30,
@@ -210,6 +224,7 @@ class CTGAN(Synthesizer):
         self.width = width
         self.depth = depth
         self.pac = pac
+        self.penalty_every = penalty_every
         self.learning_rate = learning_rate
         self.max_modes = max_modes
         self.patience = patience
@@ -229,7 +244,7 @@ class CTGAN(Synthesizer):
             patience=self.patience,
             validation_share=self.validation_share,
         )
-        for name in ("noise_dim", "width", "depth", "pac", "max_modes"):
+        for name in ("noise_dim", "width", "depth", "pac", "penalty_every", "max_modes"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
                 raise ParameterError(f"{name} must be a positive integer, got {v!r}")
@@ -256,6 +271,7 @@ class CTGAN(Synthesizer):
         pac = 1 if private else int(self.pac)
         batch = max(pac, int(self.batch_size) // pac * pac)
         self.span_bias_ = [np.zeros(size) for size in enc.span_sizes_]
+        self.value_map_: dict[str, list[np.ndarray]] = {}
         with seeded(rng, self.device_):
             self.generator_ = Generator(self.noise_dim, self.cond_.dim, self.width, self.depth, enc.dim_)
             critic = Critic(enc.dim_ + self.cond_.dim, self.width, self.depth, pac)
@@ -277,6 +293,10 @@ class CTGAN(Synthesizer):
                 def epoch(_: int) -> dict[str, float]:
                     return self._dp_epoch(dp, steps, data, codes_t, critic, opt_d, opt_g, rng)
 
+            every = int(self.penalty_every)
+            mixed = training_precision(self.device_)
+            step_count = [0]
+
             def non_private_epoch(_: int) -> dict[str, float]:
                 loss_d_sum = loss_g_sum = 0.0
                 for _ in range(steps):
@@ -284,16 +304,21 @@ class CTGAN(Synthesizer):
                     # (whose weights have not moved yet) is scored by the updated critic
                     cond, which, cats, rows = self._train_cond(batch, rng)
                     real = torch.cat([data[torch.as_tensor(rows, device=self.device_)], cond], dim=1)
-                    raw = self._generate(batch, cond)
-                    fake = torch.cat([self._activate(raw), cond], dim=1)
-                    # critic step (WGAN-GP)
-                    loss_d = critic(fake.detach()).mean() - critic(real).mean()
-                    penalty = gradient_penalty(critic, real, fake.detach())
+                    with mixed:
+                        raw = self._generate(batch, cond).float()
+                        fake = torch.cat([self._activate(raw), cond], dim=1)
+                        # critic step (WGAN-GP); the penalty only every ``penalty_every`` steps, weighted up as much
+                        loss_d = critic(fake.detach()).float().mean() - critic(real).float().mean()
+                        penalty = None
+                        if step_count[0] % every == 0:
+                            penalty = gradient_penalty(critic, real, fake.detach())
+                    step_count[0] += 1
                     opt_d.zero_grad(set_to_none=True)
-                    (loss_d + _GP_WEIGHT * penalty).backward()
+                    (loss_d if penalty is None else loss_d + _GP_WEIGHT * every * penalty).backward()
                     opt_d.step()
                     # generator step: fool the critic and honour the condition
-                    loss_g = -critic(fake).mean() + self._cond_loss(raw, which, cats)
+                    with mixed:
+                        loss_g = -critic(fake).float().mean() + self._cond_loss(raw, which, cats)
                     opt_g.zero_grad(set_to_none=True)
                     loss_g.backward()
                     opt_g.step()
@@ -322,6 +347,7 @@ class CTGAN(Synthesizer):
             )
             self.generator_.eval()
             self.span_bias_ = self._calibrate()
+            self.value_map_ = self._fit_value_map(public_arrays(self, arrays), rng)
         self.training_ = result.to_dict()
         if dp is not None:
             self.training_["dp_sgd"] = dp.finish()
@@ -400,6 +426,16 @@ class CTGAN(Synthesizer):
             biases.append(full)
         return biases
 
+    def _fit_value_map(self, real: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, list[np.ndarray]]:
+        """Quantile maps of the numeric columns from a batch of generated rows (see ``fit_value_map``)."""
+        enc = self.encoding_
+        names = [c["name"] for c in enc.columns_ if c["type"] == "numeric"]
+        if not names:
+            return {}
+        with seeded(rng, self.device_):
+            fake = self._draw(_CALIBRATION_ROWS, rng, enc.constraints(None, _CALIBRATION_ROWS), 1.0)
+        return fit_value_map(real, fake, names, min_distinct=int(self.max_modes) + 1)
+
     def _train_cond(self, batch: int, rng: np.random.Generator):
         which, cats, rows = self.cond_.sample_train(batch, rng)
         cond = torch.as_tensor(self.cond_.vectors(which, cats), device=self.device_)
@@ -428,13 +464,7 @@ class CTGAN(Synthesizer):
         cached = getattr(self, "_span_index_cache", None)
         if cached is not None and cached[0].device == device:
             return cached
-        enc = self.encoding_
-        widest = max(enc.span_sizes_, default=0)
-        idx = np.zeros((len(enc.span_sizes_), widest), dtype="int64")
-        valid = np.zeros_like(idx, dtype=bool)
-        for s, (start, size) in enumerate(zip(enc.span_starts_, enc.span_sizes_, strict=True)):
-            idx[s, :size] = np.arange(start, start + size)
-            valid[s, :size] = True
+        idx, valid = self.encoding_.padded_spans()
         cached = tuple(torch.as_tensor(a, device=device) for a in (idx, valid, idx[valid]))
         self._span_index_cache = cached
         return cached
@@ -467,7 +497,8 @@ class CTGAN(Synthesizer):
         temperature = request.temperature if request is not None else 1.0
         with seeded(rng, self.device_):
             out = self._draw(n, rng, cons, temperature)
-        return finish(out, request)
+        # a federated model has no value map (its sites' rows never meet): getattr
+        return finish(apply_value_map(out, getattr(self, "value_map_", {}), request, rng), request)
 
     @torch.no_grad()
     def _draw(
@@ -505,6 +536,7 @@ class CTGAN(Synthesizer):
             "cond": self.cond_.get_state(),
             "generator": state_to_arrays(self.generator_),
             "span_bias": self.span_bias_,
+            "value_map": self.value_map_,
             "training": self.training_,
         }
 
@@ -516,6 +548,8 @@ class CTGAN(Synthesizer):
         self.generator_ = state_from_arrays(generator, state["generator"]).to(self.device_).eval()
         biases = state.get("span_bias") or [np.zeros(size) for size in self.encoding_.span_sizes_]
         self.span_bias_ = [np.asarray(b, dtype="float64") for b in biases]
+        maps = state.get("value_map", {})
+        self.value_map_ = {k: [np.asarray(a, dtype="float64") for a in v] for k, v in maps.items()}
         self.training_ = state["training"]
 
 

@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from twinforge.errors import ParameterError
 from twinforge.models._nn import (
@@ -42,6 +41,7 @@ from twinforge.models._nn import (
     state_from_arrays,
     state_to_arrays,
     train_loop,
+    training_precision,
 )
 from twinforge.models._registry import register
 from twinforge.models._request import SampleRequest
@@ -231,7 +231,8 @@ class TVAE(Synthesizer):
                 total = 0.0
                 batches = (perm[i * batch : (i + 1) * batch] for i in range(steps)) if dp is None else dp.epoch(steps)
                 for rows in batches:
-                    loss = self._loss(*(t[rows] for t in tensors))
+                    with training_precision(self.device_, dp is None):
+                        loss = self._loss(*(t[rows] for t in tensors))
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
@@ -243,10 +244,10 @@ class TVAE(Synthesizer):
                 val_tensors = self._tensors(codes[val], scalars[val])
                 val_seed = int(rng.integers(2**63 - 1))
 
-                @torch.no_grad()
+                @torch.inference_mode()
                 def validate() -> float:
                     vae.eval()
-                    with seeded(np.random.default_rng(val_seed), self.device_):
+                    with seeded(np.random.default_rng(val_seed), self.device_), training_precision(self.device_):
                         return float(self._loss(*val_tensors))
 
             result = train_loop(
@@ -282,12 +283,14 @@ class TVAE(Synthesizer):
     def _loss(self, x: torch.Tensor, codes: torch.Tensor, scalars: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         """Negative ELBO per row: loss_factor * reconstruction + KL (Kingma and Welling 2014, eq. 10)."""
         enc = self.encoding_
-        mu, logvar = self.encoder_(x)
+        mu, logvar = (h.float() for h in self.encoder_(x))
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        raw = self.decoder_(z)
+        raw = self.decoder_(z).float()
         rec = raw.new_zeros(())
-        for s, (start, size) in enumerate(zip(enc.span_starts_, enc.span_sizes_, strict=True)):
-            rec = rec + F.cross_entropy(raw[:, start : start + size], codes[:, s], reduction="sum")
+        if enc.n_spans:  # the cross-entropy of every span at once, over logits padded to the widest span
+            index, valid = self._span_layout(raw.device)
+            logits = raw[:, index].masked_fill(~valid, -torch.inf)
+            rec = rec + (torch.logsumexp(logits, dim=2) - logits.gather(2, codes[:, :, None]).squeeze(2)).sum()
         if enc.n_scalars_:
             sigma = self.decoder_.sigma()
             mean = torch.tanh(raw[:, torch.as_tensor(enc.scalar_pos_, device=raw.device)])
@@ -295,6 +298,14 @@ class TVAE(Synthesizer):
             rec = rec + (nll * present).sum()
         kl = -0.5 * (1 + logvar - mu**2 - logvar.exp()).sum()
         return (float(self.loss_factor) * rec + kl) / len(x)
+
+    def _span_layout(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        cached = getattr(self, "_span_layout_cache", None)
+        if cached is None or cached[0].device != device:
+            with torch.inference_mode(False):
+                cached = tuple(torch.as_tensor(a, device=device) for a in self.encoding_.padded_spans())
+            self._span_layout_cache = cached
+        return cached
 
     # ------------------------------------------------------------------------------------ sample
     def _sample(self, n: int, rng: np.random.Generator, request: SampleRequest | None = None) -> dict[str, np.ndarray]:
