@@ -1,22 +1,30 @@
 """Differential privacy at work: each DP model at epsilon in {0.5, 1, 3, 10, none}, scored by twinforge.evaluate.
 
 Usage, from the repository root (under the shared CPU lock; OMP_NUM_THREADS=1), one dataset (or one dataset and
-model) per call, so that no call holds the lock for long; every call MERGES its runs into the JSON::
+seed) per call, so that no call holds the lock for long; every call MERGES its runs into the JSON::
 
     .venv/bin/python benchmarks/bench_privacy.py --datasets-only covid [--models mst,auto,tvae,ctgan,ddpm]
-        [--epsilons 0.5,1,3,10,none] [--rows 3000] [--epochs 5] [--rerun] [--out benchmarks/results/privacy.json]
+        [--epsilons 0.5,1,3,10,none] [--seeds 0,1,2] [--rows 3000] [--epochs 5] [--rerun]
+        [--out benchmarks/results/privacy.json]
 
-Per dataset: at most ``--rows`` rows (seeded subsample), split 80% train / 20% holdout; every model fits on the
-train split at each epsilon (``none``: without DP), samples as many rows as the train split has, and
-:func:`twinforge.evaluate` scores the sample against train and holdout: fidelity (column shapes, pair trends),
-utility (TSTR on the dataset's target, TRTR beside it), DCR share (ideal: the train share of train + holdout) and
-the strongest membership-inference attack's AUC (ideal 0.5). Targets: at epsilon <= 1 the MIA AUC is <= 0.55,
-and ``mst`` has better column shapes and pair trends than every DP-SGD model.
+Per dataset and seed: at most ``--rows`` rows (subsample seeded by the seed), split 80% train / 20% holdout (also
+by the seed); every model fits on the train split at each epsilon (``none``: without DP) with that seed, samples
+as many rows as the train split has, and :func:`twinforge.evaluate` scores the sample against train and holdout:
+fidelity (column shapes, pair trends), utility (TSTR on the dataset's target, TRTR beside it), DCR share (ideal:
+the train share of train + holdout) and the strongest membership-inference attack's AUC (ideal 0.5) with its
+standard error. The attacks score every holdout row as a non-member (as many training rows as members; the
+density attack cross-fitted over the holdout's two halves), so their AUC's standard error is about 0.02 on
+1,000 holdout rows (0.027 on the 474 of weather). Repeating over seeds (new split, new fit, new attack) shrinks
+it further: the Markdown shows per run the mean (and sd) over the seeds measured.
 
-The JSON is rewritten after every run, so a cut run keeps what it measured; rerunning skips what is there
-(``--rerun`` measures again). Runs of other datasets and models are kept. A dataset that cannot support a model
-says so in the JSON and the Markdown table (``skipped``), never silently. The Markdown table (``--md``) is
-rewritten from the whole JSON after each call.
+Targets, at epsilon <= 1: the MIA AUC is <= 0.55 (judged on each model and epsilon's mean over the seeds; the
+table also shows the largest single run), and ``mst`` has better column shapes and pair trends (seed means) than
+every DP-SGD model.
+
+The JSON is rewritten after every run (key ``dataset/model/epsilon/seed``), so a cut run keeps what it measured;
+rerunning skips what is there (``--rerun`` measures again). Runs of other datasets, models and seeds are kept. A
+dataset that cannot support a model says so in the JSON and the Markdown table (``skipped``), never silently.
+The Markdown table (``--md``) is rewritten from the whole JSON after each call.
 """
 
 from __future__ import annotations
@@ -75,7 +83,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epsilons", default=",".join(EPSILONS))
     p.add_argument("--rows", type=int, default=3000, help="rows per dataset (seeded subsample)")
     p.add_argument("--epochs", type=int, default=5, help="epochs of the DP-SGD models (at most a minute each)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", default="0", help="comma-separated: the split, fit and attacks of each repeat")
     p.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "privacy.json")
     return p.parse_args(argv)
 
@@ -90,15 +98,16 @@ def params_for(model: str, epochs: int, epsilon: float | None) -> dict:
     return params
 
 
-def run_one(train, holdout, meta, target, model, epsilon, args) -> dict:
+def run_one(train, holdout, meta, target, model, epsilon, args, seed) -> dict:
     params = params_for(model, args.epochs, epsilon)
     start = time.perf_counter()
-    synth = twinforge.create(model, seed=args.seed, **params).fit(train, metadata=meta)
+    synth = twinforge.create(model, seed=seed, **params).fit(train, metadata=meta)
     fit_s = time.perf_counter() - start
-    synthetic = synth.sample(len(train), seed=args.seed)
+    synthetic = synth.sample(len(train), seed=seed)
     report = twinforge.evaluate(
-        train, synthetic, holdout, metadata=meta, target=target, seed=args.seed, progress=False, privacy_budget=synth
+        train, synthetic, holdout, metadata=meta, target=target, seed=seed, progress=False, privacy_budget=synth
     )
+    mia = report.privacy.get("mia") or {}
     privacy = synth.fit_info_.get("privacy") or {}
     return {
         "fit_seconds": round(fit_s, 2),
@@ -111,6 +120,9 @@ def run_one(train, holdout, meta, target, model, epsilon, args) -> dict:
         "dcr_share": report.privacy.get("dcr_share"),
         "dcr_share_ideal": report.privacy.get("dcr_share_ideal"),
         "mia_auc": report.privacy.get("mia_auc"),
+        "mia_auc_se": mia.get("auc_se"),
+        "mia_attacks": mia.get("attacks"),
+        "mia_rows": mia.get("members"),
     }
 
 
@@ -138,19 +150,22 @@ def main(argv: list[str] | None = None) -> int:
     doc.setdefault("skipped", {})
     command = " ".join(["benchmarks/bench_privacy.py", *(argv if argv is not None else sys.argv[1:])])
     failed = False
+    seeds = [int(x) for x in args.seeds.split(",") if x]
     tables = {}
     for name in names:
         for (dataset, model), reason in SKIP.items():
             if dataset == name:
                 doc["skipped"][f"{dataset}/{model}"] = reason
         file, target = DATASETS[name]
-        df = pd.read_csv(args.datasets / file)
-        if len(df) > args.rows:
-            df = df.sample(args.rows, random_state=args.seed).reset_index(drop=True)
-        rng = np.random.default_rng(args.seed)
-        is_holdout = rng.random(len(df)) < 0.2
-        train, holdout = df[~is_holdout].reset_index(drop=True), df[is_holdout].reset_index(drop=True)
-        tables[name] = (train, holdout, twinforge.Metadata.detect(train), target)
+        full = pd.read_csv(args.datasets / file)
+        for seed in seeds:
+            df = full
+            if len(df) > args.rows:
+                df = df.sample(args.rows, random_state=seed).reset_index(drop=True)
+            rng = np.random.default_rng(seed)
+            is_holdout = rng.random(len(df)) < 0.2
+            train, holdout = df[~is_holdout].reset_index(drop=True), df[is_holdout].reset_index(drop=True)
+            tables[name, seed] = (train, holdout, twinforge.Metadata.detect(train), target)
         before = doc["setups"].get(name, {})
         commands = before.get("commands") or ([before["command"]] if "command" in before else [])
         doc["setups"][name] = {
@@ -159,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             "holdout_rows": len(holdout),
             "target": target,
             "epochs": args.epochs,
-            "seed": args.seed,
+            "seeds": sorted({*before.get("seeds", []), *seeds}),
             "holdout_share": 0.2,
             "commands": [*commands, command],  # every call that measured some of this dataset's runs
             "twinforge": twinforge.__version__,
@@ -168,28 +183,29 @@ def main(argv: list[str] | None = None) -> int:
     # epsilon by epsilon (small budgets first), so that a cut run has the whole grid of what it reached
     order = sorted(args.epsilons.split(","), key=lambda e: float("inf") if e == "none" else float(e))
     for eps_text in order:
-        for name in names:
-            train, holdout, meta, target = tables[name]
-            for model in args.models.split(","):
-                key = f"{name}/{model}/{eps_text}"
-                if (name, model) in SKIP:
-                    continue
-                if key in doc["runs"] and "error" not in doc["runs"][key] and not args.rerun:
-                    continue
-                epsilon = None if eps_text == "none" else float(eps_text)
-                print(f"{key} ...", file=sys.stderr, flush=True)
-                try:
-                    doc["runs"][key] = run_one(train, holdout, meta, target, model, epsilon, args)
-                except Exception as exc:  # a benchmark records a failure and goes on
-                    failed = True
-                    doc["runs"][key] = {"error": f"{type(exc).__name__}: {exc}"}
-                    traceback.print_exc()
-                write(args.out, doc)
-                print(f"{key}: {doc['runs'][key]}", file=sys.stderr, flush=True)
+        for seed in seeds:
+            for name in names:
+                train, holdout, meta, target = tables[name, seed]
+                for model in args.models.split(","):
+                    key = f"{name}/{model}/{eps_text}/{seed}"
+                    if (name, model) in SKIP:
+                        continue
+                    if key in doc["runs"] and "error" not in doc["runs"][key] and not args.rerun:
+                        continue
+                    epsilon = None if eps_text == "none" else float(eps_text)
+                    print(f"{key} ...", file=sys.stderr, flush=True)
+                    try:
+                        doc["runs"][key] = run_one(train, holdout, meta, target, model, epsilon, args, seed)
+                    except Exception as exc:  # a benchmark records a failure and goes on
+                        failed = True
+                        doc["runs"][key] = {"error": f"{type(exc).__name__}: {exc}"}
+                        traceback.print_exc()
+                    write(args.out, doc)
+                    print(f"{key}: {doc['runs'][key]}", file=sys.stderr, flush=True)
     for name in names:
         doc["setups"][name]["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    text = table(doc)  # also stores the seed aggregates and the targets in the JSON
     write(args.out, doc)
-    text = table(doc)
     args.md.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.md.with_suffix(".md.tmp")
     tmp.write_text(text + "\n")
@@ -198,65 +214,152 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def _key(item: tuple[str, dict]) -> tuple:
-    dataset, model, eps = item[0].split("/")
+METRICS = ("column_shapes", "column_pair_trends", "tstr", "dcr_share", "mia_auc")
+
+
+def _order(key: str) -> tuple:
+    dataset, model, eps = key.split("/")
     d = list(DATASETS).index(dataset) if dataset in DATASETS else len(DATASETS)
     m = MODELS.index(model) if model in MODELS else len(MODELS)
     return (d, float("inf") if eps == "none" else float(eps), m)
 
 
+def aggregate(doc: dict) -> dict[str, dict]:
+    """Per ``dataset/model/epsilon``: each metric's mean, sd and values over the seeds measured (errors apart)."""
+    groups: dict[str, list[dict]] = {}
+    errors: dict[str, list[str]] = {}
+    for key, r in doc["runs"].items():
+        parts = key.split("/")
+        if len(parts) != 4:  # a run of the layout before seeds: not comparable, left out
+            continue
+        cell = "/".join(parts[:3])
+        if "error" in r:
+            errors.setdefault(cell, []).append(f"seed {parts[3]}: {r['error']}")
+        else:
+            groups.setdefault(cell, []).append({**r, "seed": int(parts[3])})
+    out = {}
+    for cell in sorted({*groups, *errors}, key=_order):
+        runs = groups.get(cell, [])
+        agg: dict = {"seeds": [r["seed"] for r in runs], "errors": errors.get(cell, [])}
+        for what in (*METRICS, "trtr", "dcr_share_ideal", "epsilon_spent", "mia_auc_se"):
+            values = [r[what] for r in runs if r.get(what) is not None]
+            agg[what] = {
+                "mean": float(np.mean(values)) if values else None,
+                "sd": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+                "max": float(np.max(values)) if values else None,
+                "values": values,
+            }
+        out[cell] = agg
+    return out
+
+
+def targets(doc: dict, cells: dict[str, dict]) -> dict[str, dict]:
+    """Per dataset, at epsilon <= 1: MIA AUC (max of the seed means, max single run, mean) and mst vs DP-SGD."""
+    out = {}
+    for dataset in dict.fromkeys(c.split("/")[0] for c in cells):
+        small = {
+            c: a
+            for c, a in cells.items()
+            if c.startswith(dataset + "/") and c.split("/")[2] != "none" and float(c.split("/")[2]) <= 1 and a["seeds"]
+        }
+        means = {c: a["mia_auc"]["mean"] for c, a in small.items() if a["mia_auc"]["mean"] is not None}
+        runs = [v for a in small.values() for v in a["mia_auc"]["values"]]
+        worst = max(means, key=means.get) if means else None
+        duel = []
+        for eps in sorted({c.split("/")[2] for c in small}, key=float):
+            mst = small.get(f"{dataset}/mst/{eps}")
+            sgd = {m: small[f"{dataset}/{m}/{eps}"] for m in DP_SGD if f"{dataset}/{m}/{eps}" in small}
+            if mst is None or not sgd:
+                continue
+            for what in ("column_shapes", "column_pair_trends"):
+                scores = {m: a[what]["mean"] for m, a in sgd.items() if a[what]["mean"] is not None}
+                best = max(scores, key=scores.get)
+                duel.append(
+                    {
+                        "epsilon": eps,
+                        "metric": what,
+                        "mst": mst[what]["mean"],
+                        "best": best,
+                        "best_score": scores[best],
+                        "met": mst[what]["mean"] > scores[best],
+                    }
+                )
+        misses = []
+        if worst is None or means[worst] > MIA_TARGET:
+            misses.append("MIA" if worst is not None else "no MIA measured")
+        misses += [f"mst {d['metric'].split('_')[-1]} at {d['epsilon']}" for d in duel if not d["met"]]
+        out[dataset] = {
+            "mia_max_of_means": means[worst] if worst else None,
+            "mia_max_cell": worst,
+            "mia_max_cell_sd": small[worst]["mia_auc"]["sd"] if worst else None,
+            "mia_max_single_run": max(runs) if runs else None,
+            "mia_mean": float(np.mean(runs)) if runs else None,
+            "mia_runs": len(runs),
+            "duel": duel,
+            "met": not misses,
+            "misses": misses,
+        }
+    return out
+
+
 def table(doc: dict) -> str:
-    """Markdown: every run; the targets per dataset (MIA AUC at epsilon <= 1; mst's fidelity against DP-SGD's)."""
-    lines = [
-        "| dataset | model | epsilon | spent | shapes | pairs | TSTR (TRTR) | DCR share (ideal) | MIA AUC |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    """Markdown: every model and epsilon (mean +- sd over the seeds); the targets per dataset at epsilon <= 1."""
+    cells = aggregate(doc)
+    doc["aggregate"], doc["targets"] = cells, targets(doc, cells)
 
     def f(v, d=3):
         return "n/a" if v is None else f"{v:.{d}f}"
 
-    runs = dict(sorted(doc["runs"].items(), key=_key))
-    for key, r in runs.items():
-        dataset, model, eps = key.split("/")
-        if "error" in r:
-            lines.append(f"| {dataset} | {model} | {eps} | error: {r['error'][:60]} | | | | | |")
+    def ms(a):
+        return "n/a" if a["mean"] is None else f(a["mean"]) + (f" ± {a['sd']:.3f}" if a["sd"] is not None else "")
+
+    lines = [
+        "Mean ± sd over the seeds (one value: one seed). MIA AUC: the strongest attack; se is its standard error in",
+        "one run (Hanley-McNeil).",
+        "",
+        "| dataset | model | epsilon | seeds | spent | shapes | pairs | TSTR (TRTR) | DCR share (ideal) | MIA AUC | "
+        "MIA se |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for cell, a in cells.items():
+        dataset, model, eps = cell.split("/")
+        if not a["seeds"]:
+            lines.append(f"| {dataset} | {model} | {eps} | 0 | error: {a['errors'][0][:60]} | | | | | | |")
             continue
         lines.append(
-            f"| {dataset} | {model} | {eps} | {f(r['epsilon_spent'])} | {f(r['column_shapes'])} | "
-            f"{f(r['column_pair_trends'])} | {f(r['tstr'])} ({f(r['trtr'])}) | {f(r['dcr_share'])} "
-            f"({f(r['dcr_share_ideal'])}) | {f(r['mia_auc'])} |"
+            f"| {dataset} | {model} | {eps} | {len(a['seeds'])} | {f(a['epsilon_spent']['mean'])} | "
+            f"{ms(a['column_shapes'])} | {ms(a['column_pair_trends'])} | {ms(a['tstr'])} "
+            f"({f(a['trtr']['mean'])}) | {ms(a['dcr_share'])} ({f(a['dcr_share_ideal']['mean'])}) | "
+            f"{ms(a['mia_auc'])} | {f(a['mia_auc_se']['mean'])} |"
         )
-    lines += ["", "Targets per dataset, at epsilon <= 1:", ""]
     lines += [
-        "| dataset | max MIA AUC (<= 0.55) | mst vs best DP-SGD: shapes | pairs | verdict |",
-        "|---|---|---|---|---|",
+        "",
+        "Targets per dataset, at epsilon <= 1. MIA: the largest mean over the seeds of one model and epsilon (the",
+        "target, <= 0.55), which model and epsilon that is, the largest single run, and the mean of all runs.",
+        "Fidelity: mst's mean against the best DP-SGD model's mean.",
+        "",
+        "| dataset | MIA max of means (<= 0.55) | at | max single run | mean of runs (n) | shapes: mst vs best DP-SGD "
+        "| pairs: mst vs best DP-SGD | verdict |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for dataset in dict.fromkeys(k.split("/")[0] for k in runs):
-        small = {
-            k: r
-            for k, r in runs.items()
-            if k.startswith(dataset + "/") and not k.endswith("/none") and "error" not in r
-        }
-        small = {k: r for k, r in small.items() if float(k.split("/")[2]) <= 1}
-        aucs = [r["mia_auc"] for r in small.values() if r.get("mia_auc") is not None]
-        mia = max(aucs) if aucs else None
-        duel = []
-        for eps in sorted({k.split("/")[2] for k in small}, key=float):
-            mst = small.get(f"{dataset}/mst/{eps}")
-            sgd = [small[f"{dataset}/{m}/{eps}"] for m in DP_SGD if f"{dataset}/{m}/{eps}" in small]
-            if mst is None or not sgd:
-                continue
-            for what in ("column_shapes", "column_pair_trends"):
-                best = max(r[what] for r in sgd if r[what] is not None)
-                duel.append((eps, what, mst[what], best))
-        shapes = ", ".join(f"{e}: {a:.3f} vs {b:.3f}" for e, w, a, b in duel if w == "column_shapes") or "n/a"
-        pairs = ", ".join(f"{e}: {a:.3f} vs {b:.3f}" for e, w, a, b in duel if w == "column_pair_trends") or "n/a"
-        misses = []
-        if mia is None or mia > MIA_TARGET:
-            misses.append("MIA" if mia is not None else "no MIA measured")
-        misses += [f"mst {w.split('_')[-1]} at {e}" for e, w, a, b in duel if a < b]
-        verdict = "met" if not misses else "missed: " + ", ".join(misses)
-        lines.append(f"| {dataset} | {f(mia)} | {shapes} | {pairs} | {verdict} |")
+    for dataset, t in doc["targets"].items():
+        shapes = ", ".join(
+            f"{d['epsilon']}: {d['mst']:.3f} vs {d['best_score']:.3f} ({d['best']})"
+            for d in t["duel"]
+            if d["metric"] == "column_shapes"
+        )
+        pairs = ", ".join(
+            f"{d['epsilon']}: {d['mst']:.3f} vs {d['best_score']:.3f} ({d['best']})"
+            for d in t["duel"]
+            if d["metric"] == "column_pair_trends"
+        )
+        at = (t["mia_max_cell"] or "n/a").split("/", 1)[-1]
+        sd = f" ± {t['mia_max_cell_sd']:.3f}" if t["mia_max_cell_sd"] is not None else ""
+        verdict = "met" if t["met"] else "missed: " + ", ".join(t["misses"])
+        lines.append(
+            f"| {dataset} | {f(t['mia_max_of_means'])}{sd} | {at} | {f(t['mia_max_single_run'])} | "
+            f"{f(t['mia_mean'])} ({t['mia_runs']}) | {shapes or 'n/a'} | {pairs or 'n/a'} | {verdict} |"
+        )
     by_reason: dict[str, list[str]] = {}
     for key, reason in sorted(doc.get("skipped", {}).items()):
         by_reason.setdefault(reason, []).append(key)

@@ -39,7 +39,8 @@ def test_fresh_draws_score_near_ideal(tables):
     mia = privacy.membership_inference(train, fresh, holdout)
     assert mia["auc"] < 0.6
     assert mia["attacks"]["density"] is not None and 0.35 < mia["attacks"]["density"] < 0.65
-    assert mia["members"] == mia["non_members"] == 300 and mia["reference_rows"] == 300
+    assert mia["members"] == mia["non_members"] == 600 and mia["reference_rows"] == 300
+    assert len(mia["density_folds"]) == 2 and 0 < mia["auc_se"] < 0.03
 
 
 def test_dcr_share_ideal_follows_the_sizes(tables):

@@ -348,3 +348,26 @@ def test_dp_fit_of_text_timestamps_with_an_offset():
     out = model.sample(200, seed=0)["time_hour"]
     assert out.str.endswith("Z").all()
     assert pd.to_datetime(out, format="%Y-%m-%dT%H:%M:%S%z").dt.tz is not None
+
+
+def test_dp_numeric_range_is_cut_to_the_occupied_bins_and_yes_no_gets_no_other_level():
+    """A balance in [0, 2500] lands in the decade [0, 10000): without the cut, the noise of the empty bins put a
+    sixth of the public values (and so of the synthetic ones) above anything real. A yes/no column whose levels
+    are both released gets no "(other)" level from the noise of the left-over count."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    data = pd.DataFrame(
+        {
+            "balance": rng.uniform(0, 2500, n),
+            "student": np.where(rng.random(n) < 0.3, "Yes", "No"),
+        }
+    )
+    model = twinforge.create("mst", seed=0, epsilon=1.0, iters=50).fit(data)
+    info = model.fit_info_["privacy"]["domain"]
+    assert info["balance"]["bounds_from_grid"][1] >= 10_000
+    low, high = info["balance"]["bounds"]
+    assert 2000 < high < 3000 and low <= 100
+    assert info["student"]["other"] is False
+    out = model.sample(2000, seed=0)
+    assert out["balance"].max() <= high and set(out["student"]) == {"Yes", "No"}
+    assert model.fit_info_["privacy"]["epsilon_spent"] <= 1.0

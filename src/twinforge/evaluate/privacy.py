@@ -25,8 +25,9 @@ mia_auc                     0.5                   the highest ROC-AUC among the 
                                                   (training rows = members, holdout rows = non-members)
   distance attack           0.5                   score = minus the distance to the closest synthetic row
   density attack            0.5                   DOMIAS: score = log density of synthetic / log density of a
-                                                  reference (holdout rows not used as non-members), each a Gaussian
-                                                  mixture on a PCA of the encoding
+                                                  reference (the other half of the holdout), each a Gaussian
+                                                  mixture on a PCA of the encoding; cross-fitted over the two
+                                                  halves of the holdout, the AUC is the mean of the halves'
 attribute_inference         gap 0                 per ``sensitive`` column: a gradient-boosting attacker trained on
                                                   synthetic predicts it from the other columns; accuracy (R^2 for
                                                   numbers) on training rows, on holdout rows and of the majority
@@ -39,7 +40,8 @@ attribute_inference         gap 0                 per ``sensitive`` column: a gr
 Samples: for the distances, synthetic rows are subsampled to ``cap`` rows, and training and holdout rows at one
 rate that leaves the larger of the two with ``cap`` rows (seeded), so the ideal dcr_share is the same for the
 subsamples as for the whole tables; the attacks use equal numbers of members and
-non-members, and at most ``distance_rows`` synthetic rows. Exact copies are looked up among *all* rows (by
+non-members (every holdout row, up to ``cap``; ``auc_se`` is the AUC's standard error), and at most
+``distance_rows`` synthetic rows. Exact copies are looked up among *all* rows (by
 hashing the learned columns), so a row with an exact copy anywhere in the other table is at distance 0 even when
 that copy is not in the subsample: subsampling never hides an exact copy, only near copies.
 
@@ -56,6 +58,7 @@ References
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -226,45 +229,74 @@ def _density_attack(
     return scores[0] - scores[1]
 
 
+def _auc_se(auc: float, n_pos: int, n_neg: int) -> float:
+    """Standard error of an ROC-AUC (Hanley and McNeil 1982)."""
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    var = auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc) + (n_neg - 1) * (q2 - auc * auc)
+    return float(math.sqrt(max(var, 0.0) / max(n_pos * n_neg, 1)))
+
+
 def _membership(prep: Prepared, rng: np.random.Generator, cap: int, synthetic_cap: int = 20_000) -> dict[str, Any]:
+    """Both attacks on up to ``cap`` non-members (holdout rows) and as many members (training rows).
+
+    The density attack needs a reference of real non-members it does not score. It is cross-fitted: the holdout
+    is cut in two halves; the non-members of each half are scored against the other half as reference, and the
+    attack's AUC is the mean of the two halves' AUCs. Each half's AUC is the attack of a single split (half of
+    the holdout as reference), so the attack is as strong as one split, and every holdout row is scored.
+    """
     from sklearn.metrics import roc_auc_score
     from sklearn.neighbors import NearestNeighbors
 
     n_h = prep.rows["holdout"]
-    n_ref = n_h // 2 if n_h >= 40 else 0  # half of the holdout is the density attack's reference
-    n = min(prep.rows["real"], n_h - n_ref, cap)
+    folds = 2 if n_h >= 40 else 0  # the density attack needs at least 20 reference rows
+    n = min(prep.rows["real"], n_h, cap)
     holdout_order = rng.permutation(n_h)
-    members = np.sort(rng.choice(prep.rows["real"], n, replace=False))
-    non_members = np.sort(holdout_order[:n])
-    reference = np.sort(holdout_order[n_h - n_ref :]) if n_ref else None
+    half = n_h // 2
+    if folds:  # non-members taken evenly from the two halves
+        n = 2 * min(n // 2, half)
+        non_members = np.r_[holdout_order[: n // 2], holdout_order[half : half + n // 2]]
+    else:
+        non_members = holdout_order[:n]
+    members = rng.choice(prep.rows["real"], n, replace=False)
     syn_rows = subsample(prep.rows["synthetic"], synthetic_cap, rng)
 
     enc = MixedEncoder(prep)
     x_syn = enc.transform(prep.take("synthetic", syn_rows))
-    x_eval = np.vstack([enc.transform(prep.take("real", members)), enc.transform(prep.take("holdout", non_members))])
+    x_mem = enc.transform(prep.take("real", members))
+    x_non = enc.transform(prep.take("holdout", non_members))
+    x_eval = np.vstack([x_mem, x_non])
     y = np.r_[np.ones(n), np.zeros(n)]
 
     with threads():
         d = NearestNeighbors(n_neighbors=1).fit(x_syn).kneighbors(x_eval)[0][:, 0]
         # a candidate copied into synthetic is at distance 0 even when its copy is not in the synthetic subsample
         d[np.r_[_copied(prep, "real", members, "synthetic"), _copied(prep, "holdout", non_members, "synthetic")]] = 0.0
-        density = None
-        if reference is not None:
-            density = _density_attack(x_syn, enc.transform(prep.take("holdout", reference)), x_eval, rng)
+        density = []
+        for fold in range(folds):
+            reference = holdout_order[half:] if fold == 0 else holdout_order[:half]
+            part = slice(fold * (n // 2), (fold + 1) * (n // 2))
+            x_fold = np.vstack([x_mem[part], x_non[part]])
+            scores = _density_attack(x_syn, enc.transform(prep.take("holdout", np.sort(reference))), x_fold, rng)
+            if scores is not None:
+                y_fold = np.r_[np.ones(len(x_mem[part])), np.zeros(len(x_non[part]))]
+                density.append(float(roc_auc_score(y_fold, scores)))
     attacks: dict[str, Any] = {"distance": float(roc_auc_score(y, -d))}
     notes = []
-    if density is None:
+    if not density:
         attacks["density"] = None
         notes.append("density attack skipped: it needs at least 40 holdout rows (half of them as reference)")
     else:
-        attacks["density"] = float(roc_auc_score(y, density))
-    valid = [v for v in attacks.values() if v is not None]
+        attacks["density"] = float(np.mean(density))
+    valid = {k: v for k, v in attacks.items() if v is not None}
+    best = max(valid, key=valid.get)
     return {
-        "auc": max(valid),
+        "auc": valid[best],
+        "auc_se": _auc_se(valid[best], n, n),
         "attacks": attacks,
+        "density_folds": density,
         "members": n,
         "non_members": n,
-        "reference_rows": n_ref,
+        "reference_rows": n_h - half if folds else 0,
         "synthetic_rows": len(x_syn),
         "notes": notes,
     }

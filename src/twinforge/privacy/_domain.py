@@ -46,6 +46,7 @@ __all__ = ["OTHER", "private_domain", "required_epsilon"]
 OTHER = "(other)"
 _VALUE_BINS = 64
 _PUBLIC_ROWS = 5_000
+_TAIL_Z, _TRIM_MASS = 2.5, 0.02  # growth of a numeric range past its core: see _occupied_bins
 _GRID_STEPS = 1  # log-grid bins per decade: coarse, so that a few thousand rows clear the noise of small budgets
 _GRID_DECADES = (-4, 16)
 _FALSE_BINS = 0.01  # chance that any empty bin of the log grid passes the bounds threshold
@@ -265,11 +266,25 @@ def _numeric(
     if not high >= low:
         raise ParameterError(f"column {name!r}: metadata bounds low={spec.low!r} > high={spec.high!r}")
     edges = np.linspace(low, high, _VALUE_BINS + 1)
-    clipped = np.clip(x, low, high)
     bins = np.where(
-        missing, _VALUE_BINS, np.clip(np.searchsorted(edges, clipped, side="right") - 1, 0, _VALUE_BINS - 1)
+        missing,
+        _VALUE_BINS,
+        np.clip(np.searchsorted(edges, np.clip(x, low, high), side="right") - 1, 0, _VALUE_BINS - 1),
     )
     noisy = np.bincount(bins, minlength=_VALUE_BINS + 1) + rng.normal(0, sigma, _VALUE_BINS + 1)
+    info: dict[str, Any] = {}
+    if source != "metadata":
+        # a decade-wide range is mostly empty; keep the bins the noisy histogram shows occupied (post-processing)
+        first, last = _occupied_bins(noisy[:-1], sigma)
+        if (first, last) != (0, _VALUE_BINS - 1):
+            info["bounds_from_grid"] = [low, high]
+            edges = edges[first : last + 2]
+            noisy = np.r_[noisy[first : last + 1], noisy[-1]]
+            low, high = float(edges[0]), float(edges[-1])
+            if spec.kind == "integer":
+                low, high = math.floor(low), math.ceil(high)
+    n_bins = len(edges) - 1
+    clipped = np.clip(x, low, high)
     p = np.clip(noisy, 0, None)
     tau = sigma * stats.norm.isf(_FALSE_BINS)
     # a dtype that cannot hold a missing value (numpy int) says, as schema, that there is none
@@ -279,10 +294,10 @@ def _numeric(
         p[-1] = 0.0
     if p.sum() <= 0:
         p[:-1] = 1.0
-    draw = rng.choice(_VALUE_BINS + 1, n_public, p=p / p.sum())
-    width = (edges[-1] - edges[0]) / _VALUE_BINS
-    values = edges[np.minimum(draw, _VALUE_BINS - 1)] + rng.random(n_public) * width
-    values = np.clip(np.where(draw == _VALUE_BINS, np.nan, values), low, high)
+    draw = rng.choice(n_bins + 1, n_public, p=p / p.sum())
+    width = (edges[-1] - edges[0]) / n_bins
+    values = edges[np.minimum(draw, n_bins - 1)] + rng.random(n_public) * width
+    values = np.clip(np.where(draw == n_bins, np.nan, values), low, high)
     if spec.kind == "integer":
         values = np.clip(np.round(values), low, high)
     values[:2] = [low, high] if n_public >= 2 else values[:2]  # the range itself is released: show it whole
@@ -293,7 +308,7 @@ def _numeric(
         real[missing] = pool[rng.integers(0, len(pool), int(missing.sum()))]
     if spec.kind == "integer":
         real = np.round(real)
-    info = {"bounds": [low, high], "bounds_from": source, "missing": bool(with_missing)}
+    info = {"bounds": [low, high], "bounds_from": source, "missing": bool(with_missing), **info}
     if spec.kind == _DATETIME_KIND:
         return (
             _from_seconds(values, s, spec.datetime_format, tz),
@@ -301,6 +316,40 @@ def _numeric(
             info,
         )
     return _as_dtype(values, s), _as_dtype(real, s), info
+
+
+def _occupied_bins(noisy: np.ndarray, sigma: float) -> tuple[int, int]:
+    """First and last bin of the occupied run of a noisy histogram (post-processing of the noisy counts).
+
+    The core is the outermost bins above the threshold that an empty bin passes with probability ``_FALSE_BINS``
+    (over all bins). It grows outward one bin at a time while the next 1, 2, 4, 8 or 16 bins together hold more
+    than ``2.5 sigma sqrt(bins)``. A side is then cut only where what it cuts is, within one noise standard
+    deviation, at most ``_TRIM_MASS`` of the rows: under heavy noise a long thin tail cannot be told from empty
+    bins, and keeping it (the decade range) costs less than clipping it.
+    """
+    core = np.flatnonzero(noisy > sigma * stats.norm.isf(_FALSE_BINS / len(noisy)))
+    if len(core) == 0:
+        return 0, len(noisy) - 1
+    first, last = int(core[0]), int(core[-1])
+    windows = np.asarray([1, 2, 4, 8, 16])
+
+    def grows(window: np.ndarray) -> bool:
+        sums = np.cumsum(window[: windows[-1]])
+        k = windows[windows <= len(sums)]
+        return bool((sums[k - 1] > _TAIL_Z * sigma * np.sqrt(k)).any())
+
+    while first > 0 and grows(noisy[first - 1 :: -1]):
+        first -= 1
+    while last < len(noisy) - 1 and grows(noisy[last + 1 :]):
+        last += 1
+    total = max(float(noisy.sum()), 1.0)
+
+    def small(cut: np.ndarray) -> bool:
+        return float(cut.sum()) <= _TRIM_MASS * total + sigma * math.sqrt(len(cut))
+
+    first = first if first == 0 or small(noisy[:first]) else 0
+    last = last if last == len(noisy) - 1 or small(noisy[last + 1 :]) else len(noisy) - 1
+    return first, last
 
 
 def _as_dtype(values: np.ndarray, like: pd.Series) -> pd.Series:
@@ -355,7 +404,10 @@ def _discrete(
     miss_share = max(n_missing, 0.0)
     other = max(n_total - shares.sum() - miss_share, 0.0) if spec.kind == "categorical" and _is_text(s) else 0.0
     other_level = None
-    if other / n_total * n_public >= 1 or not levels:
+    # the rows left over are n minus the noisy counts: noise of sigma * sqrt(levels + 1) on its own, so a
+    # column whose every level was released (a yes/no column) gets no spurious "(other)" from that noise
+    tau_other = sigma * math.sqrt(len(levels) + 1) * stats.norm.isf(_FALSE_BINS)
+    if (other > tau_other and other / n_total * n_public >= 1) or not levels:
         other_level = OTHER
         while other_level in levels:
             other_level = "(" + other_level + ")"
