@@ -985,6 +985,7 @@ class SequenceModel(Synthesizer):
         self,
         events: pd.DataFrame | str | os.PathLike,
         *,
+        static: pd.DataFrame | str | os.PathLike | None = None,
         ks: tuple[int, ...] | list[int] = (10, 25),
         horizon: int = 25,
         holdout_share: float = 0.25,
@@ -997,13 +998,14 @@ class SequenceModel(Synthesizer):
         """Choose how :meth:`personalize` adapts to a history of each length in ``ks``, on training entities only.
 
         Fits an inner population model (this model's parameters) on ``1 - holdout_share`` of the entities of
-        ``events`` (the training table, static columns included), then, for each entity of the rest and each
-        ``k``, forecasts the ``horizon`` steps after its first ``k`` with each candidate: the population's view
-        (``epochs=0, level=0``), a level offset (``level`` 0.5 or 1) and fine-tuning (``epochs``, default 150). The
-        candidate with the lowest mean CRPS (standardised units, numeric channels) wins if it beats the
-        population's view by more than ``margin`` (relative); otherwise the twin keeps the population's view, so
-        short histories cannot make it worse than the population model on the inner entities. The choice is
-        stored in ``twin_policy_`` (saved with the model) and used by ``personalize`` by default. Returns self.
+        ``events`` (the training table; static attributes as its columns or in the table ``static``), then, for
+        each entity of the rest and each ``k``, forecasts the ``horizon`` steps after its first ``k`` with each
+        candidate: the population's view (``epochs=0, level=0``), a level offset (``level`` 0.5 or 1) and
+        fine-tuning (``epochs``, default 150). The candidate with the lowest mean CRPS (standardised units,
+        numeric channels) wins if it beats the population's view by more than ``margin`` (relative); otherwise
+        the twin keeps the population's view, so short histories cannot make it worse than the population model
+        on the inner entities. The choice is stored in ``twin_policy_`` (saved with the model) and used by
+        ``personalize`` by default. Returns self.
         """
         self._check_fitted()
         _check_seed(seed, "seed")
@@ -1022,10 +1024,17 @@ class SequenceModel(Synthesizer):
         lay = self.layout_
         ek, tk = lay["entity_key"], lay["time_key"]
         df = read_table(events)
+        if static is not None:
+            table = read_table(static)
+            wanted = [c for c in lay["static_columns"] if c not in df.columns and c in table.columns]
+            if ek not in table.columns:
+                raise DataError(f"the static table has no entity key column {ek!r}; its columns are {list(table)}")
+            df = df.merge(table[[ek, *wanted]], on=ek, how="left", validate="many_to_one")
         missing = [c for c in [ek, tk, *lay["static_columns"], *lay["channels"]] if c not in df.columns]
         if missing:
             raise DataError(
-                f"events lacks the columns {missing}: give the long training table with static columns in it"
+                f"events lacks the columns {missing}: give the long training table with static columns in it "
+                "(or the static table as static=)"
             )
         rng = np.random.default_rng(self._seed_sequence(seed, stream=5))
         entities = np.asarray(pd.unique(df[ek]))
