@@ -26,7 +26,11 @@ weights are a state dict.
 Personalisation (transfer learning, :meth:`SequenceModel.personalize`): on one entity's history, first fit its
 ``z`` alone (MAP under the population's embedding distribution), then fine-tune every weight at a small learning
 rate with an L2 pull toward the population weights (L2-SP, Li et al., ICML 2018). Forecasts run the GRU over the
-history and continue it for ``horizon`` steps, ``paths`` times.
+history and continue it for ``horizon`` steps, ``paths`` times. A twin may also carry a level offset per numeric
+channel (a shrunk mean of its one-step-ahead residuals over the history). Which of these a short history gets
+(none: the population's view; the offset; fine-tuning) is chosen per history length by
+:meth:`SequenceModel.tune_personalization` on training entities held out from an inner population fit, and the
+population's view is kept unless a candidate beats it there by a margin.
 
 Scenarios (``event=``): ``{"column": c, "value": v, "within": H}`` makes every generated path contain ``c == v``
 (a level of a categorical/boolean channel; for a numeric channel an inclusive range ``(lo, hi)``, ``None`` an open
