@@ -103,12 +103,35 @@ def test_bad_input_exits_2_with_one_message(workdir, monkeypatch, args, needles)
     assert_user_error(run(*args), *needles)
 
 
+def test_tune_twins_then_personalize_with_the_tuned_policy(workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    result = run(
+        "tune-twins", "fleet", "--events", "events.csv", "--static", "units.csv", "--out", "tuned",
+        "--ks", "6", "--horizon", "4", "--seed", "0",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "history of 6 steps:" in result.stdout
+    import twinforge
+
+    policy = twinforge.load(workdir / "tuned").twin_policy_
+    assert policy["ks"] == [6] and policy["choices"][0]["name"] in policy["scores"]["6"]
+    pd.read_csv("unit3.csv").iloc[:6].to_csv("unit3_short.csv", index=False)
+    result = run("personalize", "tuned", "--history", "unit3_short.csv", "--out", "twin_tuned", "--seed", "0")
+    assert result.exit_code == 0, result.output
+    assert twinforge.load(workdir / "twin_tuned").info_["level"] == policy["choices"][0]["level"]
+    bad = run("tune-twins", "fleet", "--events", "events.csv", "--out", "tuned2", "--ks", "six")
+    assert_user_error(bad, "--ks")
+    bad = run("tune-twins", "fleet", "--events", "events.csv", "--out", "tuned3")
+    assert_user_error(bad, "lacks the columns", "site")
+
+
 @pytest.mark.parametrize(
     ("command", "options"),
     [
         ("fit", ["--entity-key", "--time-key", "--static"]),
         ("sample", ["--entities", "--event", "--within"]),
-        ("personalize", ["--history", "--out", "--epochs", "--seed"]),
+        ("personalize", ["--history", "--out", "--epochs", "--level", "--seed"]),
+        ("tune-twins", ["--events", "--static", "--ks", "--horizon", "--out", "--seed"]),
         ("forecast", ["--horizon", "--paths", "--out", "--event", "--within", "--seed"]),
     ],
 )

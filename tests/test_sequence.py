@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -272,3 +274,51 @@ def test_a_corrupted_sequence_model_is_a_model_file_error(model, tmp_path):
     (tmp_path / "m" / "model.json").write_text(json.dumps(doc))
     with pytest.raises(twinforge.ModelFileError):
         twinforge.load(tmp_path / "m")
+
+
+# ------------------------------------------------------------------------------------------ twin policy
+def test_a_level_offset_moves_the_twin_toward_an_entity_far_from_the_fleet(model):
+    entity = _distinctive_entity()
+    history, future = entity.iloc[:15], entity.iloc[15:25]
+
+    def error(twin) -> float:
+        median = twin.forecast(10, paths=40, seed=0).groupby("t")["temp"].median().to_numpy()
+        return float(np.abs(median - future["temp"].to_numpy()).mean())
+
+    plain = model.personalize(history, epochs=0, level=0.0)
+    shifted = model.personalize(history, epochs=0, level=1.0)
+    assert plain.info_["level_offset"] == {} and not plain.offset_.any()
+    pd.testing.assert_frame_equal(plain.forecast(5, paths=4, seed=3), model.forecast(history, 5, 4, seed=3))
+    assert shifted.info_["level_offset"]["temp"] > 0  # the entity sits above what the model expects
+    assert error(shifted) < error(plain)
+    # an event on the shifted channel keeps its exact range: the offset is not applied to it
+    low = shifted.forecast(6, paths=10, seed=0, event={"column": "temp", "value": (None, 0.0), "within": 6})
+    assert (low.groupby("path")["temp"].min() <= 0.0).all()
+    with pytest.raises(ParameterError, match="level"):
+        model.personalize(history, epochs=0, level=3.0)
+
+
+def test_tune_personalization_chooses_on_inner_entities_and_falls_back_to_the_population(model, fleet, tmp_path):
+    tuned = copy.deepcopy(model).tune_personalization(
+        fleet, ks=(6, 12), horizon=5, paths=8, epochs=10, seed=0, progress=False
+    )
+    policy = tuned.twin_policy_
+    assert policy["ks"] == [6, 12] and policy["inner_entities"] == 10
+    for k, choice in zip(policy["ks"], policy["choices"], strict=True):
+        scores = policy["scores"][str(k)]
+        assert set(scores) == {"population", "level 0.5", "level 1", "fine-tune"}
+        # a candidate is taken only if it beats the population's view by the margin on the inner entities
+        assert choice["name"] == "population" or scores[choice["name"]] <= 0.98 * scores["population"]
+    history = fleet[fleet.unit == 3].iloc[:6]
+    twin = tuned.personalize(history, seed=0, progress=False)
+    assert twin.info_["level"] == policy["choices"][0]["level"]
+    assert twin.info_["epochs"] <= policy["choices"][0]["epochs"]
+    assert tuned.personalize(history, epochs=0, level=0.0).info_["level"] == 0.0  # explicit values win
+    long = _distinctive_entity(steps=40)  # longer than twice the longest tuned length: the defaults
+    assert tuned._policy_for(len(long)) == {"epochs": 150, "level": 0.0}
+    tuned.save(tmp_path / "tuned")
+    assert twinforge.load(tmp_path / "tuned").twin_policy_ == policy
+    with pytest.raises(ParameterError, match="holdout_share"):
+        tuned.tune_personalization(fleet, holdout_share=1.5)
+    with pytest.raises(DataError, match="lacks the columns"):
+        tuned.tune_personalization(fleet.drop(columns="site"))

@@ -375,7 +375,16 @@ def personalize(
     model_dir: Annotated[Path, typer.Argument(help="A sequence model directory written by `twinforge fit`.")],
     history: Annotated[str, typer.Option("--history", help="One entity's rows of the long table (.csv/.parquet).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory to save the twin in.")],
-    epochs: Annotated[int, typer.Option("--epochs", help="Fine-tuning epochs (0: the population's view).")] = 150,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            "--epochs", help="Fine-tuning epochs (0: the population's view; default: tuned, see tune-twins, or 150)."
+        ),
+    ] = None,
+    level: Annotated[
+        float | None,
+        typer.Option("--level", help="Level offset weight in [0, 2] (0: none; default: tuned, see tune-twins, or 0)."),
+    ] = None,
     seed: SeedOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -388,9 +397,45 @@ def personalize(
     if getattr(model, "kind", "table") != "sequence" or not hasattr(model, "personalize"):
         raise ParameterError(f"{str(model_dir)!r} is not a sequence model: fit one with --entity-key/--time-key")
     frame = _read(history, None, None)
-    twin = model.personalize(frame, epochs=epochs, seed=seed)
+    twin = model.personalize(frame, epochs=epochs, level=level, seed=seed)
     twin.save(out, overwrite=overwrite)
     console.print(f"personalised to entity {twin.entity!r} on {len(frame):,} steps; twin saved to {out}")
+
+
+@app.command("tune-twins")
+@_user_errors
+def tune_twins(
+    model_dir: Annotated[Path, typer.Argument(help="A sequence model directory written by `twinforge fit`.")],
+    events: Annotated[str, typer.Option("--events", help="The training long table (.csv/.parquet).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to save the tuned model in.")],
+    static: Annotated[
+        str | None, typer.Option("--static", help="Static attributes, one row per entity, if not in --events.")
+    ] = None,
+    ks: Annotated[str, typer.Option("--ks", help="History lengths to tune for, comma-separated.")] = "10,25",
+    horizon: Annotated[int, typer.Option("--horizon", help="Steps forecast when scoring the candidates.")] = 25,
+    seed: SeedOpt = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Choose how twins adapt to short histories, on training entities held out from an inner fit; save to --out.
+
+    Example: twinforge tune-twins fleet/ --events train.csv --out fleet-tuned/ --ks 10,25 --seed 0
+    """
+    inputs = [events, model_dir, model_dir / "model.json", *([static] if static else [])]
+    twinforge.io.check_output(out, overwrite=overwrite, inputs=inputs)
+    try:
+        lengths = [int(k) for k in ks.split(",") if k.strip()]
+    except ValueError:
+        raise ParameterError(f"--ks must be integers separated by commas, like 10,25; got {ks!r}") from None
+    model = twinforge.load(model_dir)
+    if getattr(model, "kind", "table") != "sequence" or not hasattr(model, "tune_personalization"):
+        raise ParameterError(f"{str(model_dir)!r} is not a sequence model: fit one with --entity-key/--time-key")
+    frame = _read(events, None, None)
+    model.tune_personalization(frame, static=None if static is None else _read(static, None, None), ks=lengths,
+                               horizon=horizon, seed=seed)  # fmt: skip
+    model.save(out, overwrite=overwrite)
+    for k, choice in zip(model.twin_policy_["ks"], model.twin_policy_["choices"], strict=True):
+        console.print(f"history of {k} steps: {choice['name']}")
+    console.print(f"tuned model saved to {out}")
 
 
 @app.command()

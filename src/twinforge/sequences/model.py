@@ -26,7 +26,11 @@ weights are a state dict.
 Personalisation (transfer learning, :meth:`SequenceModel.personalize`): on one entity's history, first fit its
 ``z`` alone (MAP under the population's embedding distribution), then fine-tune every weight at a small learning
 rate with an L2 pull toward the population weights (L2-SP, Li et al., ICML 2018). Forecasts run the GRU over the
-history and continue it for ``horizon`` steps, ``paths`` times.
+history and continue it for ``horizon`` steps, ``paths`` times. A twin may also carry a level offset per numeric
+channel (a shrunk mean of its one-step-ahead residuals over the history). Which of these a short history gets
+(none: the population's view; the offset; fine-tuning) is chosen per history length by
+:meth:`SequenceModel.tune_personalization` on training entities held out from an inner population fit, and the
+population's view is kept unless a candidate beats it there by a margin.
 
 Scenarios (``event=``): ``{"column": c, "value": v, "within": H}`` makes every generated path contain ``c == v``
 (a level of a categorical/boolean channel; for a numeric channel an inclusive range ``(lo, hi)``, ``None`` an open
@@ -851,7 +855,8 @@ class SequenceModel(Synthesizer):
         self,
         history: pd.DataFrame | str | os.PathLike,
         *,
-        epochs: int = 150,
+        epochs: int | None = None,
+        level: float | None = None,
         max_minutes: float | None = None,
         static: dict[str, Any] | None = None,
         learning_rate: float = 0.05,
@@ -874,17 +879,29 @@ class SequenceModel(Synthesizer):
         (``fine_tune_share=0.6``, ``anchor=0.1``) were chosen on training entities of BasicMotions and the turbine
         fleet held out from an inner population fit, never on the benchmark's test entities.
 
+        ``level`` (in [0, 2]) adds a per-channel level offset to the twin's numeric channels: ``level`` times the
+        mean one-step-ahead residual of the (fine-tuned) model over the history, a shrunk estimate of how far this
+        entity sits from what the model expects of it (0: none, 1: the full mean residual).
+
+        ``epochs`` and ``level`` default to what :meth:`tune_personalization` chose on training entities held out
+        from an inner population fit, for histories up to twice the longest tuned length; without a tuned policy
+        (or for longer histories) to ``epochs=150`` and ``level=0``. Given explicitly, they override the policy.
+
         ``history`` has the time column and every channel; the entity key column is optional (one entity only).
         Static attributes come from its columns (constant) or from ``static={column: value}``.
         """
         self._check_fitted()
         _check_seed(seed, "seed")
-        epochs = _positive_int("epochs", epochs, 0)
+        entity, frame, static_row, times = self._read_history(history, static)
+        policy = self._policy_for(len(frame))
+        epochs = _positive_int("epochs", policy["epochs"] if epochs is None else epochs, 0)
+        level = policy["level"] if level is None else level
+        if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 <= level <= 2:
+            raise ParameterError(f"level must be a number in [0, 2], got {level!r}")
         if max_minutes is not None and (isinstance(max_minutes, bool) or not max_minutes > 0):
             raise ParameterError(f"max_minutes must be a positive number or None, got {max_minutes!r}")
         if not 0 <= fine_tune_share <= 1:
             raise ParameterError(f"fine_tune_share must be in [0, 1], got {fine_tune_share!r}")
-        entity, frame, static_row, times = self._read_history(history, static)
         y = self.encoding_.encode(frame, times)
         rng = np.random.default_rng(self._seed_sequence(seed, stream=2))
         device = resolve_device(self.device)
@@ -902,7 +919,56 @@ class SequenceModel(Synthesizer):
                     net, y, times, cond, epochs, max_minutes, learning_rate, fine_tune_share, anchor, progress, device
                 )
         net.eval()
-        return Twin._new(self, net, entity, static_row, frame, times, y, z0, info)
+        offset = self._level_offset(net, y, times, cond, z0, float(level))
+        info["level"] = float(level)
+        info["level_offset"] = {
+            b["name"]: float(offset[i] * b["std"]) for i, b in enumerate(self.encoding_.blocks) if offset[i] != 0
+        }
+        twin = Twin._new(self, net, entity, static_row, frame, times, y, z0, info)
+        twin.offset_ = offset
+        return twin
+
+    def _policy_for(self, history_length: int) -> dict[str, Any]:
+        """The personalisation settings for a history of ``history_length`` steps: the tuned choice of the nearest
+        tuned length (up to twice the longest), else the defaults."""
+        default = {"epochs": 150, "level": 0.0}
+        policy = getattr(self, "twin_policy_", None)
+        if not policy or history_length > 2 * max(policy["ks"]):
+            return default
+        ks = np.asarray(policy["ks"], dtype="float64")
+        choice = policy["choices"][int(np.argmin(np.abs(np.log(ks) - np.log(max(history_length, 1)))))]
+        return {"epochs": int(choice["epochs"]), "level": float(choice["level"])}
+
+    def _level_offset(self, net, y, times, cond, z, level: float) -> np.ndarray:
+        """``level`` x the mean one-step-ahead residual (standardised) of each numeric channel over the history."""
+        enc = self.encoding_
+        offset = np.zeros(len(enc.blocks))
+        if level == 0 or len(y) < 2:
+            return offset
+        device = next(net.parameters()).device
+        n = len(y)
+        elapsed = (times - times[0]) / self.layout_["time_scale"]
+        prev = np.zeros((1, n, enc.d_step), dtype="float32")
+        prev[0, 1:] = enc.features(y[:-1])
+        extra = np.zeros((1, n, 2), dtype="float32")
+        extra[0, 1:, 0] = elapsed[:-1]
+        extra[0, 0, 1] = 1.0
+        t = lambda a: torch.tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
+        cz = torch.cat([t(cond), t(np.asarray(z, dtype="float64")[None])], -1)
+        with torch.no_grad():
+            out, _ = net.run(t(prev), t(extra), cz, net.initial(cz))
+            par = net.params(out, cz, t(enc.features(y)[None]))[0].cpu()
+        k = enc.state["k"]
+        for i, b in enumerate(enc.blocks):
+            if b["kind"] != "num" or b["name"] == "__gap__":
+                continue
+            p = par[:, b["p0"] + int(bool(b.get("missing"))) : b["p0"] + b["n_par"]]
+            logw, mu, _ = _mixture_parts(p, k)
+            expected = (logw.exp() * mu).sum(-1).numpy().astype("float64")
+            resid = (y[:, i] - expected)[1:]  # the first step has no past to predict it from
+            if np.isfinite(resid).any():
+                offset[i] = level * float(np.nanmean(resid))
+        return offset
 
     def forecast(
         self,
@@ -915,8 +981,112 @@ class SequenceModel(Synthesizer):
         static: dict[str, Any] | None = None,
     ) -> pd.DataFrame:
         """The population model's forecast for an entity (no personalisation): ``personalize(history,
-        epochs=0).forecast(...)``. Useful as the baseline a twin should beat."""
-        return self.personalize(history, epochs=0, static=static).forecast(horizon, paths, seed=seed, event=event)
+        epochs=0, level=0).forecast(...)``. Useful as the baseline a twin should beat."""
+        twin = self.personalize(history, epochs=0, level=0.0, static=static)
+        return twin.forecast(horizon, paths, seed=seed, event=event)
+
+    def tune_personalization(
+        self,
+        events: pd.DataFrame | str | os.PathLike,
+        *,
+        static: pd.DataFrame | str | os.PathLike | None = None,
+        ks: tuple[int, ...] | list[int] = (10, 25),
+        horizon: int = 25,
+        holdout_share: float = 0.25,
+        paths: int = 32,
+        margin: float = 0.02,
+        epochs: int = 150,
+        seed: int | None = None,
+        progress: bool | None = None,
+    ) -> SequenceModel:
+        """Choose how :meth:`personalize` adapts to a history of each length in ``ks``, on training entities only.
+
+        Fits an inner population model (this model's parameters) on ``1 - holdout_share`` of the entities of
+        ``events`` (the training table; static attributes as its columns or in the table ``static``), then, for
+        each entity of the rest and each ``k``, forecasts the ``horizon`` steps after its first ``k`` with each
+        candidate: the population's view (``epochs=0, level=0``), a level offset (``level`` 0.5 or 1) and
+        fine-tuning (``epochs``, default 150). The candidate with the lowest mean CRPS (standardised units,
+        numeric channels) wins if it beats the population's view by more than ``margin`` (relative); otherwise
+        the twin keeps the population's view, so short histories cannot make it worse than the population model
+        on the inner entities. The choice is stored in ``twin_policy_`` (saved with the model) and used by
+        ``personalize`` by default. Returns self.
+        """
+        self._check_fitted()
+        _check_seed(seed, "seed")
+        ks = sorted({_positive_int("ks", k) for k in ks})
+        if not ks:
+            raise ParameterError("ks is empty: give the history lengths to tune for, e.g. ks=(10, 25)")
+        horizon = _positive_int("horizon", horizon)
+        paths = _positive_int("paths", paths)
+        epochs = _positive_int("epochs", epochs)
+        if isinstance(holdout_share, bool) or not isinstance(holdout_share, (int, float)) or not 0 < holdout_share < 1:
+            raise ParameterError(f"holdout_share must be a number in (0, 1), got {holdout_share!r}")
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < 1:
+            raise ParameterError(f"margin must be a number in [0, 1), got {margin!r}")
+        from twinforge.evaluate.forecast import twin_benchmark
+
+        lay = self.layout_
+        ek, tk = lay["entity_key"], lay["time_key"]
+        df = read_table(events)
+        if static is not None:
+            table = read_table(static)
+            wanted = [c for c in lay["static_columns"] if c not in df.columns and c in table.columns]
+            if ek not in table.columns:
+                raise DataError(f"the static table has no entity key column {ek!r}; its columns are {list(table)}")
+            df = df.merge(table[[ek, *wanted]], on=ek, how="left", validate="many_to_one")
+        missing = [c for c in [ek, tk, *lay["static_columns"], *lay["channels"]] if c not in df.columns]
+        if missing:
+            raise DataError(
+                f"events lacks the columns {missing}: give the long training table with static columns in it "
+                "(or the static table as static=)"
+            )
+        rng = np.random.default_rng(self._seed_sequence(seed, stream=5))
+        entities = np.asarray(pd.unique(df[ek]))
+        n_inner = max(2, round(holdout_share * len(entities)))
+        if len(entities) - n_inner < 2:
+            raise DataError(f"tuning needs at least 4 entities in events, got {len(entities)}")
+        held = set(rng.choice(entities, n_inner, replace=False).tolist())
+        mask = df[ek].isin(held).to_numpy()
+        show = self.progress if progress is None else progress
+        params = {**self.get_params(), "seed": int(rng.integers(2**31)), "progress": show}
+        inner = type(self)(**params).fit(
+            df[~mask].reset_index(drop=True), entity_key=ek, time_key=tk, static=lay["static_columns"] or None
+        )
+        numeric = [b["name"] for b in self.encoding_.blocks if b["kind"] == "num" and b["name"] != "__gap__"]
+        if not numeric:
+            raise DataError("tuning scores numeric channels, and this model has none")
+        scale = {c: float(np.nanstd(df.loc[~mask, c].to_numpy(dtype="float64"))) or 1.0 for c in numeric}
+        candidates = {
+            "population": {"epochs": 0, "level": 0.0},
+            "level 0.5": {"epochs": 0, "level": 0.5},
+            "level 1": {"epochs": 0, "level": 1.0},
+            "fine-tune": {"epochs": epochs, "level": 0.0},
+        }
+
+        def forecaster(settings):
+            def run(history, steps, n_paths, run_seed):
+                twin = inner.personalize(history, seed=run_seed, progress=False, **settings)
+                return twin.forecast(steps, n_paths, seed=run_seed)
+
+            return run
+
+        result = twin_benchmark(
+            df[mask].reset_index(drop=True),
+            {name: forecaster(settings) for name, settings in candidates.items()},
+            entity_key=ek, time_key=tk, ks=ks, horizon=horizon, paths=paths, seed=int(rng.integers(2**31)),
+            channels=numeric, scale=scale, progress=show,
+        )  # fmt: skip
+        choices, scores = [], {}
+        for k in ks:
+            table = result["results"][str(k)]
+            crps = {name: table[name]["crps_scaled"] for name in candidates}
+            scores[str(k)] = crps
+            best = min(candidates, key=lambda name: crps[name])
+            if crps[best] > (1 - margin) * crps["population"]:
+                best = "population"
+            choices.append({**candidates[best], "name": best})
+        self.twin_policy_ = {"ks": ks, "choices": choices, "scores": scores, "inner_entities": n_inner}
+        return self
 
     def _read_history(self, history: Any, static: dict[str, Any] | None):
         lay = self.layout_
@@ -1136,6 +1306,7 @@ class SequenceModel(Synthesizer):
                 "z_cov": self.z_cov_,
                 "train_info": self.train_info_,
                 "static_model": _synth_document(self.static_model_),
+                "twin_policy": getattr(self, "twin_policy_", None),
             },
         }
 
@@ -1158,6 +1329,8 @@ class SequenceModel(Synthesizer):
         model.static_model_ = _synth_from_document(st["static_model"])
         model.net_ = state_from_arrays(model._new_net(int(st["n_entities"])), st["net"])
         model.net_.to(resolve_device(model.device)).eval()
+        if st.get("twin_policy"):
+            model.twin_policy_ = st["twin_policy"]
         if "twin" in doc:
             return Twin._from_state(model, doc["twin"])
         return model
@@ -1495,6 +1668,7 @@ class Twin:
         twin.y_ = y
         twin.z_ = np.asarray(z, dtype="float64")
         twin.info_ = info
+        twin.offset_ = np.zeros(len(model.encoding_.blocks))
         return twin
 
     @property
@@ -1524,6 +1698,7 @@ class Twin:
         z = np.repeat(self.z_[None], paths, 0)
         lengths = np.full(paths, horizon)
         y, times = _generate(m, m.net_, cond, z, {"y": self.y_, "times": self.times_}, lengths, None, rng, ev)
+        y = self._shifted(y, ev)
         lay = m.layout_
         flat_y = y.reshape(paths * horizon, -1)
         out = {
@@ -1560,6 +1735,7 @@ class Twin:
         lengths = np.full(n_sequences, length)
         t0 = np.full(n_sequences, self.times_[0])
         y, times = _generate(m, m.net_, cond, z, None, lengths, t0, rng, ev)
+        y = self._shifted(y, ev)
         lay = m.layout_
         out = {
             lay["entity_key"]: self._key_series(n_sequences * length),
@@ -1570,6 +1746,15 @@ class Twin:
             out[c] = pd.concat([self.static_row_[c]] * (n_sequences * length), ignore_index=True)
         out.update(m.encoding_.decode(y.reshape(n_sequences * length, -1)))
         return pd.DataFrame(out)
+
+    def _shifted(self, y: np.ndarray, event: _Event | None) -> np.ndarray:
+        """Generated targets plus the twin's level offset (not on an event's channel: its range stays exact)."""
+        offset = self.offset_.copy()
+        if event is not None:
+            offset[event.block] = 0.0
+        if not offset.any():
+            return y
+        return y + offset
 
     def _key_series(self, n: int) -> pd.Series:
         dtype = self.model_.layout_["entity_dtype"]
@@ -1590,6 +1775,7 @@ class Twin:
             "times": self.times_,
             "y": self.y_,
             "z": self.z_,
+            "offset": self.offset_,
             "info": self.info_,
         }
         save_model_dir(path, doc, overwrite=overwrite)
@@ -1607,6 +1793,7 @@ class Twin:
         twin.y_ = np.asarray(st["y"], dtype="float64")
         twin.z_ = np.asarray(st["z"], dtype="float64")
         twin.info_ = st["info"]
+        twin.offset_ = np.asarray(st.get("offset", np.zeros(len(model.encoding_.blocks))), dtype="float64")
         return twin
 
 
