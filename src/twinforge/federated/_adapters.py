@@ -10,8 +10,8 @@ For every model an adapter:
   and keeping the encoding fixed, with the model's own loss; with ``dp`` (local DP, :class:`LocalDP`) every step
   is a DP-SGD step, as in the model's own DP fit (``auto``'s any-order loss, ``tvae``'s ELBO, ``ddpm``'s
   diffusion loss, ``ctgan``'s DP epoch: the critic by DP-SGD, the generator through it);
-- ``finish(model, proxy_arrays, rng)``: server-side work after the last round (``auto``'s marginal calibration,
-  on the agreed marginals).
+- ``finish(model, proxy_arrays, rng)``: server-side work after the last round (``auto``'s grouped passes, from
+  the global model's own samples, and its marginal calibration on the agreed marginals).
 
 Nothing here changes a model file: the adapters call the models' existing losses, encodings and networks
 (``Autoregressive._train``, ``TVAE._loss``, ``CTGAN._train_cond``/``_activate``, ``diffusion_loss``), so a model's
@@ -183,6 +183,10 @@ class _AutoAdapter:
         from twinforge.models import autoregressive as ar
 
         model._bf16_net = None
+        model.bias_ = [np.zeros(ar._n_tokens(col), dtype="float32") for col in model.columns_]
+        # the grouped passes, as a central fit picks them: measured on rows the global model samples itself, so
+        # no site is asked for anything and DP is untouched
+        model._group_columns(rng)
         tokens = np.column_stack([ar._encode(col, proxy[col["column"]], rng) for col in model.columns_])
         tokens = np.where(tokens < 0, 0, tokens)
         model._calibrate(tokens, rng)

@@ -558,17 +558,24 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
             )
         nodes = sorted(stage1)
         threshold = settings.threshold(meta, len(nodes))
-        merged = _stats.merge_stage1([stage1[n] for n in nodes], meta, threshold, dp=settings.dp_on)
-        replies = _query(
-            grid,
-            nodes,
-            "stats2",
-            {"plan": json.dumps(merged["plan"]), "sigma": sigma, "seed": seed},
-            settings.round_timeout,
-        )
-        stage2, _ = _stats_replies(replies, "stats2")
-        merged = _stats.merge_stage2(merged, [stage2[n] for n in nodes if n in stage2], threshold, dp=settings.dp_on)
-        proxy = _stats.proxy_table(merged, meta)
+        try:
+            merged = _stats.merge_stage1([stage1[n] for n in nodes], meta, threshold, dp=settings.dp_on)
+            replies = _query(
+                grid,
+                nodes,
+                "stats2",
+                {"plan": json.dumps(merged["plan"]), "sigma": sigma, "seed": seed},
+                settings.round_timeout,
+            )
+            stage2, _ = _stats_replies(replies, "stats2")
+            merged = _stats.merge_stage2(
+                merged, [stage2[n] for n in nodes if n in stage2], threshold, dp=settings.dp_on
+            )
+            proxy = _stats.proxy_table(merged, meta)
+        except DataError as exc:
+            if settings.dp_mode != "local":
+                raise
+            raise DataError(f"{exc}. {_budget_advice(settings, meta, [stage1[n]['n'] for n in nodes])}") from None
         model = _new_model(settings)
         model.metadata_ = meta
         model.transformer_ = _stats.build_transformer(merged, meta, proxy)
@@ -751,6 +758,29 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
     model.save(out, overwrite=settings.overwrite)
     shutil.rmtree(_checkpoint_dir(settings), ignore_errors=True)
     return model
+
+
+def _budget_advice(settings: FederatedSettings, meta: Metadata, site_rows: list[float]) -> str:
+    """With local DP, what budget would let the statistics name a level that half of the smallest site holds."""
+    from twinforge.federated._localdp import epsilon_to_name
+
+    n_discrete = sum(s.kind in _stats._DISCRETE for s in meta.columns.values())
+    smallest = max(min(site_rows), 0.0)  # noisy counts: post-processing of the statistics already sent
+    tau = settings.level_threshold(meta)
+    need = epsilon_to_name(
+        smallest / 2, settings.delta, settings.stats_share, _stats.stats_sensitivity(meta), max(n_discrete, 1)
+    )
+    advice = (
+        f"With --dp local at --epsilon {settings.epsilon:g} (--stats-share {settings.stats_share:g}) a site names a "
+        f"category level only when about {tau:.0f} of its rows hold it, and the smallest site has about "
+        f"{smallest:.0f} rows"
+    )
+    if np.isfinite(need):
+        advice += f": --epsilon {need:g} or more names a level held by half of them"
+    return advice + (
+        "; or declare the columns' `categories` (and `low`/`high`) in the agreed metadata: declared levels and "
+        "bounds cost no budget"
+    )
 
 
 def _dp_wrap_fedprox(base: Any, settings: FederatedSettings, n_sites: int, accountant: Any) -> Any:
