@@ -289,6 +289,15 @@ def test_non_iid_sites_cover_the_union(tmp_path):
     assert model.fit_info_["federated"]["strategy"].startswith("fedprox")
 
 
+def test_fedavgm_server_momentum(tmp_path):
+    model = simulate(sites(2, 600), tmp_path / "m", model="tvae", params=QUICK["tvae"], rounds=2, strategy="fedavgm")
+    assert model.fit_info_["federated"]["strategy"] == "fedavgm (momentum=0.9)"
+    with pytest.raises(ParameterError, match="fedavgm cannot run with --dp central"):
+        simulate(sites(2, 600), tmp_path / "c", model="tvae", strategy="fedavgm", dp="central")
+    with pytest.raises(ParameterError, match="server_momentum"):
+        simulate(sites(2, 600), tmp_path / "c", model="tvae", strategy="fedavgm", server_momentum=1.0)
+
+
 # ------------------------------------------------------------------------------------------ faults
 def test_a_site_with_another_schema_is_refused(tmp_path, caplog):
     good = sites(2, 400)

@@ -65,7 +65,9 @@ class FederatedSettings:
     rounds, local_epochs : int
         Federated rounds, and local epochs per site per round.
     strategy : str
-        ``fedavg`` or ``fedprox`` (for non-IID sites; ``proximal_mu`` is its mu).
+        ``fedavg``; ``fedprox`` (for non-IID sites; ``proximal_mu`` is its mu); or ``fedavgm`` (FedAvg with
+        server momentum ``server_momentum``, Hsu et al. 2019; not with ``dp="central"``, whose accounted
+        wrapper needs FedAvg's plain average).
     min_sites : int
         Sites needed before training starts (and per round).
     round_timeout : float
@@ -94,6 +96,7 @@ class FederatedSettings:
     local_epochs: int = 1
     strategy: str = "fedavg"
     proximal_mu: float = 0.01
+    server_momentum: float = 0.9
     min_sites: int = 2
     round_timeout: float = 600.0
     wait_sites_seconds: float = 120.0
@@ -158,8 +161,16 @@ class FederatedSettings:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ParameterError(f"{name} must be a positive integer, got {v!r}")
-        if self.strategy not in ("fedavg", "fedprox"):
-            raise ParameterError(f"strategy must be 'fedavg' or 'fedprox', got {self.strategy!r}")
+        if self.strategy not in ("fedavg", "fedprox", "fedavgm"):
+            raise ParameterError(f"strategy must be 'fedavg', 'fedprox' or 'fedavgm', got {self.strategy!r}")
+        if self.strategy == "fedavgm" and mode == "central":
+            raise ParameterError(
+                "--strategy fedavgm cannot run with --dp central (Flower's accounted DP wrapper needs FedAvg's plain "
+                "average): use --strategy fedavg or fedprox"
+            )
+        m = self.server_momentum
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 <= m < 1:
+            raise ParameterError(f"server_momentum must be in [0, 1), got {m!r}")
         for name in ("round_timeout", "noise_multiplier", "clipping_norm", "stats_noise_multiplier"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not v > 0:
@@ -526,7 +537,7 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
     """The ServerApp's work (see the module docstring); returns the fitted global model, also saved to ``out``."""
     from flwr.app import ArrayRecord, ConfigRecord, MetricRecord
     from flwr.serverapp import GaussianPrivacyEvent, NeighboringRelation, PrivacyConfig, SamplingMethod
-    from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, FedAvg, FedProx
+    from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, FedAvg, FedAvgM, FedProx
 
     from twinforge.federated._accountant import GaussianAccountant
 
@@ -633,7 +644,12 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
     header_json, header_arrays = _encode_header(header)
     grid.allowed = set(nodes)
     n_sites = len(nodes)
-    base = FedProx(proximal_mu=settings.proximal_mu) if settings.strategy == "fedprox" else FedAvg()
+    if settings.strategy == "fedprox":
+        base = FedProx(proximal_mu=settings.proximal_mu)
+    elif settings.strategy == "fedavgm":
+        base = FedAvgM(server_momentum=settings.server_momentum)
+    else:
+        base = FedAvg()
     for s in (base,):
         s.fraction_evaluate = 0.0
         s.min_evaluate_nodes = 0
@@ -742,7 +758,10 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
         "sites": n_sites,
         "rounds": settings.rounds,
         "local_epochs": settings.local_epochs,
-        "strategy": settings.strategy + (f" (mu={settings.proximal_mu})" if settings.strategy == "fedprox" else ""),
+        "strategy": settings.strategy
+        + {"fedprox": f" (mu={settings.proximal_mu})", "fedavgm": f" (momentum={settings.server_momentum})"}.get(
+            settings.strategy, ""
+        ),
         "bytes": dict(recorder.bytes_by_stage),
         "bytes_per_round": round(train_bytes / max(len(history), 1)),
         "history": history,
