@@ -94,6 +94,23 @@ def test_agreed_transform_matches_pooled_data(tmp_path):
     assert set(tt.transforms_["city"].levels_) == set(pooled["city"].dropna())
 
 
+def test_fake_pii_avoids_every_sites_real_values(tmp_path):
+    """Each site sends only short hashes of its PII values (and none with DP): the model avoids all sites' values."""
+    from twinforge.transforms._generated import _digest
+
+    parts = sites(2, 600)
+    model = simulate(parts, tmp_path / "m", model="tvae", params=QUICK["tvae"], rounds=1)
+    t = model.transformer_.transforms_["email"]
+    for part in parts:
+        real = part["email"].dropna().str.strip().str.lower().unique()
+        assert np.isin(_digest(real, t.hash_bits_), t.seen_).all()
+    assert not set(model.sample(300, seed=0)["email"]) & set(pd.concat(parts)["email"])
+    private = simulate(
+        parts, tmp_path / "p", model="tvae", params=QUICK["tvae"], rounds=1, dp="local", epsilon=8.0, delta=1e-4
+    )
+    assert private.transformer_.transforms_["email"].seen_ == []
+
+
 # ------------------------------------------------------------------------------------------ privacy
 def _message_text(msg) -> tuple[str, list[tuple[str, tuple]]]:
     """Every config and metric value of a message as text, and the (name, shape) of every array it carries."""

@@ -288,9 +288,21 @@ def merge_stage1(
                 "none_missing": any(c["none_missing"] for c in cols),
             }
         elif spec.kind in _GENERATED:
-            m["state"] = cols[0]["state"]
+            m["state"] = _merged_generated([c["state"] for c in cols])
         merged["columns"][name] = m
     return merged
+
+
+def _merged_generated(states: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first site's format; for a PII column, the short hashes of every site's real values (so that no fake
+    value equals any site's real one), cut to the fewest bits any site used (a hash's leading bits)."""
+    state = json.loads(json.dumps(states[0]))
+    fitted = [s.get("fitted", {}) for s in states]
+    if all("seen_" in f and "hash_bits_" in f for f in fitted):
+        bits = min(int(f["hash_bits_"]) for f in fitted)
+        seen = {int(h) >> (int(f["hash_bits_"]) - bits) for f in fitted for h in f["seen_"]}
+        state["fitted"]["hash_bits_"], state["fitted"]["seen_"] = bits, sorted(seen)
+    return state
 
 
 def _missing(cols: list[dict[str, Any]], threshold: float) -> float:
