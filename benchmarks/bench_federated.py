@@ -139,9 +139,11 @@ def scores(train: pd.DataFrame, holdout: pd.DataFrame, model, seed: int) -> dict
     from twinforge.evaluate.fidelity import column_pair_trends, column_shapes
     from twinforge.evaluate.utility import utility
 
-    runs = []
+    runs, sample_seconds = [], []
     for draw in range(DRAWS):
+        t0 = time.perf_counter()
         fake = model.sample(len(train), seed=seed + 1000 * draw)
+        sample_seconds.append(time.perf_counter() - t0)
         shapes = column_shapes(train, fake)["score"]
         pairs = column_pair_trends(train, fake)["score"]
         got = utility(train, fake, holdout, TARGET, seed=seed + draw)
@@ -154,7 +156,8 @@ def scores(train: pd.DataFrame, holdout: pd.DataFrame, model, seed: int) -> dict
                 "trtr": got["trtr"],
             }
         )
-    return {k: round(float(np.mean([r[k] for r in runs])), 4) for k in runs[0]}
+    out = {k: round(float(np.mean([r[k] for r in runs])), 4) for k in runs[0]}
+    return out | {"sample_rows_per_s": round(len(train) / float(np.median(sample_seconds)))}
 
 
 def verdict(fed: list[float], alone: list[float], margin: float) -> dict:
