@@ -485,7 +485,13 @@ ADAPTERS: dict[str, Any] = {
 
 def get_adapter(name: str) -> Any:
     if name not in ADAPTERS:
+        why = (
+            " (federated training of per-entity time series is not built yet: its per-entity embeddings would "
+            "stay on each site, which these adapters do not support)"
+            if name == "sequence"
+            else ""
+        )
         raise ParameterError(
-            f"model {name!r} cannot be trained federatedly; choose one of: {', '.join(sorted(ADAPTERS))}"
+            f"model {name!r} cannot be trained federatedly{why}; choose one of: {', '.join(sorted(ADAPTERS))}"
         )
     return ADAPTERS[name]
