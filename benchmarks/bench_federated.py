@@ -30,15 +30,18 @@ holdout. The pooled rows are split into sites:
 Per seed and split, in this process (``twinforge.federated.simulate``, the same Flower ClientApp/ServerApp as a
 deployment):
 
-- **federated**: FedAvg (iid) or FedProx (skewed) for ``--rounds`` rounds; local epochs per round grow with the
-  number of sites (2: 4, 5: 5, 10: 6), and a site trains with batches of at most 1/8 of its rows;
+- **federated**: FedAvg (iid) or ``--skewed-strategy`` (skewed; default FedProx) for ``--rounds`` rounds (default
+  20, and 30 for 10 sites, whose sites take smaller steps); local epochs per round grow with the number of sites
+  (2: 4, 5: 5, 10: 6), and a site trains with batches of at most 1/8 of its rows;
 - **central**: the same model with its defaults (early stopping) on the pooled rows (once per seed);
 - **site alone**: the same model with its defaults on one site's rows only (the first, middle and last site;
   averaged).
 
-Every model samples as many rows as the pooled data; ``twinforge.evaluate`` scores them against the pooled rows
-and the holdout: fidelity = mean of column shapes and column pair trends (SDMetrics-style), TSTR = the score
-(R^2 or ROC AUC) of gradient boosting trained on synthetic rows, tested on the holdout.
+Every model samples as many rows as the pooled data, ``--draws`` times (default 3; the scores are the means:
+one synthetic table's TSTR varies by about 0.02 R^2 on ames from draw to draw, as much as the gaps measured),
+scored against the pooled rows and the holdout with ``twinforge.evaluate``'s scorers: fidelity = mean of column
+shapes and column pair trends (SDMetrics-style), TSTR = the score (R^2 or ROC AUC) of gradient boosting trained on
+synthetic rows, tested on the holdout.
 
 Targets, judged on the seed means: federated fidelity and TSTR >= 0.97 x central; and **clearly above** the
 site-alone average: the mean over seeds of the paired difference (federated - site alone, same seed) is larger
@@ -72,6 +75,7 @@ TABLES = {
 }
 TARGET, SKEW_BY = "churn", "contract"  # set by --table
 LOCAL_EPOCHS = {2: 4, 5: 5, 10: 6}
+ROUNDS = {2: 20, 5: 20, 10: 30}  # default --rounds per number of sites: more sites, smaller local steps
 MAX_HOLDOUT = 4000
 METRICS = ("fidelity", "tstr")
 
@@ -90,6 +94,30 @@ def split_sites(train: pd.DataFrame, k: int, how: str, seed: int) -> list[pd.Dat
     return [train[site == i].reset_index(drop=True) for i in range(k)]
 
 
+def federate(parts: list[pd.DataFrame], out: Path, meta, args: argparse.Namespace, how: str, seed: int, **extra):
+    """The federated model of one split (the same ``simulate`` call for plain and local-DP runs)."""
+    from twinforge.federated import simulate
+
+    k = len(parts)
+    strategy = "fedavg" if how == "iid" or extra.get("dp") else args.skewed_strategy
+    return simulate(
+        parts,
+        out,
+        metadata=meta,
+        model=args.model,
+        rounds=rounds_for(args, k),
+        local_epochs=LOCAL_EPOCHS.get(k, 4),
+        strategy=strategy,
+        seed=seed,
+        overwrite=True,
+        **extra,
+    )
+
+
+def rounds_for(args: argparse.Namespace, k: int) -> int:
+    return int(args.rounds) if args.rounds else ROUNDS.get(k, 20)
+
+
 def train_holdout(df: pd.DataFrame, rows: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``rows`` pooled training rows (0: 80%) and the rest as the holdout (at most ``MAX_HOLDOUT``)."""
     n = rows if rows else round(0.8 * len(df))
@@ -99,22 +127,37 @@ def train_holdout(df: pd.DataFrame, rows: int, seed: int) -> tuple[pd.DataFrame,
     return train, holdout
 
 
-def scores(train: pd.DataFrame, holdout: pd.DataFrame, model, seed: int) -> dict:
-    import twinforge
+DRAWS = 1  # synthetic tables scored per model (set by --draws)
 
-    fake = model.sample(len(train), seed=seed)
-    report = twinforge.evaluate(
-        train, fake, holdout, target=TARGET, seed=seed, progress=False, parts=("fidelity", "utility")
-    )
-    got = {(r["section"], r["metric"]): r["value"] for r in report.summary}
-    shapes, pairs = got[("fidelity", "column_shapes")], got[("fidelity", "column_pair_trends")]
-    return {
-        "fidelity": round((shapes + pairs) / 2, 4),
-        "column_shapes": round(shapes, 4),
-        "column_pair_trends": round(pairs, 4),
-        "tstr": round(got[("utility", "tstr")], 4),
-        "trtr": round(got[("utility", "trtr")], 4),
-    }
+
+def scores(train: pd.DataFrame, holdout: pd.DataFrame, model, seed: int) -> dict:
+    """Fidelity and TSTR of ``model``, each the mean over ``DRAWS`` synthetic tables of ``len(train)`` rows.
+
+    The same scorers as ``twinforge.evaluate``'s report (column shapes, column pair trends, gradient boosting's
+    TSTR and TRTR), called directly: the report's detection and precision metrics are not needed here.
+    """
+    from twinforge.evaluate.fidelity import column_pair_trends, column_shapes
+    from twinforge.evaluate.utility import utility
+
+    runs, sample_seconds = [], []
+    for draw in range(DRAWS):
+        t0 = time.perf_counter()
+        fake = model.sample(len(train), seed=seed + 1000 * draw)
+        sample_seconds.append(time.perf_counter() - t0)
+        shapes = column_shapes(train, fake)["score"]
+        pairs = column_pair_trends(train, fake)["score"]
+        got = utility(train, fake, holdout, TARGET, seed=seed + draw)
+        runs.append(
+            {
+                "fidelity": (shapes + pairs) / 2,
+                "column_shapes": shapes,
+                "column_pair_trends": pairs,
+                "tstr": got["tstr"],
+                "trtr": got["trtr"],
+            }
+        )
+    out = {k: round(float(np.mean([r[k] for r in runs])), 4) for k in runs[0]}
+    return out | {"sample_rows_per_s": round(len(train) / float(np.median(sample_seconds)))}
 
 
 def verdict(fed: list[float], alone: list[float], margin: float) -> dict:
@@ -154,6 +197,7 @@ def summarise(doc: dict) -> list[dict]:
                 "at_least_0.97_central": bool(np.mean(fed) >= 0.97 * np.mean(cen)),
                 "above_site_alone": verdict(fed, alone, margin),
             }
+        row["rounds"] = sorted({r.get("rounds", doc.get("rounds")) for r in runs}, key=str)
         row["round_seconds"] = round(float(np.mean([r["federated"]["round_seconds"] for r in runs])), 3)
         row["bytes_per_round"] = round(float(np.mean([r["federated"]["bytes_per_round"] for r in runs])))
         out.append(row)
@@ -169,7 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sites", default="2,5,10")
     ap.add_argument("--splits", default="iid,skewed")
     ap.add_argument("--model", default="auto")
-    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=0, help="federated rounds (0: 20 for 2 and 5 sites, 30 for 10)")
+    ap.add_argument(
+        "--skewed-strategy", default="fedprox", choices=("fedavg", "fedprox", "fedavgm"), help="for skewed splits"
+    )
+    ap.add_argument("--draws", type=int, default=3, help="synthetic tables scored per model (their mean)")
     ap.add_argument("--seeds", default="0,1,2", help="comma list; every seed draws its own rows, sites and models")
     ap.add_argument("--seed", type=int, default=None, help="with --epsilons: the one seed")
     ap.add_argument("--rows", type=int, default=2000, help="pooled training rows (0: 80%% of the table)")
@@ -177,13 +225,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--table", default="ames", choices=sorted(TABLES))
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "federated.json"))
     ap.add_argument("--summary", action="store_true", help="only print the summary of --out")
+    ap.add_argument("--markdown", default="", help="with --summary: also write the table to this .md file")
     ap.add_argument(
         "--epsilons", default="", help="with --dp local on each site at these budgets (comma list); no site-alone runs"
     )
     ap.add_argument("--stats-share", type=float, default=0.25, help="with --epsilons: share of it for the statistics")
     args = ap.parse_args(argv)
-    global TARGET, SKEW_BY
+    global TARGET, SKEW_BY, DRAWS
     file, TARGET, SKEW_BY = TABLES[args.table]
+    DRAWS = max(1, int(args.draws))
     args.data = str(DATASETS / file)
     if args.epsilons:
         args.seed = int(args.seeds.split(",")[0]) if args.seed is None else args.seed
@@ -193,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         doc = json.loads(out.read_text())
         doc["summary"] = summarise(doc)
         print_table(doc)
+        if args.markdown:
+            Path(args.markdown).write_text(markdown(doc))
         return 0
     if not Path(args.data).exists():
         print(f"dataset not found: {args.data}", file=sys.stderr)
@@ -202,12 +254,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     import twinforge
-    from twinforge.federated import simulate
 
     torch.set_num_threads(1)
     logging.getLogger("flwr").setLevel(logging.WARNING)
     df = pd.read_csv(args.data)
-    setup = {"dataset": Path(args.data).name, "rows_train": args.rows, "model": args.model, "rounds": args.rounds}
+    setup = {"dataset": Path(args.data).name, "rows_train": args.rows, "model": args.model, "draws": DRAWS}
     doc = json.loads(out.read_text()) if out.exists() else {}
     if any(doc.get(k) != v for k, v in setup.items()):
         if doc:
@@ -249,17 +300,7 @@ def main(argv: list[str] | None = None) -> int:
             for k in (int(x) for x in args.sites.split(",")):
                 parts = split_sites(train, k, how, seed)
                 t0 = time.perf_counter()
-                model = simulate(
-                    parts,
-                    work / f"{how}-{k}",
-                    metadata=meta,
-                    model=args.model,
-                    rounds=args.rounds,
-                    local_epochs=LOCAL_EPOCHS.get(k, 4),
-                    strategy="fedavg" if how == "iid" else "fedprox",
-                    seed=seed,
-                    overwrite=True,
-                )
+                model = federate(parts, work / f"{how}-{k}", meta, args, how, seed)
                 fed_secs = time.perf_counter() - t0
                 fed = model.fit_info_["federated"]
                 fed_scores = scores(train, holdout, model, seed)
@@ -272,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
                 avg = {key: round(float(np.mean([a[key] for a in alone])), 4) for key in METRICS}
                 entry["runs"][f"{how}-{k}"] = {
                     "site_rows": [len(p) for p in parts],
+                    "rounds": rounds_for(args, k),
                     "local_epochs": LOCAL_EPOCHS.get(k, 4),
                     "strategy": fed["strategy"],
                     "federated": {
@@ -304,7 +346,6 @@ def main_local_dp(args: argparse.Namespace) -> int:
 
     import twinforge
     from twinforge.errors import TwinforgeError
-    from twinforge.federated import simulate
 
     torch.set_num_threads(1)
     logging.getLogger("flwr").setLevel(logging.WARNING)
@@ -346,18 +387,16 @@ def main_local_dp(args: argparse.Namespace) -> int:
                 doc["runs"] = [r for r in doc["runs"] if (r["split"], r["sites"], r["epsilon"]) != (how, k, eps)]
                 t0 = time.perf_counter()
                 try:
-                    model = simulate(
+                    model = federate(
                         parts,
                         work / f"{how}-{k}-{eps:g}",
-                        metadata=meta,
-                        model=args.model,
-                        rounds=args.rounds,
-                        local_epochs=LOCAL_EPOCHS.get(k, 4),
+                        meta,
+                        args,
+                        how,
+                        args.seed,
                         dp="local",
                         epsilon=eps,
                         stats_share=args.stats_share,
-                        seed=args.seed,
-                        overwrite=True,
                     )
                 except TwinforgeError as exc:
                     doc["runs"].append(
@@ -374,6 +413,7 @@ def main_local_dp(args: argparse.Namespace) -> int:
                     "sites": k,
                     "epsilon": eps,
                     "stats_share": args.stats_share,
+                    "rounds": rounds_for(args, k),
                     "site_rows": [len(p) for p in parts],
                     "seconds": round(secs, 2),
                     "epsilon_spent_max": privacy["epsilon"],
@@ -397,8 +437,9 @@ def main_local_dp(args: argparse.Namespace) -> int:
 
 def print_table(doc: dict) -> None:
     print(
-        f"\n{doc['model']} on {doc['dataset']}, {doc['rows_train']} pooled rows, {doc['rounds']} rounds; "
-        f"mean +- sd over seeds; clearly above = mean paired gap > max({doc['margin']:g}, 2 sd of the gap)"
+        f"\n{doc['model']} on {doc['dataset']}, {doc['rows_train']} pooled rows, {doc.get('draws', 1)} synthetic "
+        f"table(s) scored per model; mean +- sd over seeds; clearly above = mean paired gap > "
+        f"max({doc['margin']:g}, 2 sd of the gap)"
     )
     print(
         "split   sites seeds  metric    federated       central         x central  site alone      gap     "
@@ -416,6 +457,50 @@ def print_table(doc: dict) -> None:
                 f"{ratio:9s}  {x['site_alone'][0]:.3f}+-{x['site_alone'][1]:.3f}  {v['difference_mean']:+.3f}  "
                 f"{ok:16s}  {r['round_seconds']:7.2f}  {r['bytes_per_round']:11,d}"
             )
+
+
+def markdown(doc: dict) -> str:
+    """The summary as a Markdown table (ratios to central; verdicts with the paired gap, mean +- sd over seeds)."""
+    lines = [
+        f"# Federated `{doc['model']}` on {doc['dataset']}",
+        "",
+        f"{doc['rows_train']} pooled training rows per seed, {doc.get('draws', 1)} synthetic table(s) of that size "
+        "scored per model. Fidelity = mean of column shapes and column pair trends; TSTR = R^2 (or ROC AUC) of "
+        "gradient boosting trained on synthetic rows, tested on the real holdout. Mean over seeds; *clearly "
+        f"above* = the mean paired gap (federated - site alone, same seed) > max({doc['margin']:g}, 2 sd of that "
+        "gap). Generated by `benchmarks/bench_federated.py --summary --markdown`.",
+        "",
+        "| split | sites | seeds | rounds | fidelity (x central) | TSTR (x central) | site alone fid / TSTR "
+        "| clearly above? fid / TSTR (gap +- sd) | s/round | MB/round |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in doc["summary"]:
+        f, t = r["fidelity"], r["tstr"]
+
+        def ratio(x: dict) -> str:
+            text = f"{x['ratio_to_central']:.3f}"
+            return text if x["at_least_0.97_central"] else f"**{text}**"
+
+        def verdict_text(x: dict) -> str:
+            v = x["above_site_alone"]
+            word = "yes" if v["clearly_above"] else "**no**"
+            return f"{word} ({v['difference_mean']:+.3f} +- {v['difference_sd']:.3f})"
+
+        lines.append(
+            f"| {r['split']} | {r['sites']} | {len(r['seeds'])} | {', '.join(map(str, r.get('rounds', [])))} "
+            f"| {f['federated'][0]:.3f} ({ratio(f)}) | {t['federated'][0]:.3f} ({ratio(t)}) "
+            f"| {f['site_alone'][0]:.3f} / {t['site_alone'][0]:.3f} | {verdict_text(f)} / {verdict_text(t)} "
+            f"| {r['round_seconds']:.2f} | {r['bytes_per_round'] / 1e6:.1f} |"
+        )
+    central = doc["summary"][0] if doc["summary"] else None
+    if central:
+        lines += [
+            "",
+            f"Central (same model, pooled rows): fidelity {central['fidelity']['central'][0]:.3f} "
+            f"+- {central['fidelity']['central'][1]:.3f}, TSTR {central['tstr']['central'][0]:.3f} "
+            f"+- {central['tstr']['central'][1]:.3f}.",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

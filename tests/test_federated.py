@@ -58,6 +58,25 @@ def test_simulate_gives_an_ordinary_model_directory(tmp_path, model):
     assert not any(p.name.endswith("federated-checkpoint") for p in tmp_path.iterdir())
 
 
+def test_federated_auto_groups_its_columns_like_a_central_fit(tmp_path, monkeypatch):
+    """The grouped passes are chosen after federation, from the global model's own samples (no site is asked)."""
+    from twinforge.models import autoregressive as ar
+
+    recorder = _apps._Recorder(keep=True)
+    model = simulate(sites(2, 1200), tmp_path / "m", model="auto", params=QUICK["auto"], rounds=3, recorder=recorder)
+    groups = model.groups_
+    assert sorted(i for g in groups for i in g) == list(range(len(model.columns_)))
+    assert len(groups) < len(model.columns_)  # some columns share a trunk pass
+    assert twinforge.load(tmp_path / "m").groups_ == groups
+    # the grouping sent nothing: one stats1, one stats2 and one train per site and round
+    assert len([1 for d, _ in recorder.messages if d == "out"]) == 2 * (2 + 3)
+    passes = []
+    real = ar._hidden_inplace
+    monkeypatch.setattr(ar, "_hidden_inplace", lambda net, x, *a: passes.append(len(x)) or real(net, x, *a))
+    model.sample(3000, seed=0)
+    assert len(passes) == len(groups)
+
+
 def test_same_seed_same_model(tmp_path):
     a = simulate(sites(), tmp_path / "a", model="tvae", params=QUICK["tvae"], rounds=2, seed=5)
     b = simulate(sites(), tmp_path / "b", model="tvae", params=QUICK["tvae"], rounds=2, seed=5)
@@ -73,6 +92,23 @@ def test_agreed_transform_matches_pooled_data(tmp_path):
     assert tt.transforms_["income"].min_ <= pooled["income"].min() <= tt.transforms_["income"].min_ + 15
     assert tt.transforms_["income"].max_ - 15 <= pooled["income"].max() <= tt.transforms_["income"].max_
     assert set(tt.transforms_["city"].levels_) == set(pooled["city"].dropna())
+
+
+def test_fake_pii_avoids_every_sites_real_values(tmp_path):
+    """Each site sends only short hashes of its PII values (and none with DP): the model avoids all sites' values."""
+    from twinforge.transforms._generated import _digest
+
+    parts = sites(2, 600)
+    model = simulate(parts, tmp_path / "m", model="tvae", params=QUICK["tvae"], rounds=1)
+    t = model.transformer_.transforms_["email"]
+    for part in parts:
+        real = part["email"].dropna().str.strip().str.lower().unique()
+        assert np.isin(_digest(real, t.hash_bits_), t.seen_).all()
+    assert not set(model.sample(300, seed=0)["email"]) & set(pd.concat(parts)["email"])
+    private = simulate(
+        parts, tmp_path / "p", model="tvae", params=QUICK["tvae"], rounds=1, dp="local", epsilon=8.0, delta=1e-4
+    )
+    assert private.transformer_.transforms_["email"].seen_ == []
 
 
 # ------------------------------------------------------------------------------------------ privacy
@@ -213,6 +249,32 @@ def test_local_dp_bad_budget(tmp_path):
         assert any(word in result.output for word in ("epsilon", "--dp local", "lr_decay"))
 
 
+def test_local_dp_at_epsilon_1_works_or_says_which_budget_would(tmp_path):
+    """At epsilon 1 the statistics of small sites are mostly noise: numeric bounds then come from coarser blocks
+    of the same noisy histogram, and a column with no level above the noise is a clear error naming a budget."""
+    from twinforge.errors import DataError
+
+    kw = dict(model="auto", params=QUICK["auto"], rounds=1, dp="local", epsilon=1.0, delta=1e-5, seed=0)
+    model = simulate(sites(3, 3000), tmp_path / "a", **kw)
+    assert model.fit_info_["federated"]["privacy"]["epsilon"] <= 1.0
+    assert len(model.sample(50, seed=0)) == 50
+    small = sites(2, 1200)
+    with pytest.raises(DataError, match=r"--epsilon 1\.\d+ or more names a level.*declare the columns' `categories`"):
+        simulate(small, tmp_path / "b", **kw)
+    # declared levels and bounds are public: the same small sites then train at epsilon 1
+    meta = twinforge.Metadata.detect(small[0]).to_dict()
+    meta["columns"]["city"]["categories"] = ["Oslo", "Rome", "Lima", "Pune", "Kyiv"]
+    meta["columns"]["tier"]["categories"] = ["bronze", "silver", "gold"]
+    meta["columns"]["income"] |= {"low": 1000, "high": 6000}
+    model = simulate(small, tmp_path / "c", metadata=meta, **kw)
+    tt = model.transformer_
+    assert set(tt.transforms_["city"].levels_) == {"Oslo", "Rome", "Lima", "Pune", "Kyiv"}
+    assert (tt.transforms_["income"].min_, tt.transforms_["income"].max_) == (1000.0, 6000.0)
+    fake = model.sample(500, seed=0)
+    assert fake["active"].notna().all()  # a bool column cannot hold a missing value: none is made up from noise
+    assert fake["income"].between(1000, 6000).all()
+
+
 def test_privacy_budget_shown_by_info(tmp_path):
     from typer.testing import CliRunner
 
@@ -242,6 +304,15 @@ def test_non_iid_sites_cover_the_union(tmp_path):
     assert 0.05 < share < 0.4  # true pooled share 120/720 = 0.17
     assert fake.loc[fake["ward"] == "geriatrics", "age"].mean() > fake.loc[fake["ward"] != "geriatrics", "age"].mean()
     assert model.fit_info_["federated"]["strategy"].startswith("fedprox")
+
+
+def test_fedavgm_server_momentum(tmp_path):
+    model = simulate(sites(2, 600), tmp_path / "m", model="tvae", params=QUICK["tvae"], rounds=2, strategy="fedavgm")
+    assert model.fit_info_["federated"]["strategy"] == "fedavgm (momentum=0.9)"
+    with pytest.raises(ParameterError, match="fedavgm cannot run with --dp central"):
+        simulate(sites(2, 600), tmp_path / "c", model="tvae", strategy="fedavgm", dp="central")
+    with pytest.raises(ParameterError, match="server_momentum"):
+        simulate(sites(2, 600), tmp_path / "c", model="tvae", strategy="fedavgm", server_momentum=1.0)
 
 
 # ------------------------------------------------------------------------------------------ faults
@@ -275,6 +346,8 @@ def test_a_site_dropping_out_mid_round_does_not_stop_training(tmp_path, monkeypa
     def slow(stage, server_round):
         if stage == "train" and server_round == 2:
             time.sleep(8)  # longer than the round timeout
+            # then gone: its worker thread does no torch work that could outlive the test process
+            raise ConnectionError("site too slow")
 
     def crash(stage, server_round):
         if stage == "train" and server_round == 3:
@@ -345,6 +418,7 @@ def test_cli_simulate_two_files_and_partition_by(tmp_path):
         (["--data", paths[0], "--partition-by", "nope"], "'nope'"),
         (["--data", *paths, "--strategy", "fedsgd"], "fedsgd"),
         (["--data", *paths, "--model", "copula"], "copula"),
+        (["--data", *paths, "--model", "sequence"], "per-entity time series is not built yet"),
     ]:
         result = runner.invoke(app, ["federated", "simulate", *bad, "--out", str(tmp_path / "bad")])
         assert result.exit_code == 2 and words in result.output, result.output

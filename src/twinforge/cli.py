@@ -880,9 +880,13 @@ RoundsOpt = Annotated[int, typer.Option("--rounds", "-r", help="Federated rounds
 FedModelOpt = Annotated[str, typer.Option("--model", "-m", help="auto, tvae, ctgan or ddpm.")]
 LocalEpochsOpt = Annotated[int, typer.Option("--local-epochs", help="Epochs each site trains per round.")]
 StrategyOpt = Annotated[
-    str, typer.Option("--strategy", help="fedavg, or fedprox for sites whose data differ (non-IID).")
+    str,
+    typer.Option(
+        "--strategy", help="fedavg; fedprox for sites whose data differ (non-IID); fedavgm (server momentum)."
+    ),
 ]
 MuOpt = Annotated[float, typer.Option("--proximal-mu", help="FedProx's proximal weight mu.")]
+MomentumOpt = Annotated[float, typer.Option("--server-momentum", help="FedAvgM's server momentum.")]
 LrDecayOpt = Annotated[
     float | None,
     typer.Option(
@@ -931,6 +935,7 @@ _FED_OPTIONS = (
     "local_epochs",
     "strategy",
     "proximal_mu",
+    "server_momentum",
     "lr_decay",
     "dp",
     "epsilon",
@@ -1042,6 +1047,7 @@ def federated_simulate(
     local_epochs: LocalEpochsOpt = 1,
     strategy: StrategyOpt = "fedavg",
     proximal_mu: MuOpt = 0.01,
+    server_momentum: MomentumOpt = 0.9,
     lr_decay: LrDecayOpt = None,
     metadata: MetaOpt = None,
     dp: DpOpt = "none",
@@ -1097,6 +1103,7 @@ def federated_server(
     local_epochs: LocalEpochsOpt = 1,
     strategy: StrategyOpt = "fedavg",
     proximal_mu: MuOpt = 0.01,
+    server_momentum: MomentumOpt = 0.9,
     lr_decay: LrDecayOpt = None,
     dp: DpOpt = "none",
     epsilon: FedEpsilonOpt = None,

@@ -10,8 +10,8 @@ For every model an adapter:
   and keeping the encoding fixed, with the model's own loss; with ``dp`` (local DP, :class:`LocalDP`) every step
   is a DP-SGD step, as in the model's own DP fit (``auto``'s any-order loss, ``tvae``'s ELBO, ``ddpm``'s
   diffusion loss, ``ctgan``'s DP epoch: the critic by DP-SGD, the generator through it);
-- ``finish(model, proxy_arrays, rng)``: server-side work after the last round (``auto``'s marginal calibration,
-  on the agreed marginals).
+- ``finish(model, proxy_arrays, rng)``: server-side work after the last round (``auto``'s grouped passes, from
+  the global model's own samples, and its marginal calibration on the agreed marginals).
 
 Nothing here changes a model file: the adapters call the models' existing losses, encodings and networks
 (``Autoregressive._train``, ``TVAE._loss``, ``CTGAN._train_cond``/``_activate``, ``diffusion_loss``), so a model's
@@ -183,6 +183,10 @@ class _AutoAdapter:
         from twinforge.models import autoregressive as ar
 
         model._bf16_net = None
+        model.bias_ = [np.zeros(ar._n_tokens(col), dtype="float32") for col in model.columns_]
+        # the grouped passes, as a central fit picks them: measured on rows the global model samples itself, so
+        # no site is asked for anything and DP is untouched
+        model._group_columns(rng)
         tokens = np.column_stack([ar._encode(col, proxy[col["column"]], rng) for col in model.columns_])
         tokens = np.where(tokens < 0, 0, tokens)
         model._calibrate(tokens, rng)
@@ -481,7 +485,13 @@ ADAPTERS: dict[str, Any] = {
 
 def get_adapter(name: str) -> Any:
     if name not in ADAPTERS:
+        why = (
+            " (federated training of per-entity time series is not built yet: its per-entity embeddings would "
+            "stay on each site, which these adapters do not support)"
+            if name == "sequence"
+            else ""
+        )
         raise ParameterError(
-            f"model {name!r} cannot be trained federatedly; choose one of: {', '.join(sorted(ADAPTERS))}"
+            f"model {name!r} cannot be trained federatedly{why}; choose one of: {', '.join(sorted(ADAPTERS))}"
         )
     return ADAPTERS[name]

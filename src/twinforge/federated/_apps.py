@@ -65,7 +65,9 @@ class FederatedSettings:
     rounds, local_epochs : int
         Federated rounds, and local epochs per site per round.
     strategy : str
-        ``fedavg`` or ``fedprox`` (for non-IID sites; ``proximal_mu`` is its mu).
+        ``fedavg``; ``fedprox`` (for non-IID sites; ``proximal_mu`` is its mu); or ``fedavgm`` (FedAvg with
+        server momentum ``server_momentum``, Hsu et al. 2019; not with ``dp="central"``, whose accounted
+        wrapper needs FedAvg's plain average).
     min_sites : int
         Sites needed before training starts (and per round).
     round_timeout : float
@@ -94,6 +96,7 @@ class FederatedSettings:
     local_epochs: int = 1
     strategy: str = "fedavg"
     proximal_mu: float = 0.01
+    server_momentum: float = 0.9
     min_sites: int = 2
     round_timeout: float = 600.0
     wait_sites_seconds: float = 120.0
@@ -158,8 +161,16 @@ class FederatedSettings:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ParameterError(f"{name} must be a positive integer, got {v!r}")
-        if self.strategy not in ("fedavg", "fedprox"):
-            raise ParameterError(f"strategy must be 'fedavg' or 'fedprox', got {self.strategy!r}")
+        if self.strategy not in ("fedavg", "fedprox", "fedavgm"):
+            raise ParameterError(f"strategy must be 'fedavg', 'fedprox' or 'fedavgm', got {self.strategy!r}")
+        if self.strategy == "fedavgm" and mode == "central":
+            raise ParameterError(
+                "--strategy fedavgm cannot run with --dp central (Flower's accounted DP wrapper needs FedAvg's plain "
+                "average): use --strategy fedavg or fedprox"
+            )
+        m = self.server_momentum
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 <= m < 1:
+            raise ParameterError(f"server_momentum must be in [0, 1), got {m!r}")
         for name in ("round_timeout", "noise_multiplier", "clipping_norm", "stats_noise_multiplier"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not v > 0:
@@ -526,7 +537,7 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
     """The ServerApp's work (see the module docstring); returns the fitted global model, also saved to ``out``."""
     from flwr.app import ArrayRecord, ConfigRecord, MetricRecord
     from flwr.serverapp import GaussianPrivacyEvent, NeighboringRelation, PrivacyConfig, SamplingMethod
-    from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, FedAvg, FedProx
+    from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, FedAvg, FedAvgM, FedProx
 
     from twinforge.federated._accountant import GaussianAccountant
 
@@ -558,17 +569,24 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
             )
         nodes = sorted(stage1)
         threshold = settings.threshold(meta, len(nodes))
-        merged = _stats.merge_stage1([stage1[n] for n in nodes], meta, threshold, dp=settings.dp_on)
-        replies = _query(
-            grid,
-            nodes,
-            "stats2",
-            {"plan": json.dumps(merged["plan"]), "sigma": sigma, "seed": seed},
-            settings.round_timeout,
-        )
-        stage2, _ = _stats_replies(replies, "stats2")
-        merged = _stats.merge_stage2(merged, [stage2[n] for n in nodes if n in stage2], threshold, dp=settings.dp_on)
-        proxy = _stats.proxy_table(merged, meta)
+        try:
+            merged = _stats.merge_stage1([stage1[n] for n in nodes], meta, threshold, dp=settings.dp_on)
+            replies = _query(
+                grid,
+                nodes,
+                "stats2",
+                {"plan": json.dumps(merged["plan"]), "sigma": sigma, "seed": seed},
+                settings.round_timeout,
+            )
+            stage2, _ = _stats_replies(replies, "stats2")
+            merged = _stats.merge_stage2(
+                merged, [stage2[n] for n in nodes if n in stage2], threshold, dp=settings.dp_on
+            )
+            proxy = _stats.proxy_table(merged, meta)
+        except DataError as exc:
+            if settings.dp_mode != "local":
+                raise
+            raise DataError(f"{exc}. {_budget_advice(settings, meta, [stage1[n]['n'] for n in nodes])}") from None
         model = _new_model(settings)
         model.metadata_ = meta
         model.transformer_ = _stats.build_transformer(merged, meta, proxy)
@@ -626,7 +644,12 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
     header_json, header_arrays = _encode_header(header)
     grid.allowed = set(nodes)
     n_sites = len(nodes)
-    base = FedProx(proximal_mu=settings.proximal_mu) if settings.strategy == "fedprox" else FedAvg()
+    if settings.strategy == "fedprox":
+        base = FedProx(proximal_mu=settings.proximal_mu)
+    elif settings.strategy == "fedavgm":
+        base = FedAvgM(server_momentum=settings.server_momentum)
+    else:
+        base = FedAvg()
     for s in (base,):
         s.fraction_evaluate = 0.0
         s.min_evaluate_nodes = 0
@@ -735,7 +758,10 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
         "sites": n_sites,
         "rounds": settings.rounds,
         "local_epochs": settings.local_epochs,
-        "strategy": settings.strategy + (f" (mu={settings.proximal_mu})" if settings.strategy == "fedprox" else ""),
+        "strategy": settings.strategy
+        + {"fedprox": f" (mu={settings.proximal_mu})", "fedavgm": f" (momentum={settings.server_momentum})"}.get(
+            settings.strategy, ""
+        ),
         "bytes": dict(recorder.bytes_by_stage),
         "bytes_per_round": round(train_bytes / max(len(history), 1)),
         "history": history,
@@ -751,6 +777,29 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
     model.save(out, overwrite=settings.overwrite)
     shutil.rmtree(_checkpoint_dir(settings), ignore_errors=True)
     return model
+
+
+def _budget_advice(settings: FederatedSettings, meta: Metadata, site_rows: list[float]) -> str:
+    """With local DP, what budget would let the statistics name a level that half of the smallest site holds."""
+    from twinforge.federated._localdp import epsilon_to_name
+
+    n_discrete = sum(s.kind in _stats._DISCRETE for s in meta.columns.values())
+    smallest = max(min(site_rows), 0.0)  # noisy counts: post-processing of the statistics already sent
+    tau = settings.level_threshold(meta)
+    need = epsilon_to_name(
+        smallest / 2, settings.delta, settings.stats_share, _stats.stats_sensitivity(meta), max(n_discrete, 1)
+    )
+    advice = (
+        f"With --dp local at --epsilon {settings.epsilon:g} (--stats-share {settings.stats_share:g}) a site names a "
+        f"category level only when about {tau:.0f} of its rows hold it, and the smallest site has about "
+        f"{smallest:.0f} rows"
+    )
+    if np.isfinite(need):
+        advice += f": --epsilon {need:g} or more names a level held by half of them"
+    return advice + (
+        "; or declare the columns' `categories` (and `low`/`high`) in the agreed metadata: declared levels and "
+        "bounds cost no budget"
+    )
 
 
 def _dp_wrap_fedprox(base: Any, settings: FederatedSettings, n_sites: int, accountant: Any) -> Any:

@@ -25,7 +25,7 @@ import numpy as np
 from twinforge.errors import ParameterError
 from twinforge.privacy import PrivacyLedger, check_budget, epsilon_from_rdp, gaussian_rdp
 
-__all__ = ["STATS_SHARE", "LocalDP", "level_threshold", "stats_noise"]
+__all__ = ["STATS_SHARE", "LocalDP", "epsilon_to_name", "level_threshold", "stats_noise"]
 
 STATS_SHARE = 0.25  # default share of each site's epsilon the agreed statistics take
 _STATS_RELEASES = 2
@@ -54,6 +54,21 @@ def level_threshold(sigma: float, delta: float, n_discrete: int) -> float:
         return 0.0
     p = _SELECTION_SHARE * float(delta) / n_discrete
     return 1.0 + sigma * NormalDist().inv_cdf(1.0 - p)
+
+
+def epsilon_to_name(rows: float, delta: float, share: float, sensitivity: float, n_discrete: int) -> float:
+    """The smallest epsilon (3 digits) at which a site names a category level held by ``rows`` of its rows."""
+
+    def names(eps: float) -> bool:
+        return level_threshold(stats_noise(eps, delta, share) * sensitivity, delta, n_discrete) <= rows
+
+    if rows <= 1.0 or not names(1e4):
+        return math.inf
+    lo, hi = 1e-3, 1e4
+    for _ in range(60):
+        mid = math.sqrt(lo * hi)
+        lo, hi = (lo, mid) if names(mid) else (mid, hi)
+    return float(f"{hi * 1.005:.3g}")
 
 
 @dataclass

@@ -150,8 +150,14 @@ def site_stage1(
             }
         elif spec.kind in _DISCRETE:
             counts = s.value_counts(dropna=True)
+            declared = _declared_levels(spec)
+            if spec.kind == "boolean":  # as the transform reads them
+                obj = s.to_numpy(dtype=object)
+                counts = pd.Series([bool(v) for v in obj[~pd.isna(obj)]], dtype=object).value_counts()
+            if declared is not None:  # public levels: a count for each, whether this site holds it or not
+                counts = counts.reindex(pd.Index(declared, dtype=object), fill_value=0)
             noisy = _noise(counts.to_numpy(), sigma, rng)
-            keep = noisy >= level_threshold if level_threshold > 0 else np.ones(len(noisy), dtype=bool)
+            keep = noisy >= level_threshold if level_threshold > 0 and declared is None else np.ones(len(noisy), bool)
             col |= {
                 "missing": float(_noise(np.array([s.isna().sum()]), sigma, rng)[0]),
                 "levels": [_jsonable(v) for v, k in zip(counts.index, keep, strict=True) if k],
@@ -162,12 +168,21 @@ def site_stage1(
         elif spec.kind in _GENERATED:
             # only the format: a site's generated-column transform without any value (see _generated.py)
             t = transform_for(spec).fit(s)
+            if sigma > 0:  # with DP: the format only (no missing share, no hashes of real values)
+                t.forget_values()
             state = t.get_state()
             if isinstance(t, IdColumn) and t.numeric_:
                 state["fitted"]["start_"] = 1  # the smallest identifier would be one row's value
             col["state"] = json.loads(json.dumps(state, default=_jsonable))
         out["columns"][name] = col
     return out
+
+
+def _declared_levels(spec: Any) -> list[Any] | None:
+    """Levels the schema itself makes public: a boolean's two, or a categorical column's declared ``categories``."""
+    if spec.kind == "boolean":
+        return [False, True]
+    return None if spec.categories is None else list(spec.categories)
 
 
 def site_stage2(df: pd.DataFrame, plan: dict[str, Any], sigma: float, seed: int | None) -> dict[str, Any]:
@@ -212,27 +227,34 @@ def merge_stage1(
         cols = [r["columns"][name] for r in replies]
         m: dict[str, Any] = {"kind": spec.kind, "dtype": _common_dtype([c["dtype"] for c in cols])}
         if spec.kind in _NUMERIC:
-            hist = np.clip(np.sum([c["hist"] for c in cols], axis=0), 0, None)
+            raw = np.sum([c["hist"] for c in cols], axis=0)
+            hist = np.clip(raw, 0, None)
             hist[hist < threshold] = 0.0
             cands = sorted({float(v) for c in cols for v in c["candidates"]})
-            if not hist.any() and not cands:
-                raise DataError(
-                    f"column {name!r}: no value range is held by enough rows across the sites to agree its bounds"
-                    + (
-                        f" (with DP, merged counts under {threshold:.0f} are noise: more rows, a larger "
-                        "statistics budget (--dp central: a lower --stats-noise-multiplier; --dp local: a larger "
-                        "--epsilon or stats_share) or fewer columns)"
-                        if dp
-                        else ""
-                    )
-                )
-            occupied = np.flatnonzero(hist > 0)
             edges_a = _grid(dp)
-            lo_hi = []
-            if len(occupied):
-                lo_hi = [float(np.sinh(edges_a[occupied[0]])), float(np.sinh(edges_a[occupied[-1] + 1]))]
-            lo = min([*lo_hi[:1], *cands])
-            hi = max([*lo_hi[1:], *cands])
+            declared = spec.low is not None and spec.high is not None
+            if declared:  # public bounds: nothing to estimate
+                lo, hi = float(spec.low), float(spec.high)
+                m["bounds_from"] = "metadata"
+            else:
+                if not hist.any() and not cands:
+                    if not dp:
+                        raise DataError(
+                            f"column {name!r}: no value range is held by enough rows across the sites to agree "
+                            "its bounds"
+                        )
+                    first, last = _coarse_range(raw, threshold)
+                    hist = np.zeros_like(hist)
+                    hist[first : last + 1] = np.clip(raw[first : last + 1], 1e-9, None)
+                    m["bounds_from"] = "dp-coarse"
+                else:
+                    m["bounds_from"] = "dp" if dp else "data"
+                occupied = np.flatnonzero(hist > 0)
+                lo_hi = []
+                if len(occupied):
+                    lo_hi = [float(np.sinh(edges_a[occupied[0]])), float(np.sinh(edges_a[occupied[-1] + 1]))]
+                lo = min([*lo_hi[:1], *cands])
+                hi = max([*lo_hi[1:], *cands])
             dec = np.sum([c["decimals"] for c in cols], axis=0)
             held = np.flatnonzero(dec >= max(threshold, 0.5))
             decimals = int(held[-1]) if len(held) else 0
@@ -242,30 +264,52 @@ def merge_stage1(
                 cands = np.arange(np.floor(lo), np.ceil(hi) + 1).tolist()
                 exact = True
             m |= {
-                "missing": max(sum(c["missing"] for c in cols), 0.0),
+                "missing": _missing(cols, threshold),
                 "decimals": None if decimals > _MAX_DECIMALS else decimals,
                 "exact": exact,
                 "low": lo,
                 "high": hi,
             }
-            edges = _adaptive_edges(hist, lo, hi, edges_a, split=2 if dp else _SPLIT)
+            edges = _adaptive_edges(hist, lo, hi, edges_a, split=2 if dp else _SPLIT, dp=dp)
             merged["plan"][name] = {"candidates": cands, "edges": edges.tolist()}
         elif spec.kind in _DISCRETE:
             totals: dict[Any, float] = {}
             for c in cols:
                 for level, count in zip(c["levels"], c["counts"], strict=True):
                     totals[level] = totals.get(level, 0.0) + float(count)
-            kept = {k: v for k, v in totals.items() if v >= max(threshold, 1e-9)}
+            if _declared_levels(spec) is not None:  # public levels: all kept, whatever their noisy count
+                kept = {k: max(v, 0.0) for k, v in totals.items()}
+            else:
+                kept = {k: v for k, v in totals.items() if v >= max(threshold, 1e-9)}
             m |= {
-                "missing": max(sum(c["missing"] for c in cols), 0.0),
+                "missing": _missing(cols, threshold),
                 "levels": sorted(kept, key=lambda k: -kept[k]),
                 "counts": sorted(kept.values(), reverse=True),
                 "none_missing": any(c["none_missing"] for c in cols),
             }
         elif spec.kind in _GENERATED:
-            m["state"] = cols[0]["state"]
+            m["state"] = _merged_generated([c["state"] for c in cols])
         merged["columns"][name] = m
     return merged
+
+
+def _merged_generated(states: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first site's format; for a PII column, the short hashes of every site's real values (so that no fake
+    value equals any site's real one), cut to the fewest bits any site used (a hash's leading bits)."""
+    state = json.loads(json.dumps(states[0]))
+    fitted = [s.get("fitted", {}) for s in states]
+    if all("seen_" in f and "hash_bits_" in f for f in fitted):
+        bits = min(int(f["hash_bits_"]) for f in fitted)
+        seen = {int(h) >> (int(f["hash_bits_"]) - bits) for f in fitted for h in f["seen_"]}
+        state["fitted"]["hash_bits_"], state["fitted"]["seen_"] = bits, sorted(seen)
+    return state
+
+
+def _missing(cols: list[dict[str, Any]], threshold: float) -> float:
+    """Merged missing count: the sites whose dtype can hold a missing value (not numpy bool or int: schema, not
+    data) summed, and 0 when, with DP, the noisy sum stays under ``threshold``."""
+    total = sum(c["missing"] for c in cols if not (c["dtype"] == "bool" or c["dtype"].startswith(("int", "uint"))))
+    return float(total) if total >= max(threshold, 1e-9) else 0.0
 
 
 def merge_stage2(
@@ -281,6 +325,9 @@ def merge_stage2(
         hist = np.clip(np.sum([r[name]["hist"] for r in replies], axis=0), 0, None)
         cand = np.asarray(cand, dtype="float64").reshape(len(p["candidates"]))
         keep = cand >= max(threshold, 1e-9)
+        if dp and merged["columns"][name]["exact"] and not keep.any():
+            # every candidate came from the agreed range (data independent): keep their noisy shape
+            keep = cand > 0
         if not dp:
             hist[hist < threshold] = 0.0
         col = merged["columns"][name]
@@ -301,8 +348,33 @@ def merge_stage2(
     return merged
 
 
-def _adaptive_edges(hist: np.ndarray, lo: float, hi: float, grid: np.ndarray, split: int = _SPLIT) -> np.ndarray:
-    """Stage-2 grid on [lo, hi]: 64 quantiles of the merged stage-1 histogram, each interval cut in 16."""
+def _coarse_range(raw: np.ndarray, threshold: float) -> tuple[int, int]:
+    """With DP, when no bin of the merged stage-1 histogram clears ``threshold``: the bins of the coarsest
+    blocks that do (blocks of 2, 4, ... bins, whose summed noise is sqrt(block) times larger), else the block
+    of 16 bins (4 units of asinh, a factor of about 50 in value) with the largest noisy count.
+
+    Post-processing of the same noisy histogram (every bin of the fixed grid is noised, empty or not): private.
+    """
+    for size in (2, 4, 8, 16):
+        blocks = raw[: len(raw) // size * size].reshape(-1, size).sum(1)
+        passing = np.flatnonzero(blocks >= threshold * np.sqrt(size))
+        if len(passing):
+            return int(passing[0] * size), int((passing[-1] + 1) * size - 1)
+    size = 16
+    blocks = raw[: len(raw) // size * size].reshape(-1, size).sum(1)
+    best = int(np.argmax(blocks))
+    return best * size, (best + 1) * size - 1
+
+
+def _adaptive_edges(
+    hist: np.ndarray, lo: float, hi: float, grid: np.ndarray, split: int = _SPLIT, dp: bool = False
+) -> np.ndarray:
+    """Stage-2 grid on [lo, hi]: 64 quantiles of the merged stage-1 histogram, each interval cut in 16.
+
+    With DP and no stage-1 bin above the noise (declared bounds): equal steps in ``asinh`` space instead.
+    """
+    if dp and not hist.any() and hi > lo:
+        return np.unique(np.sinh(np.linspace(np.arcsinh(lo), np.arcsinh(hi), _COARSE_QUANTILES * split + 1)))
     if not hist.any() or hi <= lo:
         return np.array([lo, hi if hi > lo else lo + 1.0])
     cum = np.concatenate([[0.0], np.cumsum(hist)]) / hist.sum()
