@@ -283,6 +283,7 @@ class _CTGANAdapter:
             )
         model.training_ = {}
         model.span_bias_ = [np.zeros(size) for size in enc.span_sizes_]
+        model.value_map_ = {}
 
     def modules(self, model: Any) -> dict[str, nn.Module]:
         if not hasattr(model, "_fed_critic"):
@@ -396,10 +397,12 @@ class _CTGANAdapter:
     def finish(self, model: Any, proxy: dict[str, np.ndarray], rng: np.random.Generator) -> None:
         from twinforge.models._nn import seeded
 
-        # calibrate the sampled categories and modes to the agreed marginals, as a central fit does
+        # calibrate the sampled categories and modes to the agreed marginals, and map the numbers onto the
+        # proxy's (the merged marginals), as a central fit does with its own rows
         model.generator_.eval()
         with seeded(rng, model.device_):
             model.span_bias_ = model._calibrate()
+        model.value_map_ = model._fit_value_map(proxy, rng)
 
 
 class _DDPMAdapter:
