@@ -555,7 +555,7 @@ class CTGAN(Synthesizer):
             "cond": self.cond_.get_state(),
             "generator": state_to_arrays(self.generator_),
             "span_bias": self.span_bias_,
-            "value_map": self.value_map_,
+            "value_map": getattr(self, "value_map_", {}),  # none in a federated model
             "training": self.training_,
         }
 
