@@ -404,3 +404,17 @@ def test_value_map_moves_generated_values_onto_the_real_marginal_and_keeps_ranks
     ranged.ranges = {"x": (0.0, 5.0)}
     kept = apply_value_map({"x": fake["x"].copy()}, vmap, ranged, np.random.default_rng(1))["x"]
     np.testing.assert_array_equal(kept, fake["x"])  # a range condition's column is left as drawn
+
+
+def test_ctgan_gumbel_softmax_is_a_distribution_per_span():
+    model = quick("ctgan", epochs=1).fit(make_mixed(80))
+    enc = model.encoding_
+    raw = torch.randn(64, enc.dim_)
+    big = enc.span_starts_[0] + 1  # one category of the first span far above the others
+    raw[:, big] = 50.0
+    out = model._activate(raw)
+    for start, size in zip(enc.span_starts_, enc.span_sizes_, strict=True):
+        span = out[:, start : start + size]
+        assert torch.allclose(span.sum(1), torch.ones(64), atol=1e-5) and (span >= 0).all()
+    assert (out[:, big] > 0.99).all()
+    assert torch.equal(out[:, torch.as_tensor(enc.scalar_pos_)], torch.tanh(raw[:, torch.as_tensor(enc.scalar_pos_)]))

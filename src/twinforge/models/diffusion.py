@@ -45,6 +45,7 @@ from twinforge.models._nn import (
     check_training_params,
     resolve_device,
     seeded,
+    segment_nll,
     state_from_arrays,
     state_to_arrays,
     train_loop,
@@ -89,7 +90,7 @@ class Denoiser(nn.Module):
         self._logit_index = out_start[:, None] + np.arange(widest)[None, :]
         self._logit_valid = np.arange(widest)[None, :] < sizes[:, None]
         self._logit_index = np.where(self._logit_valid, self._logit_index, d_num)
-        self._cache: dict[torch.device, tuple[torch.Tensor, ...]] = {}
+        self._cache: dict[Any, tuple[torch.Tensor, ...]] = {}
 
     def layout(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(input starts of the tokens, padded logit positions (tokens, widest), their valid mask)``."""
@@ -98,6 +99,17 @@ class Denoiser(nn.Module):
             with torch.inference_mode(False):  # normal tensors even when first asked for under inference mode
                 self._cache[device] = tuple(torch.as_tensor(a, device=device) for a in arrays)
         return self._cache[device]
+
+    def token_segments(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(output positions of the tokens' logits, token of each, where each token starts among them)``."""
+        key = ("segments", device)
+        if key not in self._cache:
+            sizes = np.asarray(self.token_sizes, dtype="int64")
+            positions = self.d_num + np.arange(int(sizes.sum()))
+            arrays = (positions, np.repeat(np.arange(len(sizes)), sizes), np.concatenate([[0], np.cumsum(sizes)[:-1]]))
+            with torch.inference_mode(False):
+                self._cache[key] = tuple(torch.as_tensor(a, dtype=torch.long, device=device) for a in arrays)
+        return self._cache[key]
 
     def forward(self, x: torch.Tensor, tokens: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """``t`` holds one time per row, or a single time for every row (embedded once)."""
@@ -139,8 +151,8 @@ def diffusion_loss(
     out = net(x_t, torch.where(masked, mask_ids, tokens), t).float()
     total = (((out[:, :d] - v) ** 2) * valid).sum()
     if net.token_sizes:  # cross-entropy of every masked token at once
-        logits = net.token_logits(out)
-        ce = torch.logsumexp(logits, dim=2) - logits.gather(2, tokens[:, :, None]).squeeze(2)
+        positions, segment, starts = net.token_segments(out.device)
+        ce = segment_nll(out[:, positions], segment, len(net.token_sizes), tokens + starts)
         total = total + (ce * masked).sum()
     return total / (n * max(1, d + tokens.shape[1]))
 

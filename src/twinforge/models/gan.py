@@ -20,8 +20,10 @@ total-variation distance of the discrete columns and modes, mean Kolmogorov-Smir
 columns, and the mean absolute difference of the correlation matrices of the encoded rows); the weights of the
 best epoch are kept. The statistic favours early epochs (on churn, without a warm-up, it stops near epoch 50 with
 the best at 20): marginals are best early, while dependencies between columns keep improving slowly for hundreds
-of epochs (SDMetrics' quality on churn: 0.80 at epoch 20, 0.83 at 100, 0.88 at 300), hence ``min_epochs``; raise
-``epochs`` and ``min_epochs`` to train longer.
+of epochs (SDMetrics' quality on churn: 0.80 at epoch 20, 0.83 at 100, 0.88 at 300), hence ``min_epochs``. Even
+after the warm-up its pick trails the last epoch in downstream utility (churn, 120 epochs: TSTR/TRTR 0.83 at the
+picked epoch 80, 0.92 at epoch 120), so it is off by default (``validation_share=0``): training runs ``epochs``
+(160: churn 0.97, default 0.96, against SDV CTGAN's 0.97 and 0.88) and keeps the last weights.
 
 Marginal calibration: after training, per-span logit biases are fitted on generated rows so that the sampled
 categories and numeric modes follow the training frequencies (:meth:`CTGAN._calibrate`).
@@ -141,8 +143,8 @@ class CTGAN(Synthesizer):
     ----------
     seed : int, optional
         Seed for fitting and sampling; same seed and data give the same model and samples (on the CPU).
-    epochs : int, default 120
-        Most passes over the training rows (SDV's CTGAN runs 300 of its slower epochs).
+    epochs : int, default 160
+        Passes over the training rows (SDV's CTGAN runs 300 of its slower epochs).
     batch_size : int, default 500
         Rows per step (rounded down to a multiple of ``pac``).
     noise_dim : int, default 128
@@ -165,8 +167,8 @@ class CTGAN(Synthesizer):
         Epochs trained before early stopping may pick or stop at an epoch (at most two thirds of ``epochs``): the
         statistic favours early epochs, whose marginals are good but whose dependencies between columns are not
         yet learned.
-    validation_share : float, default 0.1
-        Share of rows held out for early stopping (0 disables it).
+    validation_share : float, default 0.0
+        Share of rows held out for early stopping (0 disables it; see the module docstring for why it is off).
     max_minutes : float, optional
         Wall-clock budget for training; the best weights so far are kept.
     device : str, default "auto"
@@ -199,7 +201,7 @@ class CTGAN(Synthesizer):
         self,
         *,
         seed: int | None = None,
-        epochs: int = 120,
+        epochs: int = 160,
         batch_size: int = 500,
         noise_dim: int = 128,
         width: int = 256,
@@ -210,7 +212,7 @@ class CTGAN(Synthesizer):
         max_modes: int = 10,
         patience: int = 30,
         min_epochs: int = 80,
-        validation_share: float = 0.1,
+        validation_share: float = 0.0,
         max_minutes: float | None = None,
         device: str = "auto",
         progress: bool = True,
@@ -446,18 +448,37 @@ class CTGAN(Synthesizer):
         return self.generator_(noise, cond)
 
     def _activate(self, raw: torch.Tensor) -> torch.Tensor:
-        """tanh for the scalars, Gumbel-softmax for the spans, in matrix order (all spans in one padded op)."""
+        """tanh for the scalars, Gumbel-softmax for the spans, in matrix order (all spans at once).
+
+        The softmax runs per span over the spans' categories laid side by side (a scatter-max and an index-add),
+        not over spans padded to the widest: on ames (74 spans, the widest 28 categories) padding made most of
+        the work.
+        """
         enc = self.encoding_
         idx, valid, flat = self._span_index(raw.device)
         out = torch.empty_like(raw)
         pos = torch.as_tensor(enc.scalar_pos_, device=raw.device)
         out[:, pos] = torch.tanh(raw[:, pos])
-        if idx.numel():
-            logits = raw[:, idx]  # (rows, spans, widest span), padding masked to -inf
-            gumbel = -torch.empty_like(logits).exponential_().log()
-            soft = torch.softmax(((logits + gumbel) / _TAU).masked_fill(~valid, -torch.inf), dim=2)
-            out[:, flat] = soft[:, valid]
+        if flat.numel():
+            segment = self._span_segment(idx, valid)
+            logits = raw[:, flat]
+            logits = (logits - torch.empty_like(logits).exponential_().log()) / _TAU
+            b, n = len(raw), len(idx)
+            top = torch.full((b, n), -torch.inf, device=raw.device, dtype=logits.dtype)
+            top = top.scatter_reduce(1, segment.expand(b, -1), logits.detach(), "amax")
+            e = torch.exp(logits - top[:, segment])
+            sums = torch.zeros(b, n, device=raw.device, dtype=logits.dtype).index_add(1, segment, e)
+            out[:, flat] = e / sums[:, segment]
         return out
+
+    def _span_segment(self, idx: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """The span of each of the flat span positions of :meth:`_span_index`."""
+        cached = getattr(self, "_span_segment_cache", None)
+        if cached is None or cached.device != idx.device:
+            with torch.inference_mode(False):
+                cached = torch.arange(len(idx), device=idx.device)[:, None].expand_as(idx)[valid].contiguous()
+            self._span_segment_cache = cached
+        return cached
 
     def _span_index(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Padded matrix positions of every span: ``(index (spans, widest), valid mask, flat positions)``."""
@@ -536,7 +557,7 @@ class CTGAN(Synthesizer):
             "cond": self.cond_.get_state(),
             "generator": state_to_arrays(self.generator_),
             "span_bias": self.span_bias_,
-            "value_map": self.value_map_,
+            "value_map": getattr(self, "value_map_", {}),  # none in a federated model
             "training": self.training_,
         }
 
