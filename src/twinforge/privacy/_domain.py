@@ -15,12 +15,16 @@ all vectors together get Gaussian noise of one standard deviation ``sigma``):
   outermost bins whose noisy count clears a threshold set so that empty bins pass with probability 1%
   together; when none does, the bin with the largest noisy count (``bounds_from: "dp-largest-bin"`` in the
   details: declare the bounds for a better range). Then a noisy histogram of 64 equal bins between the bounds,
-  plus "missing" (declared bounds are much tighter than a decade: declare them where they are public);
+  plus "missing" (declared bounds are much tighter than a decade: declare them where they are public). A range
+  from the grid is then cut to the bins that histogram shows occupied (post-processing; see ``_occupied_bins``):
+  a balance in [0, 2500] gets about [0, 2500], not the decade [0, 10000) whose empty bins' noise would put a
+  sixth of the generated values above anything real (``bounds_from_grid`` in the details keeps the decade);
 - categorical columns: the levels from the metadata (``categories``), else the stability-based histogram
   (Korolova et al. 2009; Bun, Nissim and Stemmer 2016): a noisy count per level present in the data, kept when
   above ``1 + sigma * Phi^-1(1 - delta_s / k)``, so that a level held by one row is released with probability at
   most ``delta_s / k`` (``k`` such columns; ``delta_s`` is a tenth of ``delta``). Levels below the threshold are
-  never emitted: they become ``"(other)"`` (text columns) or are redrawn from the public levels (other dtypes);
+  never emitted: they become ``"(other)"`` (text columns) or are redrawn from the public levels (other dtypes).
+  ``"(other)"`` exists only where the rows left over (n minus the noisy counts) stand out of their own noise;
 - boolean columns: noisy counts of False, True and missing.
 
 The number of rows is treated as public (as in DP-SGD's sampling rate), and so are the column kinds
