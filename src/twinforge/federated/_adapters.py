@@ -109,7 +109,11 @@ class _AutoAdapter:
             ar._plan(name, a, model.transformer_.transforms_[name], model.n_bins, model.max_levels)
             for name, a in proxy.items()
         ]
-        model.config_ = {"width": int(model.width or ar._auto_width(n_rows)), "depth": int(model.depth)}
+        model.config_ = {
+            "width": int(model.width or ar._auto_width(n_rows)),
+            "depth": int(model.depth),
+            "shape_scale": ar._SHAPE_SCALE,  # as a central fit: the shape coefficients can reach sharp conditionals
+        }
         model.order_ = ar._sampling_order(model.columns_)
         model.train_info_ = {}
         model._build_layout()
