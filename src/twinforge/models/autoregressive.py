@@ -479,6 +479,7 @@ class Autoregressive(Synthesizer):
         # ``first``: one row per distinct prefix; ``inverse``: each row's prefix number (0 .. len(first) - 1)
         first, inverse = np.zeros(1, dtype="int64"), np.zeros(m, dtype="int64")
         placed = False
+        tables: dict[tuple[int, ...], torch.Tensor] = {}  # per unit: its columns' deltas and place vectors
         todo = [[i for i in unit if free[i] is None or len(free[i])] for unit in units]
         todo = [unit for unit in todo if unit]
         for step, unit in enumerate(todo):
@@ -491,6 +492,7 @@ class Autoregressive(Synthesizer):
             else:
                 hidden, inverse_t = _hidden_inplace(fast, inputs, net.norm, dtype), None
             outs = _group_linear(heads, unit, hidden)
+            fines: dict[int, np.ndarray] = {}
             for i, out_i in zip(unit, outs, strict=True):
                 col, plan = self.columns_[i], plans[i]
                 logits, tilt = heads[i].finish(out_i)
@@ -504,18 +506,12 @@ class Autoregressive(Synthesizer):
                     out[col["column"]] = values
                 else:
                     out[col["column"]][rows] = values
-                if fine is not None and step < len(todo) - 1:
-                    self._add_place(x0, rows, fine, heads[i], col)
-                    placed = True
+                if fine is not None:
+                    fines[i] = fine
             if step == len(todo) - 1:
                 break  # the last unit's tokens feed no other column
-            if len(unit) == 1:
-                self._add(x0, rows, drawn[unit[0]], deltas[unit[0]])
-            else:  # every row is free: one summed lookup over the unit's columns
-                idx = np.column_stack([np.where(drawn[i] >= 0, drawn[i], len(deltas[i]) - 1) for i in unit])
-                offsets = np.cumsum([0] + [len(deltas[i]) for i in unit[:-1]])
-                table = torch.cat([deltas[i] for i in unit])
-                x0 += F.embedding_bag(torch.as_tensor(idx + offsets, device=device), table, mode="sum")
+            self._add_unit(x0, rows, unit, drawn, fines, deltas, heads, tables)
+            placed = placed or bool(fines)
             for i in unit if sharing else ():
                 first, inverse = _refine(first, inverse, drawn[i], _n_tokens(self.columns_[i]) + 1)
             sharing = sharing and not placed  # a place inside a bin makes rows of one prefix differ
@@ -637,6 +633,46 @@ class Autoregressive(Synthesizer):
                 delta = delta + lay["position"][start : unknown + 1, None] * net.position.weight[:, k]
             out.append(delta)  # the 'unknown' row itself adds nothing: a value without a token stays unknown
         return out
+
+    def _add_unit(
+        self,
+        x0: torch.Tensor,
+        rows: np.ndarray | None,
+        unit: list[int],
+        drawn: dict[int, np.ndarray],
+        fines: dict[int, np.ndarray],
+        deltas: list[torch.Tensor],
+        heads: list[_ColumnHead],
+        tables: dict[tuple[int, ...], torch.Tensor],
+    ) -> None:
+        """The columns of ``unit`` become known in ``rows`` (None: all): add their tokens' deltas and, for binned
+        columns, their places inside their bins (``fines``), in one weighted lookup-and-sum.
+
+        The same sum as ``_add`` and ``_add_place`` per column, but one pass over ``x0`` for the whole unit: on
+        ames these updates were a fifth of sampling time.
+        """
+        placed = [i for i in unit if i in fines and heads[i].place is not None]
+        key = tuple(unit)
+        if key not in tables:
+            tables[key] = torch.cat([deltas[i] for i in unit] + [heads[i].place[None] for i in placed])
+        sizes = [len(deltas[i]) for i in unit]
+        offsets = np.cumsum([0, *sizes[:-1]])
+        idx = [
+            np.where(drawn[i] >= 0, drawn[i], size - 1) + off for i, size, off in zip(unit, sizes, offsets, strict=True)
+        ]
+        weights = None
+        if placed:
+            start = sum(sizes)
+            idx += [np.full(len(fines[i]), start + k) for k, i in enumerate(placed)]
+            u = [np.where(fines[i] >= 0, (fines[i] + 0.5) / self.columns_[i]["n_bins"] - 0.5, 0.0) for i in placed]
+            weights = np.column_stack([np.ones((len(idx[0]), len(unit))), *u]).astype("float32")
+            weights = torch.as_tensor(weights, device=x0.device)
+        add = F.embedding_bag(torch.as_tensor(np.column_stack(idx), device=x0.device), tables[key], mode="sum",
+                              per_sample_weights=weights)  # fmt: skip
+        if rows is None:
+            x0 += add
+        else:
+            x0.index_add_(0, torch.as_tensor(rows, device=x0.device), add)
 
     def _add_place(
         self, x0: torch.Tensor, rows: np.ndarray | None, fine: np.ndarray, head: _ColumnHead, col: dict[str, Any]
