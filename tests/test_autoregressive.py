@@ -311,6 +311,85 @@ def test_draw_follows_the_probabilities_and_never_picks_an_excluded_token():
     assert not (tok == 1).any() and (tok[:20_000] == 0).all()
 
 
+def test_draw_above_and_below_sixteen_tokens_follows_the_probabilities():
+    """Draws take torch's softmax kernel from 16 tokens on and exp(logits - max) below: same distribution."""
+    import torch
+
+    from twinforge.models.autoregressive import _draw
+
+    gen = torch.Generator().manual_seed(1)
+    for k in (5, 40):
+        p = torch.linspace(1.0, 2.0, k) ** 3
+        p[1] = 0.0  # never drawn
+        logits = torch.log(p / p.sum()).expand(60_000, -1)
+        tok = _draw(logits, None, 1.0, gen)
+        freq = np.bincount(tok, minlength=k) / len(tok)
+        assert freq[1] == 0 and np.abs(freq - (p / p.sum()).numpy()).max() < 0.01
+
+
+def test_sampling_heads_give_the_networks_logits(model):
+    """Sampling's per-column heads (the numeric shape term folded into the head where a column has no missing
+    token, extra outputs otherwise) give the logits the network computes, plus the calibration biases."""
+    import torch
+
+    from twinforge.models import autoregressive as ar
+
+    lay = model.layout_
+    net = model.net_
+    with torch.no_grad():
+        x0 = torch.randn(64, net.embed.weight.shape[1])
+        hidden = net.hidden(x0)
+        orig = ar.Autoregressive._sampling_net
+        try:  # compare in float32: the bfloat16 copy only rounds the same numbers
+            ar.Autoregressive._sampling_net = lambda self, device: (self.net_, torch.float32)
+            heads = model._column_heads(lay, torch.device("cpu"))
+        finally:
+            ar.Autoregressive._sampling_net = orig
+        folded = 0
+        for i in range(len(model.columns_)):
+            k = int(model.numeric_index_[i])
+            expected = net.column_logits(hidden, lay, i, k) + torch.as_tensor(model.bias_[i])
+            logits, _ = heads[i](hidden)
+            if k >= 0 and heads[i].positions is None:
+                folded += 1
+                expected = expected - expected.logsumexp(1, keepdim=True)  # a draw ignores a per-row constant
+                logits = logits - logits.logsumexp(1, keepdim=True)
+            assert torch.allclose(logits, expected, atol=1e-3), model.columns_[i]["column"]
+        assert folded > 0
+
+
+def test_one_lookup_per_unit_adds_what_the_per_column_updates_add(model):
+    """``_add_unit`` (one weighted lookup-and-sum per pass) equals ``_add`` + ``_add_place`` column by column."""
+    import torch
+
+    from twinforge.models import autoregressive as ar
+
+    lay = model.layout_
+    deltas = model._deltas(lay)
+    heads = model._column_heads(lay, torch.device("cpu"))
+    binned = [i for i, c in enumerate(model.columns_) if c["type"] == "binned" and heads[i].place is not None]
+    assert binned
+    unit = [binned[0], *[i for i in range(len(model.columns_)) if i != binned[0]][:3]]
+    rng = np.random.default_rng(0)
+    n = 50
+    drawn = {i: rng.integers(-1, ar._n_tokens(model.columns_[i]), n) for i in unit}
+    fines = {binned[0]: rng.integers(-1, model.columns_[binned[0]]["n_bins"], n)}
+    with torch.no_grad():
+        x0 = torch.randn(n, deltas[0].shape[1])
+        one = x0.clone()
+        model._add_unit(one, None, unit, drawn, fines, deltas, heads, {})
+        each = x0.clone()
+        for i in unit:
+            model._add(each, None, drawn[i], deltas[i])
+        model._add_place(each, None, fines[binned[0]], heads[binned[0]], model.columns_[binned[0]])
+        rows = np.arange(0, n, 2)
+        part = x0.clone()
+        model._add_unit(part, rows, unit, {i: d[rows] for i, d in drawn.items()}, {binned[0]: fines[binned[0]][rows]},
+                        deltas, heads, {})  # fmt: skip
+    assert torch.allclose(one, each, atol=1e-5)
+    assert torch.allclose(part[rows], each[rows], atol=1e-5) and torch.equal(part[1::2], x0[1::2])
+
+
 def test_independent_columns_share_trunk_passes_and_dependent_ones_do_not(monkeypatch):
     """Sampling cost: one trunk pass per group of columns (not per column); a copied column gets its own pass."""
     from twinforge.models import autoregressive as ar

@@ -121,3 +121,25 @@ def _strings(obj):
     elif isinstance(obj, list):
         for v in obj:
             yield from _strings(v)
+
+
+def test_batched_fake_names_follow_the_locales_weighted_lists():
+    """First and last names come in one weighted draw per batch, from the list Faker's own draw uses."""
+    from twinforge.transforms._generated import _make_fakes
+
+    fake = Faker("en_US")
+    fake.seed_instance(0)
+    provider = fake.provider("faker.providers.person")
+    names = _make_fakes(fake, "first_name", 20_000)
+    assert len(names) == 20_000 and set(names) <= set(provider.first_names)
+    weights = pd.Series(provider.first_names, dtype=float)
+    top = weights.idxmax()  # Faker's own per-call draw, the reference
+    share = weights[top] / weights.sum()
+    assert abs(names.count(top) / len(names) - share) < 0.01
+    assert set(_make_fakes(fake, "last_name", 500)) <= set(provider.last_names)
+    german = Faker("de_DE")
+    german.seed_instance(0)
+    assert set(_make_fakes(german, "last_name", 200)) <= set(german.provider("faker.providers.person").last_names)
+    both = Faker(["en_US", "fr_FR"])  # several locales: Faker's own draw, one value at a time
+    both.seed_instance(0)
+    assert len(_make_fakes(both, "first_name", 5)) == 5
