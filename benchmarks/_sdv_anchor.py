@@ -69,7 +69,12 @@ def run_sdv_side(argv: list[str]) -> None:
 
     side = Side(
         name="sdv" if chosen.synthesizer == "GaussianCopula" else f"sdv_{chosen.synthesizer.lower()}",
-        versions={"sdv": sdv.__version__, "sdmetrics": sdmetrics.__version__},
+        versions={
+            "sdv": sdv.__version__,
+            "sdmetrics": sdmetrics.__version__,
+            # recorded so that a side reused later (``--reuse``) still says whether its epochs were capped
+            **({"epochs": str(chosen.epochs or 300)} if chosen.synthesizer != "GaussianCopula" else {}),
+        },
         detect=detect,
         fit=fit,
         sample=sample,

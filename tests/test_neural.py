@@ -4,6 +4,8 @@ The shared contract (shapes, dtypes, save/load, seeding, errors) is in test_cont
 particular to these models, with small networks trained for a few seconds.
 """
 
+import importlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -198,6 +200,44 @@ def test_early_stopping_on_held_out_rows(name):
     model = quick(name, epochs=10_000, patience=2, validation_share=0.2).fit(make_mixed(200))
     assert model.training_["stopped"] == "early_stopping"
     assert model.training_["best_epoch"] == model.training_["epochs"] - 2
+
+
+@pytest.mark.parametrize("name", ["tvae", "ddpm"])
+def test_default_early_stopping_stops_on_a_plateau_and_restores_the_best_weights(name, monkeypatch):
+    """With the default settings every model holds rows out and stops on a plateau of their validation loss.
+
+    The held-out loss itself is computed as usual; the spy replaces the value the loop sees by one that improves
+    until ``best`` and is flat after it, and snapshots the weights at every epoch. Training must stop ``patience``
+    epochs after ``best`` and end with ``best``'s weights, not the last epoch's.
+    """
+    cls = twinforge.models.get_class(name)
+    module = importlib.import_module(cls.__module__)
+    real_loop, snapshots = module.train_loop, []
+    patience = 3
+    best = int(cls().min_epochs if "min_epochs" in cls._param_names() else 0) + 4
+
+    def spy(**kw):
+        validate, net = kw["validate"], kw["module"]
+        assert validate is not None, "early stopping is off by default"
+
+        def scripted() -> float:
+            validate()
+            snapshots.append({k: v.detach().clone() for k, v in net.state_dict().items()})
+            epoch = len(snapshots)
+            return 1.0 / epoch if epoch <= best else 1.0
+
+        spy.net = net
+        return real_loop(**{**kw, "validate": scripted})
+
+    monkeypatch.setattr(module, "train_loop", spy)
+    quick_params = {k: v for k, v in QUICK[name].items() if k not in ("min_epochs", "validation_share")}
+    model = twinforge.create(name, seed=0, progress=False, **{**quick_params, "epochs": 1000, "patience": patience})
+    model.fit(make_mixed(300))
+    assert model.training_["stopped"] == "early_stopping"
+    assert model.training_["best_epoch"] == best and model.training_["epochs"] == best + patience
+    final = spy.net.state_dict()
+    assert all(torch.equal(final[k], snapshots[best - 1][k]) for k in final)
+    assert not all(torch.equal(final[k], snapshots[-1][k]) for k in final)
 
 
 @pytest.mark.parametrize("name", NEURAL)
