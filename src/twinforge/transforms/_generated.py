@@ -149,6 +149,12 @@ _FAKERS = {
 }
 
 
+def _private_email(f: Any) -> str:
+    """An email no person has: a reserved domain (example.com/.net/.org, RFC 2606) and a local part with a
+    five-digit tag that Faker's own user names never carry, so it cannot equal an input value either."""
+    return f"{f.user_name()}.{f.numerify('%####')}@{f.safe_domain_name()}"
+
+
 def _digest(values: Any, bits: int) -> np.ndarray:
     """The first ``bits`` bits of a keyed BLAKE2b hash of each value (stripped, lower case), as int64."""
     out = np.empty(len(values), dtype="int64")
@@ -185,10 +191,15 @@ class PiiColumn(TextColumn):
         self.seen_ = [int(x) for x in np.unique(_digest(distinct, self.hash_bits_))]  # plain JSON in the state
 
     def forget_values(self) -> None:
-        """Drop the hashes of the real values and their letter case (a differentially private fit may not keep them)."""
+        """Drop the hashes of the real values and their letter case (a differentially private fit may not keep them).
+
+        Without hashes nothing can be avoided, so emails come from a space no input value is in (see
+        ``_private_email``); a common fake name may equal a real one by coincidence, saying nothing about the data.
+        """
         super().forget_values()
         self.seen_ = []
         self.case_ = None
+        self.private_ = True
 
     def _styled(self, values: list[str]) -> list[str]:
         if self.case_ == "lower":
@@ -200,6 +211,8 @@ class PiiColumn(TextColumn):
     def _fresh(self, fake: Any, count: int) -> list[str]:
         """``count`` fakes, none of which hashes like a real value."""
         make = _FAKERS[self.pii_type_]
+        if self.pii_type_ == "email" and getattr(self, "private_", False):
+            make = _private_email
         seen = np.asarray(self.seen_, dtype="int64")
         out = self._styled([make(fake) for _ in range(count)])
         for _ in range(1000):
