@@ -24,13 +24,15 @@ every DP-SGD model.
 The JSON is rewritten after every run (key ``dataset/model/epsilon/seed``), so a cut run keeps what it measured;
 rerunning skips what is there (``--rerun`` measures again). Runs of other datasets, models and seeds are kept. A
 dataset that cannot support a model says so in the JSON and the Markdown table (``skipped``), never silently.
-The Markdown table (``--md``) is rewritten from the whole JSON after each call.
+The Markdown table (``--md``) is rewritten from the whole JSON after each call (``--render-only``: only that).
+It ends with fidelity by epsilon per dataset and model, flagging any step where it falls as epsilon grows.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -85,6 +87,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=5, help="epochs of the DP-SGD models (at most a minute each)")
     p.add_argument("--seeds", default="0", help="comma-separated: the split, fit and attacks of each repeat")
     p.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "privacy.json")
+    p.add_argument("--render-only", action="store_true", help="measure nothing: rewrite the Markdown from the JSON")
     return p.parse_args(argv)
 
 
@@ -141,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown datasets {bad} or missing folder {args.datasets}", file=sys.stderr)
         return 2
     doc = json.loads(args.out.read_text()) if args.out.exists() else {}
+    if args.render_only:
+        return _render(doc, args)
     doc.setdefault("runs", {})
     doc.setdefault("setups", {})
     if "setup" in doc:  # the first layout had one setup for the datasets of one call
@@ -204,6 +209,15 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{key}: {doc['runs'][key]}", file=sys.stderr, flush=True)
     for name in names:
         doc["setups"][name]["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    _render(doc, args)
+    return 1 if failed else 0
+
+
+def _render(doc: dict, args: argparse.Namespace) -> int:
+    """Aggregate, store the aggregates and targets in the JSON, write and print the Markdown."""
+    if not doc.get("runs"):
+        print(f"no runs in {args.out}", file=sys.stderr)
+        return 2
     text = table(doc)  # also stores the seed aggregates and the targets in the JSON
     write(args.out, doc)
     args.md.parent.mkdir(parents=True, exist_ok=True)
@@ -211,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp.write_text(text + "\n")
     os.replace(tmp, args.md)
     print(text)
-    return 1 if failed else 0
+    return 0
 
 
 METRICS = ("column_shapes", "column_pair_trends", "tstr", "dcr_share", "mia_auc")
@@ -360,12 +374,68 @@ def table(doc: dict) -> str:
             f"| {dataset} | {f(t['mia_max_of_means'])}{sd} | {at} | {f(t['mia_max_single_run'])} | "
             f"{f(t['mia_mean'])} ({t['mia_runs']}) | {shapes or 'n/a'} | {pairs or 'n/a'} | {verdict} |"
         )
+    lines += ["", *trend_table(cells)]
     by_reason: dict[str, list[str]] = {}
     for key, reason in sorted(doc.get("skipped", {}).items()):
         by_reason.setdefault(reason, []).append(key)
     for reason, keys in by_reason.items():
         lines += ["", f"Skipped {', '.join(keys)}: {reason}."]
     return "\n".join(lines)
+
+
+def trends(cells: dict[str, dict]) -> dict[str, dict]:
+    """Per ``dataset/model``: column shapes and pair trends (seed means) by epsilon, small to none, and the drops.
+
+    A drop is a fall of a seed mean from one epsilon to the next larger one (or to none) by more than twice the
+    standard error of the difference (the sds over seeds; at least 0.01): fidelity should rise with epsilon.
+    """
+    out: dict[str, dict] = {}
+    for cell, a in cells.items():
+        if not a["seeds"]:
+            continue
+        dataset, model, eps = cell.split("/")
+        row = out.setdefault(f"{dataset}/{model}", {"epsilons": [], "column_shapes": [], "column_pair_trends": []})
+        row["epsilons"].append(eps)
+        for what in ("column_shapes", "column_pair_trends"):
+            row[what].append((a[what]["mean"], a[what]["sd"], len(a[what]["values"])))
+    for row in out.values():
+        drops = []
+        for what in ("column_shapes", "column_pair_trends"):
+            seq = row[what]
+            for i in range(len(seq) - 1):
+                (m0, s0, n0), (m1, s1, n1) = seq[i], seq[i + 1]
+                if m0 is None or m1 is None:
+                    continue
+                se = math.sqrt((s0 or 0) ** 2 / max(n0, 1) + (s1 or 0) ** 2 / max(n1, 1))
+                if m0 - m1 > max(2 * se, 0.01):
+                    drops.append(
+                        f"{what.split('_')[-1]} {row['epsilons'][i]}->{row['epsilons'][i + 1]}: {m0:.3f}->{m1:.3f}"
+                    )
+        row["drops"] = drops
+    return out
+
+
+def _means(seq: list[tuple]) -> str:
+    return " / ".join("n/a" if m is None else f"{m:.3f}" for m, _, _ in seq)
+
+
+def trend_table(cells: dict[str, dict]) -> list[str]:
+    """Markdown lines: shapes and pairs by epsilon per dataset and model, with the drops (non-monotone steps)."""
+    lines = [
+        "Fidelity by epsilon (seed means, small epsilon to none): column shapes / pair trends. A drop is a fall",
+        "from one epsilon to the next by more than twice the standard error of the difference (and 0.01).",
+        "",
+        "| dataset | model | epsilons | shapes | pairs | drops |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, row in trends(cells).items():
+        dataset, model = key.split("/")
+
+        lines.append(
+            f"| {dataset} | {model} | {' / '.join(row['epsilons'])} | {_means(row['column_shapes'])} | "
+            f"{_means(row['column_pair_trends'])} | {'; '.join(row['drops']) or 'none'} |"
+        )
+    return lines
 
 
 if __name__ == "__main__":

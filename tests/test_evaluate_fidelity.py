@@ -70,6 +70,28 @@ def test_an_empty_synthetic_column_scores_zero_not_nan():
 
 
 # ------------------------------------------------------------------------------------------ shapes and pairs
+def test_a_constant_column_at_a_huge_magnitude_still_scores(tmp_path):
+    """A DP sample at a tiny budget can put a column at a constant 1e17 (its range from a noisy bin): the pair
+    bins and the report's histogram once raised "Too many bins for data range"."""
+    rng = np.random.default_rng(0)
+    real = pd.DataFrame(
+        {
+            "area": rng.uniform(300, 5000, 400),
+            "year": rng.integers(2006, 2011, 400),
+            "rooms": rng.integers(1, 9, 400),
+            "zone": rng.choice(["A", "B"], 400),
+        }
+    )
+    synthetic = real.copy()
+    synthetic["area"] = -1.0e17
+    synthetic["year"] = 10_000_000_000_000
+    pairs = fidelity.column_pair_trends(real, synthetic)
+    assert 0.0 <= pairs["score_all_pairs"] < 1.0
+    report = twinforge.evaluate(real, synthetic, parts=["fidelity"], progress=False, seed=0)
+    assert report.fidelity["column_shapes"] == pytest.approx(0.5)  # two columns of four are lost
+    report.to_html(tmp_path / "r.html")
+
+
 def test_identical_data_scores_one_on_shapes_and_pairs(people):
     real, _ = people
     assert fidelity.column_shapes(real, real.copy())["score"] == 1.0

@@ -63,8 +63,19 @@ def test_personal_columns_are_detected_as_pii():
     assert small.columns["patient_name"].kind == "pii"
 
 
-@pytest.mark.parametrize(("name", "params"), [("copula", {}), ("auto", {"epochs": 2, "progress": False})])
-def test_no_input_pii_value_appears_in_any_output(name, params, tmp_path, monkeypatch):
+QUICK = {
+    "copula": {},
+    "mst": {"iters": 50},
+    "auto": {"epochs": 2, "progress": False},
+    "tvae": {"epochs": 2, "progress": False, "batch_size": 100},
+    "ctgan": {"epochs": 2, "progress": False, "batch_size": 100},
+    "ddpm": {"epochs": 2, "progress": False, "batch_size": 100},
+}
+
+
+@pytest.mark.parametrize("name", list(QUICK))
+def test_no_input_pii_value_appears_in_any_output(name, tmp_path, monkeypatch):
+    params = QUICK[name]
     monkeypatch.setattr(base, "CHUNK_ROWS", 700)  # several chunks: entities cross chunk boundaries
     data = people()
     model = twinforge.create(name, seed=0, **params).fit(data, metadata=metadata_for(data))
@@ -99,6 +110,96 @@ def test_pii_locale_is_configurable_and_checked():
         twinforge.create("copula").fit(data, metadata=bad)
     with pytest.raises(MetadataError, match="locale is only allowed"):
         twinforge.create("copula").fit(data, metadata=metadata_for(data).update_column("amount", locale="de_DE"))
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("mst", {"iters": 50}),
+        ("auto", {"epochs": 1, "progress": False}),  # DP-SGD
+        ("tvae", {"epochs": 1, "progress": False, "batch_size": 100}),  # DP-SGD
+    ],
+)
+def test_a_dp_fit_emits_no_input_pii(name, params, tmp_path):
+    """Under DP nothing of the real PII is kept, not even hashes: the fakes are a function of the seed alone.
+
+    So no value of the input comes out because it was in the input: fitting on the same rows with every PII value
+    replaced gives the same fakes. A common fake first name may still equal a real one by coincidence (Faker's
+    lists are public; this test's people come from the same lists); emails, phones and SSNs never do.
+    """
+    data = people(200)
+    meta = metadata_for(data).update_column("amount", low=0, high=500)
+    model = twinforge.create(name, seed=0, epsilon=1.0, **params).fit(data, metadata=meta)
+    assert model.fit_info_["privacy"]["epsilon_spent"] <= 1.0
+    assert not set(PII) & set(model.transformer_.learned)
+    out = model.sample(2000, seed=1)
+    for column in ("email", "phone", "ssn"):  # values too many to coincide: none of the input's
+        assert not set(out[column].str.lower()) & set(data[column].str.lower()), column
+    others = people(200, seed=7)  # the same visits, other people
+    swapped = data.copy()
+    swapped[PII] = others[PII].to_numpy()
+    again = twinforge.create(name, seed=0, epsilon=1.0, **params).fit(swapped, metadata=meta).sample(2000, seed=1)
+    pd.testing.assert_frame_equal(out[PII], again[PII])
+    assert (out.groupby("customer_id")[PII].nunique() <= 1).all().all()
+    model.save(tmp_path / "m")
+    saved = set(_strings(json.loads((tmp_path / "m" / "model.json").read_text())))
+    real = {str(v).strip().lower() for c in PII for v in data[c]}
+    assert saved and not real & saved  # no real value, and (seen_ empty) no hash of one
+    assert all(model.transformer_.transforms_[c].seen_ == [] for c in PII)
+
+
+def test_sequence_static_pii_is_faked_per_entity():
+    """A person's static attributes in a long table: detected or declared PII is faked, one fake per new entity."""
+    from faker import Faker
+
+    from ._sequence_data import make_fleet
+
+    df = make_fleet(40)
+    fake = Faker("en_US")
+    fake.seed_instance(3)
+    units = df["unit"].unique()
+    df["owner_name"] = df["unit"].map({u: fake.name() for u in units})
+    df["badge"] = df["unit"].map({u: f"{fake.last_name()}-{u % 7}" for u in units})  # detection: a category
+    meta = twinforge.Metadata.detect(df).update_column("badge", kind="pii", pii_type="other")
+    model = twinforge.create("sequence", seed=0, epochs=2, progress=False)
+    model.fit(df, metadata=meta, entity_key="unit", time_key="t", static=["site", "owner_name", "badge"])
+    learned = model.static_model_.transformer_.learned
+    assert "owner_name" not in learned and "badge" not in learned
+    out = model.sample(entities=30, seed=0)
+    for column in ("owner_name", "badge"):
+        assert not set(out[column]) & set(df[column]), column
+        assert (out.groupby("unit")[column].nunique() == 1).all()
+    assert out["unit"].nunique() == 30
+
+
+def test_federated_pii_avoids_every_sites_values_and_follows_the_entity(tmp_path):
+    """Each site sends short hashes of all its PII columns' values (none with DP) and the share of entities with
+    one value: the global model emits no site's value in any column, and one fake per person."""
+    pytest.importorskip("flwr")
+    from twinforge.federated import simulate
+
+    data = people(200, 2)
+    parts = [data.iloc[:200].reset_index(drop=True), data.iloc[200:].reset_index(drop=True)]
+    tvae = {"width": 32, "latent_dim": 8, "batch_size": 100}
+    model = simulate(parts, tmp_path / "m", metadata=metadata_for(data), model="tvae", params=tvae, rounds=1)
+    out = model.sample(2000, seed=1)
+    real = {str(v).strip().lower() for c in PII for v in data[c]}
+    assert not real & {str(v).strip().lower() for c in out.columns for v in out[c].dropna()}
+    assert (out.groupby("customer_id")[PII].nunique() == 1).all().all()
+    assert out.groupby("customer_id").size().max() > 1
+    private = simulate(
+        parts,
+        tmp_path / "p",
+        metadata=metadata_for(data),
+        model="tvae",
+        params=tvae,
+        rounds=1,
+        dp="local",
+        epsilon=8.0,
+        delta=1e-4,
+    )
+    assert all(private.transformer_.transforms_[c].seen_ == [] for c in PII)
+    assert all(private.transformer_.transforms_[c].entity_key_ == "customer_id" for c in PII)
 
 
 def test_a_dp_fit_keeps_no_trace_of_the_real_pii(tmp_path):

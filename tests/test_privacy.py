@@ -138,7 +138,8 @@ def test_dp_fit_never_emits_a_rare_category():
     assert model.fit_info_["privacy"]["domain"]["city"]["levels_from"] == "dp"
 
 
-def test_a_dp_fit_reads_nothing_off_the_rows_outside_the_accountant():
+@pytest.mark.parametrize("name", ["mst", "auto"])
+def test_a_dp_fit_reads_nothing_off_the_rows_outside_the_accountant(name):
     """Ranges, ids, free text and PII: what a DP model knows of the data comes from the noisy histograms only.
 
     One outlier (income 1e9) does not widen the range; ids start at 1, unique, not at the real smallest id nor
@@ -148,7 +149,8 @@ def test_a_dp_fit_reads_nothing_off_the_rows_outside_the_accountant():
     data.loc[5, "income"] = 1e9
     data["customer_id"] = np.repeat(np.arange(7000, 7500), 2)
     data["email"] = data["email"].where(np.arange(len(data)) % 4 > 0)  # a quarter missing
-    model = twinforge.create("mst", seed=0, epsilon=1.0, iters=30).fit(data)
+    params = {"iters": 30} if name == "mst" else {**DP_QUICK[name], "epochs": 1, "progress": False}
+    model = twinforge.create(name, seed=0, epsilon=1.0, **params).fit(data)
     income = model.transformer_.transforms_["income"]
     assert income.max_ < 1e8  # the encoder's range is the public table's, not the rows'
     assert model.fit_info_["privacy"]["domain"]["income"]["bounds"][1] < 1e8
@@ -159,15 +161,17 @@ def test_a_dp_fit_reads_nothing_off_the_rows_outside_the_accountant():
     assert model.transformer_.transforms_["email"].seen_ == []
 
 
-def test_training_stops_before_the_budget_is_exceeded():
+@pytest.mark.parametrize("name", ["auto", "ctgan", "tvae", "ddpm"])
+def test_training_stops_before_the_budget_is_exceeded(name):
     """When even the largest useful noise cannot pay for every planned step, training stops early, in budget."""
     data = make_mixed(300)
-    model = dp_model("tvae", epsilon=0.3, epochs=400, batch_size=150).fit(data, metadata=declared(data))
+    model = dp_model(name, epsilon=0.3, epochs=50, batch_size=300).fit(data, metadata=declared(data))
     info = model.fit_info_["privacy"]
     sgd = next(p for p in info["parts"] if p["what"] == "DP-SGD")
-    assert sgd["steps"] < sgd["planned_steps"]
+    assert 1 <= sgd["steps"] < sgd["planned_steps"]
     assert info["epsilon_spent"] <= 0.3
-    assert model.training_["stopped"] == "privacy_budget"
+    training = model.train_info_ if name == "auto" else model.training_
+    assert training["stopped"] == "privacy_budget" and training["epochs"] == sgd["steps"]
 
 
 # ------------------------------------------------------------------------------------------ bad input

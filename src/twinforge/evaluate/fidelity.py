@@ -169,7 +169,10 @@ def _pair_codes(prep: Prepared, arrays: dict[str, np.ndarray], name: str) -> np.
     if prep.columns[name].discrete:
         return np.where(a < 0, len(prep.columns[name].levels), a)
     obs = a[~np.isnan(a)]
-    edges = np.histogram_bin_edges(obs, bins=PAIR_BINS)
+    try:
+        edges = np.histogram_bin_edges(obs, bins=PAIR_BINS)
+    except ValueError:  # a range below the float spacing at its magnitude (a DP sample's constant 1e15): one bin
+        return np.where(np.isnan(a), PAIR_BINS + 1, 1)
     return np.digitize(a, edges)  # NaN and the maximum both land in the top code, len(edges)
 
 
@@ -473,6 +476,8 @@ def histograms(prep: Prepared, name: str, bins: int = 30, levels: int = 20) -> d
         return {"kind": "hist", "x": [], "real": [], "synthetic": []}
     lo, hi = np.quantile(both, [0.001, 0.999]) if len(both) > 1000 else (both.min(), both.max())
     edges = np.linspace(lo, hi if hi > lo else lo + 1, bins + 1)
+    if not (np.diff(edges) > 0).all():  # a range below the float spacing at its magnitude: widen it until it shows
+        edges = lo + np.arange(bins + 1) * max(abs(lo), 1.0) * 1e-6
     p = np.histogram(np.clip(x, lo, hi), edges)[0] / max(len(real), 1)
     q = np.histogram(np.clip(y, lo, hi), edges)[0] / max(len(synth), 1)
     centres = (edges[:-1] + edges[1:]) / 2

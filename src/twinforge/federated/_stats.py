@@ -123,6 +123,7 @@ def site_stage1(
     """
     rng = np.random.default_rng(seed)
     out: dict[str, Any] = {"n": float(_noise(np.array([len(df)]), sigma, rng)[0]), "columns": {}}
+    pii = [name for name, spec in metadata.columns.items() if spec.kind == "pii"]
     for name, spec in metadata.columns.items():
         s = df[name]
         col: dict[str, Any] = {"kind": spec.kind, "dtype": str(s.dtype)}
@@ -168,8 +169,17 @@ def site_stage1(
         elif spec.kind in _GENERATED:
             # only the format: a site's generated-column transform without any value (see _generated.py)
             t = transform_for(spec).fit(s)
+            key = metadata.entity_key
             if sigma > 0:  # with DP: the format only (no missing share, no hashes of real values)
                 t.forget_values()
+            elif spec.kind == "pii":
+                if len(pii) > 1:  # as a central fit: a real first name must not come out as a fake last name
+                    t.avoid(pd.concat([df[c] for c in pii], ignore_index=True))
+                if key is not None and key != name and key in df.columns:
+                    # the share of entities with one value (a central fit fakes per entity from 0.9 on)
+                    pairs = df[[key, name]].dropna()
+                    constant = pairs.groupby(key, sort=False)[name].nunique().le(1).mean() if len(pairs) else 1.0
+                    col["entity_constant"] = float(constant)
             state = t.get_state()
             if isinstance(t, IdColumn) and t.numeric_:
                 state["fitted"]["start_"] = 1  # the smallest identifier would be one row's value
@@ -289,6 +299,9 @@ def merge_stage1(
             }
         elif spec.kind in _GENERATED:
             m["state"] = _merged_generated([c["state"] for c in cols])
+            shares = [c["entity_constant"] for c in cols if "entity_constant" in c]
+            if shares:  # without DP: every site's share; with DP none is sent and the declared key is enough
+                m["entity_constant"] = min(shares)
         merged["columns"][name] = m
     return merged
 
@@ -489,6 +502,10 @@ def build_transformer(merged: dict[str, Any], metadata: Metadata, proxy: pd.Data
         m = merged["columns"][name]
         if spec.kind in _GENERATED:
             t = type(transform_for(spec)).from_state(m["state"])
+            key = metadata.entity_key
+            if spec.kind == "pii" and key is not None and key != name:
+                # one fake per entity, the same across its rows, as in a central fit
+                t.entity_key_ = key if m.get("entity_constant", 1.0) >= 0.9 else None
         else:
             t = transform_for(spec).fit(proxy[name])
             t.dtype_ = m["dtype"]

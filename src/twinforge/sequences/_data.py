@@ -46,6 +46,9 @@ class SequenceData:
     static_in_events: bool  # static columns came from the long table (kept in its column order on output)
     column_order: list[str]  # the long table's columns as given (events then static table)
     metadata: Metadata = field(repr=False, default=None)  # type: ignore[assignment]
+    # kinds of the static columns, read on one row per entity; a kind the user declared wins (a PII column
+    # declared as such stays PII even where detection would make it a category)
+    static_metadata: Metadata = field(repr=False, default=None)  # type: ignore[assignment]
 
     @property
     def entities(self) -> np.ndarray:
@@ -292,7 +295,18 @@ def split_events(
         static_in_events=static_in_events,
         column_order=column_order,
         metadata=meta,
+        static_metadata=_static_metadata(static_frame[static_columns], metadata),
     )
+
+
+def _static_metadata(frame: pd.DataFrame, declared: Metadata | None) -> Metadata:
+    """Kinds of the static columns: detected on one row per entity, overridden by the user's declarations."""
+    meta = Metadata.detect(frame) if len(frame.columns) else Metadata({})
+    meta.primary_key = None
+    for name in frame.columns:
+        if declared is not None and name in declared.columns:
+            meta.columns[name] = declared.columns[name]
+    return meta
 
 
 def _channel_metadata(

@@ -309,6 +309,16 @@ def _restore_number(x: np.ndarray, b: dict[str, Any]) -> pd.Series:
         return pd.Series(x, dtype="float64")
 
 
+def _static_table_metadata(table: pd.DataFrame, static_meta: Metadata) -> Metadata:
+    """The static model's metadata: the static columns' kinds (declared PII stays PII: faked, never learned),
+    the length and start time detected."""
+    meta = Metadata.detect(table)
+    meta.primary_key = None
+    for name, spec in static_meta.columns.items():
+        meta.columns[name] = spec
+    return meta
+
+
 class _StaticEncoding:
     """Static attributes -> the network's conditioning vector (standardised numbers, one-hot levels)."""
 
@@ -606,7 +616,7 @@ class SequenceModel(Synthesizer):
             "column_order": data.column_order,
         }
         self.encoding_ = _Encoding.build(data, times, self.components)
-        static_meta = Metadata.detect(data.static[data.static_columns]) if data.static_columns else Metadata({})
+        static_meta = data.static_metadata
         self.static_encoding_ = _StaticEncoding.build(data.static[data.static_columns], static_meta)
         # sequences
         lengths = data.lengths()
@@ -636,7 +646,7 @@ class SequenceModel(Synthesizer):
             patience=min(self.patience, _STATIC_EPOCHS),
             max_minutes=budget,
             progress=self.progress,
-        ).fit(table.reset_index(drop=True))
+        ).fit(table.reset_index(drop=True), metadata=_static_table_metadata(table, static_meta))
         device = resolve_device(self.device)
         remaining = None
         if self.max_minutes is not None:

@@ -172,6 +172,12 @@ def _make_fakes(fake: Any, pii_type: str, count: int) -> list[str]:
     return [make(fake) for _ in range(count)]
 
 
+def _private_email(f: Any) -> str:
+    """An email no person has: a reserved domain (example.com/.net/.org, RFC 2606) and a local part with a
+    five-digit tag that Faker's own user names never carry, so it cannot equal an input value either."""
+    return f"{f.user_name()}.{f.numerify('%####')}@{f.safe_domain_name()}"
+
+
 def _digest(values: Any, bits: int) -> np.ndarray:
     """The first ``bits`` bits of a keyed BLAKE2b hash of each value (stripped, lower case), as int64."""
     out = np.empty(len(values), dtype="int64")
@@ -208,10 +214,15 @@ class PiiColumn(TextColumn):
         self.seen_ = [int(x) for x in np.unique(_digest(distinct, self.hash_bits_))]  # plain JSON in the state
 
     def forget_values(self) -> None:
-        """Drop the hashes of the real values and their letter case (a differentially private fit may not keep them)."""
+        """Drop the hashes of the real values and their letter case (a differentially private fit may not keep them).
+
+        Without hashes nothing can be avoided, so emails come from a space no input value is in (see
+        ``_private_email``); a common fake name may equal a real one by coincidence, saying nothing about the data.
+        """
         super().forget_values()
         self.seen_ = []
         self.case_ = None
+        self.private_ = True
 
     def _styled(self, values: list[str]) -> list[str]:
         if self.case_ == "lower":
@@ -222,13 +233,20 @@ class PiiColumn(TextColumn):
 
     def _fresh(self, fake: Any, count: int) -> list[str]:
         """``count`` fakes, none of which hashes like a real value."""
+        private_email = self.pii_type_ == "email" and getattr(self, "private_", False)
+
+        def draw(k: int) -> list[str]:
+            if private_email:
+                return self._styled([_private_email(fake) for _ in range(k)])
+            return self._styled(_make_fakes(fake, self.pii_type_, k))
+
         seen = np.asarray(self.seen_, dtype="int64")
-        out = self._styled(_make_fakes(fake, self.pii_type_, count))
+        out = draw(count)
         for _ in range(1000):
             clash = np.flatnonzero(np.isin(_digest(out, self.hash_bits_), seen)) if len(seen) else []
             if not len(clash):
                 return out
-            for i, v in zip(clash, self._styled(_make_fakes(fake, self.pii_type_, len(clash))), strict=True):
+            for i, v in zip(clash, draw(len(clash)), strict=True):
                 out[i] = v
         raise RuntimeError(f"column {self.name_!r}: no fake value avoids the real ones")  # pragma: no cover
 
