@@ -221,7 +221,7 @@ def run_side(side: str, args, tmp: Path, train_csv: Path, ek: str, tk: str, stat
     return json.loads((tmp / f"{side}.json").read_text())
 
 
-def twin_scores(model_dir: Path, holdout, train, ek: str, tk: str, static: list[str], args) -> dict:
+def twin_scores(model_dir: Path, holdout, train, ek: str, tk: str, static: list[str], args, name: str = "") -> dict:
     import numpy as np
 
     import twinforge
@@ -258,6 +258,11 @@ def twin_scores(model_dir: Path, holdout, train, ek: str, tk: str, static: list[
     out = F.twin_benchmark(holdout, methods, entity_key=ek, time_key=tk, ks=args.k_list, horizon=args.horizon,
                            paths=args.paths, seed=args.seed, channels=channels, scale=scale)  # fmt: skip
     out["level_oracle"] = level_oracle(model, holdout, ek, tk, channels, scale, args)
+    if name == "turbines":
+        out["simulator_oracle"] = simulator_oracle(holdout, ek, tk, channels, scale, args)
+        for k, row in out["simulator_oracle"].items():
+            population = out["results"][k]["population"]["crps_scaled"]
+            row["ratio_crps"] = float(np.round(row["crps_scaled"] / population, 4)) if population else None
     out["tuning"] = tuning
     return out
 
@@ -302,6 +307,38 @@ def level_oracle(model, holdout, ek: str, tk: str, channels: list[str], scale: d
     return out
 
 
+def simulator_oracle(holdout, ek: str, tk: str, channels: list[str], scale: dict, args) -> dict:
+    """A Bayes bound, not a method: the turbine simulator itself continued from each unit's TRUE state at step k
+    (wear, wind and temperature states, hidden wear rate and gains, maintenance phase) with fresh random numbers,
+    one simulation per path. No forecaster that sees only the data can beat it in expectation, so its CRPS ratio
+    to the population model's bounds what any twin can reach on this benchmark."""
+    import numpy as np
+    import pandas as pd
+
+    import twinforge.simulate as sim
+    from twinforge.evaluate import forecast as F
+    from twinforge.simulate._turbines import _simulate
+
+    fleet = sim.turbines(n_units=args.units, n_steps=args.steps, seed=args.seed)
+    units = holdout[ek].unique()
+    real = fleet.events[fleet.events[ek].isin(units)].reset_index(drop=True)
+    out = {}
+    for k in args.k_list:
+        _, actual, _ = F.split_history(holdout, entity_key=ek, time_key=tk, k=k, horizon=args.horizon)
+        paths = []
+        for p in range(args.paths):
+            events = _simulate(fleet.params, branch=(k, np.random.default_rng([args.seed, k, p]))).events
+            events = events[events[ek].isin(units)].reset_index(drop=True)
+            step = events.groupby(ek).cumcount()
+            # the branch shares the true past exactly and draws a new future
+            pd.testing.assert_frame_equal(events[step < k], real[step < k])
+            paths.append(events[(step >= k) & (step < k + args.horizon)].assign(path=p))
+        scores = F.forecast_scores(pd.concat(paths, ignore_index=True), actual, entity_key=ek, time_key=tk,
+                                   channels=channels, scale=scale)  # fmt: skip
+        out[str(k)] = {"crps_scaled": scores["crps_scaled"], "mae_scaled": scores["mae_scaled"]}
+    return out
+
+
 def bench_dataset(name: str, args: argparse.Namespace, results: dict) -> None:
     import pandas as pd
 
@@ -338,7 +375,7 @@ def bench_dataset(name: str, args: argparse.Namespace, results: dict) -> None:
                 f"{k} {_fmt(measured['temporal'][k])}" for k, _ in HEADLINE[:3]))  # fmt: skip
             if side == "twinforge" and not args.no_twins:
                 progress("  twin benchmark ...")
-                twins = twin_scores(tmp / "model", holdout, train, ek, tk, static, args)
+                twins = twin_scores(tmp / "model", holdout, train, ek, tk, static, args, name)
                 entry["twins"] = _clean(_drop_per_entity(twins))
                 save_results(results, args.out)
     entry["targets"] = targets(entry)
@@ -408,6 +445,10 @@ def format_dataset(name: str, entry: dict) -> str:
         lines.append(
             f"hindsight ceilings, k = {k}: level oracle x{row['ratio_crps']:.2f}, level+spread oracle "
             f"x{row.get('affine_ratio_crps') or float('nan'):.2f} population"
+        )
+    for k, row in entry.get("twins", {}).get("simulator_oracle", {}).items():
+        lines.append(
+            f"Bayes bound, k = {k}: the simulator continued from the true state x{row['ratio_crps']:.2f} population"
         )
     if entry.get("targets"):
         lines.append("targets: " + ", ".join(f"{k} {'pass' if v else 'FAIL'}" for k, v in entry["targets"].items()))
