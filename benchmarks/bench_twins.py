@@ -443,6 +443,8 @@ def targets(entry: dict) -> dict:
     )
     if "fit_seconds" in sides.get("par", {}):
         out["fit_at_most_third_of_par"] = ours["fit_seconds"] <= sides["par"]["fit_seconds"] / 3
+    if sides.get("par", {}).get("fit_cpu_seconds") and ours.get("fit_cpu_seconds"):
+        out["fit_cpu_at_most_third_of_par"] = ours["fit_cpu_seconds"] <= sides["par"]["fit_cpu_seconds"] / 3
     if "fit_seconds" in sides.get("mostlyai", {}):
         out["fit_at_most_mostlyai"] = ours["fit_seconds"] <= sides["mostlyai"]["fit_seconds"]
     for k, table in entry.get("twins", {}).get("results", {}).items():
@@ -465,6 +467,7 @@ def format_dataset(name: str, entry: dict) -> str:
     order = [s for s in ("twinforge", "par", "mostlyai", "holdout") if s in entry["sides"]]
     rows = [("", *order)]
     rows.append(("fit seconds", *[_fmt(entry["sides"][s].get("fit_seconds")) for s in order]))
+    rows.append(("fit CPU seconds", *[_fmt(entry["sides"][s].get("fit_cpu_seconds")) for s in order]))
     rows.append(("sample seconds", *[_fmt(entry["sides"][s].get("sample_seconds")) for s in order]))
     for key, label in HEADLINE:
         rows.append((label, *[_fmt(entry["sides"][s].get("temporal", {}).get(key)) for s in order]))
