@@ -99,6 +99,7 @@ def test_twins_demo_summary():
         sim.turbines(n_units=12, n_steps=60, seed=0).hidden.set_index("unit_id").loc[summary["held_out"], "wear_rate"]
     )
     assert set(summary["forecast"]) == {"twin", "population", "per-unit AR(1)"}
+    assert summary["twin_choice"] in {"population", "level 0.5", "level 1", *(f"fine-tune {n}" for n in (15, 30, 60))}
     assert all(np.isfinite(v["crps"]) and v["crps"] > 0 for v in summary["forecast"].values())
     assert summary["failure_share"]["event"] == 1.0  # every path fails on demand
     assert summary["synthetic"]["unit_id"].nunique() == 7
