@@ -1,9 +1,9 @@
 """Benchmark sequential generators side by side: twinforge's ``sequence`` model, SDV's PARSynthesizer and MOSTLY AI's
 engine (TabularARGN in sequential mode), on per-entity time series; plus the digital-twin forecast benchmark.
 
-Usage, from the repository root (heavy: run it under the shared CPU lock)::
+Usage, from the repository root (heavy: one CPU slot per dataset and side)::
 
-    flock /tmp/twinforge-heavy.lock .venv/bin/python benchmarks/bench_twins.py \\
+    /work/heavy .venv/bin/python benchmarks/bench_twins.py \\
         [--datasets-only basic_motions,turbines] [--sides twinforge,par,mostlyai] [--max-minutes M]
 
 Other options: ``--par-epochs N`` (default SDV's 128), ``--mostlyai-minutes M`` (default: the engine's own

@@ -7,7 +7,11 @@ steps ``x_1..x_T``, each step a time gap ``g_t`` and the channels. ``p(s) p(z) p
   ``__start__``), so cold start honours conditions on static attributes exactly, like ``auto`` does;
 - ``z``: a learned per-entity embedding (a random effect, ``z ~ N(0, I)`` prior, MAP-fitted jointly with the
   network). It carries what makes an entity different beyond its attributes (its own level, trend, noise). New
-  entities draw ``z`` from a Gaussian fitted to the learned embeddings; a twin fits its own ``z``;
+  entities draw ``z`` from a Gaussian fitted to the learned embeddings; a twin fits its own ``z``. With
+  ``context=N`` the lookup table gives way to an amortised encoder (a small GRU, ``q(z | steps)``), trained
+  episodically as in neural processes (Garnelo et al., 2018): each training window's ``z`` is drawn from the
+  encoder applied to another stretch (up to N steps, not overlapping the window) of the same entity, with a KL
+  pull to ``N(0, I)``, so a twin's ``z`` is inferred from its history in one pass;
 - ``p(x_t | x_<t, s, z)``: a GRU over the previous steps (their values, missing flags, gaps, and the elapsed time
   since the start, so trends are learned) started from and fed with ``s`` and ``z``, as in DeepAR (Salinas et al.,
   2020) with a per-series embedding. Within a step, the gap comes first, then categorical channels, then numeric
@@ -24,13 +28,15 @@ per entity, early stopping on the last ``validation_share`` of every entity's st
 weights are a state dict.
 
 Personalisation (transfer learning, :meth:`SequenceModel.personalize`): on one entity's history, first fit its
-``z`` alone (MAP under the population's embedding distribution), then fine-tune every weight at a small learning
+``z`` alone (MAP under the population's embedding distribution, or from the encoder's ``q(z | history)`` when
+there is one), then fine-tune every weight at a small learning
 rate with an L2 pull toward the population weights (L2-SP, Li et al., ICML 2018). Forecasts run the GRU over the
 history and continue it for ``horizon`` steps, ``paths`` times. A twin may also carry a level offset per numeric
 channel (a shrunk mean of its one-step-ahead residuals over the history). Which of these a short history gets
-(none: the population's view; the offset; fine-tuning) is chosen per history length by
-:meth:`SequenceModel.tune_personalization` on training entities held out from an inner population fit, and the
-population's view is kept unless a candidate beats it there by a margin.
+(none: the population's view; the offset; the encoder's latent; fine-tuning for a fixed number of epochs) is
+chosen per history length by :meth:`SequenceModel.tune_personalization` on training entities held out from an
+inner population fit, and the population's view is kept unless a candidate beats it there by a margin. An
+untuned model keeps the population's view (unchecked fine-tuning on a short history forecasts worse).
 
 Scenarios (``event=``): ``{"column": c, "value": v, "within": H}`` makes every generated path contain ``c == v``
 (a level of a categorical/boolean channel; for a numeric channel an inclusive range ``(lo, hi)``, ``None`` an open
@@ -479,6 +485,9 @@ class SequenceModel(Synthesizer):
         Most steps per training window: longer sequences are trained on random windows (truncated
         backpropagation through time, started from the entity's conditioning), which is several times faster than
         whole sequences and, on BasicMotions and the turbine fleet, scores as well.
+    context : int, default 0
+        Steps the amortised entity encoder reads (0: none, a learned embedding per training entity instead). On
+        BasicMotions and the turbine fleet its latent forecasts no better than the population's view, hence off.
     patience : int, default 6
         Epochs (of at least 8 steps each) without a better validation loss before training stops.
     validation_share : float, default 0.1
