@@ -486,8 +486,9 @@ class SequenceModel(Synthesizer):
         backpropagation through time, started from the entity's conditioning), which is several times faster than
         whole sequences and, on BasicMotions and the turbine fleet, scores as well.
     context : int, default 0
-        Steps the amortised entity encoder reads (0: none, a learned embedding per training entity instead). On
-        BasicMotions and the turbine fleet its latent forecasts no better than the population's view, hence off.
+        Steps the amortised entity encoder reads (0: none, a learned embedding per training entity instead). Off
+        by default: on BasicMotions and the turbine fleet, twins from its latent forecast within 2% of the
+        population's view (CRPS x1.00 and x0.98 at 10 steps), for a slower fit.
     patience : int, default 6
         Epochs (of at least 8 steps each) without a better validation loss before training stops.
     validation_share : float, default 0.1
