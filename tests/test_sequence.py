@@ -204,6 +204,43 @@ def test_personalising_is_never_worse_than_the_population_on_the_held_back_steps
             assert info["validation_crps"] == info["population_validation_crps"]
 
 
+def test_an_untuned_model_personalises_safely_to_the_populations_view(model, fleet):
+    # without tune_personalization, a short history is not fine-tuned (unchecked, that forecasts worse)
+    history = fleet[fleet.unit == 2].iloc[:10]
+    twin = model.personalize(history, seed=0, progress=False)
+    assert twin.info_["epochs"] == 0 and twin.info_["level"] == 0.0 and not twin.info_["encoded"]
+    pd.testing.assert_frame_equal(twin.forecast(5, paths=6, seed=2), model.forecast(history, 5, 6, seed=2))
+
+
+def test_select_false_trains_exactly_the_given_epochs(model, fleet):
+    history = fleet[fleet.unit == 5].iloc[:20]
+    info = model.personalize(history, epochs=7, select=False, seed=0, progress=False).info_
+    assert info["epochs"] == 7 and info["validation_steps"] == 0
+    with pytest.raises(ParameterError, match="select"):
+        model.personalize(history, select="yes")
+
+
+def test_an_entity_encoder_infers_a_twins_latent_from_its_history(fleet, tmp_path):
+    with pytest.raises(ParameterError, match="context"):
+        twinforge.create("sequence", context=-1).fit(fleet, entity_key="unit", time_key="t")
+    model = twinforge.create("sequence", seed=0, context=12, **FAST).fit(fleet, entity_key="unit", time_key="t")
+    assert model.net_.entity.num_embeddings == 1  # amortised: no per-entity lookup table to store
+    history = fleet[fleet.unit == 3].iloc[:10]
+    twin = model.personalize(history, seed=0, progress=False)  # the default with an encoder: its latent
+    assert twin.info_["encoded"] and twin.info_["epochs"] == 0
+    assert not np.allclose(twin.z_, model.z_mean_)
+    other = model.personalize(fleet[fleet.unit == 8].iloc[:10], seed=0, progress=False)
+    assert not np.allclose(twin.z_, other.z_)  # different histories, different latents
+    population = model.personalize(history, encode=False, epochs=0)
+    np.testing.assert_allclose(population.z_, model.z_mean_)
+    model.save(tmp_path / "m")
+    again = twinforge.load(tmp_path / "m")
+    np.testing.assert_allclose(again.personalize(history, seed=0).z_, twin.z_, rtol=1e-5)
+    plain = twinforge.create("sequence", seed=0, **FAST)
+    with pytest.raises(ParameterError, match="encoder"):
+        plain.fit(fleet, entity_key="unit", time_key="t").personalize(history, encode=True)
+
+
 def test_event_conditioned_forecast_contains_the_event(model, fleet):
     twin = model.personalize(fleet[fleet.unit == 4], epochs=5, seed=0, progress=False)
     out = twin.forecast(8, paths=30, seed=1, event={"column": "status", "value": "fault", "within": 5})
@@ -306,7 +343,7 @@ def test_tune_personalization_chooses_on_inner_entities_and_falls_back_to_the_po
     assert policy["ks"] == [6, 12] and policy["inner_entities"] == 10
     for k, choice in zip(policy["ks"], policy["choices"], strict=True):
         scores = policy["scores"][str(k)]
-        assert set(scores) == {"population", "level 0.5", "level 1", "fine-tune"}
+        assert set(scores) == {"population", "level 0.5", "level 1", "fine-tune 10"}
         # a candidate is taken only if it beats the population's view by the margin on the inner entities
         assert choice["name"] == "population" or scores[choice["name"]] <= 0.98 * scores["population"]
     history = fleet[fleet.unit == 3].iloc[:6]
@@ -314,11 +351,24 @@ def test_tune_personalization_chooses_on_inner_entities_and_falls_back_to_the_po
     assert twin.info_["level"] == policy["choices"][0]["level"]
     assert twin.info_["epochs"] <= policy["choices"][0]["epochs"]
     assert tuned.personalize(history, epochs=0, level=0.0).info_["level"] == 0.0  # explicit values win
-    long = _distinctive_entity(steps=40)  # longer than twice the longest tuned length: the defaults
-    assert tuned._policy_for(len(long)) == {"epochs": 150, "level": 0.0}
+    long = _distinctive_entity(steps=40)  # longer than twice the longest tuned length: the safe defaults
+    assert tuned._policy_for(len(long)) == {"epochs": 0, "level": 0.0, "encode": False, "select": True}
     tuned.save(tmp_path / "tuned")
     assert twinforge.load(tmp_path / "tuned").twin_policy_ == policy
     with pytest.raises(ParameterError, match="holdout_share"):
         tuned.tune_personalization(fleet, holdout_share=1.5)
     with pytest.raises(DataError, match="lacks the columns"):
         tuned.tune_personalization(fleet.drop(columns="site"))
+
+
+def test_a_model_saved_before_the_encoder_existed_still_loads(model, fleet, tmp_path):
+    import json
+
+    model.save(tmp_path / "old")
+    doc = json.loads((tmp_path / "old" / "model.json").read_text())
+    del doc["params"]["context"]
+    (tmp_path / "old" / "model.json").write_text(json.dumps(doc))
+    history = fleet[fleet.unit == 1].iloc[:8]
+    pd.testing.assert_frame_equal(
+        twinforge.load(tmp_path / "old").forecast(history, 4, 5, seed=0), model.forecast(history, 4, 5, seed=0)
+    )

@@ -66,8 +66,9 @@ def twins(
 
     Five units are held out. The population model learns the others; a new fleet is sampled and scored with the
     temporal metrics; the held-out unit that wears fastest (its hidden ``wear_rate``) is personalised on its
-    first ``k`` steps, and the forecasts of the next ``horizon`` steps by its twin, by the population model and by
-    a per-entity AR(1) are scored against what it really did. Returns the rich tables and a summary dict.
+    first ``k`` steps (as tuned on training units for that length), and the forecasts of the next ``horizon``
+    steps by its twin, by the population model and by a per-entity AR(1) are scored against what it really did.
+    Returns the rich tables and a summary dict.
     """
     import twinforge
     import twinforge.simulate as sim
@@ -103,6 +104,8 @@ def twins(
     channels = [c for c in fleet.channels if c in synthetic.columns]
     numeric = [c for c in channels if pd.api.types.is_numeric_dtype(train[c])]
     scale = {c: float(np.nanstd(train[c].to_numpy(dtype="float64"))) for c in numeric}
+    # how a twin adapts to k steps is chosen on training units held out from an inner fit (tune-twins)
+    model.tune_personalization(train, ks=(k,), horizon=min(horizon, steps - k), seed=seed, progress=progress)
     twin = model.personalize(history, seed=seed, progress=progress)
     forecasts = {
         "twin": twin.forecast(len(actual), paths, seed=seed),
@@ -135,7 +138,7 @@ def twins(
         "CRPS",
         "MAE of median path",
         "vs population",
-        title=f"forecast of {unit}: next {len(actual)} steps",
+        title=f"forecast of {unit}: next {len(actual)} steps (twin: {model.twin_policy_['choices'][0]['name']})",
     )
     base = fc_scores["population"]["crps_scaled"]
     for name, sc in fc_scores.items():
@@ -163,6 +166,7 @@ def twins(
             for k2 in ("autocorrelation_error", "cross_correlation_error", "discriminative_auc", "sequence_length")
         },
         "forecast": {n: {"crps": s["crps_scaled"], "mae": s["mae_scaled"]} for n, s in fc_scores.items()},
+        "twin_choice": model.twin_policy_["choices"][0]["name"],
         "failure_share": {"plain": plain_share, "event": event_share},
         "synthetic": synthetic,
     }

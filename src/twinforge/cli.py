@@ -378,7 +378,7 @@ def personalize(
     epochs: Annotated[
         int | None,
         typer.Option(
-            "--epochs", help="Fine-tuning epochs (0: the population's view; default: tuned, see tune-twins, or 150)."
+            "--epochs", help="Fine-tuning epochs (0: the population's view; default: tuned, see tune-twins, or 0)."
         ),
     ] = None,
     level: Annotated[

@@ -110,12 +110,24 @@ def turbines(
     maintenance_interval = check_int("maintenance_interval", maintenance_interval, 0)
     missing_rate = check_rate("missing_rate", missing_rate)
     drop_rate = check_rate("drop_rate", drop_rate)
-    times = time_column(n_steps, start, f"{24 / steps_per_day}h", "turbines")
+    time_column(n_steps, start, f"{24 / steps_per_day}h", "turbines")  # checks start
     params = {
         "n_units": n_units, "n_steps": n_steps, "seed": seed, "steps_per_day": steps_per_day,
         "start": None if start is None else str(start), "wear_scale": wear_scale,
         "maintenance_interval": maintenance_interval, "missing_rate": missing_rate, "drop_rate": drop_rate,
     }  # fmt: skip
+    return _simulate(params)
+
+
+def _simulate(params: dict[str, Any], branch: tuple[int, np.random.Generator] | None = None) -> Simulation:
+    """The simulation itself, from checked ``params``. ``branch=(k, generator)`` draws every random number of
+    steps ``k`` onward from ``generator`` instead: the same fleet up to step ``k``, an independent future after
+    it (the benchmark's hindsight oracle continues the true state, hidden parameters and all, this way)."""
+    n_units, n_steps, seed = params["n_units"], params["n_steps"], params["seed"]
+    steps_per_day, start, wear_scale = params["steps_per_day"], params["start"], params["wear_scale"]
+    maintenance_interval = params["maintenance_interval"]
+    missing_rate, drop_rate = params["missing_rate"], params["drop_rate"]
+    times = time_column(n_steps, start, f"{24 / steps_per_day}h", "turbines")
     rng = np.random.default_rng(seed)
 
     # static attributes
@@ -155,34 +167,35 @@ def turbines(
     wear_out = np.empty(shape)
     rho = 0.85
     for k in range(n_steps):
+        r = rng if branch is None or k < branch[0] else branch[1]
         day = k / steps_per_day
         hour = 24.0 * (k % steps_per_day) / steps_per_day
         seasonal = 1.0 + 0.2 * np.sin(2 * np.pi * day / 365.0 + season_phase)
         diurnal = 1.0 + 0.12 * np.sin(2 * np.pi * (hour - 9.0) / 24.0)
-        z = rho * z + np.sqrt(1 - rho**2) * rng.normal(0.0, 1.0, n_units)
+        z = rho * z + np.sqrt(1 - rho**2) * r.normal(0.0, 1.0, n_units)
         ws = site_ws * ws_exposure * seasonal * diurnal * np.exp(0.35 * z - 0.06)
         ambient = (
             site_temp
             - 8.0 * np.cos(2 * np.pi * day / 365.0 + season_phase)
             + 4.0 * np.sin(2 * np.pi * (hour - 9.0) / 24.0)
-            + rng.normal(0.0, 1.0, n_units)
+            + r.normal(0.0, 1.0, n_units)
         )
         in_maint = (maintenance_interval > 0) & ((k + maint_phase) % max(maintenance_interval, 1) == 0) & (down == 0)
         running = (down == 0) & ~in_maint
         load = np.clip(((ws - 3.0) / (rated_ws - 3.0)) ** 3, 0.0, 1.0) * (ws < 25.0) * (ws > 3.0)
         load = np.where(running, load, 0.0)
-        noise = rng.normal(0.0, 0.01, n_units) * rated * (load > 0)
+        noise = r.normal(0.0, 0.01, n_units) * rated * (load > 0)
         power = rated * load * (1.0 - 0.15 * np.minimum(wear, 1.0)) + noise
         target = ambient + thermal_gain * load * (1.0 + 0.4 * wear)
-        gear = gear + 0.35 * (target - gear) + rng.normal(0.0, 0.7, n_units)
-        vib = (0.8 + vibration_gain * wear**2) * (0.4 + 0.6 * load) * rng.lognormal(0.0, 0.1, n_units)
-        vib = np.where(running & (load > 0), vib, 0.1 * rng.lognormal(0.0, 0.2, n_units))
+        gear = gear + 0.35 * (target - gear) + r.normal(0.0, 0.7, n_units)
+        vib = (0.8 + vibration_gain * wear**2) * (0.4 + 0.6 * load) * r.lognormal(0.0, 0.1, n_units)
+        vib = np.where(running & (load > 0), vib, 0.1 * r.lognormal(0.0, 0.2, n_units))
 
-        shock = rng.lognormal(-0.045, 0.3, n_units)
+        shock = r.lognormal(-0.045, 0.3, n_units)
         wear = wear + np.where(running, wear_rate * (0.3 + load**2) * shock, 0.0)
         hazard = 1e-4 * np.exp(3.0 * wear)
-        fails = running & ((wear >= threshold) | (rng.random(n_units) < hazard))
-        repair_len = rng.integers(4, 13, n_units)
+        fails = running & ((wear >= threshold) | (r.random(n_units) < hazard))
+        repair_len = r.integers(4, 13, n_units)
 
         st = np.where(running, np.where(load > 0, 0, 1), np.where(in_maint, 3, 2)).astype("int8")
         status[k], maint[k], failure[k] = st, in_maint, fails
@@ -193,7 +206,7 @@ def turbines(
         # after the step: repairs finish, failed units go down, maintenance removes some wear
         finished = down == 1
         down = np.maximum(down - 1, 0)
-        wear = np.where(finished, rng.uniform(0.0, 0.05, n_units), wear)
+        wear = np.where(finished, r.uniform(0.0, 0.05, n_units), wear)
         down = np.where(fails, repair_len, down)
         wear = np.where(in_maint, 0.6 * wear, wear)
 
