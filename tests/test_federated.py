@@ -418,7 +418,7 @@ def test_cli_simulate_two_files_and_partition_by(tmp_path):
         (["--data", paths[0], "--partition-by", "nope"], "'nope'"),
         (["--data", *paths, "--strategy", "fedsgd"], "fedsgd"),
         (["--data", *paths, "--model", "copula"], "copula"),
-        (["--data", *paths, "--model", "sequence"], "per-entity time series is not built yet"),
+        (["--data", *paths, "--model", "sequence"], "--time-key"),
     ]:
         result = runner.invoke(app, ["federated", "simulate", *bad, "--out", str(tmp_path / "bad")])
         assert result.exit_code == 2 and words in result.output, result.output

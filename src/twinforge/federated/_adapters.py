@@ -480,6 +480,18 @@ def _dp_spent(dpsgd: Any) -> dict[str, float]:
     return {"dp-epsilon": float(eps), "dp-delta": float(delta), "dp-noise": float(dpsgd.sigma)}
 
 
+class _SequenceAdapter:
+    """``sequence`` (sequences/model.py): the sequence network without its per-entity embeddings, and the static
+    model's network. Agreement, site rounds and the finish are in ``_sequence`` (a site's data are entities)."""
+
+    state_keys: ClassVar[dict[str, str]] = {}
+
+    def modules(self, model: Any) -> dict[str, nn.Module]:
+        from twinforge.federated._sequence import SharedNet
+
+        return {"seq": SharedNet(model.net_), "static": model.static_model_.net_}
+
+
 LOCAL_DP_MODELS = ("auto", "ctgan", "ddpm", "tvae")  # models whose federated training runs DP-SGD on each site
 
 ADAPTERS: dict[str, Any] = {
@@ -487,18 +499,13 @@ ADAPTERS: dict[str, Any] = {
     "tvae": _TVAEAdapter(),
     "ctgan": _CTGANAdapter(),
     "ddpm": _DDPMAdapter(),
+    "sequence": _SequenceAdapter(),
 }
 
 
 def get_adapter(name: str) -> Any:
     if name not in ADAPTERS:
-        why = (
-            " (federated training of per-entity time series is not built yet: its per-entity embeddings would "
-            "stay on each site, which these adapters do not support)"
-            if name == "sequence"
-            else ""
-        )
         raise ParameterError(
-            f"model {name!r} cannot be trained federatedly{why}; choose one of: {', '.join(sorted(ADAPTERS))}"
+            f"model {name!r} cannot be trained federatedly; choose one of: {', '.join(sorted(ADAPTERS))}"
         )
     return ADAPTERS[name]
