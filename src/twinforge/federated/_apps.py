@@ -406,7 +406,7 @@ def make_client_app() -> Any:
             model.static_model_.learning_rate = float(model.static_model_.learning_rate) * _lr_scale(cfg, server_round)
             spec = _sequence.SequenceSpec(doc["sequence"])
             metrics, n = _sequence.train_site(
-                model, df, spec, int(cfg["local-epochs"]), rng, context.state, mu, adapter.modules
+                model, df, spec, int(cfg["local-epochs"]), rng, context.state, mu, adapter.modules, int(cfg["rounds"])
             )
             weights = get_weights(adapter.modules(model))
             record = {"num-examples": n, "loss": float(metrics["loss"])}

@@ -380,25 +380,33 @@ def train_site(
     state: Any,
     mu: float,
     modules: Any,
+    rounds: int,
 ) -> tuple[dict[str, float], int]:
     """One round on a site: the static model and the sequence network, its entities' ``z`` kept in ``state``.
 
     ``modules(model)``: the averaged modules, which FedProx's proximal term (``mu``) pulls toward the global ones.
+    The static model's table has one row per entity, a few dozen at a site: one pass per local epoch would give it
+    a small fraction of the steps a central fit takes (``static_epochs`` epochs of at least 4,096 rows each), so a
+    site makes as many passes as spread that many rows over the ``rounds`` (at least ``epochs``).
     """
     from twinforge.federated._adapters import ADAPTERS, proximal
     from twinforge.federated._apps import _local_arrays
     from twinforge.models._nn import resolve_device, seeded
+    from twinforge.models.autoregressive import _MIN_EPOCH_ROWS
+    from twinforge.sequences.model import _STATIC_EPOCHS
 
     frames = site_frames(df, model.metadata_, spec)
     arrays, _ = _local_arrays(model.static_model_, static_frame(frames["entities"]))
     ys, elapsed, cond = _site_sequences(model, frames)
+    central_rows = int(model.static_epochs or _STATIC_EPOCHS) * _MIN_EPOCH_ROWS
+    static_passes = max(int(epochs), -(-central_rows // max(int(rounds) * len(ys), 1)))
     device = resolve_device(model.device)
     net = _site_net(model, len(ys), state, rng, device)
     saved = model.epochs, model.validation_share, model.max_minutes, model.progress
     model.epochs, model.validation_share, model.max_minutes, model.progress = int(epochs), 0.0, None, False
     try:
         with proximal(modules(model), mu):
-            static_metrics = ADAPTERS["auto"].train(model.static_model_, arrays, epochs, rng)
+            static_metrics = ADAPTERS["auto"].train(model.static_model_, arrays, static_passes, rng)
             with seeded(rng, device) as gen:
                 result = model._train(ys, elapsed, cond, rng, gen, device, None)
     finally:
