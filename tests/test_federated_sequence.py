@@ -212,3 +212,26 @@ def test_cli_simulate_sequence_and_sample_entities(tmp_path):
         assert result.exit_code == 2 and words in result.output.replace("\n", " "), result.output
         assert "Traceback" not in result.output
     assert not (tmp_path / "bad").exists()
+
+
+def test_server_resumes_a_sequence_federation(tmp_path, monkeypatch, caplog):
+    real_save = _apps._save_checkpoint
+
+    def save_then_die(settings, state, weights):
+        real_save(settings, state, weights)
+        if state["round"] == 1:
+            raise KeyboardInterrupt  # the server is killed right after round 1's checkpoint
+
+    monkeypatch.setattr(_apps, "_save_checkpoint", save_then_die)
+    parts = halves(fleet(units=10, steps=12))
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, parts, seed=0)
+    monkeypatch.setattr(_apps, "_save_checkpoint", real_save)
+    recorder = _apps._Recorder(keep=True)
+    caplog.set_level("INFO", logger="twinforge.federated")
+    model = run(tmp_path, parts, seed=0, recorder=recorder)
+    assert "resuming from round 1" in caplog.text
+    kinds = [m.metadata.message_type for d, m in recorder.messages if d == "out"]
+    assert kinds.count("train") == 2 and "query.stats1" not in kinds and kinds.count("query.seqz") == 2
+    assert [h["round"] for h in model.fit_info_["federated"]["history"]] == [1, 2]
+    assert len(model.sample(entities=2, seed=0)) > 0
