@@ -423,7 +423,10 @@ def make_client_app() -> Any:
         local_dp = LocalDP.from_config(cfg, server_round)
         with proximal(modules, mu):
             if local_dp is None:
-                metrics = adapter.train(model, arrays, int(cfg["local-epochs"]), rng)
+                epochs = int(cfg["local-epochs"])
+                if "local-steps" in cfg and hasattr(adapter, "passes_for"):
+                    epochs = adapter.passes_for(model, len(df), int(cfg["local-steps"]))
+                metrics = adapter.train(model, arrays, epochs, rng)
             else:
                 metrics = adapter.train(model, arrays, int(cfg["local-epochs"]), rng, dp=local_dp)
         weights = get_weights(modules)
@@ -780,6 +783,9 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
         "first-round": int(done),
         "lr-decay": settings.lr_final,
     }
+    if settings.dp_mode != "local" and hasattr(adapter, "passes_for"):
+        # every site takes the same number of local steps per round (see _AutoAdapter.passes_for)
+        train_cfg["local-steps"] = adapter.local_steps(model, n_rows / max(n_sites, 1), settings.local_epochs)
     if settings.dp_mode == "local":
         from twinforge.federated._localdp import stats_noise
 
