@@ -386,8 +386,9 @@ def train_site(
 
     ``modules(model)``: the averaged modules, which FedProx's proximal term (``mu``) pulls toward the global ones.
     The static model's table has one row per entity, a few dozen at a site: one pass per local epoch would give it
-    a small fraction of the steps a central fit takes (``static_epochs`` epochs of at least 4,096 rows each), so a
-    site makes as many passes as spread that many rows over the ``rounds`` (at least ``epochs``).
+    a small fraction of the steps a central fit takes (``static_epochs`` epochs of at least 4,096 rows each, in
+    batches of 32), so every site takes that many steps spread over the ``rounds``, the same number whatever its
+    size (see ``_AutoAdapter.passes_for``).
     """
     from twinforge.federated._adapters import ADAPTERS, proximal
     from twinforge.federated._apps import _local_arrays
@@ -398,8 +399,9 @@ def train_site(
     frames = site_frames(df, model.metadata_, spec)
     arrays, _ = _local_arrays(model.static_model_, static_frame(frames["entities"]))
     ys, elapsed, cond = _site_sequences(model, frames)
-    central_rows = int(model.static_epochs or _STATIC_EPOCHS) * _MIN_EPOCH_ROWS
-    static_passes = max(int(epochs), -(-central_rows // max(int(rounds) * len(ys), 1)))
+    central_steps = int(model.static_epochs or _STATIC_EPOCHS) * _MIN_EPOCH_ROWS // 32
+    steps = max(int(epochs), -(-central_steps // max(int(rounds), 1)))
+    static_passes = ADAPTERS["auto"].passes_for(model.static_model_, len(ys), steps)
     device = resolve_device(model.device)
     net = _site_net(model, len(ys), state, rng, device)
     saved = model.epochs, model.validation_share, model.max_minutes, model.progress
