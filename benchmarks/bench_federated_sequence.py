@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--splits", default="iid,skewed")
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--rounds", type=int, default=20)
-    ap.add_argument("--local-epochs", type=int, default=3)
+    ap.add_argument("--local-epochs", type=int, default=2)
     ap.add_argument("--skewed-strategy", default="fedprox", choices=("fedavg", "fedprox", "fedavgm"))
     ap.add_argument("--params", default="{}", help="JSON parameters of the sequence model (every side)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "federated_sequence.json"))
