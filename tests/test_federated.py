@@ -418,7 +418,7 @@ def test_cli_simulate_two_files_and_partition_by(tmp_path):
         (["--data", paths[0], "--partition-by", "nope"], "'nope'"),
         (["--data", *paths, "--strategy", "fedsgd"], "fedsgd"),
         (["--data", *paths, "--model", "copula"], "copula"),
-        (["--data", *paths, "--model", "sequence"], "per-entity time series is not built yet"),
+        (["--data", *paths, "--model", "sequence"], "--time-key"),
     ]:
         result = runner.invoke(app, ["federated", "simulate", *bad, "--out", str(tmp_path / "bad")])
         assert result.exit_code == 2 and words in result.output, result.output
@@ -440,3 +440,14 @@ def test_learning_rate_falls_over_the_rounds_and_resumes_where_it_was(tmp_path):
     assert _apps.FederatedSettings(dp="central", lr_decay=0.5).lr_final == 0.5
     with pytest.raises(ParameterError, match="lr_decay"):
         simulate(sites(), tmp_path / "m", model="tvae", params=QUICK["tvae"], lr_decay=0.0)
+
+
+def test_auto_sites_take_equal_local_steps_whatever_their_size():
+    from twinforge.federated._adapters import ADAPTERS
+
+    auto, adapter = twinforge.create("auto"), ADAPTERS["auto"]
+    target = adapter.local_steps(auto, 400, 5)  # a site of 400 rows: batch 32, 13 steps per pass
+    assert target == 65
+    assert adapter.passes_for(auto, 72, target) == 22  # 3 steps per pass
+    assert adapter.passes_for(auto, 825, target) == 5  # batch 64, 13 steps per pass
+    assert adapter.passes_for(auto, 100_000, target) == 1

@@ -66,6 +66,41 @@ def test_superlink_and_two_supernodes_train_a_model(tmp_path):
     assert not (tmp_path / ".model.federated-run").exists()
 
 
+@pytest.mark.deploy
+@pytest.mark.skipif(not TWINFORGE.exists(), reason="the twinforge script is not installed in this environment")
+def test_superlink_and_two_supernodes_train_a_sequence_model(tmp_path):
+    from .test_federated_sequence import fleet, halves
+
+    paths = []
+    for i, part in enumerate(halves(fleet(units=12, steps=15))):
+        paths.append(tmp_path / f"fleet{i}.csv")
+        part.to_csv(paths[-1], index=False)
+    meta = twinforge.Metadata.detect(twinforge.read_table(paths[0]), entity_key="unit", time_index="t")
+    meta.to_json(tmp_path / "schema.json")
+    port = free_port()
+    clients, logs = [], []
+    try:
+        for p in paths:
+            logs.append(open(tmp_path / f"{p.stem}.log", "w"))  # noqa: SIM115 - closed below
+            cmd = [str(TWINFORGE), "federated", "client", "--data", str(p), "--server", f"127.0.0.1:{port}"]
+            clients.append(subprocess.Popen(cmd, stdout=logs[-1], stderr=subprocess.STDOUT, start_new_session=True))
+        cmd = [str(TWINFORGE), "federated", "server", "--metadata", str(tmp_path / "schema.json")]
+        cmd += ["--out", str(tmp_path / "fleet"), "-m", "sequence", "--static", "group,size", "--rounds", "2"]
+        cmd += ["--host", "127.0.0.1", "--port", str(port), "--wait-sites", "180", "--round-timeout", "240"]
+        server = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    finally:
+        for c in clients:
+            _stop(c, grace=30)
+        for f in logs:
+            f.close()
+    assert server.returncode == 0, server.stdout[-2000:] + server.stderr[-3000:]
+    model = twinforge.load(tmp_path / "fleet")
+    fed = model.fit_info_["federated"]
+    assert fed["sites"] == 2 and [h["round"] for h in fed["history"]] == [1, 2]
+    assert model.fit_info_["entities"] == 12 and model.layout_["static_columns"] == ["group", "size"]
+    assert model.sample(entities=3, seed=0)["unit"].nunique() == 3
+
+
 def test_client_and_server_refuse_bad_arguments(tmp_path):
     from typer.testing import CliRunner
 

@@ -877,7 +877,27 @@ federated_app = typer.Typer(
 app.add_typer(federated_app, name="federated")
 
 RoundsOpt = Annotated[int, typer.Option("--rounds", "-r", help="Federated rounds.")]
-FedModelOpt = Annotated[str, typer.Option("--model", "-m", help="auto, tvae, ctgan or ddpm.")]
+FedModelOpt = Annotated[
+    str, typer.Option("--model", "-m", help="auto, tvae, ctgan, ddpm, or sequence (per-entity time series).")
+]
+FedEntityOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--entity-key", help="-m sequence: the entity column of every site's long table (default: the metadata's)."
+    ),
+]
+FedTimeOpt = Annotated[
+    str | None,
+    typer.Option("--time-key", help="-m sequence: the time column, datetimes or steps (default: the metadata's)."),
+]
+FedStaticOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--static",
+        help="-m sequence: static columns of the long table (constant within an entity), comma-separated; "
+        "simulate detects them when omitted, the server then takes none.",
+    ),
+]
 LocalEpochsOpt = Annotated[int, typer.Option("--local-epochs", help="Epochs each site trains per round.")]
 StrategyOpt = Annotated[
     str,
@@ -952,8 +972,20 @@ _FED_OPTIONS = (
 
 
 def _fed_settings(options: dict[str, Any]) -> dict[str, Any]:
-    """FederatedSettings keyword arguments from a command's options (its ``locals()``); None means default."""
-    return {k: options[k] for k in _FED_OPTIONS if options.get(k) is not None}
+    """FederatedSettings keyword arguments from a command's options (its ``locals()``); None means default.
+
+    ``--entity-key``/``--time-key``/``--static`` make the model ``sequence`` (unless another is named: then
+    the settings' check says they do not go together).
+    """
+    out = {k: options[k] for k in _FED_OPTIONS if options.get(k) is not None}
+    roles = {k: options.get(k) for k in ("entity_key", "time_key", "static")}
+    if any(v is not None for v in roles.values()) or out.get("model") == "sequence":
+        if out.get("model") == DEFAULT_MODEL:
+            out["model"] = "sequence"
+        static = roles["static"]
+        roles["static"] = None if static is None else [c.strip() for c in static.split(",") if c.strip()]
+        out["sequence"] = {k: v for k, v in roles.items() if v is not None}
+    return out
 
 
 def _sites(data: list[str], partition_by: str | None) -> tuple[list[Any], list[str]]:
@@ -1044,6 +1076,9 @@ def federated_simulate(
     ] = None,
     rounds: RoundsOpt = 10,
     model: FedModelOpt = DEFAULT_MODEL,
+    entity_key: FedEntityOpt = None,
+    time_key: FedTimeOpt = None,
+    static: FedStaticOpt = None,
     local_epochs: LocalEpochsOpt = 1,
     strategy: StrategyOpt = "fedavg",
     proximal_mu: MuOpt = 0.01,
@@ -1067,7 +1102,11 @@ def federated_simulate(
     The sites run the same Flower ClientApp as a deployment and share only aggregates and weights.
     The result is an ordinary model directory: `twinforge sample MODEL_DIR -n 1000 -o synthetic.csv`.
 
-    Example: twinforge federated simulate --data north.csv south.csv --rounds 20 --out model/
+    With -m sequence (or --entity-key/--time-key), every table is a long table of per-entity time series and
+    each site holds whole entities: `twinforge sample MODEL_DIR --entities 100`.
+
+    Example: twinforge federated simulate --data north.csv south.csv --rounds 20 --out model/;
+    twinforge federated simulate --data a.csv b.csv -m sequence --entity-key unit --time-key t --out fleet/
     """
     options = dict(locals())
     data = [*(data or []), *ctx.args]
@@ -1100,6 +1139,9 @@ def federated_server(
     port: Annotated[int, typer.Option("--port", help="Port the sites connect to (the SuperLink's).")] = 9092,
     rounds: RoundsOpt = 10,
     model: FedModelOpt = DEFAULT_MODEL,
+    entity_key: FedEntityOpt = None,
+    time_key: FedTimeOpt = None,
+    static: FedStaticOpt = None,
     local_epochs: LocalEpochsOpt = 1,
     strategy: StrategyOpt = "fedavg",
     proximal_mu: MuOpt = 0.01,
@@ -1124,6 +1166,9 @@ def federated_server(
 
     Sites join with `twinforge federated client --data local.csv --server THIS_HOST:PORT`. Restarted with the
     same options after a crash, the server resumes from its last finished round.
+
+    With -m sequence the sites hold long tables of per-entity time series (whole entities each); the entity key
+    and time come from --entity-key/--time-key or the metadata's, and --static names the static columns.
 
     Example: twinforge federated server --metadata schema.json --out model/ --rounds 20 --min-sites 3
     """

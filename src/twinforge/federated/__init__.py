@@ -4,6 +4,7 @@ Every site keeps its table; the sites agree on one metadata (the schema) and, fr
 (histograms on server-fixed grids, level counts; noised when DP is on), on one transform. Then Flower's FedAvg
 or FedProx trains the model from each site's local epochs, optionally with Flower's client-side clipping and
 central Gaussian noise (DP-FedAvg) and a Rényi-DP accountant; the result is an ordinary twinforge model directory.
+The sequence model (per-entity time series) trains the same way with whole entities per site (``_sequence``).
 
 - :func:`simulate`: every site in this process (the same ClientApp/ServerApp, through :class:`LocalGrid`);
 - ``twinforge federated server`` / ``client``: a real deployment on Flower's SuperLink and SuperNodes.

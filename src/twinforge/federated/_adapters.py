@@ -126,6 +126,25 @@ class _AutoAdapter:
     def modules(self, model: Any) -> dict[str, nn.Module]:
         return {"net": model.net_}
 
+    # Equal local steps. FedAvg weights a site's update by its rows, but a site that takes more local steps moves
+    # further: with steps t_i and weights p_i, FedAvg minimises sum p_i t_i F_i rather than sum p_i F_i (Wang et
+    # al., "Tackling the Objective Inconsistency Problem in Heterogeneous Federated Optimization", NeurIPS 2020).
+    # One pass per local epoch gives a large site many times the steps of a small one (auto's batch grows slowly
+    # with the rows), so the global model leans toward the large sites' mix. Every site therefore takes the steps a
+    # site of average size takes in ``local_epochs`` passes, in as many passes over its own rows as that needs.
+    @staticmethod
+    def _steps_per_pass(model: Any, n_rows: float) -> int:
+        batch = model.batch_size or int(np.clip(2 ** round(np.log2(max(n_rows / 16, 1))), 32, 1024))  # as _train
+        return max(1, -(-round(float(n_rows)) // batch))
+
+    def local_steps(self, model: Any, mean_rows: float, local_epochs: int) -> int:
+        """Steps every site takes per round: ``local_epochs`` passes of a site with ``mean_rows`` rows."""
+        return int(local_epochs) * self._steps_per_pass(model, mean_rows)
+
+    def passes_for(self, model: Any, n_rows: int, local_steps: int) -> int:
+        """Passes over a site's ``n_rows`` rows that come closest to ``local_steps`` steps (at least one)."""
+        return max(1, round(local_steps / self._steps_per_pass(model, n_rows)))
+
     def train(
         self, model: Any, arrays: dict[str, np.ndarray], epochs: int, rng: np.random.Generator, dp: Any = None
     ) -> dict:
@@ -480,6 +499,18 @@ def _dp_spent(dpsgd: Any) -> dict[str, float]:
     return {"dp-epsilon": float(eps), "dp-delta": float(delta), "dp-noise": float(dpsgd.sigma)}
 
 
+class _SequenceAdapter:
+    """``sequence`` (sequences/model.py): the sequence network without its per-entity embeddings, and the static
+    model's network. Agreement, site rounds and the finish are in ``_sequence`` (a site's data are entities)."""
+
+    state_keys: ClassVar[dict[str, str]] = {}
+
+    def modules(self, model: Any) -> dict[str, nn.Module]:
+        from twinforge.federated._sequence import SharedNet
+
+        return {"seq": SharedNet(model.net_), "static": model.static_model_.net_}
+
+
 LOCAL_DP_MODELS = ("auto", "ctgan", "ddpm", "tvae")  # models whose federated training runs DP-SGD on each site
 
 ADAPTERS: dict[str, Any] = {
@@ -487,18 +518,13 @@ ADAPTERS: dict[str, Any] = {
     "tvae": _TVAEAdapter(),
     "ctgan": _CTGANAdapter(),
     "ddpm": _DDPMAdapter(),
+    "sequence": _SequenceAdapter(),
 }
 
 
 def get_adapter(name: str) -> Any:
     if name not in ADAPTERS:
-        why = (
-            " (federated training of per-entity time series is not built yet: its per-entity embeddings would "
-            "stay on each site, which these adapters do not support)"
-            if name == "sequence"
-            else ""
-        )
         raise ParameterError(
-            f"model {name!r} cannot be trained federatedly{why}; choose one of: {', '.join(sorted(ADAPTERS))}"
+            f"model {name!r} cannot be trained federatedly; choose one of: {', '.join(sorted(ADAPTERS))}"
         )
     return ADAPTERS[name]

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from twinforge.errors import DataError, MetadataError, ParameterError
-from twinforge.federated import _stats
+from twinforge.federated import _sequence, _stats
 from twinforge.federated._adapters import get_adapter, get_weights, proximal, set_weights
 from twinforge.federated._localdp import LocalDP
 from twinforge.io import _join_arrays, _split_arrays, read_table
@@ -59,7 +59,7 @@ class FederatedSettings:
     Parameters
     ----------
     model : str
-        ``auto``, ``tvae``, ``ctgan`` or ``ddpm``.
+        ``auto``, ``tvae``, ``ctgan``, ``ddpm`` or ``sequence`` (per-entity time series; see ``sequence``).
     params : dict
         The model's parameters (as for ``twinforge.create``); training-length ones are ignored.
     rounds, local_epochs : int
@@ -82,6 +82,10 @@ class FederatedSettings:
         ``dp="local"`` only: each site's budget.
     stats_share : float
         ``dp="local"``: the share of epsilon the agreed statistics take (the rest trains the network).
+    sequence : dict, optional
+        ``model="sequence"``: the long table's roles, ``{"entity_key": ..., "time_key": ..., "static": [...]}``
+        (keys default to the metadata's ``entity_key``/``time_index``; static columns are constant within an
+        entity). Each site holds whole entities.
     lr_decay : float, optional
         The sites' learning rate in the last round, as a share of the model's: it falls along a cosine over the
         rounds (1: constant). Default 0.1 without DP (a central fit lowers its step size when its validation loss
@@ -102,6 +106,7 @@ class FederatedSettings:
     wait_sites_seconds: float = 120.0
     seed: int | None = 0
     metadata: dict[str, Any] | None = None
+    sequence: dict[str, Any] | None = None
     dp: bool | str = False
     epsilon: float | None = None
     stats_share: float = 0.25
@@ -136,6 +141,13 @@ class FederatedSettings:
     def check(self) -> None:
         get_adapter(self.model)
         mode = self.dp_mode
+        if self.model == "sequence":
+            self._check_sequence(mode)
+        elif self.sequence is not None:
+            raise ParameterError(
+                f"--entity-key/--time-key/--static describe per-entity time series: use them with --model sequence, "
+                f"not {self.model!r}"
+            )
         if mode == "local":
             from twinforge.federated._adapters import LOCAL_DP_MODELS
             from twinforge.privacy import check_budget
@@ -184,6 +196,27 @@ class FederatedSettings:
             raise ParameterError("out (the model directory to write) is required")
         if self.metadata is None:
             raise ParameterError("metadata (the agreed schema) is required: write one with `twinforge metadata`")
+
+    def _check_sequence(self, mode: str) -> None:
+        from twinforge.federated._sequence import SequenceSpec
+
+        if mode != "none":
+            raise ParameterError(
+                f"--dp {mode} is not available for --model sequence yet: a sequence model's unit of privacy is a "
+                "whole entity (all its steps), and its per-step statistics and per-entity embeddings need an "
+                "entity-level accountant that federated training does not have; train it without --dp, or "
+                "federate a one-row-per-entity table with a tabular model and --dp"
+            )
+        if self.metadata is None:
+            return  # reported below
+        seq = dict(self.sequence or {})
+        unknown = sorted(set(seq) - {"entity_key", "time_key", "static"})
+        if unknown:
+            raise ParameterError(f"sequence settings {unknown} are unknown: use entity_key, time_key, static")
+        spec = SequenceSpec.resolve(
+            Metadata.from_dict(self.metadata), seq.get("entity_key"), seq.get("time_key"), seq.get("static")
+        )
+        self.sequence = dict(spec)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -282,6 +315,9 @@ def _encode_header(document: dict[str, Any]) -> tuple[str, str]:
 def _model_from_header(doc: dict[str, Any], weights: dict[str, np.ndarray]) -> Any:
     """The model a header describes, its networks holding ``weights`` (``module/parameter`` arrays)."""
     from twinforge.models._registry import get_class
+
+    if doc["model"] == "sequence":
+        return _sequence.model_from_header(doc, weights)
     from twinforge.transforms import TableTransformer
 
     doc = dict(doc, state=dict(doc["state"]))
@@ -318,8 +354,12 @@ def make_client_app() -> Any:
         df, site = _site_data(context)
         _fault(site, "stats1", 0)
         meta = Metadata.from_dict(json.loads(str(cfg["metadata"])))
+        spec = _sequence_spec(cfg)
         try:
-            _stats.check_schema(df, meta, site=f"site {site!r}")
+            if spec is None:
+                _stats.check_schema(df, meta, site=f"site {site!r}")
+            else:
+                _sequence.check_site(df, meta, spec, site=f"site {site!r}")
         except MetadataError as exc:
             return _reply_error(msg, _SCHEMA_ERROR, str(exc))
         seed = int(cfg["seed"]) if int(cfg["seed"]) >= 0 else None
@@ -330,9 +370,8 @@ def make_client_app() -> Any:
                 f"site {site!r}: delta={float(cfg['delta']):g} is >= 1/n for its {len(df)} rows; "
                 f"use --delta <= {0.1 / len(df):.3g}",
             )
-        stats = _stats.site_stage1(
-            df, meta, float(cfg["sigma"]), _site_seed(seed, site, 1), float(cfg.get("level-threshold", 0.0))
-        )
+        args = (float(cfg["sigma"]), _site_seed(seed, site, 1), float(cfg.get("level-threshold", 0.0)))
+        stats = _stats.site_stage1(df, meta, *args) if spec is None else _sequence.site_stage1(df, meta, spec, *args)
         return Message(RecordDict({"stats": ConfigRecord({"json": json.dumps(stats)})}), reply_to=msg)
 
     @app.query("stats2")
@@ -341,7 +380,12 @@ def make_client_app() -> Any:
         df, site = _site_data(context)
         plan = json.loads(str(cfg["plan"]))
         seed = int(cfg["seed"]) if int(cfg["seed"]) >= 0 else None
-        stats = _stats.site_stage2(df, plan, float(cfg["sigma"]), _site_seed(seed, site, 2))
+        spec = _sequence_spec(cfg)
+        if spec is None:
+            stats = _stats.site_stage2(df, plan, float(cfg["sigma"]), _site_seed(seed, site, 2))
+        else:
+            meta = Metadata.from_dict(json.loads(str(cfg["metadata"])))
+            stats = _sequence.site_stage2(df, meta, spec, plan, float(cfg["sigma"]), _site_seed(seed, site, 2))
         return Message(RecordDict({"stats": ConfigRecord({"json": json.dumps(stats)})}), reply_to=msg)
 
     @app.train(mods=[maybe_clip])
@@ -354,17 +398,35 @@ def make_client_app() -> Any:
         weights = {k: v.numpy() for k, v in msg.content["arrays"].items()}
         model = _model_from_header(doc, weights)
         adapter = get_adapter(doc["model"])
-        modules = adapter.modules(model)
-        set_weights(modules, weights)
-        arrays, unseen = _local_arrays(model, df)
         seed = int(cfg["seed"]) if int(cfg["seed"]) >= 0 else None
         rng = np.random.default_rng(_site_seed(seed, site, 100 + server_round))
         mu = float(cfg.get("proximal-mu", 0.0))
         model.learning_rate = float(model.learning_rate) * _lr_scale(cfg, server_round)
+        if doc["model"] == "sequence":
+            model.static_model_.learning_rate = float(model.static_model_.learning_rate) * _lr_scale(cfg, server_round)
+            spec = _sequence.SequenceSpec(doc["sequence"])
+            metrics, n = _sequence.train_site(
+                model, df, spec, int(cfg["local-epochs"]), rng, context.state, mu, adapter.modules, int(cfg["rounds"])
+            )
+            weights = get_weights(adapter.modules(model))
+            record = {"num-examples": n, "loss": float(metrics["loss"])}
+            reply = RecordDict(
+                {
+                    "arrays": ArrayRecord({k: _array(v) for k, v in weights.items()}),
+                    "metrics": MetricRecord(record),
+                }
+            )
+            return Message(reply, reply_to=msg)
+        modules = adapter.modules(model)
+        set_weights(modules, weights)
+        arrays, unseen = _local_arrays(model, df)
         local_dp = LocalDP.from_config(cfg, server_round)
         with proximal(modules, mu):
             if local_dp is None:
-                metrics = adapter.train(model, arrays, int(cfg["local-epochs"]), rng)
+                epochs = int(cfg["local-epochs"])
+                if "local-steps" in cfg and hasattr(adapter, "passes_for"):
+                    epochs = adapter.passes_for(model, len(df), int(cfg["local-steps"]))
+                metrics = adapter.train(model, arrays, epochs, rng)
             else:
                 metrics = adapter.train(model, arrays, int(cfg["local-epochs"]), rng, dp=local_dp)
         weights = get_weights(modules)
@@ -381,7 +443,28 @@ def make_client_app() -> Any:
         )
         return Message(reply, reply_to=msg)
 
+    @app.query("seqz")
+    def seqz(msg: Message, context: Any) -> Message:
+        # after the last round (sequence model): the site's entity embeddings fitted to the final network;
+        # only their count, sum and sum of outer products leave the site
+        cfg = msg.content["config"]
+        df, site = _site_data(context)
+        doc = _decode_header(cfg)
+        weights = {k: v.numpy() for k, v in msg.content["arrays"].items()}
+        model = _model_from_header(doc, weights)
+        seed = int(cfg["seed"]) if int(cfg["seed"]) >= 0 else None
+        rng = np.random.default_rng(_site_seed(seed, site, 3))
+        moments = _sequence.site_z_moments(model, df, _sequence.SequenceSpec(doc["sequence"]), rng, context.state)
+        return Message(RecordDict({"stats": ConfigRecord({"json": json.dumps(moments)})}), reply_to=msg)
+
     return app
+
+
+def _sequence_spec(cfg: Any) -> Any:
+    """The sequence roles a statistics query carries (None: a table)."""
+    if "sequence" not in cfg:
+        return None
+    return _sequence.SequenceSpec(json.loads(str(cfg["sequence"])))
 
 
 def _lr_scale(cfg: Any, server_round: int) -> float:
@@ -554,10 +637,12 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
     nodes = _wait_for_sites(grid, settings)
     resumed = _load_checkpoint(settings)
 
+    spec = _sequence.SequenceSpec(settings.sequence) if settings.model == "sequence" else None
+    seq_cfg = {} if spec is None else {"sequence": json.dumps(spec), "metadata": json.dumps(meta.to_dict())}
     if resumed is None:
         sigma = settings.stats_sigma(meta)
         grid.stage = "statistics"
-        query1: dict[str, Any] = {"metadata": json.dumps(meta.to_dict()), "sigma": sigma, "seed": seed}
+        query1: dict[str, Any] = {"metadata": json.dumps(meta.to_dict()), "sigma": sigma, "seed": seed, **seq_cfg}
         if settings.dp_mode == "local":
             query1 |= {"delta": settings.delta, "level-threshold": settings.level_threshold(meta)}
         replies = _query(grid, nodes, "stats1", query1, settings.round_timeout)
@@ -570,41 +655,50 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
         nodes = sorted(stage1)
         threshold = settings.threshold(meta, len(nodes))
         try:
-            merged = _stats.merge_stage1([stage1[n] for n in nodes], meta, threshold, dp=settings.dp_on)
+            if spec is None:
+                merged = _stats.merge_stage1([stage1[n] for n in nodes], meta, threshold, dp=settings.dp_on)
+            else:
+                merged = _sequence.merge_stage1([stage1[n] for n in nodes], meta, spec, threshold, settings.dp_on)
             replies = _query(
                 grid,
                 nodes,
                 "stats2",
-                {"plan": json.dumps(merged["plan"]), "sigma": sigma, "seed": seed},
+                {"plan": json.dumps(merged["plan"]), "sigma": sigma, "seed": seed, **seq_cfg},
                 settings.round_timeout,
             )
             stage2, _ = _stats_replies(replies, "stats2")
-            merged = _stats.merge_stage2(
-                merged, [stage2[n] for n in nodes if n in stage2], threshold, dp=settings.dp_on
-            )
-            proxy = _stats.proxy_table(merged, meta)
+            stage2_list = [stage2[n] for n in nodes if n in stage2]
+            if spec is None:
+                merged = _stats.merge_stage2(merged, stage2_list, threshold, dp=settings.dp_on)
+                proxy = _stats.proxy_table(merged, meta)
+            else:
+                merged, proxy = _sequence.merge_stage2(merged, stage2_list, threshold, settings.dp_on), None
         except DataError as exc:
             if settings.dp_mode != "local":
                 raise
             raise DataError(f"{exc}. {_budget_advice(settings, meta, [stage1[n]['n'] for n in nodes])}") from None
-        model = _new_model(settings)
-        model.metadata_ = meta
-        model.transformer_ = _stats.build_transformer(merged, meta, proxy)
         rng = np.random.default_rng(None if settings.seed is None else [settings.seed, 7])
-        adapter.init(
-            model, model.transformer_.transform(proxy), int(merged["n"]), rng, private=settings.dp_mode == "local"
-        )
-        model.fit_info_ = {}
-        state = model._get_state()
-        for key in adapter.state_keys.values():
-            state[key] = None  # the weights travel as Flower arrays, not in the header
-        header = {
-            "model": model.name,
-            "params": model.get_params(),
-            "metadata": meta.to_dict(),
-            "transformer": model.transformer_.get_state(),
-            "state": state,
-        }
+        if spec is not None:
+            model = _sequence.build_model(settings, merged, meta, spec, rng)
+            header = _sequence.header_document(model, spec)
+        else:
+            model = _new_model(settings)
+            model.metadata_ = meta
+            model.transformer_ = _stats.build_transformer(merged, meta, proxy)
+            adapter.init(
+                model, model.transformer_.transform(proxy), int(merged["n"]), rng, private=settings.dp_mode == "local"
+            )
+            model.fit_info_ = {}
+            state = model._get_state()
+            for key in adapter.state_keys.values():
+                state[key] = None  # the weights travel as Flower arrays, not in the header
+            header = {
+                "model": model.name,
+                "params": model.get_params(),
+                "metadata": meta.to_dict(),
+                "transformer": model.transformer_.get_state(),
+                "state": state,
+            }
         weights = get_weights(adapter.modules(model))
         done, history, accountant_state = 0, [], None
         stats_releases = 2 if settings.dp_mode == "central" else 0
@@ -632,7 +726,7 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
         header = _decode_header({"header": state["header"][0], "header-arrays": state["header"][1]})
         model = _model_from_header(header, weights)
         merged = state["merged"]
-        proxy = _stats.proxy_table(merged, meta)
+        proxy = _stats.proxy_table(merged, meta) if spec is None else None
         nodes = [n for n in nodes if n in set(state["nodes"])] or nodes
         done, history = int(state["round"]), list(state["history"])
         accountant_state, stats_releases, n_rows = state["accountant"], int(state["stats_releases"]), state["rows"]
@@ -689,6 +783,9 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
         "first-round": int(done),
         "lr-decay": settings.lr_final,
     }
+    if settings.dp_mode != "local" and hasattr(adapter, "passes_for"):
+        # every site takes the same number of local steps per round (see _AutoAdapter.passes_for)
+        train_cfg["local-steps"] = adapter.local_steps(model, n_rows / max(n_sites, 1), settings.local_epochs)
     if settings.dp_mode == "local":
         from twinforge.federated._localdp import stats_noise
 
@@ -752,7 +849,11 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
             raise DataError(f"no site returned a trained model: {reasons}")
     set_weights(adapter.modules(model), final)
     finish_rng = np.random.default_rng(None if settings.seed is None else [settings.seed, 11])
-    adapter.finish(model, model.transformer_.transform(proxy), finish_rng)
+    if spec is None:
+        adapter.finish(model, model.transformer_.transform(proxy), finish_rng)
+    else:
+        grid.stage = "finish"
+        _sequence_finish(grid, model, header_json, header_arrays, final, merged, meta, spec, settings, finish_rng)
     train_bytes = recorder.bytes_by_stage.get("train", 0)
     federated = {
         "sites": n_sites,
@@ -768,7 +869,8 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
         "privacy": _privacy_record(settings, accountant, n_sites, grid.site_privacy, meta),
     }
     model.fit_info_ = {
-        "rows": round(n_rows),
+        "rows": round(n_rows) if spec is None else round(merged["steps"]["n"]),
+        **({} if spec is None else {"entities": round(n_rows)}),
         "columns": len(meta.columns),
         "seconds": round(time.perf_counter() - start, 4),
         "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -777,6 +879,47 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
     model.save(out, overwrite=settings.overwrite)
     shutil.rmtree(_checkpoint_dir(settings), ignore_errors=True)
     return model
+
+
+def _sequence_finish(
+    grid: Any,
+    model: Any,
+    header_json: str,
+    header_arrays: str,
+    weights: dict[str, np.ndarray],
+    merged: dict[str, Any],
+    meta: Metadata,
+    spec: Any,
+    settings: FederatedSettings,
+    rng: np.random.Generator,
+) -> None:
+    """The sequence model after the last round: the entity-embedding distribution from the sites' sums (each
+    site fits its entities' ``z`` to the final network), the static model's grouped passes and calibration."""
+    from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
+
+    from twinforge.federated._adapters import ADAPTERS
+
+    seed = -1 if settings.seed is None else int(settings.seed)
+    config = {"header": header_json, "header-arrays": header_arrays, "seed": seed}
+    msgs = [
+        Message(
+            RecordDict(
+                {"config": ConfigRecord(config), "arrays": ArrayRecord({k: _array(v) for k, v in weights.items()})}
+            ),
+            dst_node_id=n,
+            message_type="query.seqz",
+        )
+        for n in grid.get_node_ids()
+    ]
+    moments, refused = _stats_replies(list(grid.send_and_receive(msgs, timeout=settings.round_timeout)), "seqz")
+    if not moments:
+        raise DataError(f"no site sent its entities' embedding sums: {'; '.join(refused) or 'no reply in time'}")
+    model.z_mean_, model.z_cov_ = _sequence.z_distribution(list(moments.values()), int(model.embedding_dim))
+    _, ents_proxy = _sequence.proxies(merged, meta, spec)
+    static = model.static_model_
+    ADAPTERS["auto"].finish(static, static.transformer_.transform(ents_proxy[list(static.metadata_.columns)]), rng)
+    static.fit_info_ = {"rows": round(float(merged["n"])), "columns": len(static.metadata_.columns)}
+    model.net_.eval()
 
 
 def _budget_advice(settings: FederatedSettings, meta: Metadata, site_rows: list[float]) -> str:
@@ -987,8 +1130,11 @@ def simulate(
     frames = [read_table(d) for d in data]
     if len(frames) < 1:
         raise ParameterError("simulate needs at least one site's data")
-    meta = _coerce_meta(metadata, frames[0])
     names = site_names or [f"site{i + 1}" for i in range(len(frames))]
+    if settings.get("model") == "sequence":
+        meta, settings["sequence"] = _sequence_roles(metadata, frames, names, settings.get("sequence"))
+    else:
+        meta = _coerce_meta(metadata, frames[0])
     keys = []
     for name, df in zip(names, frames, strict=True):
         key = f"{id(df)}-{name}"
@@ -1010,6 +1156,41 @@ def simulate(
         TaskIdentity._run_id, TaskIdentity._task_id, TaskIdentity._node_id = identity
         for k in keys:
             _SIM_DATA.pop(k, None)
+
+
+def _sequence_roles(
+    metadata: Any, frames: list[pd.DataFrame], names: list[str], roles: dict[str, Any] | None
+) -> tuple[Metadata, dict[str, Any]]:
+    """Simulation of a sequence federation: the schema and static columns detected on the first site when not
+    given (a deployment declares them), and every entity held by one site only."""
+    from twinforge.sequences._data import detect_keys, split_events
+
+    roles = dict(roles or {})
+    if metadata is None:
+        ek, tk = roles.get("entity_key"), roles.get("time_key")
+        if ek is None or tk is None:
+            guess = detect_keys(frames[0])
+            ek, tk = ek or guess[0], tk or guess[1]
+        meta = Metadata.detect(frames[0], entity_key=ek, time_index=tk)
+        meta.primary_key = None
+    else:
+        meta = _coerce_meta(metadata, frames[0])
+    spec = _sequence.SequenceSpec.resolve(meta, roles.get("entity_key"), roles.get("time_key"), roles.get("static"))
+    if roles.get("static") is None:
+        data = split_events(frames[0], spec["entity_key"], spec["time_key"], None, meta)
+        spec["static"] = list(data.static_columns)
+    owner: dict[Any, str] = {}
+    for name, df in zip(names, frames, strict=True):
+        if spec["entity_key"] not in df.columns:
+            continue  # the site's schema check reports it
+        for key in pd.unique(df[spec["entity_key"]]):
+            if key in owner and owner[key] != name:
+                raise DataError(
+                    f"entity {key!r} has rows at sites {owner[key]!r} and {name!r}: each site must hold whole "
+                    "entities (with --partition-by, split by a column that is constant within every entity)"
+                )
+            owner[key] = name
+    return meta, dict(spec)
 
 
 def _coerce_meta(metadata: Any, df: pd.DataFrame) -> Metadata:

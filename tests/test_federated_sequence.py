@@ -1,0 +1,237 @@
+"""Federated training of the sequence model: sites hold whole entities; only aggregates and weights travel."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("flwr")
+
+import twinforge
+from twinforge.errors import DataError, MetadataError, ParameterError
+from twinforge.federated import _apps, simulate
+
+QUICK = {"hidden": 16, "embedding_dim": 4, "components": 2}
+
+
+def fleet(units: int = 24, steps: int = 30, seed: int = 0) -> pd.DataFrame:
+    """Entities with an AR(1) channel ``x`` (lag-1 correlation 0.9) whose level follows the static ``group``
+    (a: 0, b: 6), a categorical channel ``mode`` and a static ``size``."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(units):
+        group = "a" if u % 2 == 0 else "b"
+        level = 0.0 if group == "a" else 6.0
+        size = float(rng.integers(1, 5)) * 10
+        x = level + rng.normal(0, 1.0)
+        for t in range(steps):
+            x = level + 0.9 * (x - level) + rng.normal(0, 0.45)
+            mode = "on" if x > level else "off"
+            rows.append((f"U{u:03d}", t, round(x, 3), mode, group, size))
+    return pd.DataFrame(rows, columns=["unit", "t", "x", "mode", "group", "size"])
+
+
+def halves(df: pd.DataFrame, skew: bool = False) -> list[pd.DataFrame]:
+    units = sorted(df["unit"].unique())
+    # skewed (non-IID): site 1 holds mostly group a, site 2 mostly group b
+    mostly_a = [u for i, u in enumerate(units) if (i % 2 == 0) == (i % 6 != 0)]
+    first = mostly_a if skew else units[: len(units) // 2]
+    mask = df["unit"].isin(first)
+    return [df[mask].reset_index(drop=True), df[~mask].reset_index(drop=True)]
+
+
+def run(tmp_path, parts, name="m", **kw):
+    kw.setdefault("rounds", 2)
+    return simulate(
+        parts, tmp_path / name, model="sequence", params=QUICK, sequence={"entity_key": "unit", "time_key": "t"}, **kw
+    )
+
+
+def test_two_sites_give_a_sequence_model_directory(tmp_path):
+    df = fleet()
+    fitted = run(tmp_path, halves(df))
+    loaded = twinforge.load(tmp_path / "m")
+    fake = loaded.sample(entities=6, seed=1)
+    assert list(fake.columns) == list(df.columns)
+    assert fake["unit"].nunique() == 6
+    assert fake.dtypes.astype(str).to_dict() == df.dtypes.astype(str).to_dict()
+    assert set(fake["mode"]) <= {"on", "off"} and set(fake["group"]) <= {"a", "b"}
+    assert loaded.layout_["static_columns"] == ["group", "size"]  # detected on the first site
+    info = loaded.fit_info_
+    assert info["entities"] == 24 and info["rows"] == len(df)
+    fed = info["federated"]
+    assert fed["sites"] == 2 and [h["round"] for h in fed["history"]] == [1, 2] and fed["bytes_per_round"] > 0
+    pd.testing.assert_frame_equal(fitted.sample(entities=3, seed=2), loaded.sample(entities=3, seed=2))
+    # the twin side works on the federated population model
+    history = df[df["unit"] == "U003"].head(12)
+    twin = loaded.personalize(history, epochs=2)
+    assert twin.forecast(horizon=4, paths=3).shape[0] == 12
+    assert len(loaded.forecast(history, horizon=2, paths=2)) == 4
+    # the agreed encoding is the pooled data's, up to the histograms' resolution
+    central = twinforge.create("sequence", seed=0, epochs=1, progress=False, **QUICK)
+    central.fit(df, entity_key="unit", time_key="t")
+    x_c = next(b for b in central.encoding_.blocks if b["name"] == "x")
+    x_f = next(b for b in loaded.encoding_.blocks if b["name"] == "x")
+    assert x_f["mean"] == pytest.approx(x_c["mean"], abs=0.01) and x_f["std"] == pytest.approx(x_c["std"], rel=0.01)
+    assert loaded.encoding_.state["gap"] == central.encoding_.state["gap"]
+    assert loaded.layout_["time_scale"] == central.layout_["time_scale"]
+    assert [b["name"] for b in loaded.encoding_.blocks] == [b["name"] for b in central.encoding_.blocks]
+
+
+def test_the_federated_model_learns_dynamics_and_static_relations(tmp_path):
+    df = fleet(units=40, steps=30)
+    model = run(tmp_path, halves(df, skew=True), rounds=8, local_epochs=3, strategy="fedprox", seed=0)
+    fake = model.sample(entities=60, seed=3)
+
+    def lag1(frame: pd.DataFrame) -> float:
+        r = []
+        for _, g in frame.groupby("unit"):
+            x = g["x"].to_numpy()
+            if len(x) > 3 and x.std() > 0:
+                r.append(np.corrcoef(x[:-1], x[1:])[0, 1])
+        return float(np.mean(r))
+
+    real_acf, fake_acf = lag1(df), lag1(fake)
+    assert real_acf > 0.6 and fake_acf > 0.5 * real_acf, (real_acf, fake_acf)
+    # the level follows the static group in every sampled entity's series (sites saw mostly one group each)
+    means = fake.groupby("group")["x"].mean()
+    assert set(means.index) == {"a", "b"} and means["b"] - means["a"] > 4.0, means
+    # and within a step, the categorical channel follows the number it depends on
+    agree = ((fake["x"] > fake["group"].map({"a": 0.0, "b": 6.0})) == (fake["mode"] == "on")).mean()
+    assert agree > 0.75, agree
+
+
+def _texts(msg) -> tuple[str, set]:
+    texts, shapes = [], set()
+    if msg.has_error():
+        return msg.error.reason or "", shapes
+    for record in msg.content.values():
+        if hasattr(record, "items"):
+            for k, v in record.items():
+                if hasattr(v, "numpy"):
+                    shapes.add((k, tuple(v.numpy().shape)))
+                else:
+                    texts.append(str(v))
+    return "\n".join(texts), shapes
+
+
+def test_messages_hold_no_rows_and_no_per_entity_values(tmp_path):
+    df = fleet(units=20, steps=25)
+    rng = np.random.default_rng(1)
+    df["secret"] = np.round(1000 + rng.random(len(df)) * 9000, 4)  # every row's value is unique
+    parts = halves(df)
+    recorder = _apps._Recorder(keep=True)
+    run(tmp_path, parts, recorder=recorder)
+    secrets = {f"{v:.4f}".rstrip("0").rstrip(".") for v in df["secret"]}
+    units = set(df["unit"])
+    out_shapes, in_shapes, kinds = set(), set(), set()
+    for direction, msg in recorder.messages:
+        kinds.add(msg.metadata.message_type)
+        text, shapes = _texts(msg)
+        assert not set(re.findall(r"\d+\.\d+", text)) & secrets, "a row's value was sent"
+        assert not any(u in text for u in units), "an entity key was sent"
+        (out_shapes if direction == "out" else in_shapes).update(shapes)
+    assert {"query.stats1", "query.stats2", "train", "query.seqz"} <= kinds
+    # only the averaged weights travel as arrays, in the shapes the server sent; no entity embedding leaves
+    assert in_shapes and in_shapes <= out_shapes
+    assert not any(k.startswith("seq/entity") for k, _ in in_shapes)
+    assert not any(s and s[0] in (10, 250) for _, s in in_shapes)  # no array with one entry per entity or step
+    # the embeddings' summary is three sums, not one vector per entity
+    replies = [m for d, m in recorder.messages if d == "in" and m.metadata.message_type == "query.seqz"]
+    assert len(replies) == 2
+    for m in replies:
+        moments = json.loads(str(m.content["stats"]["json"]))
+        assert set(moments) == {"n", "sum", "outer"} and moments["n"] == 10
+        assert len(moments["sum"]) == QUICK["embedding_dim"]
+
+
+def test_a_site_with_another_schema_or_broken_entities_is_refused(tmp_path, caplog):
+    df = fleet(units=24)
+    a, b = halves(df)
+    renamed = fleet(units=6, seed=4).rename(columns={"x": "temperature"})
+    renamed["unit"] = "R" + renamed["unit"]
+    meta = twinforge.Metadata.detect(df, entity_key="unit", time_index="t")
+    c = fleet(units=6, seed=5)
+    c["unit"] = "C" + c["unit"]
+    c.loc[c["unit"] == "CU001", "size"] = np.arange((c["unit"] == "CU001").sum())  # varies within an entity
+    model = run(tmp_path, [a, renamed, c, b], metadata=meta, rounds=1, min_sites=2)
+    assert model.fit_info_["federated"]["sites"] == 2
+    assert "temperature" in caplog.text and "vary within an entity" in caplog.text
+    with pytest.raises(MetadataError, match="temperature"):
+        run(tmp_path, [a, renamed], name="m2", metadata=meta, rounds=1)
+    assert not (tmp_path / "m2").exists()
+
+
+def test_bad_settings_are_clear_errors(tmp_path):
+    a, b = halves(fleet(units=8, steps=10))
+    with pytest.raises(ParameterError, match="entity-level accountant"):
+        run(tmp_path, [a, b], dp="local", epsilon=1.0)
+    with pytest.raises(ParameterError, match="not a column"):
+        simulate([a, b], tmp_path / "x", model="sequence", sequence={"entity_key": "nope", "time_key": "t"})
+    with pytest.raises(ParameterError, match="--model sequence"):
+        simulate([a, b], tmp_path / "x", model="tvae", sequence={"entity_key": "unit", "time_key": "t"})
+    with pytest.raises(DataError, match="whole entities"):
+        run(tmp_path, [a, pd.concat([a.head(5), b])])
+
+
+def test_cli_simulate_sequence_and_sample_entities(tmp_path):
+    from typer.testing import CliRunner
+
+    from twinforge.cli import app
+
+    runner = CliRunner()
+    df = fleet(units=12, steps=15)
+    paths = []
+    for i, part in enumerate(halves(df)):
+        paths.append(str(tmp_path / f"site{i}.csv"))
+        part.to_csv(paths[-1], index=False)
+    out = tmp_path / "fleet"
+    args = ["federated", "simulate", "--data", *paths, "--entity-key", "unit", "--time-key", "t", "--static", "group"]
+    result = runner.invoke(app, [*args, "--rounds", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "sequence across 2 sites" in result.output.replace("\n", " ")
+    assert twinforge.load(out).layout_["static_columns"] == ["group"]
+    result = runner.invoke(app, ["sample", str(out), "--entities", "3", "-o", str(tmp_path / "fake.csv")])
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(tmp_path / "fake.csv")["unit"].nunique() == 3
+    whole = tmp_path / "all.csv"
+    df.to_csv(whole, index=False)
+    base = ["federated", "simulate", "--data", str(whole), "-m", "sequence", "--entity-key", "unit", "--time-key", "t"]
+    result = runner.invoke(app, [*base, "--partition-by", "group", "--rounds", "1", "--out", str(tmp_path / "g")])
+    assert result.exit_code == 0, result.output
+    assert twinforge.load(tmp_path / "g").fit_info_["federated"]["sites"] == 2
+    for bad, words in [
+        (["--partition-by", "mode"], "whole entities"),
+        (["--partition-by", "group", "--dp", "local", "--epsilon", "1"], "--dp local is not available"),
+    ]:
+        result = runner.invoke(app, [*base, *bad, "--out", str(tmp_path / "bad")])
+        assert result.exit_code == 2 and words in result.output.replace("\n", " "), result.output
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "bad").exists()
+
+
+def test_server_resumes_a_sequence_federation(tmp_path, monkeypatch, caplog):
+    real_save = _apps._save_checkpoint
+
+    def save_then_die(settings, state, weights):
+        real_save(settings, state, weights)
+        if state["round"] == 1:
+            raise KeyboardInterrupt  # the server is killed right after round 1's checkpoint
+
+    monkeypatch.setattr(_apps, "_save_checkpoint", save_then_die)
+    parts = halves(fleet(units=10, steps=12))
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, parts, seed=0)
+    monkeypatch.setattr(_apps, "_save_checkpoint", real_save)
+    recorder = _apps._Recorder(keep=True)
+    caplog.set_level("INFO", logger="twinforge.federated")
+    model = run(tmp_path, parts, seed=0, recorder=recorder)
+    assert "resuming from round 1" in caplog.text
+    kinds = [m.metadata.message_type for d, m in recorder.messages if d == "out"]
+    assert kinds.count("train") == 2 and "query.stats1" not in kinds and kinds.count("query.seqz") == 2
+    assert [h["round"] for h in model.fit_info_["federated"]["history"]] == [1, 2]
+    assert len(model.sample(entities=2, seed=0)) > 0
