@@ -81,6 +81,7 @@ from twinforge.models._nn import (
     state_from_arrays,
     state_to_arrays,
     train_loop,
+    training_precision,
 )
 from twinforge.models._registry import register
 from twinforge.models._request import SampleRequest
@@ -120,6 +121,7 @@ _MAX_BIAS = 5.0
 # many more steps than early stopping allows: at 1, TSTR/TRTR on weather was 0.95, at 10 0.97 (scales 10 and 30
 # alike).
 _SHAPE_SCALE = 10.0
+_BF16_TRAINING = True  # bfloat16 autocast for training steps where the CPU has it natively (see training_precision)
 
 
 @register("auto")
@@ -323,7 +325,8 @@ class Autoregressive(Synthesizer):
             for pick in picks:
                 pick = pick.to(device)
                 known = self._random_known(len(pick), gen).to(device)
-                loss = _loss(net, lay, train[pick], known).mean()
+                with training_precision(device, dp is None and _BF16_TRAINING):
+                    loss = _loss(net, lay, train[pick], known).mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -391,6 +394,9 @@ class Autoregressive(Synthesizer):
             ),
             "n_bins": torch.as_tensor(np.asarray([self.columns_[i].get("n_bins", 0) for i in numeric], dtype="int64")),
         }
+        # the value tokens of numeric columns alone: where the shape term applies
+        ordinal = self.layout_["out_ordinal"].numpy()
+        self.layout_["ordinal_token"] = torch.as_tensor(np.flatnonzero(ordinal).astype("int64"))
 
     def _new_net(self) -> _Net:
         n_tok = self.layout_["n_tokens"]
@@ -827,13 +833,22 @@ class _Net(nn.Module):
         if places is not None and places.shape[1] == positions.shape[1]:
             x0 = x0 + self.place(places)
         hidden = self.hidden(x0)
-        shape = self.ordinal(hidden) * self.shape_scale
-        a, b = shape[:, lay["out_numeric"]], shape[:, lay["out_numeric"] + shape.shape[1] // 2]
-        pos = lay["out_position"]
-        # finite filler, not -inf: a column with no value tokens must give a finite logsumexp (no NaN gradients)
-        ordinal = torch.where(lay["out_ordinal"], a * pos + b * pos * pos, -1e9)
-        ordinal = ordinal - _segment_logsumexp(ordinal, lay["out_column"], len(lay["n_tokens"]))[:, lay["out_column"]]
-        return self.head(hidden) + torch.where(lay["out_ordinal"], ordinal, 0.0), self.tilt(hidden) * self.shape_scale
+        # under bfloat16 autocast, the outputs become float32 at once: the loss and the shape terms stay exact
+        logits = self.head(hidden).float()
+        token = lay.get("ordinal_token")
+        if token is None or len(token):
+            shape = self.ordinal(hidden).float() * self.shape_scale
+            # computed on the numeric columns' value tokens only (on flights, a third of the output), each column's
+            # shape term normalised over its own value tokens
+            if token is None:  # a layout built before the ordinal token lists existed
+                token = torch.nonzero(lay["out_ordinal"])[:, 0]
+            k = lay["out_numeric"][token]
+            a, b = shape[:, k], shape[:, k + shape.shape[1] // 2]
+            pos = lay["out_position"][token]
+            ordinal = a * pos + b * pos * pos
+            ordinal = ordinal - _segment_logsumexp(ordinal, k, shape.shape[1] // 2)[:, k]
+            logits = logits.index_add(1, token, ordinal)
+        return logits, self.tilt(hidden).float() * self.shape_scale
 
     def hidden(self, x0: torch.Tensor) -> torch.Tensor:
         return self.trunk(F.silu(self.norm(x0)))
