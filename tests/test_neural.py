@@ -241,6 +241,21 @@ def test_default_early_stopping_stops_on_a_plateau_and_restores_the_best_weights
 
 
 @pytest.mark.parametrize("name", NEURAL)
+def test_a_key_like_column_is_drawn_not_learned(name, tmp_path):
+    """A categorical column of unique codes holds nothing to learn: drawn from its levels, conditions honoured."""
+    data = make_mixed(300)
+    data["code"] = [f"{chr(65 + i % 26)}{chr(65 + i // 26 % 26)}X" for i in range(300)]
+    model = quick(name).fit(data, twinforge.Metadata.detect(data).update_column("code", kind="categorical"))
+    assert list(model.keylike_) == ["code"]
+    out = model.sample(200, seed=0)
+    assert out["code"].is_unique and set(out["code"]) <= set(data["code"])
+    assert (model.sample(5, seed=0, conditions={"code": "CBX"})["code"] == "CBX").all()
+    assert set(model.sample(20, seed=0, conditions={"code": ["ABX", "BAX"]})["code"]) <= {"ABX", "BAX"}
+    model.save(tmp_path / "m")
+    assert twinforge.load(tmp_path / "m").sample(50, seed=3).equals(model.sample(50, seed=3))
+
+
+@pytest.mark.parametrize("name", NEURAL)
 def test_bad_parameters_are_refused(name):
     with pytest.raises(twinforge.ParameterError, match="epochs"):
         quick(name, epochs=0).fit(make_mixed(50))
