@@ -20,8 +20,10 @@ absolute difference of the real and generated rank-correlation matrices, per col
 of it: the calibration and the value map after training fix them, and an earlier statistic that counted them
 favoured early epochs, whose marginals are good but whose dependencies are not (SDMetrics' quality on churn: 0.80
 at epoch 20, 0.83 at 100, 0.88 at 300), and picked epochs with worse utility (churn TSTR/TRTR 0.83 at its pick,
-0.92 at the last epoch). ``min_epochs`` keeps a floor under the pick. Early stopping is off by default
-(``validation_share=0``): training runs ``epochs`` (160) and keeps the last weights.
+0.92 at the last epoch). ``min_epochs`` keeps a floor under the pick. Early stopping is still off by default
+(``validation_share=0``): training runs ``epochs`` (160) and keeps the last weights. Measured on churn at 160
+epochs, seed 0, the dependence-only statistic with ``validation_share=0.1`` gave detection AUC 0.977 and TSTR/TRTR
+0.946 against 0.972 and 0.965 without it: the held-out tenth costs more than the pick gains.
 
 Marginal calibration: after training, per-span logit biases are fitted on generated rows so that the sampled
 categories and numeric modes follow the training frequencies (:meth:`CTGAN._calibrate`).
