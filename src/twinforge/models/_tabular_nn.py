@@ -771,3 +771,55 @@ def finish(arrays: dict[str, np.ndarray], request: SampleRequest | None) -> dict
         a[mask] = request.known[col][mask]
         arrays[col] = a
     return arrays
+
+
+# ------------------------------------------------------------------------------------------ key-like columns
+_KEYLIKE_MIN_ROWS = 50
+_KEYLIKE_SHARE = 0.9
+
+
+def fit_keylike(arrays: dict[str, np.ndarray], transforms: dict[str, Any], private: bool) -> dict[str, dict]:
+    """Discrete columns of (nearly) unique codes, such as airports' ``faa``: ``{name: {"levels", "missing"}}``.
+
+    A column whose levels are each seen once in at least 90% of the rows holds no pattern to learn, while a
+    softmax with one level per row spends the network on memorising it: on airports (1,166 rows, 1,166 codes)
+    tvae's and ddpm's TSTR/TRTR fell to 0.10 and -0.05 against SDV TVAE's 0.72, which treats the column as a key.
+    Such a column is drawn instead, uniformly from its training levels (without repeats while they last) and
+    missing at its training rate. Not under DP, where the levels themselves would be the private rows.
+    """
+    out: dict[str, dict] = {}
+    if private:
+        return out
+    for name, a in arrays.items():
+        if not transforms[name].discrete or len(a) < _KEYLIKE_MIN_ROWS:
+            continue
+        present = a[a >= 0]
+        counts = np.bincount(present) if len(present) else np.zeros(0, dtype="int64")
+        if (counts == 1).sum() >= _KEYLIKE_SHARE * len(a):
+            out[name] = {"levels": np.flatnonzero(counts > 0).astype("int64"), "missing": float((a < 0).mean())}
+    return out
+
+
+def draw_keylike(
+    keylike: dict[str, dict], n: int, rng: np.random.Generator, request: SampleRequest | None
+) -> dict[str, np.ndarray]:
+    """Values of the key-like columns (see :func:`fit_keylike`); a set condition draws within its set."""
+    out = {}
+    for name, spec in keylike.items():
+        levels, missing = np.asarray(spec["levels"], dtype="int64"), float(spec["missing"])
+        if request is not None and name in request.allowed:
+            allowed = np.asarray(request.allowed[name], dtype="int64")
+            levels, missing = allowed, 0.0
+        if not len(levels):
+            out[name] = np.full(n, -1, dtype="int64")
+            continue
+        values = rng.choice(levels, n, replace=n > len(levels))
+        if missing:
+            values = np.where(rng.random(n) < missing, -1, values)
+        out[name] = values.astype("int64")
+    return out
+
+
+def without(arrays: dict[str, np.ndarray], names) -> dict[str, np.ndarray]:
+    """``arrays`` less the columns ``names``."""
+    return {k: v for k, v in arrays.items() if k not in names}

@@ -53,7 +53,15 @@ from twinforge.models._nn import (
 )
 from twinforge.models._registry import register
 from twinforge.models._request import SampleRequest
-from twinforge.models._tabular_nn import QuantileConstraints, QuantileEncoding, finish, split_rows
+from twinforge.models._tabular_nn import (
+    QuantileConstraints,
+    QuantileEncoding,
+    draw_keylike,
+    finish,
+    fit_keylike,
+    split_rows,
+    without,
+)
 from twinforge.models.base import Synthesizer
 from twinforge.privacy import dp_sgd, is_private, public_arrays
 
@@ -327,6 +335,8 @@ class TabDDPM(Synthesizer):
     # ------------------------------------------------------------------------------------ fit
     def _fit(self, arrays: dict[str, np.ndarray], rng: np.random.Generator) -> None:
         self.device_ = resolve_device(self.device)
+        self.keylike_ = fit_keylike(arrays, self.transformer_.transforms_, is_private(self))
+        arrays = without(arrays, self.keylike_)
         self.encoding_ = QuantileEncoding().fit(
             public_arrays(self, arrays), self.transformer_.transforms_, self.n_quantiles
         )
@@ -416,8 +426,9 @@ class TabDDPM(Synthesizer):
     # ------------------------------------------------------------------------------------ sample
     def _sample(self, n: int, rng: np.random.Generator, request: SampleRequest | None = None) -> dict[str, np.ndarray]:
         enc = self.encoding_
+        keys = draw_keylike(getattr(self, "keylike_", {}), n, rng, request)
         if not enc.columns_:
-            return {}
+            return finish(keys, request)
         cons = enc.constraints(request, n)
         temperature = request.temperature if request is not None else 1.0
         sampler = Sampler(self.denoiser_, int(self.steps), float(self.eta))
@@ -429,13 +440,14 @@ class TabDDPM(Synthesizer):
                 rows = slice(lo, min(n, lo + _BATCH_ROWS))
                 part = QuantileConstraints(cons.z[rows], cons.z_low, cons.z_high, cons.tokens[rows], cons.allowed)
                 z[rows], tokens[rows] = sampler(part, seen, temperature, self.device_)
-        return finish(enc.decode(z, tokens), request)
+        return finish({**enc.decode(z, tokens), **keys}, request)
 
     # ------------------------------------------------------------------------------------ state
     def _get_state(self) -> dict[str, Any]:
         return {
             "encoding": self.encoding_.get_state(),
             "denoiser": state_to_arrays(self.denoiser_),
+            "keylike": getattr(self, "keylike_", {}),  # none in a federated model
             "training": self.training_,
         }
 
@@ -444,4 +456,5 @@ class TabDDPM(Synthesizer):
         enc = self.encoding_ = QuantileEncoding.from_state(state["encoding"])
         net = Denoiser(enc.n_numeric_, enc.token_sizes, self.width, self.depth)
         self.denoiser_ = state_from_arrays(net, state["denoiser"]).to(self.device_).eval()
+        self.keylike_ = state.get("keylike", {})  # none in models saved before key-like columns
         self.training_ = state["training"]

@@ -20,8 +20,10 @@ absolute difference of the real and generated rank-correlation matrices, per col
 of it: the calibration and the value map after training fix them, and an earlier statistic that counted them
 favoured early epochs, whose marginals are good but whose dependencies are not (SDMetrics' quality on churn: 0.80
 at epoch 20, 0.83 at 100, 0.88 at 300), and picked epochs with worse utility (churn TSTR/TRTR 0.83 at its pick,
-0.92 at the last epoch). ``min_epochs`` keeps a floor under the pick. Early stopping is off by default
-(``validation_share=0``): training runs ``epochs`` (160) and keeps the last weights.
+0.92 at the last epoch). ``min_epochs`` keeps a floor under the pick. Early stopping is still off by default
+(``validation_share=0``): training runs ``epochs`` (160) and keeps the last weights. Measured on churn at 160
+epochs, seed 0, the dependence-only statistic with ``validation_share=0.1`` gave detection AUC 0.977 and TSTR/TRTR
+0.946 against 0.972 and 0.965 without it: the held-out tenth costs more than the pick gains.
 
 Marginal calibration: after training, per-span logit biases are fitted on generated rows so that the sampled
 categories and numeric modes follow the training frequencies (:meth:`CTGAN._calibrate`).
@@ -60,9 +62,12 @@ from twinforge.models._tabular_nn import (
     ModeConstraints,
     ModeEncoding,
     apply_value_map,
+    draw_keylike,
     finish,
+    fit_keylike,
     fit_value_map,
     split_rows,
+    without,
 )
 from twinforge.models.base import Synthesizer
 from twinforge.privacy import dp_sgd, is_private, public_arrays
@@ -259,6 +264,8 @@ class CTGAN(Synthesizer):
     # ------------------------------------------------------------------------------------ fit
     def _fit(self, arrays: dict[str, np.ndarray], rng: np.random.Generator) -> None:
         self.device_ = resolve_device(self.device)
+        self.keylike_ = fit_keylike(arrays, self.transformer_.transforms_, is_private(self))
+        arrays = without(arrays, self.keylike_)
         public = public_arrays(self, arrays)
         self.encoding_ = ModeEncoding().fit(public, self.transformer_.transforms_, rng, self.max_modes)
         enc = self.encoding_
@@ -510,14 +517,15 @@ class CTGAN(Synthesizer):
     # ------------------------------------------------------------------------------------ sample
     def _sample(self, n: int, rng: np.random.Generator, request: SampleRequest | None = None) -> dict[str, np.ndarray]:
         enc = self.encoding_
+        keys = draw_keylike(getattr(self, "keylike_", {}), n, rng, request)  # none in a federated model
         if enc.dim_ == 0:
-            return {}
+            return finish(keys, request)
         cons = enc.constraints(request, n)
         temperature = request.temperature if request is not None else 1.0
         with seeded(rng, self.device_):
             out = self._draw(n, rng, cons, temperature)
         # a federated model has no value map (its sites' rows never meet): getattr
-        return finish(apply_value_map(out, getattr(self, "value_map_", {}), request, rng), request)
+        return finish({**apply_value_map(out, getattr(self, "value_map_", {}), request, rng), **keys}, request)
 
     @torch.no_grad()
     def _draw(
@@ -556,6 +564,7 @@ class CTGAN(Synthesizer):
             "generator": state_to_arrays(self.generator_),
             "span_bias": self.span_bias_,
             "value_map": getattr(self, "value_map_", {}),  # none in a federated model
+            "keylike": getattr(self, "keylike_", {}),
             "training": self.training_,
         }
 
@@ -569,6 +578,7 @@ class CTGAN(Synthesizer):
         self.span_bias_ = [np.asarray(b, dtype="float64") for b in biases]
         maps = state.get("value_map", {})
         self.value_map_ = {k: [np.asarray(a, dtype="float64") for a in v] for k, v in maps.items()}
+        self.keylike_ = state.get("keylike", {})  # none in models saved before key-like columns
         self.training_ = state["training"]
 
 

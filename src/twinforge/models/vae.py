@@ -46,7 +46,15 @@ from twinforge.models._nn import (
 )
 from twinforge.models._registry import register
 from twinforge.models._request import SampleRequest
-from twinforge.models._tabular_nn import ModeConstraints, ModeEncoding, finish, split_rows
+from twinforge.models._tabular_nn import (
+    ModeConstraints,
+    ModeEncoding,
+    draw_keylike,
+    finish,
+    fit_keylike,
+    split_rows,
+    without,
+)
 from twinforge.models.base import Synthesizer
 from twinforge.privacy import dp_sgd, is_private, public_arrays
 
@@ -204,8 +212,10 @@ class TVAE(Synthesizer):
     # ------------------------------------------------------------------------------------ fit
     def _fit(self, arrays: dict[str, np.ndarray], rng: np.random.Generator) -> None:
         self.device_ = resolve_device(self.device)
+        self.keylike_ = fit_keylike(arrays, self.transformer_.transforms_, is_private(self))
+        arrays = without(arrays, self.keylike_)
         self.encoding_ = ModeEncoding().fit(
-            public_arrays(self, arrays), self.transformer_.transforms_, rng, self.max_modes
+            without(public_arrays(self, arrays), self.keylike_), self.transformer_.transforms_, rng, self.max_modes
         )
         enc = self.encoding_
         codes, scalars = enc.encode(arrays, rng)
@@ -320,8 +330,9 @@ class TVAE(Synthesizer):
     # ------------------------------------------------------------------------------------ sample
     def _sample(self, n: int, rng: np.random.Generator, request: SampleRequest | None = None) -> dict[str, np.ndarray]:
         enc = self.encoding_
+        keys = draw_keylike(getattr(self, "keylike_", {}), n, rng, request)
         if enc.dim_ == 0:
-            return {}
+            return finish(keys, request)
         cons = enc.constraints(request, n)
         temperature = request.temperature if request is not None else 1.0
         codes = np.zeros((n, enc.n_spans), dtype="int64")
@@ -330,7 +341,7 @@ class TVAE(Synthesizer):
             for lo in range(0, n, _BATCH_ROWS):
                 rows = np.arange(lo, min(n, lo + _BATCH_ROWS))
                 codes[rows], scalars[rows] = self._draw(len(rows), cons.take(rows), rng, temperature)
-        return finish(enc.decode(codes, scalars), request)
+        return finish({**enc.decode(codes, scalars), **keys}, request)
 
     def _draw(
         self, n: int, cons: ModeConstraints, rng: np.random.Generator, temperature: float
@@ -373,6 +384,7 @@ class TVAE(Synthesizer):
             "encoding": self.encoding_.get_state(),
             "encoder": state_to_arrays(self.encoder_),
             "decoder": state_to_arrays(self.decoder_),
+            "keylike": getattr(self, "keylike_", {}),  # none in a federated model
             "training": self.training_,
         }
 
@@ -383,4 +395,5 @@ class TVAE(Synthesizer):
         decoder = Decoder(self.latent_dim, self.width, self.depth, enc.dim_, enc.n_scalars_)
         self.encoder_ = state_from_arrays(encoder, state["encoder"]).to(self.device_).eval()
         self.decoder_ = state_from_arrays(decoder, state["decoder"]).to(self.device_).eval()
+        self.keylike_ = state.get("keylike", {})  # none in models saved before key-like columns
         self.training_ = state["training"]
