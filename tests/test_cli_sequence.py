@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+import twinforge
 from twinforge.cli import app
 
 from ._sequence_data import make_fleet
@@ -62,6 +63,9 @@ def test_personalize_then_forecast_with_an_event(workdir, monkeypatch):
     monkeypatch.chdir(workdir)
     result = run("personalize", "fleet", "--history", "unit3.csv", "--out", "twin3", "--epochs", "5", "--seed", "0")
     assert result.exit_code == 0, result.output
+    exact = run("personalize", "fleet", "--history", "unit3.csv", "--out", "twin3x", "--epochs", "4", "--exact-epochs")
+    assert exact.exit_code == 0, exact.output
+    assert twinforge.load(workdir / "twin3x").info_["epochs"] == 4
     result = run(
         "forecast", "twin3", "--horizon", "6", "--paths", "7", "--out", "f.csv", "--seed", "0",
         "--event", "status=fault", "--within", "3",
@@ -130,7 +134,7 @@ def test_tune_twins_then_personalize_with_the_tuned_policy(workdir, monkeypatch)
     [
         ("fit", ["--entity-key", "--time-key", "--static"]),
         ("sample", ["--entities", "--event", "--within"]),
-        ("personalize", ["--history", "--out", "--epochs", "--level", "--seed"]),
+        ("personalize", ["--history", "--out", "--epochs", "--level", "--exact-epochs", "--seed"]),
         ("tune-twins", ["--events", "--static", "--ks", "--horizon", "--out", "--seed"]),
         ("forecast", ["--horizon", "--paths", "--out", "--event", "--within", "--seed"]),
     ],

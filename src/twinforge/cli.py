@@ -385,6 +385,12 @@ def personalize(
         float | None,
         typer.Option("--level", help="Level offset weight in [0, 2] (0: none; default: tuned, see tune-twins, or 0)."),
     ] = None,
+    exact_epochs: Annotated[
+        bool,
+        typer.Option(
+            "--exact-epochs", help="Train exactly --epochs (default: --epochs is a bound, chosen on the history)."
+        ),
+    ] = False,
     seed: SeedOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -397,7 +403,7 @@ def personalize(
     if getattr(model, "kind", "table") != "sequence" or not hasattr(model, "personalize"):
         raise ParameterError(f"{str(model_dir)!r} is not a sequence model: fit one with --entity-key/--time-key")
     frame = _read(history, None, None)
-    twin = model.personalize(frame, epochs=epochs, level=level, seed=seed)
+    twin = model.personalize(frame, epochs=epochs, level=level, select=False if exact_epochs else None, seed=seed)
     twin.save(out, overwrite=overwrite)
     console.print(f"personalised to entity {twin.entity!r} on {len(frame):,} steps; twin saved to {out}")
 
