@@ -235,3 +235,13 @@ def test_server_resumes_a_sequence_federation(tmp_path, monkeypatch, caplog):
     assert kinds.count("train") == 2 and "query.stats1" not in kinds and kinds.count("query.seqz") == 2
     assert [h["round"] for h in model.fit_info_["federated"]["history"]] == [1, 2]
     assert len(model.sample(entities=2, seed=0)) > 0
+
+
+def test_a_rare_level_is_generated_at_its_agreed_rate(tmp_path):
+    df = fleet(units=24, steps=30)
+    rng = np.random.default_rng(3)
+    df["alarm"] = (rng.random(len(df)) < 0.01).astype("int64")  # 1% of steps, at random
+    model = run(tmp_path, halves(df), rounds=2)
+    fake = model.sample(entities=200, seed=5)
+    assert 0.004 < fake["alarm"].mean() < 0.025, fake["alarm"].mean()
+    assert model.train_info_["level_calibration_gap"] < 0.01

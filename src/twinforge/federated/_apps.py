@@ -920,6 +920,7 @@ def _sequence_finish(
     ADAPTERS["auto"].finish(static, static.transformer_.transform(ents_proxy[list(static.metadata_.columns)]), rng)
     static.fit_info_ = {"rows": round(float(merged["n"])), "columns": len(static.metadata_.columns)}
     model.net_.eval()
+    model.train_info_ = {"level_calibration_gap": round(_sequence.calibrate_levels(model, merged, rng), 5)}
 
 
 def _budget_advice(settings: FederatedSettings, meta: Metadata, site_rows: list[float]) -> str:
