@@ -91,19 +91,7 @@ class SequenceSpec(dict):
 # ------------------------------------------------------------------------------------------ site side
 def check_site(df: pd.DataFrame, metadata: Metadata, spec: SequenceSpec, site: str) -> None:
     """MetadataError listing how a site's long table differs from the agreed schema and roles."""
-    problems: list[str] = []
-    expected, got = list(metadata.columns), [str(c) for c in df.columns]
-    missing = [c for c in expected if c not in got]
-    extra = [c for c in got if c not in expected]
-    if missing:
-        problems.append(f"columns missing at {site}: {missing}")
-    if extra:
-        problems.append(f"columns at {site} that the agreed metadata does not have: {extra}")
-    if not problems:
-        try:
-            metadata.validate(df)
-        except MetadataError as exc:
-            problems.extend(exc.problems)
+    problems = _stats.schema_problems(df, metadata, site)
     bad = [c for c in spec["static"] if metadata.columns[c].kind == "datetime"]
     if bad:
         problems.append(f"datetime static columns {bad} are not supported by federated training yet")

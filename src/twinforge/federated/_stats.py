@@ -77,8 +77,8 @@ _PROXY_ROWS = 20_000
 
 
 # ------------------------------------------------------------------------------------------ the schema
-def check_schema(df: pd.DataFrame, metadata: Metadata, site: str = "this site") -> None:
-    """MetadataError listing every way ``df`` differs from the agreed schema (columns and their kinds)."""
+def schema_problems(df: pd.DataFrame, metadata: Metadata, site: str) -> list[str]:
+    """Every way ``df``'s columns and their kinds differ from the agreed metadata (empty when they agree)."""
     problems: list[str] = []
     expected = list(metadata.columns)
     got = [str(c) for c in df.columns]
@@ -93,6 +93,12 @@ def check_schema(df: pd.DataFrame, metadata: Metadata, site: str = "this site") 
             metadata.validate(df)
         except MetadataError as exc:
             problems.extend(exc.problems)
+    return problems
+
+
+def check_schema(df: pd.DataFrame, metadata: Metadata, site: str = "this site") -> None:
+    """MetadataError listing every way ``df`` differs from the agreed schema (columns and their kinds)."""
+    problems = schema_problems(df, metadata, site)
     unsupported = [n for n, s in metadata.columns.items() if s.kind == "datetime"]
     if unsupported:
         problems.append(
