@@ -813,12 +813,13 @@ class _ColumnHead:
     def finish(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The logits [rows, tokens] and, for a binned column, the within-bin coefficients [rows, 3] (see _fine),
         from this column's outputs of the head's product."""
-        out = out.float()
         tilt = None
         if self.tilted:
-            out, tilt = out[:, :-3], out[:, -3:]
+            out, tilt = out[:, :-3], out[:, -3:].float()
         if self.positions is None:
-            return out + self.calibration, tilt
+            # float32 biases + bfloat16 outputs: one pass that casts and adds (out.float() + biases took two)
+            return self.calibration + out, tilt
+        out = out.float()
         logits, a, b = out[:, :-2], out[:, -2:-1], out[:, -1:]
         n = len(self.positions)  # value tokens come first; 'missing' (if any) is last
         shape = a * self.positions + b * self.squares
