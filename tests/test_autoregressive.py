@@ -524,3 +524,13 @@ def test_a_plain_trunk_model_fits_samples_and_loads(monkeypatch, mixed, tmp_path
     again = twinforge.load(tmp_path / "m")
     assert again.net_.plain
     pd.testing.assert_frame_equal(again.sample(100, seed=2), fitted.sample(100, seed=2))
+
+
+def test_no_references_under_dp():
+    """Choosing references looks at the rows (spreads, likelihoods): under DP there are none."""
+    rng = np.random.default_rng(11)
+    x = np.round(np.exp(rng.normal(3, 1, 1000)), 2)
+    data = pd.DataFrame({"x": x, "y": np.round(x + rng.normal(0, 1, 1000), 2)})
+    fitted = twinforge.create("auto", seed=0, epochs=1, epsilon=5.0, **FAST).fit(data)
+    assert not any("reference" in col for col in fitted.columns_)
+    assert fitted.sample(50, seed=0).shape == (50, 2)

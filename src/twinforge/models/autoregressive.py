@@ -129,7 +129,7 @@ _SHAPE_SCALE = 10.0
 # draws its value inside the drawn bin from that residual; the residual's quantiles kept to do so.
 _REFERENCE_SPREAD = 0.5
 _RESIDUAL_GRID = 257
-_REFERENCE_ROWS = 50_000
+_REFERENCE_ROWS = 20_000
 _MAX_REFERENCES = 3
 _REFERENCE_TEST_ROWS = 2_000  # rows on which the residual's and the network's within-bin likelihoods are compared
 # The trunk of a new model: "plain" (ReLU, no normalisation) or "layernorm" (LayerNorm and SiLU, as before).
