@@ -27,6 +27,10 @@ others are denoised around it (RePaint, Lugmayr et al., CVPR 2022, replacement o
 the column's predicted ``x_0`` to the interval of scores that maps into the range at every step (the last step
 returns ``x_0`` itself); a set of categories masks the others out of the token's predicted distribution. The
 temperature scales the initial and the added noise and divides the logits.
+
+Marginal calibration: after training, a monotone map per numeric column sends generated values onto the training
+marginal (:func:`~twinforge.models._tabular_nn.fit_value_map`, the same map as ``ctgan``'s); it keeps every row's
+rank, so the dependencies the network learned are untouched.
 """
 
 from __future__ import annotations
@@ -56,9 +60,11 @@ from twinforge.models._request import SampleRequest
 from twinforge.models._tabular_nn import (
     QuantileConstraints,
     QuantileEncoding,
+    apply_value_map,
     draw_keylike,
     finish,
     fit_keylike,
+    fit_value_map,
     split_rows,
     without,
 )
@@ -68,6 +74,7 @@ from twinforge.privacy import dp_sgd, is_private, public_arrays
 _TIME_DIM = 128  # size of the sinusoidal timestep embedding
 _X0_LIMIT = 5.0  # predicted scores are clamped to +-5 (the quantile scores lie within +-4.75)
 _BATCH_ROWS = 20_000  # rows per denoiser call when sampling
+_CALIBRATION_ROWS = 5_000  # generated rows the value map is fitted on
 
 
 # ------------------------------------------------------------------------------------------ network
@@ -410,7 +417,8 @@ class TabDDPM(Synthesizer):
                 description="ddpm",
                 should_stop=dp.should_stop if dp is not None else None,
             )
-        net.eval()
+            net.eval()
+            self.value_map_ = self._fit_value_map(public_arrays(self, arrays), rng)
         self.training_ = result.to_dict()
         if dp is not None:
             self.training_["dp_sgd"] = dp.finish()
@@ -423,6 +431,20 @@ class TabDDPM(Synthesizer):
             torch.as_tensor(tokens, device=dev),
         )
 
+    def _fit_value_map(self, real: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, list[np.ndarray]]:
+        """Quantile maps of the numeric columns from a batch of generated rows (see ``fit_value_map``).
+
+        The quantile decoding alone leaves the marginals as the network's scores fall: on covid the column shapes
+        scored 0.974 against ctgan's 0.988, which maps its values so.
+        """
+        enc = self.encoding_
+        names = [c["name"] for c in enc.columns_ if c["type"] == "numeric"]
+        if not names:
+            return {}
+        with seeded(rng, self.device_):
+            fake = self._draw(_CALIBRATION_ROWS, enc.constraints(None, _CALIBRATION_ROWS), 1.0)
+        return fit_value_map(real, fake, names)
+
     # ------------------------------------------------------------------------------------ sample
     def _sample(self, n: int, rng: np.random.Generator, request: SampleRequest | None = None) -> dict[str, np.ndarray]:
         enc = self.encoding_
@@ -431,16 +453,24 @@ class TabDDPM(Synthesizer):
             return finish(keys, request)
         cons = enc.constraints(request, n)
         temperature = request.temperature if request is not None else 1.0
+        with seeded(rng, self.device_):
+            out = self._draw(n, cons, temperature)
+        # a federated model, or one saved before calibration, has no value map: getattr
+        out = apply_value_map(out, getattr(self, "value_map_", {}), request, rng)
+        return finish({**out, **keys}, request)
+
+    def _draw(self, n: int, cons: QuantileConstraints, temperature: float) -> dict[str, np.ndarray]:
+        """``n`` rows honouring ``cons``, decoded (torch's random state seeded by the caller)."""
+        enc = self.encoding_
         sampler = Sampler(self.denoiser_, int(self.steps), float(self.eta))
         seen = [enc.seen(j) for j in range(len(enc.token_sizes))]
         z = np.zeros((n, enc.n_numeric_))
         tokens = np.zeros((n, len(enc.token_sizes)), dtype="int64")
-        with seeded(rng, self.device_):
-            for lo in range(0, n, _BATCH_ROWS):
-                rows = slice(lo, min(n, lo + _BATCH_ROWS))
-                part = QuantileConstraints(cons.z[rows], cons.z_low, cons.z_high, cons.tokens[rows], cons.allowed)
-                z[rows], tokens[rows] = sampler(part, seen, temperature, self.device_)
-        return finish({**enc.decode(z, tokens), **keys}, request)
+        for lo in range(0, n, _BATCH_ROWS):
+            rows = slice(lo, min(n, lo + _BATCH_ROWS))
+            part = QuantileConstraints(cons.z[rows], cons.z_low, cons.z_high, cons.tokens[rows], cons.allowed)
+            z[rows], tokens[rows] = sampler(part, seen, temperature, self.device_)
+        return enc.decode(z, tokens)
 
     # ------------------------------------------------------------------------------------ state
     def _get_state(self) -> dict[str, Any]:
@@ -448,6 +478,7 @@ class TabDDPM(Synthesizer):
             "encoding": self.encoding_.get_state(),
             "denoiser": state_to_arrays(self.denoiser_),
             "keylike": getattr(self, "keylike_", {}),  # none in a federated model
+            "value_map": getattr(self, "value_map_", {}),
             "training": self.training_,
         }
 
@@ -457,4 +488,6 @@ class TabDDPM(Synthesizer):
         net = Denoiser(enc.n_numeric_, enc.token_sizes, self.width, self.depth)
         self.denoiser_ = state_from_arrays(net, state["denoiser"]).to(self.device_).eval()
         self.keylike_ = state.get("keylike", {})  # none in models saved before key-like columns
+        maps = state.get("value_map", {})  # none in models saved before calibration
+        self.value_map_ = {k: [np.asarray(a, dtype="float64") for a in v] for k, v in maps.items()}
         self.training_ = state["training"]
