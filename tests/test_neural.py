@@ -496,6 +496,16 @@ def test_value_map_moves_generated_values_onto_the_real_marginal_and_keeps_ranks
     np.testing.assert_array_equal(kept, fake["x"])  # a range condition's column is left as drawn
 
 
+def test_tvae_trains_a_small_table_for_at_least_600_steps_unless_epochs_are_given():
+    data = make_mixed(150)  # 150 rows in one batch: one step an epoch
+    small = {"width": 16, "latent_dim": 4, "validation_share": 0}
+    model = twinforge.create("tvae", seed=0, progress=False, **small).fit(data)
+    assert model.training_["epochs"] == 600
+    assert twinforge.create("tvae", seed=0, progress=False, epochs=7, **small).fit(data).training_["epochs"] == 7
+    big = twinforge.create("tvae", seed=0, progress=False, batch_size=50, **small).fit(data)
+    assert big.training_["epochs"] == 200  # 3 steps an epoch
+
+
 def test_ddpm_maps_its_numbers_onto_the_real_marginals(tmp_path):
     """After training, ddpm's generated numbers follow the training marginal (the shared value map), ranks kept."""
     data = make_mixed(800)
