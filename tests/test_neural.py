@@ -506,12 +506,31 @@ def test_tvae_trains_a_small_table_for_at_least_600_steps_unless_epochs_are_give
     assert big.training_["epochs"] == 200  # 3 steps an epoch
 
 
-def test_ddpm_maps_its_numbers_onto_the_real_marginals(tmp_path):
-    """After training, ddpm's generated numbers follow the training marginal (the shared value map), ranks kept."""
+def test_ddpm_calibrates_its_marginals(tmp_path):
+    """After training, ddpm's categories (and missing rates) follow the training frequencies, and its numbers the
+    training marginal (the shared value map), ranks kept."""
     data = make_mixed(800)
     model = quick("ddpm", epochs=2).fit(data)  # barely trained: its own marginals are off
     assert {"income", "age"} <= set(model.value_map_)
     mapped = model.sample(3000, seed=0)
+    biases, model.token_bias_ = model.token_bias_, [np.zeros_like(b) for b in model.token_bias_]
+    uncalibrated = model.sample(3000, seed=0)
+    model.token_bias_ = biases
+
+    def tv(col, frame):
+        return (
+            frame[col]
+            .astype(str)
+            .value_counts(normalize=True)
+            .subtract(data[col].astype(str).value_counts(normalize=True), fill_value=0)
+            .abs()
+            .sum()
+            / 2
+        )
+
+    for col in ("city", "tier", "active"):
+        assert tv(col, mapped) < 0.04 and tv(col, mapped) < tv(col, uncalibrated) / 2, col
+    assert abs(mapped["income"].isna().mean() - data["income"].isna().mean()) < 0.02
     vmap, model.value_map_ = model.value_map_, {}
     raw = model.sample(3000, seed=0)
     model.value_map_ = vmap
