@@ -409,7 +409,8 @@ def test_padded_cross_entropies_equal_the_per_column_loop():
     net = Denoiser(2, [3, 1, 5], width=8, depth=1)
     out = torch.randn(7, 2 + 9, generator=gen)
     tokens = torch.stack([torch.randint(0, k, (7,), generator=gen) for k in (3, 1, 5)], dim=1)
-    logits = net.token_logits(out)
+    rows, cols = torch.arange(7).repeat_interleave(3), torch.arange(3).repeat(7)
+    logits = net.token_logits(out, rows, cols).reshape(7, 3, -1)
     padded = torch.logsumexp(logits, 2) - logits.gather(2, tokens[:, :, None]).squeeze(2)
     starts = [2, 5, 6]
     loop = torch.stack(

@@ -76,8 +76,8 @@ from twinforge.privacy import dp_sgd, is_private, public_arrays
 _TIME_DIM = 128  # size of the sinusoidal timestep embedding
 _X0_LIMIT = 5.0  # predicted scores are clamped to +-5 (the quantile scores lie within +-4.75)
 _BATCH_ROWS = 20_000  # rows per denoiser call when sampling
-_CALIBRATION_ROWS = 5_000  # generated rows the value map is fitted on
-_TOKEN_ROWS = 2_000  # generated rows per round of the category calibration
+_CALIBRATION_ROWS = 5_000  # generated rows the value map is fitted on (at most; as many as the training rows)
+_TOKEN_ROWS = 1_000  # generated rows per round of the category calibration
 _TOKEN_ROUNDS = 3
 
 
@@ -138,10 +138,11 @@ class Denoiser(nn.Module):
         h = self.proj(inp) + self.time(timestep_embedding(t.reshape(-1)))
         return self.body(h)
 
-    def token_logits(self, out: torch.Tensor) -> torch.Tensor:
-        """The tokens' logits as one (rows, tokens, widest) float tensor, padding at -inf."""
+    def token_logits(self, out: torch.Tensor, rows: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """The logits of token ``tokens[i]`` of row ``rows[i]``, as one (pairs, widest) float tensor, padding at
+        -inf."""
         _, index, valid = self.layout(out.device)
-        return out.float()[:, index].masked_fill(~valid, -torch.inf)
+        return out[rows[:, None], index[tokens]].float().masked_fill(~valid[tokens], -torch.inf)
 
 
 # ------------------------------------------------------------------------------------------ schedule
@@ -226,14 +227,18 @@ class Sampler:
             sigma = self.eta * ((1 - a_s) / (1 - a_t).clamp_min(1e-12) * (1 - a_t / a_s.clamp_min(1e-12))).sqrt()
             x = a_s.sqrt() * x0 + (1 - a_s - sigma**2).clamp_min(0).sqrt() * eps
             x = x + sigma * temperature * torch.randn_like(x)
-            # reveal masked tokens with probability (t - s) / t, drawn from the predicted categories (Gumbel-max)
+            # reveal masked tokens with probability (t - s) / t, drawn from the predicted categories (Gumbel-max);
+            # the noise only for the tokens revealed now (drawing it for every token took half of planes' sampling)
             if sizes:
-                logits = ((net.token_logits(out) + shift) / temperature).masked_fill(~allowed, -math.inf)
-                gumbel = -torch.empty_like(logits).exponential_().log()
                 reveal = (tokens == mask_ids) & (torch.rand(tokens.shape, device=device) < float((t - s) / t))
-                tokens = torch.where(reveal, (logits + gumbel).argmax(2), tokens)
-                if self.revealed is not None:  # the categories' probabilities where revealed (for calibration)
-                    self.revealed += (torch.softmax(logits, 2).nan_to_num() * reveal[:, :, None]).sum(0)
+                rows, cols = reveal.nonzero(as_tuple=True)
+                if len(rows):
+                    logits = net.token_logits(out, rows, cols) + shift[cols]
+                    logits = (logits / temperature).masked_fill(~allowed[cols], -math.inf)
+                    gumbel = -torch.empty_like(logits).exponential_().log()
+                    tokens = tokens.index_put((rows, cols), (logits + gumbel).argmax(1))
+                    if self.revealed is not None:  # the categories' probabilities where revealed (calibration)
+                        self.revealed.index_add_(0, cols, torch.softmax(logits, 1).nan_to_num())
         return x0.cpu().numpy().astype("float64"), tokens.cpu().numpy()
 
 
@@ -479,8 +484,9 @@ class TabDDPM(Synthesizer):
         names = [c["name"] for c in enc.columns_ if c["type"] == "numeric"]
         if not names:
             return {}
+        n = int(np.clip(len(next(iter(real.values()))), 1_000, _CALIBRATION_ROWS))
         with seeded(rng, self.device_):
-            fake = self._draw(_CALIBRATION_ROWS, enc.constraints(None, _CALIBRATION_ROWS), 1.0)
+            fake = self._draw(n, enc.constraints(None, n), 1.0)
         # every numeric column, few-valued ones too: unlike ctgan's point modes, ddpm has no categories for them
         # (covid's 0/1 ``drive_thru_ind``: 0.947 in SDMetrics' column shapes, ctgan 0.984)
         return fit_value_map(real, fake, names, min_distinct=2)
