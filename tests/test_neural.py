@@ -258,6 +258,38 @@ def test_a_key_like_column_is_drawn_not_learned(name, tmp_path):
     assert twinforge.load(tmp_path / "m").sample(50, seed=3).equals(model.sample(50, seed=3))
 
 
+def test_ctgan_learns_a_many_level_column_as_its_common_levels_and_draws_the_rare_ones_given_a_parent(tmp_path):
+    """Over ``max_levels`` levels: the network sees the commonest ones plus "other"; rare levels keep their parent."""
+    rng = np.random.default_rng(0)
+    n = 600
+    carrier = rng.choice(["AA", "BB", "CC"], n)
+    # each tail number belongs to one carrier; 6 common tails, 120 rare ones (seen 2-3 times)
+    tails = [f"{c}{i:03d}" for c in ("AA", "BB", "CC") for i in range(42)]
+    common = rng.random(n) < 0.4
+    tail = np.where(common, np.char.add(carrier, rng.integers(0, 2, n).astype(str).astype("<U3")), "")
+    for i in np.flatnonzero(~common):
+        tail[i] = rng.choice([t for t in tails if t.startswith(carrier[i])][2:])
+    data = pd.DataFrame({"carrier": carrier, "tail": tail, "x": rng.normal(size=n)})
+    meta = twinforge.Metadata.detect(data).update_column("tail", kind="categorical")
+    model = quick("ctgan", max_levels=6).fit(data, meta)
+    spec = model.rare_["tail"]
+    assert spec["parent"] == "carrier" and len(spec["keep"]) == 6
+    assert model.encoding_.span_sizes_[[c["name"] for c in model.encoding_.columns_].index("tail")] == 7
+    out = model.sample(2000, seed=0)
+    rare_out = out[~out["tail"].isin(pd.Series(tail).value_counts().index[:6])]
+    assert len(rare_out) > 500 and set(rare_out["tail"]) <= set(tail)  # rare levels generated, none invented
+    assert (rare_out["tail"].str[:2] == rare_out["carrier"]).all()  # each drawn given its row's carrier
+    rare_level = pd.Series(tail).value_counts().index[-1]
+    assert (model.sample(20, seed=1, conditions={"tail": rare_level})["tail"] == rare_level).all()
+    allowed = [rare_level, pd.Series(tail).value_counts().index[0]]
+    assert set(model.sample(50, seed=1, conditions={"tail": allowed})["tail"]) <= set(allowed)
+    model.save(tmp_path / "m")
+    assert twinforge.load(tmp_path / "m").sample(50, seed=3).equals(model.sample(50, seed=3))
+    assert not quick("ctgan", max_levels=None).fit(data, meta).rare_
+    with pytest.raises(twinforge.ParameterError, match="max_levels"):
+        quick("ctgan", max_levels=1).fit(data, meta)
+
+
 @pytest.mark.parametrize("name", NEURAL)
 def test_bad_parameters_are_refused(name):
     with pytest.raises(twinforge.ParameterError, match="epochs"):
@@ -377,7 +409,8 @@ def test_padded_cross_entropies_equal_the_per_column_loop():
     net = Denoiser(2, [3, 1, 5], width=8, depth=1)
     out = torch.randn(7, 2 + 9, generator=gen)
     tokens = torch.stack([torch.randint(0, k, (7,), generator=gen) for k in (3, 1, 5)], dim=1)
-    logits = net.token_logits(out)
+    rows, cols = torch.arange(7).repeat_interleave(3), torch.arange(3).repeat(7)
+    logits = net.token_logits(out, rows, cols).reshape(7, 3, -1)
     padded = torch.logsumexp(logits, 2) - logits.gather(2, tokens[:, :, None]).squeeze(2)
     starts = [2, 5, 6]
     loop = torch.stack(
@@ -462,6 +495,57 @@ def test_value_map_moves_generated_values_onto_the_real_marginal_and_keeps_ranks
     ranged.ranges = {"x": (0.0, 5.0)}
     kept = apply_value_map({"x": fake["x"].copy()}, vmap, ranged, np.random.default_rng(1))["x"]
     np.testing.assert_array_equal(kept, fake["x"])  # a range condition's column is left as drawn
+
+
+def test_tvae_trains_a_small_table_for_at_least_600_steps_unless_epochs_are_given():
+    data = make_mixed(150)  # 150 rows in one batch: one step an epoch
+    small = {"width": 16, "latent_dim": 4, "validation_share": 0}
+    model = twinforge.create("tvae", seed=0, progress=False, **small).fit(data)
+    assert model.training_["epochs"] == 600
+    assert twinforge.create("tvae", seed=0, progress=False, epochs=7, **small).fit(data).training_["epochs"] == 7
+    big = twinforge.create("tvae", seed=0, progress=False, batch_size=50, **small).fit(data)
+    assert big.training_["epochs"] == 200  # 3 steps an epoch
+
+
+def test_ddpm_calibrates_its_marginals(tmp_path):
+    """After training, ddpm's categories (and missing rates) follow the training frequencies, and its numbers the
+    training marginal (the shared value map), ranks kept."""
+    data = make_mixed(800)
+    model = quick("ddpm", epochs=2).fit(data)  # barely trained: its own marginals are off
+    assert {"income", "age"} <= set(model.value_map_)
+    mapped = model.sample(3000, seed=0)
+    biases, model.token_bias_ = model.token_bias_, [np.zeros_like(b) for b in model.token_bias_]
+    uncalibrated = model.sample(3000, seed=0)
+    model.token_bias_ = biases
+
+    def tv(col, frame):
+        return (
+            frame[col]
+            .astype(str)
+            .value_counts(normalize=True)
+            .subtract(data[col].astype(str).value_counts(normalize=True), fill_value=0)
+            .abs()
+            .sum()
+            / 2
+        )
+
+    for col in ("city", "tier", "active"):
+        assert tv(col, mapped) < 0.04 and tv(col, mapped) < tv(col, uncalibrated) / 2, col
+    assert abs(mapped["income"].isna().mean() - data["income"].isna().mean()) < 0.02
+    vmap, model.value_map_ = model.value_map_, {}
+    raw = model.sample(3000, seed=0)
+    model.value_map_ = vmap
+    probs = [0.05, 0.25, 0.5, 0.75, 0.95]
+
+    def off(a):
+        return np.abs(np.nanquantile(a, probs) - np.nanquantile(data["income"].astype(float), probs)).max()
+
+    assert off(mapped["income"].astype(float)) < 0.5 * off(raw["income"].astype(float))
+    assert off(mapped["income"].astype(float)) < 120
+    both = raw["income"].notna() & mapped["income"].notna()
+    assert (raw.loc[both, "income"].rank() - mapped.loc[both, "income"].rank()).abs().max() < 0.05 * both.sum()
+    model.save(tmp_path / "m")
+    assert twinforge.load(tmp_path / "m").sample(50, seed=3).equals(model.sample(50, seed=3))
 
 
 def test_ctgan_gumbel_softmax_is_a_distribution_per_span():

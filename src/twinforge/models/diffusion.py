@@ -27,6 +27,12 @@ others are denoised around it (RePaint, Lugmayr et al., CVPR 2022, replacement o
 the column's predicted ``x_0`` to the interval of scores that maps into the range at every step (the last step
 returns ``x_0`` itself); a set of categories masks the others out of the token's predicted distribution. The
 temperature scales the initial and the added noise and divides the logits.
+
+Marginal calibration: after training, per-token logit biases, added at every reveal, are fitted by raking so
+that the generated categories follow the training frequencies (:meth:`TabDDPM._calibrate`); then a monotone map
+per numeric column sends generated values onto the training marginal
+(:func:`~twinforge.models._tabular_nn.fit_value_map`, the same map as ``ctgan``'s), which keeps every row's rank,
+so the dependencies the network learned are untouched.
 """
 
 from __future__ import annotations
@@ -56,9 +62,11 @@ from twinforge.models._request import SampleRequest
 from twinforge.models._tabular_nn import (
     QuantileConstraints,
     QuantileEncoding,
+    apply_value_map,
     draw_keylike,
     finish,
     fit_keylike,
+    fit_value_map,
     split_rows,
     without,
 )
@@ -68,6 +76,9 @@ from twinforge.privacy import dp_sgd, is_private, public_arrays
 _TIME_DIM = 128  # size of the sinusoidal timestep embedding
 _X0_LIMIT = 5.0  # predicted scores are clamped to +-5 (the quantile scores lie within +-4.75)
 _BATCH_ROWS = 20_000  # rows per denoiser call when sampling
+_CALIBRATION_ROWS = 5_000  # generated rows the value map is fitted on (at most; as many as the training rows)
+_TOKEN_ROWS = 1_000  # generated rows per round of the category calibration
+_TOKEN_ROUNDS = 3
 
 
 # ------------------------------------------------------------------------------------------ network
@@ -127,10 +138,11 @@ class Denoiser(nn.Module):
         h = self.proj(inp) + self.time(timestep_embedding(t.reshape(-1)))
         return self.body(h)
 
-    def token_logits(self, out: torch.Tensor) -> torch.Tensor:
-        """The tokens' logits as one (rows, tokens, widest) float tensor, padding at -inf."""
+    def token_logits(self, out: torch.Tensor, rows: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """The logits of token ``tokens[i]`` of row ``rows[i]``, as one (pairs, widest) float tensor, padding at
+        -inf."""
         _, index, valid = self.layout(out.device)
-        return out.float()[:, index].masked_fill(~valid, -torch.inf)
+        return out[rows[:, None], index[tokens]].float().masked_fill(~valid[tokens], -torch.inf)
 
 
 # ------------------------------------------------------------------------------------------ schedule
@@ -170,6 +182,7 @@ class Sampler:
 
     def __init__(self, net: Denoiser, steps: int, eta: float):
         self.net, self.steps, self.eta = net, steps, eta
+        self.revealed: torch.Tensor | None = None  # set to zeros (tokens, widest) to sum reveal probabilities
 
     @torch.no_grad()
     def __call__(
@@ -178,6 +191,7 @@ class Sampler:
         seen: list[np.ndarray],
         temperature: float,
         device: torch.device,
+        bias: list[np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         net, n, d = self.net, len(cons.z), self.net.d_num
         sizes = net.token_sizes
@@ -196,6 +210,9 @@ class Sampler:
             if not ok.any():  # a set of only unseen levels: honoured as asked
                 ok = cons.allowed[j]
             allowed[j, :k] = torch.as_tensor(ok, device=device)
+        shift = torch.zeros(allowed.shape, device=device)  # the calibration's logit biases, padded
+        for j, b in enumerate(bias or []):
+            shift[j, : len(b)] = torch.as_tensor(b, dtype=torch.float32, device=device)
         ts = torch.linspace(1.0, 0.0, self.steps + 1, device=device)
         x0 = x
         for i in range(self.steps):
@@ -210,12 +227,18 @@ class Sampler:
             sigma = self.eta * ((1 - a_s) / (1 - a_t).clamp_min(1e-12) * (1 - a_t / a_s.clamp_min(1e-12))).sqrt()
             x = a_s.sqrt() * x0 + (1 - a_s - sigma**2).clamp_min(0).sqrt() * eps
             x = x + sigma * temperature * torch.randn_like(x)
-            # reveal masked tokens with probability (t - s) / t, drawn from the predicted categories (Gumbel-max)
+            # reveal masked tokens with probability (t - s) / t, drawn from the predicted categories (Gumbel-max);
+            # the noise only for the tokens revealed now (drawing it for every token took half of planes' sampling)
             if sizes:
-                logits = (net.token_logits(out) / temperature).masked_fill(~allowed, -math.inf)
-                gumbel = -torch.empty_like(logits).exponential_().log()
                 reveal = (tokens == mask_ids) & (torch.rand(tokens.shape, device=device) < float((t - s) / t))
-                tokens = torch.where(reveal, (logits + gumbel).argmax(2), tokens)
+                rows, cols = reveal.nonzero(as_tuple=True)
+                if len(rows):
+                    logits = net.token_logits(out, rows, cols) + shift[cols]
+                    logits = (logits / temperature).masked_fill(~allowed[cols], -math.inf)
+                    gumbel = -torch.empty_like(logits).exponential_().log()
+                    tokens = tokens.index_put((rows, cols), (logits + gumbel).argmax(1))
+                    if self.revealed is not None:  # the categories' probabilities where revealed (calibration)
+                        self.revealed.index_add_(0, cols, torch.softmax(logits, 1).nan_to_num())
         return x0.cpu().numpy().astype("float64"), tokens.cpu().numpy()
 
 
@@ -410,7 +433,9 @@ class TabDDPM(Synthesizer):
                 description="ddpm",
                 should_stop=dp.should_stop if dp is not None else None,
             )
-        net.eval()
+            net.eval()
+            self.token_bias_ = self._calibrate(rng)
+            self.value_map_ = self._fit_value_map(public_arrays(self, arrays), rng)
         self.training_ = result.to_dict()
         if dp is not None:
             self.training_["dp_sgd"] = dp.finish()
@@ -423,6 +448,49 @@ class TabDDPM(Synthesizer):
             torch.as_tensor(tokens, device=dev),
         )
 
+    def _calibrate(self, rng: np.random.Generator) -> list[np.ndarray]:
+        """Per-token logit biases that bring the generated categories to the training frequencies.
+
+        The masked sampler reveals each token from the network's predicted categories; their frequencies over
+        generated rows drift from the training ones (covid: ``gender``, ``result``, ``clinic_name`` scored 0.96-0.99
+        in SDMetrics' column shapes against ctgan's 0.98-1.00, which calibrates its categories). Each round draws
+        ``_TOKEN_ROWS`` rows and moves every bias by ``log(target / generated)`` (raking, as ctgan's
+        calibration, but on sampled rows since the reveals have no closed form); a row's category counts by its
+        predicted probabilities where it is revealed rather than by its draw, which halves the rows a given
+        accuracy needs. The training frequencies are the encoding's, so under DP they are the public ones.
+        """
+        enc = self.encoding_
+        self.token_bias_ = [np.zeros(k) for k in enc.token_sizes]
+        if not enc.token_sizes:
+            return self.token_bias_
+        for _ in range(_TOKEN_ROUNDS):
+            with seeded(rng, self.device_):
+                freq = self._draw_raw(_TOKEN_ROWS, enc.constraints(None, _TOKEN_ROWS), 1.0, expected=True)
+            for j, counts in enumerate(enc.token_counts_):
+                seen = counts > 0
+                target = counts[seen] / counts.sum()
+                got = freq[j, : len(counts)][seen]
+                step = np.log(target) - np.log(np.maximum(got, 0.5 / _TOKEN_ROWS))
+                self.token_bias_[j][seen] = np.clip(self.token_bias_[j][seen] + step, -5.0, 5.0)
+        return self.token_bias_
+
+    def _fit_value_map(self, real: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, list[np.ndarray]]:
+        """Quantile maps of the numeric columns from a batch of generated rows (see ``fit_value_map``).
+
+        The quantile decoding alone leaves the marginals as the network's scores fall: on covid the column shapes
+        scored 0.974 against ctgan's 0.988, which maps its values so.
+        """
+        enc = self.encoding_
+        names = [c["name"] for c in enc.columns_ if c["type"] == "numeric"]
+        if not names:
+            return {}
+        n = int(np.clip(len(next(iter(real.values()))), 1_000, _CALIBRATION_ROWS))
+        with seeded(rng, self.device_):
+            fake = self._draw(n, enc.constraints(None, n), 1.0)
+        # every numeric column, few-valued ones too: unlike ctgan's point modes, ddpm has no categories for them
+        # (covid's 0/1 ``drive_thru_ind``: 0.947 in SDMetrics' column shapes, ctgan 0.984)
+        return fit_value_map(real, fake, names, min_distinct=2)
+
     # ------------------------------------------------------------------------------------ sample
     def _sample(self, n: int, rng: np.random.Generator, request: SampleRequest | None = None) -> dict[str, np.ndarray]:
         enc = self.encoding_
@@ -431,16 +499,34 @@ class TabDDPM(Synthesizer):
             return finish(keys, request)
         cons = enc.constraints(request, n)
         temperature = request.temperature if request is not None else 1.0
+        with seeded(rng, self.device_):
+            out = self._draw(n, cons, temperature)
+        # a federated model, or one saved before calibration, has no value map: getattr
+        out = apply_value_map(out, getattr(self, "value_map_", {}), request, rng)
+        return finish({**out, **keys}, request)
+
+    def _draw(self, n: int, cons: QuantileConstraints, temperature: float) -> dict[str, np.ndarray]:
+        """``n`` rows honouring ``cons``, decoded (torch's random state seeded by the caller)."""
+        return self.encoding_.decode(*self._draw_raw(n, cons, temperature))
+
+    def _draw_raw(self, n: int, cons: QuantileConstraints, temperature: float, expected: bool = False):
+        """``(scores, tokens)`` of ``n`` rows honouring ``cons``; with ``expected``, the tokens' expected category
+        frequencies instead (``(tokens, widest)``: the predicted probabilities where each token was revealed)."""
+        enc = self.encoding_
         sampler = Sampler(self.denoiser_, int(self.steps), float(self.eta))
+        if expected:
+            sampler.revealed = torch.zeros((len(enc.token_sizes), max(enc.token_sizes)), device=self.device_)
         seen = [enc.seen(j) for j in range(len(enc.token_sizes))]
+        bias = getattr(self, "token_bias_", None)  # none in a federated model, or one saved before calibration
         z = np.zeros((n, enc.n_numeric_))
         tokens = np.zeros((n, len(enc.token_sizes)), dtype="int64")
-        with seeded(rng, self.device_):
-            for lo in range(0, n, _BATCH_ROWS):
-                rows = slice(lo, min(n, lo + _BATCH_ROWS))
-                part = QuantileConstraints(cons.z[rows], cons.z_low, cons.z_high, cons.tokens[rows], cons.allowed)
-                z[rows], tokens[rows] = sampler(part, seen, temperature, self.device_)
-        return finish({**enc.decode(z, tokens), **keys}, request)
+        for lo in range(0, n, _BATCH_ROWS):
+            rows = slice(lo, min(n, lo + _BATCH_ROWS))
+            part = QuantileConstraints(cons.z[rows], cons.z_low, cons.z_high, cons.tokens[rows], cons.allowed)
+            z[rows], tokens[rows] = sampler(part, seen, temperature, self.device_, bias)
+        if expected:
+            return sampler.revealed.cpu().numpy().astype("float64") / n
+        return z, tokens
 
     # ------------------------------------------------------------------------------------ state
     def _get_state(self) -> dict[str, Any]:
@@ -448,6 +534,8 @@ class TabDDPM(Synthesizer):
             "encoding": self.encoding_.get_state(),
             "denoiser": state_to_arrays(self.denoiser_),
             "keylike": getattr(self, "keylike_", {}),  # none in a federated model
+            "value_map": getattr(self, "value_map_", {}),
+            "token_bias": getattr(self, "token_bias_", None),
             "training": self.training_,
         }
 
@@ -457,4 +545,8 @@ class TabDDPM(Synthesizer):
         net = Denoiser(enc.n_numeric_, enc.token_sizes, self.width, self.depth)
         self.denoiser_ = state_from_arrays(net, state["denoiser"]).to(self.device_).eval()
         self.keylike_ = state.get("keylike", {})  # none in models saved before key-like columns
+        maps = state.get("value_map", {})  # none in models saved before calibration
+        self.value_map_ = {k: [np.asarray(a, dtype="float64") for a in v] for k, v in maps.items()}
+        if state.get("token_bias") is not None:
+            self.token_bias_ = [np.asarray(b, dtype="float64") for b in state["token_bias"]]
         self.training_ = state["training"]

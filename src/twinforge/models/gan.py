@@ -62,10 +62,15 @@ from twinforge.models._tabular_nn import (
     ModeConstraints,
     ModeEncoding,
     apply_value_map,
+    collapse_rare,
+    collapse_request,
     draw_keylike,
+    expand_rare,
     finish,
     fit_keylike,
+    fit_rare_levels,
     fit_value_map,
+    rare_transforms,
     split_rows,
     without,
 )
@@ -164,6 +169,13 @@ class CTGAN(Synthesizer):
         Adam's learning rate for both networks.
     max_modes : int, default 10
         Most mixture modes per numeric column.
+    max_levels : int or None, default 100
+        A discrete column with more levels than this learns its ``max_levels`` commonest levels and one "other";
+        a row generated as "other" gets one of the remaining levels, drawn from their training frequencies given
+        the column's most predictive other discrete column (flights' ``tailnum`` given ``carrier``). Keeps the
+        generator's outputs and the conditional vector narrow: on flights (4,000 rows, 1,839 tail numbers) the
+        network would otherwise be 2,085 outputs wide and the critic's input 41,530. None learns every level.
+        Not under DP.
     patience : int, default 30
         Epochs without a better validation statistic before training stops (counted from ``min_epochs``).
     min_epochs : int, default 80
@@ -213,6 +225,7 @@ class CTGAN(Synthesizer):
         penalty_every: int = 1,
         learning_rate: float = 2e-4,
         max_modes: int = 10,
+        max_levels: int | None = 100,
         patience: int = 30,
         min_epochs: int = 80,
         validation_share: float = 0.0,
@@ -232,6 +245,7 @@ class CTGAN(Synthesizer):
         self.penalty_every = penalty_every
         self.learning_rate = learning_rate
         self.max_modes = max_modes
+        self.max_levels = max_levels
         self.patience = patience
         self.min_epochs = min_epochs
         self.validation_share = validation_share
@@ -253,6 +267,9 @@ class CTGAN(Synthesizer):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
                 raise ParameterError(f"{name} must be a positive integer, got {v!r}")
+        k = self.max_levels
+        if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2):
+            raise ParameterError(f"max_levels must be an integer of at least 2, or None (learn every level); got {k!r}")
         m = self.min_epochs
         if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 0:
             raise ParameterError(f"min_epochs must be a non-negative integer, got {m!r}")
@@ -266,8 +283,11 @@ class CTGAN(Synthesizer):
         self.device_ = resolve_device(self.device)
         self.keylike_ = fit_keylike(arrays, self.transformer_.transforms_, is_private(self))
         arrays = without(arrays, self.keylike_)
+        transforms = self.transformer_.transforms_
+        self.rare_ = fit_rare_levels(arrays, transforms, self.max_levels, is_private(self))
+        arrays = collapse_rare(arrays, self.rare_)
         public = public_arrays(self, arrays)
-        self.encoding_ = ModeEncoding().fit(public, self.transformer_.transforms_, rng, self.max_modes)
+        self.encoding_ = ModeEncoding().fit(public, rare_transforms(transforms, self.rare_), rng, self.max_modes)
         enc = self.encoding_
         codes, scalars = enc.encode(arrays, rng)
         n = len(codes)
@@ -520,12 +540,14 @@ class CTGAN(Synthesizer):
         keys = draw_keylike(getattr(self, "keylike_", {}), n, rng, request)  # none in a federated model
         if enc.dim_ == 0:
             return finish(keys, request)
-        cons = enc.constraints(request, n)
+        rare = getattr(self, "rare_", {})  # none in a federated model
+        cons = enc.constraints(collapse_request(request, rare), n)
         temperature = request.temperature if request is not None else 1.0
         with seeded(rng, self.device_):
             out = self._draw(n, rng, cons, temperature)
         # a federated model has no value map (its sites' rows never meet): getattr
-        return finish({**apply_value_map(out, getattr(self, "value_map_", {}), request, rng), **keys}, request)
+        out = apply_value_map(out, getattr(self, "value_map_", {}), request, rng)
+        return finish({**expand_rare(out, rare, rng, request), **keys}, request)
 
     @torch.no_grad()
     def _draw(
@@ -565,6 +587,7 @@ class CTGAN(Synthesizer):
             "span_bias": self.span_bias_,
             "value_map": getattr(self, "value_map_", {}),  # none in a federated model
             "keylike": getattr(self, "keylike_", {}),
+            "rare": getattr(self, "rare_", {}),
             "training": self.training_,
         }
 
@@ -579,6 +602,7 @@ class CTGAN(Synthesizer):
         maps = state.get("value_map", {})
         self.value_map_ = {k: [np.asarray(a, dtype="float64") for a in v] for k, v in maps.items()}
         self.keylike_ = state.get("keylike", {})  # none in models saved before key-like columns
+        self.rare_ = state.get("rare", {})  # none in models saved before many-level columns
         self.training_ = state["training"]
 
 
