@@ -13,10 +13,10 @@ the vectors get Gaussian noise of one standard deviation ``sigma``, the log grid
 - numeric and datetime columns: bounds from the metadata (``low``/``high``), else from a noisy histogram over a
   fixed logarithmic grid (a decade per bin, from 1e-4 to 1e16 in magnitude, both signs), noised at half the
   standard deviation of the other count vectors (it decides the range: see the sensitivity below). The range is
-  the run of bins around the largest whose noisy counts clear a threshold that an empty bin of any grid of the
-  table passes with probability 1% in all, joined by other bins above it only where they lie within three
-  decades of that run (zeros, the other sign) or stand out beyond doubt (``_FAR_Z`` noise stds): one noise bin
-  at 1e13 can no longer stretch a range of hundreds to 1e13 (``_grid_range``). When the largest bin does not
+  the run of bins around the largest, which must clear a threshold that an empty bin of any grid of the table
+  passes with probability 1% in all, joined by other bins that stand out of the noise where they lie within
+  two decades of that run (zeros, the other sign) or stand out beyond doubt (``_FAR_Z`` noise stds): one
+  noise bin at 1e13 can no longer stretch a range of hundreds to 1e13 (``_grid_range``). When the largest bin does not
   clear the threshold, blocks of 2 and 4 adjacent bins are tried (their noise is larger by the square root of
   their size), and only then the largest noisy bin of magnitude at most 1e6 (datetimes: 1973 to 2286;
   ``bounds_from: "dp-largest-bin"``, with a warning: declare the bounds). Then a noisy histogram of 64 equal
@@ -73,7 +73,8 @@ _GRID_DECADES = (-4, 16)
 _FALSE_BINS = 0.01  # chance that an empty bin passes a threshold (all the log grids of a table together)
 _GRID_WEIGHT = 2.0  # the log grids' noise std is sigma / _GRID_WEIGHT: they decide the range
 _GRID_SNR = 16.0  # with max_share, the share rises until a log grid's noise std is at most n / _GRID_SNR
-_NEAR_DECADES = 3  # bins above the threshold within this many decades of the range's core join it
+_NEAR_DECADES = 2  # bins above the threshold within this many decades of the range's core join it
+_NEAR_Z = 3.5  # ... when their noisy count clears this many noise stds
 _FAR_Z = 6.0  # ... and farther ones only above this many noise stds (an empty bin: about 1e-9)
 # when no bin stands out: where the largest noisy bin is looked for (numbers: |x| <= 1e6; datetimes: 1973-2286)
 _FALLBACK = {False: (-1e6, 1e6), True: (1e8, 1e10)}
@@ -344,7 +345,7 @@ def _numeric(
     info: dict[str, Any] = {}
     if source != "metadata":
         # a decade-wide range is mostly empty; keep the bins the noisy histogram shows occupied (post-processing)
-        first, last = _occupied_bins(noisy[:-1], sigma)
+        first, last = _occupied_bins(noisy[:-1], sigma, len(x) - noisy[-1])
         if (first, last) != (0, _VALUE_BINS - 1):
             info["bounds_from_grid"] = [low, high]
             edges = edges[first : last + 2]
@@ -390,10 +391,14 @@ def _numeric(
 def _grid_range(noisy: np.ndarray, sigma: float, tau: float, datetime: bool) -> tuple[int, int, str]:
     """First and last bin of a numeric range on the log grid, and where it came from (post-processing).
 
-    The core is the run of bins above ``tau`` around the largest; bins above ``tau`` elsewhere join it when they
-    lie within ``_NEAR_DECADES`` decades of the core (or of 1: values near zero are never far) or exceed
-    ``_FAR_Z`` noise stds. Without a bin above ``tau``: the same over blocks of 2, then 4 adjacent bins (each
-    block's threshold ``tau sqrt(size)``), then the largest noisy bin within ``_FALLBACK`` (``"dp-largest-bin"``).
+    The core is the largest bin, which must clear ``tau`` (an empty bin of any of the table's grids passes with
+    probability 1%), and the run of bins around it above ``_NEAR_Z`` noise stds; other bins join it when they
+    clear ``_NEAR_Z`` stds and lie within ``_NEAR_DECADES`` decades of the core (or of 1: values near zero are
+    never far), or clear ``_FAR_Z`` stds anywhere. A noise bin that joins by mistake widens the range by at most
+    two decades, which the 64-bin histogram then cuts back; a real bin left out would clip its rows (delays:
+    half of them in [-10, -1), a quarter in [10, 100), below ``tau``). Without a bin above ``tau``: the same
+    over blocks of 2, then 4 adjacent bins (each block's threshold ``tau sqrt(size)``), then the largest noisy
+    bin within ``_FALLBACK`` (``"dp-largest-bin"``).
     """
     grid = _log_grid()
     edges = np.concatenate([[grid[0]], grid, [grid[-1]]])
@@ -403,16 +408,18 @@ def _grid_range(noisy: np.ndarray, sigma: float, tau: float, datetime: bool) -> 
         above = sums > tau * math.sqrt(size)
         if not above.any():
             continue
+        near = sums > _NEAR_Z * sigma * math.sqrt(size)
         top = int(np.argmax(np.where(above, sums, -np.inf)))
         first, last = top, top
-        while first > 0 and above[first - 1]:
+        while first > 0 and near[first - 1]:
             first -= 1
-        while last < len(sums) - 1 and above[last + 1]:
+        while last < len(sums) - 1 and near[last + 1]:
             last += 1
         last += size - 1
         scale = max(float(magnitude[first : last + 1].max()), 1.0) * 10.0**_NEAR_DECADES
-        for i in np.flatnonzero(above):
-            if magnitude[i : i + size].max() <= scale or sums[i] > _FAR_Z * sigma * math.sqrt(size):
+        far = sums > _FAR_Z * sigma * math.sqrt(size)
+        for i in np.flatnonzero(near):
+            if magnitude[i : i + size].max() <= scale or far[i]:
                 first, last = min(first, int(i)), max(last, int(i) + size - 1)
         return first, last, "dp"
     # too weak to tell: the largest noisy bin among those a column most plausibly holds (a public prior: see
@@ -423,15 +430,17 @@ def _grid_range(noisy: np.ndarray, sigma: float, tau: float, datetime: bool) -> 
     return top, top, "dp-largest-bin"
 
 
-def _occupied_bins(noisy: np.ndarray, sigma: float) -> tuple[int, int]:
+def _occupied_bins(noisy: np.ndarray, sigma: float, present: float) -> tuple[int, int]:
     """First and last bin of the occupied run of a noisy histogram (post-processing of the noisy counts).
 
     The core is the run of bins around the largest above the threshold that an empty bin passes with
     probability ``_FALSE_BINS`` (over all bins); a lone noise bin at the edge no longer keeps the whole decade.
     It grows outward one bin at a time while the next 1, 2, 4, 8 or 16 bins together hold more than
     ``2.5 sigma sqrt(bins)``. A side is then cut only where what it cuts is, within one noise standard
-    deviation, at most ``_TRIM_MASS`` of the rows: under heavy noise a long thin tail cannot be told from empty
-    bins, and keeping it (the decade range) costs less than clipping it.
+    deviation, at most ``_TRIM_MASS`` of the rows, and what it keeps can hold, within two, all but twice that of
+    the ``present`` rows (n minus the noisy count of missing values; n is public): under heavy noise a long
+    thin tail cannot be told from empty bins, nor one noise bin from the column (flights' ``arr_time``, 0 to
+    2,359, once got [7468, 7610]), and keeping the whole range costs less than clipping it.
     """
     above = noisy > sigma * stats.norm.isf(_FALSE_BINS / len(noisy))
     if not above.any():
@@ -459,6 +468,9 @@ def _occupied_bins(noisy: np.ndarray, sigma: float) -> tuple[int, int]:
 
     first = first if first == 0 or small(noisy[:first]) else 0
     last = last if last == len(noisy) - 1 or small(noisy[last + 1 :]) else len(noisy) - 1
+    kept = noisy[first : last + 1]
+    if float(kept.sum()) + 2 * sigma * math.sqrt(len(kept)) < (1 - 2 * _TRIM_MASS) * present:
+        return 0, len(noisy) - 1
     return first, last
 
 
