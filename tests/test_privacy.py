@@ -203,6 +203,20 @@ def test_a_budget_too_small_for_one_step_says_what_would_work(epsilon, words):
     assert model.training_["dp_sgd"]["steps"] >= 1
 
 
+def test_a_budget_too_small_for_the_ranges_advises_with_the_share_it_may_rise_to():
+    """Without declared bounds the domains' share may rise from a tenth to three tenths of epsilon; the advice is
+    computed at that share, so the epsilon it names releases the domains and trains."""
+    data = make_mixed(300)
+    with pytest.raises(ParameterError, match=r"up to 0\.3 x epsilon.*Use epsilon >= ") as err:
+        dp_model("tvae", epsilon=0.001, batch_size=300).fit(data)
+    needed = float(str(err.value).split("Use epsilon >= ")[1].split(" ")[0].rstrip(","))
+    model = dp_model("tvae", epsilon=needed, epochs=1, batch_size=300)
+    with pytest.warns(UserWarning, match="too noisy to estimate privately"):
+        model.fit(data)  # the advice works
+    assert model.training_["dp_sgd"]["steps"] >= 1
+    assert model.fit_info_["privacy"]["epsilon_spent"] <= needed
+
+
 # ------------------------------------------------------------------------------------------ command line
 def test_cli_fit_with_epsilon_and_info_shows_the_budget(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

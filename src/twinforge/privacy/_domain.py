@@ -252,11 +252,13 @@ def private_domain(
     ledger.domain_share, ledger.domain_sensitivity = share, sensitivity
     sigma = _gaussian_sigma(share * ledger.epsilon, ledger.delta_rdp, sensitivity)
     if not math.isfinite(sigma):
-        need = required_epsilon(ledger.delta_rdp, share, sensitivity)
+        top_share = max(share, max_share or share)  # at the epsilon advised, the share may rise to this
+        need = required_epsilon(ledger.delta_rdp, top_share, sensitivity)
         raise ParameterError(
             f"epsilon={ledger.epsilon:g} (delta={ledger.delta:.3g}) is too small: its share for the column domains "
-            f"({share:g} x epsilon, {queries + grids} noisy count vectors) is below what any noise can certify at "
-            f"this delta. Use epsilon >= {need:g}, declare bounds and categories in the metadata, or raise delta"
+            f"({'up to ' if top_share > share else ''}{top_share:g} x epsilon, {queries + grids} noisy count "
+            f"vectors) is below what any noise can certify at this delta. Use epsilon >= {need:g}, declare bounds "
+            "and categories in the metadata, or raise delta"
         )
     ledger.add(
         gaussian_rdp(sigma, sensitivity),
