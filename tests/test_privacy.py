@@ -465,11 +465,12 @@ def test_dp_ranges_of_a_wide_table_at_small_epsilon_stay_near_the_real_ones():
         bad = {c: details["columns"][c]["bounds"] for c in numeric if not _sane(public[c], data[c])}
         assert not bad, f"seed {seed}: ranges far from the real ones: {bad}"
         # the accountant: one Gaussian mechanism, sensitivity^2 = sum over the count vectors of (sigma / their std)^2
-        sigma, scales = details["noise_std"], rng.scales
-        assert sorted(set(np.round(scales, 9))) == sorted({round(sigma / 2, 9), round(sigma, 9)})
-        grids = sum(np.isclose(s, sigma / 2) for s in scales)
+        sigma, weight, scales = details["noise_std"], details["grid_weight"], rng.scales
+        assert weight == 2.0  # the grids' weight reaches its top before the share rises
+        assert sorted(set(np.round(scales, 9))) == sorted({round(sigma / weight, 9), round(sigma, 9)})
+        grids = sum(np.isclose(s, sigma / weight) for s in scales)
         assert grids == len(numeric)
-        assert ledger.domain_sensitivity**2 == pytest.approx(74 + 4 * grids)
+        assert ledger.domain_sensitivity**2 == pytest.approx(74 + weight**2 * grids)
         assert np.allclose(ledger.rdp, gaussian_rdp(sigma, ledger.domain_sensitivity))
         assert DOMAIN_SHARE < details["share"] <= DOMAIN_SHARE_MAX
 

@@ -8,11 +8,11 @@ The real rows are then mapped into that domain (values clipped to the bounds, le
 merged into an ``"(other)"`` level) and only DP-SGD sees them.
 
 Per learned column (``L2`` sensitivity 1 per count vector, since a row adds 1 to one count of each vector;
-the vectors get Gaussian noise of one standard deviation ``sigma``, the log grids ``sigma / 2``):
+the vectors get Gaussian noise of one standard deviation ``sigma``, the log grids ``sigma / w``, ``1 <= w <= 2``):
 
 - numeric and datetime columns: bounds from the metadata (``low``/``high``), else from a noisy histogram over a
-  fixed logarithmic grid (a decade per bin, from 1e-4 to 1e16 in magnitude, both signs), noised at half the
-  standard deviation of the other count vectors (it decides the range: see the sensitivity below). The range is
+  fixed logarithmic grid (a decade per bin, from 1e-4 to 1e16 in magnitude, both signs), noised at up to half
+  the standard deviation of the other count vectors (it decides the range: see the allocation below). The range is
   the run of bins around the largest, which must clear a threshold that an empty bin of any grid of the table
   passes with probability 1% in all, joined by other bins that stand out of the noise where they lie within
   two decades of that run (zeros, the other sign) or stand out beyond doubt (``_FAR_Z`` noise stds): one
@@ -33,15 +33,16 @@ the vectors get Gaussian noise of one standard deviation ``sigma``, the log grid
   ``"(other)"`` exists only where the rows left over (n minus the noisy counts) stand out of their own noise;
 - boolean columns: noisy counts of False, True and missing.
 
-All vectors get Gaussian noise of standard deviation ``sigma``, the log grids ``sigma / 2``: that is one
-Gaussian mechanism of L2 sensitivity ``sqrt(others + 4 grids)`` at noise ``sigma`` (the ledger's entry).
+All vectors get Gaussian noise of standard deviation ``sigma``, the log grids ``sigma / w``: that is one
+Gaussian mechanism of L2 sensitivity ``sqrt(others + w^2 grids)`` at noise ``sigma`` (the ledger's entry).
 
-The share of epsilon spent here is the model's (``share``); with ``max_share`` above it, the share rises (up to
-``max_share``) until a log grid's noise is at most ``n / 16`` rows, so that a column whose values lie in one
-decade stands 16 noise stds above the empty bins. Wide tables at small budgets need this: ames (74 columns,
-2,400 rows) at epsilon 0.5 with a tenth of it had noise of 680 rows per count, and a tenth of its ranges came
-from pure-noise bins ([1e13, 1e14] for a count of bathrooms). The share depends only on epsilon, delta, n and
-the schema, all public.
+Allocation (``_allocate``). A log grid's noise should be at most ``n / 16`` rows, so that a column whose values
+lie in one decade stands 16 noise stds above the empty bins. Where the model's share of epsilon (``share``)
+already gives that with ``w = 1``, nothing changes; else ``w`` rises up to 2, then (with ``max_share``, the
+DP-SGD models) the share up to ``max_share``. Wide tables at small budgets need this: ames (74 columns, 2,400
+rows) at epsilon 0.5 with a tenth of it and ``w = 1`` had noise of 680 rows per count, and a tenth of its ranges
+came from pure-noise bins ([1e13, 1e14] for a count of bathrooms). The allocation depends only on epsilon, delta,
+n and the schema, all public.
 
 The number of rows is treated as public (as in DP-SGD's sampling rate), and so are the column kinds
 (the schema): pass metadata to keep detection from reading the data.
@@ -71,8 +72,8 @@ _TAIL_Z, _TRIM_MASS = 2.5, 0.02  # growth of a numeric range past its core: see 
 _GRID_STEPS = 1  # log-grid bins per decade: coarse, so that a few thousand rows clear the noise of small budgets
 _GRID_DECADES = (-4, 16)
 _FALSE_BINS = 0.01  # chance that an empty bin passes a threshold (all the log grids of a table together)
-_GRID_WEIGHT = 2.0  # the log grids' noise std is sigma / _GRID_WEIGHT: they decide the range
-_GRID_SNR = 16.0  # with max_share, the share rises until a log grid's noise std is at most n / _GRID_SNR
+_GRID_WEIGHT = 2.0  # the log grids' noise std is at most this much below sigma: they decide the range
+_GRID_SNR = 16.0  # the grids' weight, then the share, rise until a grid's noise std is at most n / _GRID_SNR
 _NEAR_DECADES = 2  # bins above the threshold within this many decades of the range's core join it
 _NEAR_Z = 3.5  # ... when their noisy count clears this many noise stds
 _FAR_Z = 6.0  # ... and farther ones only above this many noise stds (an empty bin: about 1e-9)
@@ -206,9 +207,10 @@ def private_domain(
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """``(public table, real rows mapped into its domain, details)``, spending ``share`` of the ledger's epsilon.
 
-    With ``max_share`` above ``share``, the share rises up to ``max_share`` while the log grids' noise is above
-    ``n / 16`` rows (see the module docstring). The public table has every column of ``df`` (generated columns
-    copied: they are never learned) and ``_PUBLIC_ROWS`` rows; the mapped table has ``df``'s rows.
+    Where the log grids' noise would be above ``n / 16`` rows, they get less noise than the other vectors and,
+    with ``max_share`` above ``share``, the share rises up to ``max_share`` (``_allocate``). The public table has
+    every column of ``df`` (generated columns copied: they are never learned) and ``_PUBLIC_ROWS`` rows; the
+    mapped table has ``df``'s rows.
     """
     learned = meta.learned_columns
     n = len(df)
@@ -229,26 +231,9 @@ def private_domain(
         return df.copy(), df.copy(), details
     if selected:
         ledger.delta_selection = 0.1 * ledger.delta
-    # one Gaussian mechanism over all count vectors, the grids at noise sigma / _GRID_WEIGHT (module docstring)
-    sensitivity = math.sqrt(queries + _GRID_WEIGHT**2 * grids)
-    if max_share is not None and max_share > share and grids:
-        top = _gaussian_sigma(max_share * ledger.epsilon, ledger.delta_rdp, sensitivity)
-        if math.isfinite(top):
-            goal = n / _GRID_SNR * _GRID_WEIGHT  # sigma that puts a grid's noise at n / _GRID_SNR
-            lo, hi = share, max_share
-            if _gaussian_sigma(share * ledger.epsilon, ledger.delta_rdp, sensitivity) <= goal:
-                hi = share
-            elif top >= goal:
-                lo = max_share
-            for _ in range(30 if lo < hi else 0):
-                mid = 0.5 * (lo + hi)
-                lo, hi = (
-                    (mid, hi)
-                    if _gaussian_sigma(mid * ledger.epsilon, ledger.delta_rdp, sensitivity) > goal
-                    else (lo, mid)
-                )
-            share = hi if lo < hi else lo
-            share = float(f"{share:.4g}")
+    # one Gaussian mechanism over all count vectors, the grids at noise sigma / weight (module docstring)
+    share, weight = _allocate(ledger, n, queries, grids, share, max_share)
+    sensitivity = math.sqrt(queries + weight**2 * grids)
     ledger.domain_share, ledger.domain_sensitivity = share, sensitivity
     sigma = _gaussian_sigma(share * ledger.epsilon, ledger.delta_rdp, sensitivity)
     if not math.isfinite(sigma):
@@ -265,11 +250,12 @@ def private_domain(
         "column domains and one-column histograms (Gaussian counts)",
         count_vectors=queries + grids,
         noise_std=round(sigma, 4),
-        grid_noise_std=round(sigma / _GRID_WEIGHT, 4),
+        grid_noise_std=round(sigma / weight, 4),
+        grid_weight=weight,
         share=share,
     )
     tau_level = 1 + sigma * stats.norm.isf(ledger.delta_selection / max(selected, 1)) if selected else math.inf
-    grid_sigma = sigma / _GRID_WEIGHT
+    grid_sigma = sigma / weight
     # an empty bin of any of the table's grids passes with probability _FALSE_BINS in all
     grid_tau = grid_sigma * stats.norm.isf(_FALSE_BINS / (max(grids, 1) * (len(_log_grid()) + 1)))
     public: dict[str, pd.Series] = {}
@@ -299,11 +285,45 @@ def private_domain(
             stacklevel=3,
         )
     details["noise_std"] = sigma
-    details["share"] = share
+    details["share"], details["grid_weight"] = share, weight
     pub_df = pd.DataFrame({k: v.reset_index(drop=True) for k, v in public.items()}, columns=df.columns)
     real_df = pd.DataFrame({k: v.reset_index(drop=True) for k, v in mapped.items()}, columns=df.columns)
     real_df.index = df.index
     return pub_df, real_df, details
+
+
+def _allocate(
+    ledger: PrivacyLedger, n: int, queries: int, grids: int, share: float, max_share: float | None
+) -> tuple[float, float]:
+    """``(share, weight)``: the share of epsilon for the domains, and how much less noise the log grids get.
+
+    A grid's noise std should be at most ``n / _GRID_SNR`` rows. Where ``share`` with equal noise already gives
+    that, nothing changes (weight 1). Else the grids' weight rises, up to ``_GRID_WEIGHT`` (the other count
+    vectors get more noise: the ranges matter most), and then the share, up to ``max_share``. Each is the
+    smallest that reaches the goal. A function of epsilon, delta, n and the schema only (public).
+    """
+
+    def grid_sigma(s: float, w: float) -> float:
+        return _gaussian_sigma(s * ledger.epsilon, ledger.delta_rdp, math.sqrt(queries + w**2 * grids)) / w
+
+    def smallest(low: float, high: float, ok: Any) -> float:  # the smallest x in [low, high] with ok(x)
+        top = high
+        for _ in range(30):
+            mid = 0.5 * (low + high)
+            low, high = (low, mid) if ok(mid) else (mid, high)
+        rounded = float(f"{high * 1.0005:.4g}")  # 4 digits, rounded up (still within the range's top)
+        return rounded if ok(rounded) and rounded <= top else high
+
+    goal = n / _GRID_SNR
+    if not grids or grid_sigma(share, 1.0) <= goal:
+        return share, 1.0
+    if grid_sigma(share, _GRID_WEIGHT) <= goal:
+        return share, smallest(1.0, _GRID_WEIGHT, lambda w: grid_sigma(share, w) <= goal)
+    if max_share is None or max_share <= share or not math.isfinite(grid_sigma(max_share, _GRID_WEIGHT)):
+        return share, _GRID_WEIGHT
+    if grid_sigma(max_share, _GRID_WEIGHT) > goal:
+        return max_share, _GRID_WEIGHT
+    return smallest(share, max_share, lambda s: grid_sigma(s, _GRID_WEIGHT) <= goal), _GRID_WEIGHT
 
 
 def _numeric(
