@@ -3,7 +3,8 @@
 A model with ``epsilon`` set (``twinforge.create("auto", epsilon=1.0)``, ``twinforge fit ... --epsilon 1``) fits
 under ``(epsilon, delta)``-differential privacy, with add/remove-one-row neighbours:
 
-1. :func:`~twinforge.privacy._domain.private_domain` spends a share of the budget (a tenth for the DP-SGD models)
+1. :func:`~twinforge.privacy._domain.private_domain` spends a share of the budget (for the DP-SGD models a tenth,
+   up to three tenths where a tenth would leave the value ranges in the noise: wide tables, small epsilon)
    on the column domains and one-column histograms, and builds a public table from them; every encoder the
    model fits (bounds, quantiles, mixture modes, category sets and frequencies) reads that table, not the data;
 2. :class:`~twinforge.privacy._dpsgd.DPSGD` trains the network on the real rows with DP-SGD, the noise
@@ -35,6 +36,7 @@ from twinforge.privacy._ledger import PrivacyLedger, check_budget, default_delta
 
 __all__ = [
     "DOMAIN_SHARE",
+    "DOMAIN_SHARE_MAX",
     "ORDERS",
     "PrivacyLedger",
     "begin_private_fit",
@@ -50,7 +52,8 @@ __all__ = [
     "sampled_gaussian_rdp",
 ]
 
-DOMAIN_SHARE = 0.1  # share of epsilon the DP-SGD models spend on column domains and histograms
+DOMAIN_SHARE = 0.1  # share of epsilon the DP-SGD models spend on column domains and histograms ...
+DOMAIN_SHARE_MAX = 0.3  # ... raised up to this where the ranges need it (see twinforge.privacy._domain)
 
 
 def is_private(model: Any) -> bool:
@@ -68,8 +71,9 @@ def begin_private_fit(
     check_budget(model.epsilon, model.delta, n)
     delta = float(model.delta) if model.delta is not None else default_delta(n)
     ledger = PrivacyLedger(float(model.epsilon), delta, n)
-    share = float(getattr(model, "_dp_domain_share", DOMAIN_SHARE))
-    public, mapped, details = private_domain(df, meta, ledger, share, rng)
+    fixed = getattr(model, "_dp_domain_share", None)  # a model may fix its share (mst: half)
+    share, top = (float(fixed), None) if fixed is not None else (DOMAIN_SHARE, DOMAIN_SHARE_MAX)
+    public, mapped, details = private_domain(df, meta, ledger, share, rng, max_share=top)
     model._privacy = {"ledger": ledger, "domain": details}
     return public, mapped
 
