@@ -11,7 +11,8 @@ budget), ``--epochs N`` (twinforge), ``--units N --steps N`` (the simulated flee
 ``--ks 10,25 --horizon H --paths P --twin-entities N`` (twin benchmark; default 10 of the holdout entities),
 ``--draws N``, ``--seed``, ``--anchors-dir`` (default ``~/.cache/anchors``), ``--datasets DIR``, ``--out`` (default
 ``benchmarks/results/twins.json``). Results are merged into ``--out`` per dataset and side, and written after every
-step, so sides can be run (and re-run) separately.
+step, so sides can be run (and re-run) separately. Runs queued side by side need their own ``--out`` each (they
+would overwrite one another's sides); ``--merge FILE ...`` then merges those files into ``--out``.
 
 Datasets: ``basic_motions`` (``../shared/datasets/sktime__basic_motions.csv``: 80 recordings x 100 steps, six
 sensor channels, static ``label``; the ``split`` column is bookkeeping and dropped) and ``turbines`` (a simulated
@@ -100,6 +101,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--draws", type=int, default=5, help="synthetic draws scored per side (each of train-split size)"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--merge", type=Path, nargs="+", default=None, help="merge these results files (runs per side) into --out"
+    )
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "twins.json")
     args = parser.parse_args(argv)
     args.names = [n.strip() for n in args.datasets_only.split(",") if n.strip()]
@@ -587,9 +591,33 @@ def format_dataset(name: str, entry: dict) -> str:
     return "\n".join(lines)
 
 
+def merge(files: list[Path], results: dict) -> None:
+    """Results of separate runs (one dataset and side each, with their own ``--out``, e.g. queued side by side)
+    into ``results``: each file's sides and twin benchmark replace those in ``results``; targets recomputed."""
+    for path in files:
+        for name, entry in load_results(path)["datasets"].items():
+            into = results["datasets"].setdefault(name, {"sides": {}})
+            for key, value in entry.items():
+                if key == "sides":
+                    for side, row in value.items():
+                        if side != "holdout" or side not in into["sides"]:
+                            into["sides"][side] = row
+                elif key != "targets":
+                    into[key] = value
+    for entry in results["datasets"].values():
+        entry["targets"] = targets(entry)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     results = load_results(args.out)
+    if args.merge:
+        merge(args.merge, results)
+        save_results(results, args.out)
+        for name in results["datasets"]:
+            print(format_dataset(name, results["datasets"][name]))
+        print(f"results: {args.out}")
+        return 0
     results["command"] = "benchmarks/bench_twins.py " + " ".join(sys.argv[1:] if argv is None else argv)
     failed = False
     for name in args.names:
