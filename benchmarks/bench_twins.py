@@ -9,9 +9,10 @@ Usage, from the repository root (heavy: one CPU slot per dataset and side)::
 Other options: ``--par-epochs N`` (default SDV's 128), ``--mostlyai-minutes M`` (default: the engine's own
 budget), ``--epochs N`` (twinforge), ``--units N --steps N`` (the simulated fleet, default 80 x 100),
 ``--ks 10,25 --horizon H --paths P --twin-entities N`` (twin benchmark; default 10 of the holdout entities),
-``--seed``, ``--anchors-dir`` (default ``~/.cache/anchors``), ``--datasets DIR``, ``--out`` (default
+``--draws N``, ``--seed``, ``--anchors-dir`` (default ``~/.cache/anchors``), ``--datasets DIR``, ``--out`` (default
 ``benchmarks/results/twins.json``). Results are merged into ``--out`` per dataset and side, and written after every
-step, so sides can be run (and re-run) separately.
+step, so sides can be run (and re-run) separately. Runs queued side by side need their own ``--out`` each (they
+would overwrite one another's sides); ``--merge FILE ...`` then merges those files into ``--out``.
 
 Datasets: ``basic_motions`` (``../shared/datasets/sktime__basic_motions.csv``: 80 recordings x 100 steps, six
 sensor channels, static ``label``; the ``split`` column is bookkeeping and dropped) and ``turbines`` (a simulated
@@ -20,11 +21,14 @@ wind-turbine fleet, ``twinforge.simulate.turbines``; static model, site, rated p
 Per dataset:
 
 1. entities are split once (seeded) into 80% train and 20% holdout; every side trains on the train entities;
-2. each side fits and samples as many entities as the train split has, in a fresh process
-   (``_sequence_sides.py``; the anchors with their own venv's Python): fit seconds, sample seconds, peak memory;
-3. this process scores every sample against the train entities with ``twinforge.evaluate.temporal``
-   (autocorrelation and cross-correlation errors, discriminative AUC, predictive TSTR/TRTR ratio on the holdout
-   entities, sequence-length and static fidelity); the holdout entities themselves are the real-data ceiling;
+2. each side fits once and samples ``--draws`` (default 5) times as many entities as the train split has, in a
+   fresh process (``_sequence_sides.py``; the anchors with their own venv's Python): fit seconds, sample seconds
+   (of all draws), peak memory;
+3. this process scores each draw (as many entities as the train split, its own seed and cross-validation folds)
+   against the train entities with ``twinforge.evaluate.temporal`` (autocorrelation and cross-correlation
+   errors, discriminative AUC, predictive TSTR/TRTR ratio on the holdout entities, sequence-length and static
+   fidelity) and reports the mean +/- sd over draws (one draw of 64 entities moved the discriminative AUC by a
+   few hundredths between runs); the holdout entities themselves are the real-data ceiling (one draw);
 4. twin benchmark (twinforge side): the twin's settings per k are first chosen on training entities held out
    from an inner population fit (``SequenceModel.tune_personalization``); then for each holdout entity and k in
    ``--ks``, the fitted population model's forecast (conditioned on the same k steps), the same population
@@ -93,7 +97,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--paths", type=int, default=50, help="sample paths per forecast")
     parser.add_argument("--twin-entities", type=int, default=10, help="holdout entities in the twin benchmark")
     parser.add_argument("--no-twins", action="store_true", help="skip the twin benchmark")
+    parser.add_argument(
+        "--draws", type=int, default=5, help="synthetic draws scored per side (each of train-split size)"
+    )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--merge", type=Path, nargs="+", default=None, help="merge these results files (runs per side) into --out"
+    )
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "twins.json")
     args = parser.parse_args(argv)
     args.names = [n.strip() for n in args.datasets_only.split(",") if n.strip()]
@@ -106,6 +116,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.k_list = [int(k) for k in args.ks.split(",") if k.strip()]
     except ValueError:
         parser.error(f"--ks must be integers separated by commas, got {args.ks!r}")
+    if args.draws < 1:
+        parser.error(f"--draws must be at least 1, got {args.draws}")
     missing = [str(python(args, s)) for s in args.side_names if s in VENVS and not python(args, s).exists()]
     if "basic_motions" in args.names and not (args.datasets / "sktime__basic_motions.csv").is_file():
         missing.append(str(args.datasets / "sktime__basic_motions.csv"))
@@ -201,6 +213,29 @@ def temporal_scores(train, synthetic, holdout, ek: str, tk: str, seed: int) -> d
     head["autocorrelation_channels"] = {c: v["error"] for c, v in full["autocorrelation"]["channels"].items()}
     head["telling_features"] = full["discriminative"].get("telling_features", [])
     return head
+
+
+def draw_scores(train, synthetic, holdout, ek: str, tk: str, n: int, draws: int, seed: int) -> dict:
+    """The headline scores of each of ``draws`` disjoint synthetic draws of ``n`` entities (in sampled order), each
+    against the same train entities with its own seed (its own cross-validation folds): their mean (``temporal``,
+    what the targets compare), standard deviation (``temporal_sd``) and the draws themselves (``temporal_draws``).
+    A single draw of 64 entities per side moved the discriminative AUC by a few hundredths between runs."""
+    import numpy as np
+
+    keys = list(dict.fromkeys(synthetic[ek]))
+    if len(keys) < draws * n:
+        raise ValueError(f"{len(keys)} entities sampled, {draws} draws of {n} need {draws * n}")
+    runs = []
+    for r in range(draws):
+        part = synthetic[synthetic[ek].isin(set(keys[r * n : (r + 1) * n]))].reset_index(drop=True)
+        runs.append(temporal_scores(train, part, holdout, ek, tk, seed + r))
+    mean, sd = dict(runs[0]), {}
+    for key, _ in HEADLINE:
+        values = [run[key] for run in runs if run[key] is not None]
+        mean[key] = float(np.mean(values)) if values else None
+        sd[key] = float(np.std(values, ddof=1)) if len(values) > 1 else None
+    mean["draws"] = draws
+    return {"temporal": mean, "temporal_sd": sd, "temporal_draws": [{k: run[k] for k, _ in HEADLINE} for run in runs]}
 
 
 def run_side(side: str, args, tmp: Path, train_csv: Path, ek: str, tk: str, static: list[str], n: int) -> dict:
@@ -437,12 +472,13 @@ def bench_dataset(name: str, args: argparse.Namespace, results: dict) -> None:
         tmp = Path(tmp)
         train_csv = tmp / "train.csv"
         train.to_csv(train_csv, index=False)
+        n = entry["train_entities"]
         for side in args.side_names:
-            progress(f"  {side}: fit on {len(train):,} rows, sample {entry['train_entities']} entities ...")
+            progress(f"  {side}: fit on {len(train):,} rows, sample {args.draws} x {n} entities ...")
             try:
-                measured = run_side(side, args, tmp, train_csv, ek, tk, static, entry["train_entities"])
+                measured = run_side(side, args, tmp, train_csv, ek, tk, static, args.draws * n)
                 synthetic = pd.read_parquet(tmp / f"{side}.parquet")
-                measured["temporal"] = _clean(temporal_scores(train, synthetic, holdout, ek, tk, args.seed))
+                measured.update(_clean(draw_scores(train, synthetic, holdout, ek, tk, n, args.draws, args.seed)))
             except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
                 progress(f"  {side}: {exc}")
                 entry["sides"][side] = {"error": str(exc)}
@@ -452,7 +488,8 @@ def bench_dataset(name: str, args: argparse.Namespace, results: dict) -> None:
             entry["sides"][side] = _clean(measured)
             save_results(results, args.out)
             progress(f"  {side}: fit {measured['fit_seconds']:.1f}s, " + ", ".join(
-                f"{k} {_fmt(measured['temporal'][k])}" for k, _ in HEADLINE[:3]))  # fmt: skip
+                f"{k} {_fmt(measured['temporal'][k])} +/- {_fmt(measured['temporal_sd'][k])}"
+                for k, _ in HEADLINE[:3]))  # fmt: skip
             if side == "twinforge" and not args.no_twins:
                 progress("  twin benchmark ...")
                 twins = twin_scores(tmp / "model", holdout, train, ek, tk, static, args, name)
@@ -508,6 +545,12 @@ def _fmt(v) -> str:
     return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
+def _mean_sd(side: dict, key: str) -> str:
+    mean = _fmt(side.get("temporal", {}).get(key))
+    sd = side.get("temporal_sd", {}).get(key)
+    return mean if sd is None else f"{mean} +/- {sd:.3f}"
+
+
 def format_dataset(name: str, entry: dict) -> str:
     order = [s for s in ("twinforge", "par", "mostlyai", "holdout") if s in entry["sides"]]
     rows = [("", *order)]
@@ -515,7 +558,7 @@ def format_dataset(name: str, entry: dict) -> str:
     rows.append(("fit CPU seconds", *[_fmt(entry["sides"][s].get("fit_cpu_seconds")) for s in order]))
     rows.append(("sample seconds", *[_fmt(entry["sides"][s].get("sample_seconds")) for s in order]))
     for key, label in HEADLINE:
-        rows.append((label, *[_fmt(entry["sides"][s].get("temporal", {}).get(key)) for s in order]))
+        rows.append((label, *[_mean_sd(entry["sides"][s], key) for s in order]))
     errors = {s: entry["sides"][s]["error"].splitlines()[0] for s in order if "error" in entry["sides"][s]}
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [f"== {name}: {entry.get('description', '')}"]
@@ -548,9 +591,33 @@ def format_dataset(name: str, entry: dict) -> str:
     return "\n".join(lines)
 
 
+def merge(files: list[Path], results: dict) -> None:
+    """Results of separate runs (one dataset and side each, with their own ``--out``, e.g. queued side by side)
+    into ``results``: each file's sides and twin benchmark replace those in ``results``; targets recomputed."""
+    for path in files:
+        for name, entry in load_results(path)["datasets"].items():
+            into = results["datasets"].setdefault(name, {"sides": {}})
+            for key, value in entry.items():
+                if key == "sides":
+                    for side, row in value.items():
+                        if side != "holdout" or side not in into["sides"]:
+                            into["sides"][side] = row
+                elif key != "targets":
+                    into[key] = value
+    for entry in results["datasets"].values():
+        entry["targets"] = targets(entry)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     results = load_results(args.out)
+    if args.merge:
+        merge(args.merge, results)
+        save_results(results, args.out)
+        for name in results["datasets"]:
+            print(format_dataset(name, results["datasets"][name]))
+        print(f"results: {args.out}")
+        return 0
     results["command"] = "benchmarks/bench_twins.py " + " ".join(sys.argv[1:] if argv is None else argv)
     failed = False
     for name in args.names:

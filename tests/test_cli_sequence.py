@@ -66,6 +66,9 @@ def test_personalize_then_forecast_with_an_event(workdir, monkeypatch):
     exact = run("personalize", "fleet", "--history", "unit3.csv", "--out", "twin3x", "--epochs", "4", "--exact-epochs")
     assert exact.exit_code == 0, exact.output
     assert twinforge.load(workdir / "twin3x").info_["epochs"] == 4
+    bayes = run("personalize", "fleet", "--history", "unit3.csv", "--out", "twin3p", "--epochs", "0", "--posterior")
+    assert bayes.exit_code == 0, bayes.output
+    assert twinforge.load(workdir / "twin3p").z_draws_ is not None
     result = run(
         "forecast", "twin3", "--horizon", "6", "--paths", "7", "--out", "f.csv", "--seed", "0",
         "--event", "status=fault", "--within", "3",
@@ -134,7 +137,7 @@ def test_tune_twins_then_personalize_with_the_tuned_policy(workdir, monkeypatch)
     [
         ("fit", ["--entity-key", "--time-key", "--static"]),
         ("sample", ["--entities", "--event", "--within"]),
-        ("personalize", ["--history", "--out", "--epochs", "--level", "--exact-epochs", "--seed"]),
+        ("personalize", ["--history", "--out", "--epochs", "--level", "--exact-epochs", "--posterior", "--seed"]),
         ("tune-twins", ["--events", "--static", "--ks", "--horizon", "--out", "--seed"]),
         ("forecast", ["--horizon", "--paths", "--out", "--event", "--within", "--seed"]),
     ],

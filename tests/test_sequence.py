@@ -343,7 +343,9 @@ def test_tune_personalization_chooses_on_inner_entities_and_falls_back_to_the_po
     assert policy["ks"] == [6, 12] and policy["inner_entities"] == 10
     for k, choice in zip(policy["ks"], policy["choices"], strict=True):
         scores = policy["scores"][str(k)]
-        assert set(scores) == {"population", "level 0.5", "level 1", "fine-tune 10"}
+        assert set(scores) == {
+            "population", "level 0.5", "level 1", "posterior", "posterior, level 0.5", "fine-tune 10", "latent 10"
+        }  # fmt: skip
         # a candidate is taken only if it beats the population's view by the margin on the inner entities
         assert choice["name"] == "population" or scores[choice["name"]] <= 0.98 * scores["population"]
     history = fleet[fleet.unit == 3].iloc[:6]
@@ -352,13 +354,39 @@ def test_tune_personalization_chooses_on_inner_entities_and_falls_back_to_the_po
     assert twin.info_["epochs"] <= policy["choices"][0]["epochs"]
     assert tuned.personalize(history, epochs=0, level=0.0).info_["level"] == 0.0  # explicit values win
     long = _distinctive_entity(steps=40)  # longer than twice the longest tuned length: the safe defaults
-    assert tuned._policy_for(len(long)) == {"epochs": 0, "level": 0.0, "encode": False, "select": True}
+    assert tuned._policy_for(len(long)) == {
+        "epochs": 0, "level": 0.0, "encode": False, "select": True, "posterior": False, "fine_tune_share": 0.6
+    }  # fmt: skip
     tuned.save(tmp_path / "tuned")
     assert twinforge.load(tmp_path / "tuned").twin_policy_ == policy
     with pytest.raises(ParameterError, match="holdout_share"):
         tuned.tune_personalization(fleet, holdout_share=1.5)
     with pytest.raises(DataError, match="lacks the columns"):
         tuned.tune_personalization(fleet.drop(columns="site"))
+
+
+def test_a_posterior_twin_draws_each_paths_latent_from_the_history_weighted_population(model, fleet, tmp_path):
+    history = fleet[fleet.unit == 3].iloc[:10]
+    twin = model.personalize(history, epochs=0, posterior=True, seed=0)
+    draws, weights = twin.z_draws_, twin.z_weights_
+    assert draws.shape == (2048, model.embedding_dim) and weights.shape == (2048,)
+    assert np.isclose(weights.sum(), 1.0) and (weights >= 0).all()
+    # the history is informative: the weights are far from uniform, and the point latent is their mean
+    assert 1.0 <= twin.info_["posterior_ess"] < 0.5 * len(weights)
+    np.testing.assert_allclose(twin.z_, weights @ draws)
+    out = twin.forecast(6, paths=20, seed=1)
+    assert out.shape == (120, 6) and sorted(out["path"].unique()) == list(range(20))
+    pd.testing.assert_frame_equal(out, twin.forecast(6, paths=20, seed=1))
+    population = model.personalize(history, epochs=0).forecast(6, paths=20, seed=1)
+    assert not np.allclose(out["temp"], population["temp"])
+    twin.save(tmp_path / "twin")
+    back = twinforge.load(tmp_path / "twin")
+    pd.testing.assert_frame_equal(back.forecast(6, paths=20, seed=1), out)
+    assert model.personalize(history, epochs=0).z_draws_ is None  # not asked for: one latent
+    with pytest.raises(ParameterError, match="posterior"):
+        model.personalize(history, posterior="yes")
+    with pytest.raises(ParameterError, match="fine_tune_share"):
+        model.personalize(history, fine_tune_share=1.5)
 
 
 def test_a_model_saved_before_the_encoder_existed_still_loads(model, fleet, tmp_path):

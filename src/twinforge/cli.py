@@ -391,6 +391,13 @@ def personalize(
             "--exact-epochs", help="Train exactly --epochs (default: --epochs is a bound, chosen on the history)."
         ),
     ] = False,
+    posterior: Annotated[
+        bool | None,
+        typer.Option(
+            "--posterior/--no-posterior",
+            help="Draw each path's entity latent from its posterior given the history (default: tuned, or no).",
+        ),
+    ] = None,
     seed: SeedOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -403,7 +410,8 @@ def personalize(
     if getattr(model, "kind", "table") != "sequence" or not hasattr(model, "personalize"):
         raise ParameterError(f"{str(model_dir)!r} is not a sequence model: fit one with --entity-key/--time-key")
     frame = _read(history, None, None)
-    twin = model.personalize(frame, epochs=epochs, level=level, select=False if exact_epochs else None, seed=seed)
+    select = False if exact_epochs else None
+    twin = model.personalize(frame, epochs=epochs, level=level, select=select, posterior=posterior, seed=seed)
     twin.save(out, overwrite=overwrite)
     console.print(f"personalised to entity {twin.entity!r} on {len(frame):,} steps; twin saved to {out}")
 

@@ -442,31 +442,54 @@ def _mixture_parts(p: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor,
     return logw, mu, logstd
 
 
+def _numeric_index(enc: _Encoding, device: torch.device) -> dict[str, Any]:
+    """Where the numeric blocks' targets and parameters sit, as index tensors, so that :func:`_nll` scores every
+    numeric channel in one batched expression instead of one small graph per channel (cached per device)."""
+    cache = enc.__dict__.setdefault("_index_cache", {})
+    if device not in cache:
+        k = enc.state["k"]
+        num = [(i, b) for i, b in enumerate(enc.blocks) if b["kind"] == "num"]
+        miss = [(i, b) for i, b in num if b.get("missing", False)]
+        long = lambda v: torch.as_tensor(v, dtype=torch.long, device=device)  # noqa: E731
+        mix = [list(range(b["p0"] + int(b.get("missing", False)), b["p0"] + b["n_par"])) for _, b in num]
+        cache[device] = {
+            "cols": long([i for i, _ in num]),
+            "mix": long(mix).reshape(len(num), 3 * k),
+            "miss_cols": long([i for i, _ in miss]),
+            "miss_par": long([b["p0"] for _, b in miss]),
+            # the gap's missing flag is scored only where the gap exists (not at an entity's first step)
+            "miss_gap": torch.as_tensor([b["name"] == "__gap__" for _, b in miss], dtype=torch.bool, device=device),
+        }
+    return cache[device]
+
+
 def _nll(enc: _Encoding, par: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Negative log-likelihood per step (B, L), summed over blocks; ``mask`` (B, L) marks steps that count."""
     k = enc.state["k"]
     total = torch.zeros(y.shape[:-1], device=y.device)
     for i, b in enumerate(enc.blocks):
-        p = par[..., b["p0"] : b["p0"] + b["n_par"]]
+        if b["kind"] != "cat":
+            continue
+        logits = par[..., b["p0"] : b["p0"] + b["n_par"]]
         v = y[..., i]
         ok = ~torch.isnan(v)
-        if b["kind"] == "cat":
-            logits = p
-            target = torch.where(ok, v, torch.zeros_like(v)).long()
-            nll = -torch.log_softmax(logits, -1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
-            total = total + torch.where(ok, nll, torch.zeros_like(nll))
-            continue
-        miss = b.get("missing", False)
-        if miss:
-            total = total + F.binary_cross_entropy_with_logits(p[..., 0], (~ok).float(), reduction="none") * (
-                torch.ones_like(v) if b["name"] != "__gap__" else ok.float()
-            )
-            p = p[..., 1:]
-        logw, mu, logstd = _mixture_parts(p, k)
+        target = torch.where(ok, v, torch.zeros_like(v)).long()
+        nll = -torch.log_softmax(logits, -1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
+        total = total + torch.where(ok, nll, torch.zeros_like(nll))
+    ix = _numeric_index(enc, y.device)
+    if len(ix["cols"]):
+        # every numeric channel at once: a k-component Gaussian mixture per channel and step
+        v = y[..., ix["cols"]]
+        ok = ~torch.isnan(v)
+        logw, mu, logstd = _mixture_parts(par[..., ix["mix"]], k)
         x = torch.where(ok, v, torch.zeros_like(v)).unsqueeze(-1)
         lp = logw - 0.5 * ((x - mu) / logstd.exp()) ** 2 - logstd - 0.5 * math.log(2 * math.pi)
         nll = -torch.logsumexp(lp, -1)
-        total = total + torch.where(ok, nll, torch.zeros_like(nll))
+        total = total + torch.where(ok, nll, torch.zeros_like(nll)).sum(-1)
+    if len(ix["miss_cols"]):
+        missing = torch.isnan(y[..., ix["miss_cols"]])
+        bce = F.binary_cross_entropy_with_logits(par[..., ix["miss_par"]], missing.float(), reduction="none")
+        total = total + torch.where(ix["miss_gap"] & missing, torch.zeros_like(bce), bce).sum(-1)
     return total * mask
 
 
@@ -958,10 +981,11 @@ class SequenceModel(Synthesizer):
         level: float | None = None,
         encode: bool | None = None,
         select: bool | None = None,
+        posterior: bool | None = None,
         max_minutes: float | None = None,
         static: dict[str, Any] | None = None,
         learning_rate: float = 0.05,
-        fine_tune_share: float = 0.6,
+        fine_tune_share: float | None = None,
         anchor: float = 0.1,
         seed: int | None = None,
         progress: bool | None = None,
@@ -988,11 +1012,18 @@ class SequenceModel(Synthesizer):
         amortised encoder infers from the history, instead of the population's mean latent. ``select=False``
         trains exactly ``epochs`` epochs, without the trial run on the history's last 30%.
 
-        ``epochs``, ``level``, ``encode`` and ``select`` default to what :meth:`tune_personalization` chose on
-        training entities held out from an inner population fit, for histories up to twice the longest tuned
-        length. Without a tuned policy (or for longer histories) the default is the safe one: no fine-tuning
-        (``epochs=0``, ``level=0``; ``encode`` if the model has an encoder), because fine-tuning on a short
-        history, unchecked, forecasts worse than the population model on BasicMotions and the turbine fleet.
+        ``posterior=True`` averages the twin over the entity latent's posterior given the history instead of
+        fixing one latent: 2,048 latents are drawn from the population's latent distribution (the prior each
+        training entity's embedding was fitted under), each is weighted by the likelihood of the history under
+        the (fine-tuned) network, and every forecast path draws its latent from these weights (importance
+        sampling; no gradient steps, so it cannot overfit a short history the way fine-tuning can).
+
+        ``epochs``, ``level``, ``encode``, ``select`` and ``posterior`` default to what
+        :meth:`tune_personalization` chose on training entities held out from an inner population fit, for
+        histories up to twice the longest tuned length. Without a tuned policy (or for longer histories) the
+        default is the safe one: no fine-tuning (``epochs=0``, ``level=0``, ``posterior=False``; ``encode`` if
+        the model has an encoder), because fine-tuning on a short history, unchecked, forecasts worse than the
+        population model on BasicMotions and the turbine fleet.
         Given explicitly, they override the policy.
 
         ``history`` has the time column and every channel; the entity key column is optional (one entity only).
@@ -1006,7 +1037,9 @@ class SequenceModel(Synthesizer):
         level = policy["level"] if level is None else level
         encode = policy["encode"] if encode is None else encode
         select = policy["select"] if select is None else select
-        for name, flag in (("encode", encode), ("select", select)):
+        posterior = policy["posterior"] if posterior is None else posterior
+        fine_tune_share = policy["fine_tune_share"] if fine_tune_share is None else fine_tune_share
+        for name, flag in (("encode", encode), ("select", select), ("posterior", posterior)):
             if not isinstance(flag, bool):
                 raise ParameterError(f"{name} must be True or False, got {flag!r}")
         if encode and not self.context:
@@ -1015,7 +1048,11 @@ class SequenceModel(Synthesizer):
             raise ParameterError(f"level must be a number in [0, 2], got {level!r}")
         if max_minutes is not None and (isinstance(max_minutes, bool) or not max_minutes > 0):
             raise ParameterError(f"max_minutes must be a positive number or None, got {max_minutes!r}")
-        if not 0 <= fine_tune_share <= 1:
+        if (
+            isinstance(fine_tune_share, bool)
+            or not isinstance(fine_tune_share, (int, float))
+            or not 0 <= fine_tune_share <= 1
+        ):
             raise ParameterError(f"fine_tune_share must be in [0, 1], got {fine_tune_share!r}")
         y = self.encoding_.encode(frame, times)
         rng = np.random.default_rng(self._seed_sequence(seed, stream=2))
@@ -1040,6 +1077,13 @@ class SequenceModel(Synthesizer):
                 )  # fmt: skip
                 info["encoded"] = bool(encode)
         net.eval()
+        draws = weights = None
+        if posterior:
+            prior_mean, prior_cov = (self.z_mean_, self.z_cov_) if not encode else (mu[0], np.diag(var[0]))
+            draws, weights = self._latent_posterior(net, y, times, cond, prior_mean, prior_cov, rng)
+            z0 = weights @ draws  # the posterior mean: the twin's point latent (level offset)
+            info["posterior_ess"] = float(1.0 / np.sum(weights**2))  # effective number of the 2,048 latents
+        info["posterior"] = bool(posterior)
         offset = self._level_offset(net, y, times, cond, z0, float(level))
         info["level"] = float(level)
         info["level_offset"] = {
@@ -1047,12 +1091,43 @@ class SequenceModel(Synthesizer):
         }
         twin = Twin._new(self, net, entity, static_row, frame, times, y, z0, info)
         twin.offset_ = offset
+        twin.z_draws_, twin.z_weights_ = draws, weights
         return twin
+
+    def _latent_posterior(self, net, y, times, cond, mean, cov, rng, draws: int = 2048):
+        """Importance sampling of the entity latent given the history: ``draws`` latents from N(mean, cov) and
+        their normalised likelihoods p(history | z) under ``net`` (one batched pass over the history)."""
+        enc = self.encoding_
+        device = next(net.parameters()).device
+        z = rng.multivariate_normal(np.asarray(mean, dtype="float64"), np.asarray(cov, dtype="float64"), draws)
+        n = len(y)
+        elapsed = (times - times[0]) / self.layout_["time_scale"]
+        prev = np.zeros((1, n, enc.d_step), dtype="float32")
+        prev[0, 1:] = enc.features(y[:-1])
+        extra = np.zeros((1, n, 2), dtype="float32")
+        extra[0, 1:, 0] = elapsed[:-1]
+        extra[0, 0, 1] = 1.0
+        t = lambda a: torch.tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
+        cz = torch.cat([t(np.repeat(cond, draws, 0)), t(z)], -1)
+        grow = lambda a: t(a).expand(draws, *a.shape[1:])  # noqa: E731
+        with torch.no_grad():
+            out, _ = net.run(grow(prev), grow(extra), cz, net.initial(cz))
+            par = net.params(out, cz, grow(enc.features(y)[None]))
+            loglik = -_nll(enc, par, grow(y[None]), torch.ones(draws, n, device=device)).sum(1)
+        weights = torch.softmax(loglik.double(), 0).cpu().numpy()
+        return z, weights / weights.sum()
 
     def _policy_for(self, history_length: int) -> dict[str, Any]:
         """The personalisation settings for a history of ``history_length`` steps: the tuned choice of the nearest
         tuned length (up to twice the longest), else the defaults."""
-        default = {"epochs": 0, "level": 0.0, "encode": bool(self.context), "select": True}
+        default = {
+            "epochs": 0,
+            "level": 0.0,
+            "encode": bool(self.context),
+            "select": True,
+            "posterior": False,
+            "fine_tune_share": 0.6,
+        }
         policy = getattr(self, "twin_policy_", None)
         if not policy or history_length > 2 * max(policy["ks"]):
             return default
@@ -1060,7 +1135,15 @@ class SequenceModel(Synthesizer):
         choice = policy["choices"][int(np.argmin(np.abs(np.log(ks) - np.log(max(history_length, 1)))))]
         encode = bool(choice.get("encode", False)) and bool(self.context)
         select = bool(choice.get("select", True))
-        return {"epochs": int(choice["epochs"]), "level": float(choice["level"]), "encode": encode, "select": select}
+        posterior = bool(choice.get("posterior", False))
+        return {
+            "epochs": int(choice["epochs"]),
+            "level": float(choice["level"]),
+            "encode": encode,
+            "select": select,
+            "posterior": posterior,
+            "fine_tune_share": float(choice.get("fine_tune_share", 0.6)),
+        }
 
     def _level_offset(self, net, y, times, cond, z, level: float) -> np.ndarray:
         """``level`` x the mean one-step-ahead residual (standardised) of each numeric channel over the history."""
@@ -1105,7 +1188,7 @@ class SequenceModel(Synthesizer):
     ) -> pd.DataFrame:
         """The population model's forecast for an entity (no personalisation): ``personalize(history,
         epochs=0, level=0).forecast(...)``. Useful as the baseline a twin should beat."""
-        twin = self.personalize(history, epochs=0, level=0.0, encode=False, static=static)
+        twin = self.personalize(history, epochs=0, level=0.0, encode=False, posterior=False, static=static)
         return twin.forecast(horizon, paths, seed=seed, event=event)
 
     def tune_personalization(
@@ -1182,16 +1265,20 @@ class SequenceModel(Synthesizer):
             raise DataError("tuning scores numeric channels, and this model has none")
         scale = {c: float(np.nanstd(df.loc[~mask, c].to_numpy(dtype="float64"))) or 1.0 for c in numeric}
         e = bool(self.context)  # with an encoder, the inferred latent is a candidate and fine-tuning starts from it
-        plain = {"encode": False, "select": False}
+        plain = {"encode": False, "select": False, "posterior": False}
         candidates = {
             "population": {"epochs": 0, "level": 0.0, **plain},
             "level 0.5": {"epochs": 0, "level": 0.5, **plain},
             "level 1": {"epochs": 0, "level": 1.0, **plain},
+            "posterior": {**plain, "epochs": 0, "level": 0.0, "posterior": True},
+            "posterior, level 0.5": {**plain, "epochs": 0, "level": 0.5, "posterior": True},
         }
         if e:
             candidates["encoder"] = {"epochs": 0, "level": 0.0, "encode": True, "select": False}
         for n in epoch_grid:  # exactly n epochs: choosing them on a few held-back steps of the history is noisier
-            candidates[f"fine-tune {n}"] = {"epochs": n, "level": 0.0, "encode": e, "select": False}
+            candidates[f"fine-tune {n}"] = {"epochs": n, "level": 0.0, "encode": e, "select": False, "posterior": False}
+            # the entity's latent alone (MAP under the population's latent distribution), the weights untouched
+            candidates[f"latent {n}"] = {**candidates[f"fine-tune {n}"], "fine_tune_share": 0.0}
 
         def forecaster(settings):
             def run(history, steps, n_paths, run_seed):
@@ -1598,9 +1685,13 @@ def _generate(
             e = np.zeros((1, m, 2), dtype="float32")
             e[0, 1:, 0] = el[:-1]
             e[0, 0, 1] = 1.0
-            cz1 = cz[:1]
-            _, h1 = net.run(torch.as_tensor(p, device=device), torch.as_tensor(e, device=device), cz1, net.initial(cz1))
-            h = h1.expand(-1, n, -1).contiguous()
+            # one warm-up serves every row when they share the latent and attributes; else one per row
+            rows = 1 if bool((cz == cz[:1]).all()) else n
+            czh = cz[:rows]
+            pt = torch.as_tensor(p, device=device).expand(rows, -1, -1)
+            et = torch.as_tensor(e, device=device).expand(rows, -1, -1)
+            _, h1 = net.run(pt, et, czh, net.initial(czh))
+            h = h1.expand(-1, n, -1).contiguous() if rows == 1 else h1
             prev = torch.as_tensor(enc.features(hy[-1:]), device=device)[None].expand(n, 1, -1).contiguous()
             extra = torch.zeros(n, 1, 2, device=device)
             extra[:, 0, 0] = float(el[-1])
@@ -1798,6 +1889,7 @@ class Twin:
         twin.z_ = np.asarray(z, dtype="float64")
         twin.info_ = info
         twin.offset_ = np.zeros(len(model.encoding_.blocks))
+        twin.z_draws_ = twin.z_weights_ = None
         return twin
 
     @property
@@ -1824,7 +1916,7 @@ class Twin:
         rng = np.random.default_rng(m._seed_sequence(seed, stream=3))
         ev = _Event.parse(m, event, default_within=horizon, widen=0.5)
         cond = np.repeat(m.static_encoding_.encode(self.static_row_), paths, 0)
-        z = np.repeat(self.z_[None], paths, 0)
+        z = self._latents(paths, rng)
         lengths = np.full(paths, horizon)
         y, times = _generate(m, m.net_, cond, z, {"y": self.y_, "times": self.times_}, lengths, None, rng, ev)
         y = self._shifted(y, ev)
@@ -1860,7 +1952,7 @@ class Twin:
         rng = np.random.default_rng(m._seed_sequence(seed, stream=4))
         ev = _Event.parse(m, event, default_within=length)
         cond = np.repeat(m.static_encoding_.encode(self.static_row_), n_sequences, 0)
-        z = np.repeat(self.z_[None], n_sequences, 0)
+        z = self._latents(n_sequences, rng)
         lengths = np.full(n_sequences, length)
         t0 = np.full(n_sequences, self.times_[0])
         y, times = _generate(m, m.net_, cond, z, None, lengths, t0, rng, ev)
@@ -1875,6 +1967,12 @@ class Twin:
             out[c] = pd.concat([self.static_row_[c]] * (n_sequences * length), ignore_index=True)
         out.update(m.encoding_.decode(y.reshape(n_sequences * length, -1)))
         return pd.DataFrame(out)
+
+    def _latents(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """One entity latent per path: the twin's own, or draws from its posterior (``personalize(posterior=True)``)."""
+        if getattr(self, "z_draws_", None) is None:
+            return np.repeat(self.z_[None], n, 0)
+        return self.z_draws_[rng.choice(len(self.z_weights_), n, p=self.z_weights_)]
 
     def _shifted(self, y: np.ndarray, event: _Event | None) -> np.ndarray:
         """Generated targets plus the twin's level offset (not on an event's channel: its range stays exact)."""
@@ -1905,6 +2003,8 @@ class Twin:
             "y": self.y_,
             "z": self.z_,
             "offset": self.offset_,
+            "z_draws": getattr(self, "z_draws_", None),
+            "z_weights": getattr(self, "z_weights_", None),
             "info": self.info_,
         }
         save_model_dir(path, doc, overwrite=overwrite)
@@ -1923,6 +2023,9 @@ class Twin:
         twin.z_ = np.asarray(st["z"], dtype="float64")
         twin.info_ = st["info"]
         twin.offset_ = np.asarray(st.get("offset", np.zeros(len(model.encoding_.blocks))), dtype="float64")
+        draws, weights = st.get("z_draws"), st.get("z_weights")
+        twin.z_draws_ = None if draws is None else np.asarray(draws, dtype="float64").reshape(len(weights), -1)
+        twin.z_weights_ = None if weights is None else np.asarray(weights, dtype="float64")
         return twin
 
 
