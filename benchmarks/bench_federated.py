@@ -118,6 +118,19 @@ def federate(parts: list[pd.DataFrame], out: Path, meta, args: argparse.Namespac
     )
 
 
+def code_version() -> str:
+    """The commit the measured code comes from (``+`` when the working tree differs from it), for the JSON."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "src"], capture_output=True, text=True)
+    except OSError:
+        return "unknown"
+    name = head.stdout.strip() or os.environ.get("TWINFORGE_COMMIT", "unknown")  # a snapshot has no .git
+    return name + ("+" if dirty.stdout.strip() else "")
+
+
 def local_epochs_for(args: argparse.Namespace, k: int) -> int:
     return int(args.local_epochs) if getattr(args, "local_epochs", 0) else LOCAL_EPOCHS.get(k, 4)
 
@@ -306,7 +319,11 @@ def main(argv: list[str] | None = None) -> int:
 
         if entry["central"] is None:
             central, secs = fit_alone(train)
-            entry["central"] = {"seconds": round(secs, 2), **scores(train, holdout, central, seed)}
+            entry["central"] = {
+                "commit": code_version(),
+                "seconds": round(secs, 2),
+                **scores(train, holdout, central, seed),
+            }
             save()
             print(f"seed {seed} central: {entry['central']}", flush=True)
         work = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-federated-{os.getpid()}"
@@ -326,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 avg = {key: round(float(np.mean([a[key] for a in alone])), 4) if alone else np.nan for key in METRICS}
                 entry["runs"][f"{how}-{k}"] = {
+                    "commit": code_version(),
                     "site_rows": [len(p) for p in parts],
                     "rounds": rounds_for(args, k),
                     "local_epochs": local_epochs_for(args, k),
