@@ -423,10 +423,8 @@ def make_client_app() -> Any:
         local_dp = LocalDP.from_config(cfg, server_round)
         with proximal(modules, mu):
             if local_dp is None:
-                epochs = int(cfg["local-epochs"])
-                if "local-steps" in cfg and hasattr(adapter, "passes_for"):
-                    epochs = adapter.passes_for(model, len(df), int(cfg["local-steps"]))
-                metrics = adapter.train(model, arrays, epochs, rng)
+                steps = int(cfg["local-steps"]) if "local-steps" in cfg else None  # equal local steps per site
+                metrics = adapter.train(model, arrays, int(cfg["local-epochs"]), rng, steps=steps)
             else:
                 metrics = adapter.train(model, arrays, int(cfg["local-epochs"]), rng, dp=local_dp)
         weights = get_weights(modules)
@@ -783,8 +781,8 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
         "first-round": int(done),
         "lr-decay": settings.lr_final,
     }
-    if settings.dp_mode != "local" and hasattr(adapter, "passes_for"):
-        # every site takes the same number of local steps per round (see _AutoAdapter.passes_for)
+    if settings.dp_mode != "local" and hasattr(adapter, "local_steps"):
+        # every site takes the same number of local steps per round (see _adapters._EqualSteps)
         train_cfg["local-steps"] = adapter.local_steps(model, n_rows / max(n_sites, 1), settings.local_epochs)
     if settings.dp_mode == "local":
         from twinforge.federated._localdp import stats_noise
@@ -859,6 +857,7 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
         "sites": n_sites,
         "rounds": settings.rounds,
         "local_epochs": settings.local_epochs,
+        **({"local_steps": int(train_cfg["local-steps"])} if "local-steps" in train_cfg else {}),
         "strategy": settings.strategy
         + {"fedprox": f" (mu={settings.proximal_mu})", "fedavgm": f" (momentum={settings.server_momentum})"}.get(
             settings.strategy, ""
