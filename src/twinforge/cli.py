@@ -925,7 +925,8 @@ DpOpt = Annotated[
     typer.Option(
         "--dp",
         help="Differential privacy: 'none'; 'central' (DP-FedAvg: sites clip updates, the server adds noise; "
-        "protects whole sites); 'local' (DP-SGD on each site, --epsilon per site; protects each row).",
+        "protects whole sites); 'local' (DP-SGD on each site, --epsilon per site; protects each row, or with "
+        "-m sequence each whole entity).",
     ),
 ]
 FedEpsilonOpt = Annotated[
@@ -942,7 +943,8 @@ StatsShareOpt = Annotated[
     typer.Option("--stats-share", help="--dp local: share of epsilon the agreed statistics take (the rest trains)."),
 ]
 DeltaOpt = Annotated[
-    float, typer.Option("--delta", help="DP: the delta (per site with --dp local); must be below 1/rows.")
+    float,
+    typer.Option("--delta", help="DP: the delta (per site with --dp local); must be below 1/rows (1/entities)."),
 ]
 MinSitesOpt = Annotated[int | None, typer.Option("--min-sites", help="Sites needed to start and per round.")]
 TimeoutOpt = Annotated[

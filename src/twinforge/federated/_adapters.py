@@ -578,7 +578,8 @@ class _SequenceAdapter:
         return {"seq": SharedNet(model.net_), "static": model.static_model_.net_}
 
 
-LOCAL_DP_MODELS = ("auto", "ctgan", "ddpm", "tvae")  # models whose federated training runs DP-SGD on each site
+# models whose federated training runs DP-SGD on each site (the sequence model at entity level, see _sequence)
+LOCAL_DP_MODELS = ("auto", "ctgan", "ddpm", "tvae", "sequence")
 
 ADAPTERS: dict[str, Any] = {
     "auto": _AutoAdapter(),
