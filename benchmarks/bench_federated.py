@@ -408,7 +408,11 @@ def main_local_dp(args: argparse.Namespace) -> int:
     if doc["central"] is None:
         t0 = time.perf_counter()
         central = twinforge.create(args.model, seed=args.seed, progress=False).fit(train, metadata=meta)
-        doc["central"] = {"seconds": round(time.perf_counter() - t0, 2), **scores(train, holdout, central, args.seed)}
+        doc["central"] = {
+            "commit": code_version(),
+            "seconds": round(time.perf_counter() - t0, 2),
+            **scores(train, holdout, central, args.seed),
+        }
         save()
     print(f"central (no DP): {doc['central']}", flush=True)
     work = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-federated-{os.getpid()}"
@@ -441,6 +445,7 @@ def main_local_dp(args: argparse.Namespace) -> int:
                 privacy = model.fit_info_["federated"]["privacy"]
                 got = scores(train, holdout, model, args.seed)
                 run = {
+                    "commit": code_version(),
                     "split": how,
                     "sites": k,
                     "epsilon": eps,
