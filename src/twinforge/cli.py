@@ -618,7 +618,8 @@ def info(model_dir: Annotated[Path, typer.Argument(help="A model directory writt
             per_site = ", ".join(f"{k}: {v['epsilon']:.3g}" for k, v in sites.items())
             head.add_row(
                 "privacy spent",
-                f"local DP (DP-SGD on each site): max epsilon={privacy['epsilon']:g} at delta={privacy['delta']:g} "
+                f"local DP (DP-SGD on each site, {privacy.get('unit', 'row')}-level): max epsilon="
+                f"{privacy['epsilon']:g} at delta={privacy['delta']:g} "
                 f"of a budget of {privacy['epsilon_budget']:g} per site; per site: {per_site}",
             )
         elif privacy.get("dp"):
@@ -1063,7 +1064,8 @@ def _print_federated(model_dir: Path) -> None:
     privacy = fed["privacy"]
     spent = f"epsilon={privacy['epsilon']:g} at delta={privacy['delta']:g}" if privacy["dp"] else "no DP"
     if privacy.get("mode") == "local":
-        spent = f"local DP, max epsilon={privacy['epsilon']:g} per site at delta={privacy['delta']:g}"
+        unit = privacy.get("unit", "row")
+        spent = f"local {unit}-level DP, max epsilon={privacy['epsilon']:g} per site at delta={privacy['delta']:g}"
     console.print(
         f"trained [bold]{doc['model']}[/] across {fed['sites']} sites, {fed['rounds']} rounds "
         f"({fed['bytes_per_round']:,} bytes per round, {spent}); saved to {model_dir}"
