@@ -618,9 +618,9 @@ def info(model_dir: Annotated[Path, typer.Argument(help="A model directory writt
             per_site = ", ".join(f"{k}: {v['epsilon']:.3g}" for k, v in sites.items())
             head.add_row(
                 "privacy spent",
-                f"local DP (DP-SGD on each site, {privacy.get('unit', 'row')}-level): max epsilon="
-                f"{privacy['epsilon']:g} at delta={privacy['delta']:g} "
-                f"of a budget of {privacy['epsilon_budget']:g} per site; per site: {per_site}",
+                f"local DP (DP-SGD on each site): max epsilon={privacy['epsilon']:g} at delta={privacy['delta']:g} "
+                f"of a budget of {privacy['epsilon_budget']:g} per site; per site: {per_site}; unit of privacy: "
+                f"one {privacy.get('unit', 'row')}",
             )
         elif privacy.get("dp"):
             head.add_row(
