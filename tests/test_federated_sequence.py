@@ -344,3 +344,35 @@ def test_private_parts_compute_what_the_sequence_network_computes(tmp_path):
     with torch.no_grad():
         out, _ = net.run(prev, extra, cz, net.initial(cz))
         torch.testing.assert_close(parts.params(prev, extra, cz, cur), net.params(out, cz, cur), atol=1e-5, rtol=1e-5)
+
+
+def test_entity_weighted_statistics_move_by_at_most_their_sensitivity():
+    """Removing one entity (all its steps) moves a DP statistics release by at most the sensitivity the noise is
+    calibrated to, however long the entity: its steps weigh 1 / its length."""
+    from twinforge.federated import _sequence
+
+    df = fleet(units=10, steps=20)
+    df = df[~((df["unit"] == "U003") & (df["t"] >= 4))]  # entities of 4 and 20 steps
+    meta = _declared(df)
+    spec = _sequence.SequenceSpec.resolve(meta, "unit", "t", ["group", "size"])
+
+    def flat(stats: dict) -> dict:
+        out = {}
+        for part in ("steps", "entities"):
+            out[(part, "n")] = stats[part]["n"]
+            for name, col in stats[part]["columns"].items():
+                out[(part, name, "missing")] = col.get("missing", 0.0)
+                for key in ("hist", "decimals"):
+                    for i, v in enumerate(col.get(key, [])):
+                        out[(part, name, key, i)] = v
+                for level, v in zip(col.get("levels", []), col.get("counts", []), strict=True):
+                    out[(part, name, "level", level)] = v
+        return out
+
+    bound = _sequence.stats_sensitivity(meta, spec)
+    for unit in ("U003", "U004"):
+        full = flat(_sequence.site_stage1(df, meta, spec, 1e-12, 0, 0.0))
+        less = flat(_sequence.site_stage1(df[df["unit"] != unit], meta, spec, 1e-12, 0, 0.0))
+        moved = np.sqrt(sum((full.get(k, 0.0) - less.get(k, 0.0)) ** 2 for k in set(full) | set(less)))
+        assert 0.5 < moved <= bound + 1e-6
+        assert full[("steps", "n")] == pytest.approx(10.0) and less[("steps", "n")] == pytest.approx(9.0)

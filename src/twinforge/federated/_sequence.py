@@ -778,7 +778,10 @@ def z_distribution(moments: list[dict[str, Any]], d: int) -> tuple[np.ndarray, n
     """The pooled embeddings' mean and covariance (as ``np.cov``) from the sites' sums."""
     n = float(sum(m["n"] for m in moments))
     if n < 1:
-        raise DataError("no site sent its entities' embedding sums: cannot finish the sequence model")
+        raise DataError(
+            f"the sites' entity embedding sums count {n:.3g} entities, fewer than one: cannot finish the sequence "
+            "model (with --dp local: the noise on a few entities; use sites with more entities or a larger epsilon)"
+        )
     s = np.sum([np.asarray(m["sum"], dtype="float64") for m in moments], axis=0)
     o = np.sum([np.asarray(m["outer"], dtype="float64") for m in moments], axis=0)
     mean = s / n
