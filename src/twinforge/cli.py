@@ -627,7 +627,8 @@ def info(model_dir: Annotated[Path, typer.Argument(help="A model directory writt
             head.add_row(
                 "privacy spent",
                 f"local DP (DP-SGD on each site): max epsilon={privacy['epsilon']:g} at delta={privacy['delta']:g} "
-                f"of a budget of {privacy['epsilon_budget']:g} per site; per site: {per_site}",
+                f"of a budget of {privacy['epsilon_budget']:g} per site; per site: {per_site}; unit of privacy: "
+                f"one {privacy.get('unit', 'row')}",
             )
         elif privacy.get("dp"):
             head.add_row(
@@ -933,7 +934,8 @@ DpOpt = Annotated[
     typer.Option(
         "--dp",
         help="Differential privacy: 'none'; 'central' (DP-FedAvg: sites clip updates, the server adds noise; "
-        "protects whole sites); 'local' (DP-SGD on each site, --epsilon per site; protects each row).",
+        "protects whole sites); 'local' (DP-SGD on each site, --epsilon per site; protects each row, or with "
+        "-m sequence each whole entity).",
     ),
 ]
 FedEpsilonOpt = Annotated[
@@ -950,7 +952,8 @@ StatsShareOpt = Annotated[
     typer.Option("--stats-share", help="--dp local: share of epsilon the agreed statistics take (the rest trains)."),
 ]
 DeltaOpt = Annotated[
-    float, typer.Option("--delta", help="DP: the delta (per site with --dp local); must be below 1/rows.")
+    float,
+    typer.Option("--delta", help="DP: the delta (per site with --dp local); must be below 1/rows (1/entities)."),
 ]
 MinSitesOpt = Annotated[int | None, typer.Option("--min-sites", help="Sites needed to start and per round.")]
 TimeoutOpt = Annotated[
@@ -1069,7 +1072,8 @@ def _print_federated(model_dir: Path) -> None:
     privacy = fed["privacy"]
     spent = f"epsilon={privacy['epsilon']:g} at delta={privacy['delta']:g}" if privacy["dp"] else "no DP"
     if privacy.get("mode") == "local":
-        spent = f"local DP, max epsilon={privacy['epsilon']:g} per site at delta={privacy['delta']:g}"
+        unit = privacy.get("unit", "row")
+        spent = f"local {unit}-level DP, max epsilon={privacy['epsilon']:g} per site at delta={privacy['delta']:g}"
     console.print(
         f"trained [bold]{doc['model']}[/] across {fed['sites']} sites, {fed['rounds']} rounds "
         f"({fed['bytes_per_round']:,} bytes per round, {spent}); saved to {model_dir}"

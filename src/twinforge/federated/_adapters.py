@@ -94,7 +94,45 @@ def proximal(modules: dict[str, nn.Module], mu: float) -> Iterator[None]:
             h.remove()
 
 
-class _AutoAdapter:
+class _EqualSteps:
+    """Equal local steps: every site takes the same number of optimiser steps per round, whatever its size.
+
+    FedAvg weights a site's update by its rows, but a site that takes more local steps moves further: with steps
+    t_i and weights p_i, FedAvg minimises sum p_i t_i F_i rather than sum p_i F_i (Wang et al., "Tackling the
+    Objective Inconsistency Problem in Heterogeneous Federated Optimization", NeurIPS 2020). One pass per local
+    epoch gives a large site many times the steps of a small one, so the global model leans toward the large
+    sites' mix. Every site therefore takes the steps a site of average size takes in ``local_epochs`` passes (the
+    server sends them as ``local-steps``), in as many passes over its own rows as that needs. Not under local DP,
+    whose accountant is set per epoch.
+    """
+
+    def site_batch(self, model: Any, n_rows: int) -> int:
+        """The batch a site with ``n_rows`` rows trains with (at most its rows)."""
+        return local_batch(int(model.batch_size), n_rows)
+
+    def steps_per_pass(self, model: Any, n_rows: float) -> int:
+        n = max(1, round(float(n_rows)))
+        return max(1, n // self.site_batch(model, n))
+
+    def local_steps(self, model: Any, mean_rows: float, local_epochs: int) -> int:
+        """Steps every site takes per round: ``local_epochs`` passes of a site with ``mean_rows`` rows."""
+        return int(local_epochs) * self.steps_per_pass(model, mean_rows)
+
+    def passes_for(self, model: Any, n_rows: int, local_steps: int) -> int:
+        """Passes over a site's ``n_rows`` rows that come closest to ``local_steps`` steps (at least one)."""
+        return max(1, round(local_steps / self.steps_per_pass(model, n_rows)))
+
+
+def _batches(n_rows: int, batch: int, steps: int, device: Any) -> Iterator[torch.Tensor]:
+    """``steps`` batches of ``batch`` row indices, going through the rows in fresh random orders, one after another
+    (under the caller's seeded torch generator)."""
+    passes = -(-steps * batch // n_rows)
+    order = torch.cat([torch.randperm(n_rows, device=device) for _ in range(passes)])
+    for i in range(steps):
+        yield order[i * batch : (i + 1) * batch]
+
+
+class _AutoAdapter(_EqualSteps):
     """``auto`` (models/autoregressive.py): tokens planned on the proxy; local epochs through ``_train``."""
 
     state_keys: ClassVar[dict[str, str]] = {"net": "weights"}  # module -> where ``_get_state`` keeps its weights
@@ -126,28 +164,24 @@ class _AutoAdapter:
     def modules(self, model: Any) -> dict[str, nn.Module]:
         return {"net": model.net_}
 
-    # Equal local steps. FedAvg weights a site's update by its rows, but a site that takes more local steps moves
-    # further: with steps t_i and weights p_i, FedAvg minimises sum p_i t_i F_i rather than sum p_i F_i (Wang et
-    # al., "Tackling the Objective Inconsistency Problem in Heterogeneous Federated Optimization", NeurIPS 2020).
-    # One pass per local epoch gives a large site many times the steps of a small one (auto's batch grows slowly
-    # with the rows), so the global model leans toward the large sites' mix. Every site therefore takes the steps a
-    # site of average size takes in ``local_epochs`` passes, in as many passes over its own rows as that needs.
-    @staticmethod
-    def _steps_per_pass(model: Any, n_rows: float) -> int:
-        batch = model.batch_size or int(np.clip(2 ** round(np.log2(max(n_rows / 16, 1))), 32, 1024))  # as _train
-        return max(1, -(-round(float(n_rows)) // batch))
+    def site_batch(self, model: Any, n_rows: int) -> int:
+        # as ``_train`` picks it (auto's batch grows slowly with the rows); a site smaller than it takes one step
+        return model.batch_size or int(np.clip(2 ** round(np.log2(max(n_rows / 16, 1))), 32, 1024))
 
-    def local_steps(self, model: Any, mean_rows: float, local_epochs: int) -> int:
-        """Steps every site takes per round: ``local_epochs`` passes of a site with ``mean_rows`` rows."""
-        return int(local_epochs) * self._steps_per_pass(model, mean_rows)
-
-    def passes_for(self, model: Any, n_rows: int, local_steps: int) -> int:
-        """Passes over a site's ``n_rows`` rows that come closest to ``local_steps`` steps (at least one)."""
-        return max(1, round(local_steps / self._steps_per_pass(model, n_rows)))
+    def steps_per_pass(self, model: Any, n_rows: float) -> int:
+        return max(1, -(-round(float(n_rows)) // self.site_batch(model, round(float(n_rows)))))
 
     def train(
-        self, model: Any, arrays: dict[str, np.ndarray], epochs: int, rng: np.random.Generator, dp: Any = None
+        self,
+        model: Any,
+        arrays: dict[str, np.ndarray],
+        epochs: int,
+        rng: np.random.Generator,
+        dp: Any = None,
+        steps: int | None = None,
     ) -> dict:
+        """``epochs`` passes over the site's rows or, with ``steps`` (equal local steps), the whole passes that
+        come closest to that many steps (``_train``'s loop)."""
         from twinforge.models import autoregressive as ar
         from twinforge.models._nn import resolve_device, seeded
 
@@ -158,6 +192,8 @@ class _AutoAdapter:
         device = resolve_device(model.device)
         if dp is not None:
             return self._train_private(model, torch.as_tensor(tokens), epochs, rng, dp, device)
+        if steps is not None:
+            epochs = self.passes_for(model, len(tokens), steps)
         saved = model.epochs, model.validation_share, model.max_minutes, model.progress
         # one pass per epoch, no local early stopping: the server decides when training ends
         model.epochs, model.validation_share, model.max_minutes, model.progress = int(epochs), 0.0, None, False
@@ -169,7 +205,8 @@ class _AutoAdapter:
             model.epochs, model.validation_share, model.max_minutes, model.progress = saved
         model.net_.eval()
         model._bf16_net = None
-        return {"loss": float(result.history[-1]["loss"]) if result.history else float("nan")}
+        loss = float(result.history[-1]["loss"]) if result.history else float("nan")
+        return {"loss": loss, "steps": int(epochs) * self.steps_per_pass(model, len(tokens))}
 
     def _train_private(
         self, model: Any, tokens: torch.Tensor, epochs: int, rng: np.random.Generator, dp: Any, device: Any
@@ -215,7 +252,7 @@ class _AutoAdapter:
         model._calibrate(tokens, rng)
 
 
-class _TVAEAdapter:
+class _TVAEAdapter(_EqualSteps):
     """``tvae`` (models/vae.py): mode-specific normalisation fitted on the proxy; the model's negative ELBO."""
 
     state_keys: ClassVar[dict[str, str]] = {"encoder": "encoder", "decoder": "decoder"}
@@ -240,8 +277,15 @@ class _TVAEAdapter:
         return {"encoder": model.encoder_, "decoder": model.decoder_}
 
     def train(
-        self, model: Any, arrays: dict[str, np.ndarray], epochs: int, rng: np.random.Generator, dp: Any = None
+        self,
+        model: Any,
+        arrays: dict[str, np.ndarray],
+        epochs: int,
+        rng: np.random.Generator,
+        dp: Any = None,
+        steps: int | None = None,
     ) -> dict:
+        """``epochs`` passes over the site's rows, or exactly ``steps`` steps (equal local steps; not with DP)."""
         from twinforge.models._nn import seeded
         from twinforge.models.vae import _VAE
 
@@ -251,35 +295,37 @@ class _TVAEAdapter:
         tensors = model._tensors(codes, scalars)
         vae = _VAE(model.encoder_, model.decoder_)
         opt = torch.optim.Adam(vae.parameters(), model.learning_rate, weight_decay=1e-5)
-        batch = local_batch(int(model.batch_size), len(codes)) if dp is None else dp_batch(len(codes))
-        steps = max(1, len(codes) // batch)
-        total = 0.0
+        total, count = 0.0, 0
         with seeded(rng, model.device_):
             dpsgd = None
-            if dp is not None:  # the scales sit outside a layer, where Opacus sees no per-sample gradient
-                dpsgd = dp.dpsgd(len(codes), batch, steps, rng)
+            if dp is None:
+                batch = self.site_batch(model, len(codes))
+                if steps is None:
+                    steps = int(epochs) * self.steps_per_pass(model, len(codes))
+                epochs_batches = [_batches(len(codes), batch, int(steps), model.device_)]
+            else:  # the scales sit outside a layer, where Opacus sees no per-sample gradient
+                batch = dp_batch(len(codes))
+                per_epoch = max(1, len(codes) // batch)
+                dpsgd = dp.dpsgd(len(codes), batch, per_epoch, rng)
                 model.decoder_.log_sigma.requires_grad_(False)
                 opt = dpsgd.make_private(vae, opt)
+                epochs_batches = (dpsgd.epoch(per_epoch) for _ in range(int(epochs)))
             vae.train()
-            for _ in range(int(epochs)):
-                perm = torch.randperm(len(codes), device=model.device_)
-                batches = (
-                    (perm[i * batch : (i + 1) * batch] for i in range(steps)) if dpsgd is None else dpsgd.epoch(steps)
-                )
+            for batches in epochs_batches:
                 for rows in batches:
                     loss = model._loss(*(t[rows] for t in tensors))
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
-                    total += float(loss.detach())
+                    total, count = total + float(loss.detach()), count + 1
         vae.eval()
-        return {"loss": total / (steps * max(int(epochs), 1)), **_dp_spent(dpsgd)}
+        return {"loss": total / max(count, 1), "steps": count, **_dp_spent(dpsgd)}
 
     def finish(self, model: Any, proxy: dict[str, np.ndarray], rng: np.random.Generator) -> None:
         pass
 
 
-class _CTGANAdapter:
+class _CTGANAdapter(_EqualSteps):
     """``ctgan`` (models/gan.py): generator and critic both averaged; training-by-sampling on the site's rows."""
 
     state_keys: ClassVar[dict[str, str]] = {"generator": "generator"}  # the critic is only trained, never saved
@@ -317,9 +363,22 @@ class _CTGANAdapter:
             ).to(model.device_)
         return {"generator": model.generator_, "critic": model._fed_critic}
 
+    def site_batch(self, model: Any, n_rows: int) -> int:
+        # whole packs of ``pac`` rows (the critic judges packs)
+        pac = int(model.pac)
+        return max(pac, local_batch(int(model.batch_size), max(n_rows, pac)) // pac * pac)
+
     def train(
-        self, model: Any, arrays: dict[str, np.ndarray], epochs: int, rng: np.random.Generator, dp: Any = None
+        self,
+        model: Any,
+        arrays: dict[str, np.ndarray],
+        epochs: int,
+        rng: np.random.Generator,
+        dp: Any = None,
+        steps: int | None = None,
     ) -> dict:
+        """``epochs`` passes' worth of steps, or exactly ``steps`` steps (equal local steps; not with DP); each
+        step trains the critic once and the generator once, by training-by-sampling on the site's rows."""
         from twinforge.models._nn import seeded
         from twinforge.models._tabular_nn import CondVector
         from twinforge.models.gan import _GP_WEIGHT, gradient_penalty
@@ -335,9 +394,9 @@ class _CTGANAdapter:
         local.order = [np.argsort(codes[:, s], kind="stable") for s in local.spans]
         local.offsets = [np.concatenate([[0], np.cumsum(c)]).astype("int64") for c in local.counts]
         data = torch.as_tensor(enc.to_matrix(codes, scalars), device=dev)
-        pac = int(model.pac)
-        batch = max(pac, local_batch(int(model.batch_size), max(len(codes), pac)) // pac * pac)
-        steps = max(1, len(codes) // batch)
+        batch = self.site_batch(model, len(codes))
+        if steps is None:
+            steps = int(epochs) * self.steps_per_pass(model, len(codes))
         opt_g = torch.optim.Adam(
             model.generator_.parameters(), model.learning_rate, betas=(0.5, 0.9), weight_decay=1e-6
         )
@@ -347,30 +406,29 @@ class _CTGANAdapter:
         try:
             with seeded(rng, dev):
                 model.generator_.train()
-                for _ in range(int(epochs)):
-                    for _ in range(steps):
-                        cond, _, _, rows = model._train_cond(batch, rng)
-                        real = torch.cat([data[torch.as_tensor(rows, device=dev)], cond], dim=1)
-                        fake = torch.cat([model._activate(model._generate(batch, cond)), cond], dim=1)
-                        loss_d = critic(fake.detach()).mean() - critic(real).mean()
-                        penalty = gradient_penalty(critic, real, fake.detach())
-                        opt_d.zero_grad(set_to_none=True)
-                        (loss_d + _GP_WEIGHT * penalty).backward()
-                        opt_d.step()
-                        cond, which, cats, _ = model._train_cond(batch, rng)
-                        raw = model._generate(batch, cond)
-                        fake = torch.cat([model._activate(raw), cond], dim=1)
-                        loss_g = -critic(fake).mean() + model._cond_loss(raw, which, cats)
-                        opt_g.zero_grad(set_to_none=True)
-                        loss_g.backward()
-                        opt_g.step()
-                        total_d += float(loss_d.detach())
-                        total_g += float(loss_g.detach())
+                for _ in range(int(steps)):
+                    cond, _, _, rows = model._train_cond(batch, rng)
+                    real = torch.cat([data[torch.as_tensor(rows, device=dev)], cond], dim=1)
+                    fake = torch.cat([model._activate(model._generate(batch, cond)), cond], dim=1)
+                    loss_d = critic(fake.detach()).mean() - critic(real).mean()
+                    penalty = gradient_penalty(critic, real, fake.detach())
+                    opt_d.zero_grad(set_to_none=True)
+                    (loss_d + _GP_WEIGHT * penalty).backward()
+                    opt_d.step()
+                    cond, which, cats, _ = model._train_cond(batch, rng)
+                    raw = model._generate(batch, cond)
+                    fake = torch.cat([model._activate(raw), cond], dim=1)
+                    loss_g = -critic(fake).mean() + model._cond_loss(raw, which, cats)
+                    opt_g.zero_grad(set_to_none=True)
+                    loss_g.backward()
+                    opt_g.step()
+                    total_d += float(loss_d.detach())
+                    total_g += float(loss_g.detach())
         finally:
             model.cond_ = glob
         model.generator_.eval()
-        n = steps * max(int(epochs), 1)
-        return {"loss": total_g / n, "loss_d": total_d / n}
+        n = max(int(steps), 1)
+        return {"loss": total_g / n, "loss_d": total_d / n, "steps": int(steps)}
 
     def _train_private(
         self,
@@ -428,7 +486,7 @@ class _CTGANAdapter:
         model.value_map_ = model._fit_value_map(proxy, rng)
 
 
-class _DDPMAdapter:
+class _DDPMAdapter(_EqualSteps):
     """``ddpm`` (models/diffusion.py): quantile encoding on the proxy; the model's diffusion loss."""
 
     state_keys: ClassVar[dict[str, str]] = {"denoiser": "denoiser"}
@@ -450,8 +508,15 @@ class _DDPMAdapter:
         return {"denoiser": model.denoiser_}
 
     def train(
-        self, model: Any, arrays: dict[str, np.ndarray], epochs: int, rng: np.random.Generator, dp: Any = None
+        self,
+        model: Any,
+        arrays: dict[str, np.ndarray],
+        epochs: int,
+        rng: np.random.Generator,
+        dp: Any = None,
+        steps: int | None = None,
     ) -> dict:
+        """``epochs`` passes over the site's rows, or exactly ``steps`` steps (equal local steps; not with DP)."""
         from twinforge.models._nn import seeded
         from twinforge.models.diffusion import diffusion_loss
 
@@ -461,20 +526,22 @@ class _DDPMAdapter:
         data = model._tensors(z, valid, tokens)
         net, dev = model.denoiser_, model.device_
         opt = torch.optim.AdamW(net.parameters(), model.learning_rate, weight_decay=1e-4)
-        batch = local_batch(int(model.batch_size), len(z)) if dp is None else dp_batch(len(z))
-        steps = max(1, len(z) // batch)
-        total = 0.0
+        total, count = 0.0, 0
         with seeded(rng, dev):
             dpsgd = None
-            if dp is not None:
-                dpsgd = dp.dpsgd(len(z), batch, steps, rng)
+            if dp is None:
+                batch = self.site_batch(model, len(z))
+                if steps is None:
+                    steps = int(epochs) * self.steps_per_pass(model, len(z))
+                epochs_batches = [_batches(len(z), batch, int(steps), dev)]
+            else:
+                batch = dp_batch(len(z))
+                per_epoch = max(1, len(z) // batch)
+                dpsgd = dp.dpsgd(len(z), batch, per_epoch, rng)
                 opt = dpsgd.make_private(net, opt)
+                epochs_batches = (dpsgd.epoch(per_epoch) for _ in range(int(epochs)))
             net.train()
-            for _ in range(int(epochs)):
-                perm = torch.randperm(len(z), device=dev)
-                batches = (
-                    (perm[i * batch : (i + 1) * batch] for i in range(steps)) if dpsgd is None else dpsgd.epoch(steps)
-                )
+            for batches in epochs_batches:
                 for rows in batches:
                     t = torch.arange(len(rows), device=dev) + torch.rand(len(rows), device=dev)
                     t = (t / len(rows))[torch.randperm(len(rows), device=dev)].clamp_min(1e-3)
@@ -482,9 +549,9 @@ class _DDPMAdapter:
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
-                    total += float(loss.detach())
+                    total, count = total + float(loss.detach()), count + 1
         net.eval()
-        return {"loss": total / (steps * max(int(epochs), 1)), **_dp_spent(dpsgd)}
+        return {"loss": total / max(count, 1), "steps": count, **_dp_spent(dpsgd)}
 
     def finish(self, model: Any, proxy: dict[str, np.ndarray], rng: np.random.Generator) -> None:
         pass
@@ -511,7 +578,8 @@ class _SequenceAdapter:
         return {"seq": SharedNet(model.net_), "static": model.static_model_.net_}
 
 
-LOCAL_DP_MODELS = ("auto", "ctgan", "ddpm", "tvae")  # models whose federated training runs DP-SGD on each site
+# models whose federated training runs DP-SGD on each site (the sequence model at entity level, see _sequence)
+LOCAL_DP_MODELS = ("auto", "ctgan", "ddpm", "tvae", "sequence")
 
 ADAPTERS: dict[str, Any] = {
     "auto": _AutoAdapter(),

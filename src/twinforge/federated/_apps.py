@@ -77,7 +77,8 @@ class FederatedSettings:
         threshold, client-side clipping and central Gaussian noise on the averaged update (``noise_multiplier``,
         ``clipping_norm``), accounted at ``delta``. ``"local"``: sample-level DP on each site, ``(epsilon,
         delta)`` with respect to that site's rows: DP statistics and DP-SGD (Opacus) on every local step (see
-        ``_localdp``); the server never sees an un-noised release. ``"none"`` (or False): no DP.
+        ``_localdp``); the server never sees an un-noised release. With ``model="sequence"`` the unit is a whole
+        entity (see ``_sequence.train_site_private``). ``"none"`` (or False): no DP.
     epsilon : float, optional
         ``dp="local"`` only: each site's budget.
     stats_share : float
@@ -198,14 +199,13 @@ class FederatedSettings:
             raise ParameterError("metadata (the agreed schema) is required: write one with `twinforge metadata`")
 
     def _check_sequence(self, mode: str) -> None:
-        from twinforge.federated._sequence import SequenceSpec
+        from twinforge.federated._sequence import SequenceSpec, check_entity_dp
 
-        if mode != "none":
+        if mode == "central":
             raise ParameterError(
-                f"--dp {mode} is not available for --model sequence yet: a sequence model's unit of privacy is a "
-                "whole entity (all its steps), and its per-step statistics and per-entity embeddings need an "
-                "entity-level accountant that federated training does not have; train it without --dp, or "
-                "federate a one-row-per-entity table with a tabular model and --dp"
+                "--dp central is not available for --model sequence: its statistics would be accounted per step, "
+                "while a time series' unit of privacy is a whole entity; use --dp local (entity-level DP on each "
+                "site) or no --dp"
             )
         if self.metadata is None:
             return  # reported below
@@ -213,10 +213,11 @@ class FederatedSettings:
         unknown = sorted(set(seq) - {"entity_key", "time_key", "static"})
         if unknown:
             raise ParameterError(f"sequence settings {unknown} are unknown: use entity_key, time_key, static")
-        spec = SequenceSpec.resolve(
-            Metadata.from_dict(self.metadata), seq.get("entity_key"), seq.get("time_key"), seq.get("static")
-        )
+        meta = Metadata.from_dict(self.metadata)
+        spec = SequenceSpec.resolve(meta, seq.get("entity_key"), seq.get("time_key"), seq.get("static"))
         self.sequence = dict(spec)
+        if mode == "local":
+            check_entity_dp(meta, spec, self.params)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -231,12 +232,33 @@ class FederatedSettings:
         keep.pop("overwrite")
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
+    @property
+    def stats_releases(self) -> int:
+        """Statistics releases of a site under local DP: two stages, and the sequence model's embedding sums."""
+        return 3 if self.model == "sequence" else 2
+
+    def stats_noise(self) -> float:
+        """``dp="local"``: the noise multiplier of every statistics release."""
+        from twinforge.federated._localdp import stats_noise
+
+        return stats_noise(float(self.epsilon), self.delta, self.stats_share, self.stats_releases)
+
+    def sensitivity(self, metadata: Metadata) -> float:
+        """L2 sensitivity of one statistics stage to one unit: a row, or (sequence model) a whole entity."""
+        if self.model == "sequence" and self.sequence is not None:
+            return _sequence.stats_sensitivity(metadata, _sequence.SequenceSpec(self.sequence))
+        return _stats.stats_sensitivity(metadata)
+
+    def discrete_columns(self, metadata: Metadata) -> int:
+        if self.model == "sequence" and self.sequence is not None:
+            steps, ents = _sequence.SequenceSpec(self.sequence).tables_metadata(metadata)
+            return sum(s.kind in _stats._DISCRETE for m in (steps, ents) for s in m.columns.values())
+        return sum(s.kind in _stats._DISCRETE for s in metadata.columns.values())
+
     def stats_sigma(self, metadata: Metadata) -> float:
         if self.dp_mode == "local":
-            from twinforge.federated._localdp import stats_noise
-
-            return stats_noise(float(self.epsilon), self.delta, self.stats_share) * _stats.stats_sensitivity(metadata)
-        return self.stats_noise_multiplier * _stats.stats_sensitivity(metadata) if self.dp_on else 0.0
+            return self.stats_noise() * self.sensitivity(metadata)
+        return self.stats_noise_multiplier * self.sensitivity(metadata) if self.dp_on else 0.0
 
     def level_threshold(self, metadata: Metadata) -> float:
         """``dp="local"``: a site names a category level only if its noisy count passes this (0: always)."""
@@ -244,8 +266,7 @@ class FederatedSettings:
             return 0.0
         from twinforge.federated._localdp import level_threshold
 
-        n_discrete = sum(s.kind in _stats._DISCRETE for s in metadata.columns.values())
-        return level_threshold(self.stats_sigma(metadata), self.delta, n_discrete)
+        return level_threshold(self.stats_sigma(metadata), self.delta, self.discrete_columns(metadata))
 
     def threshold(self, metadata: Metadata, n_sites: int = 1) -> float:
         """Merged counts below this are noise: 4.5 standard deviations of the summed noise of ``n_sites`` sites.
@@ -363,12 +384,14 @@ def make_client_app() -> Any:
         except MetadataError as exc:
             return _reply_error(msg, _SCHEMA_ERROR, str(exc))
         seed = int(cfg["seed"]) if int(cfg["seed"]) >= 0 else None
-        if "delta" in cfg and float(cfg["delta"]) >= 1.0 / max(len(df), 1):
+        # the unit of privacy: a row, or a whole entity of a time series
+        units, unit = (len(df), "rows") if spec is None else (int(df[spec["entity_key"]].nunique()), "entities")
+        if "delta" in cfg and float(cfg["delta"]) >= 1.0 / max(units, 1):
             return _reply_error(
                 msg,
                 _SCHEMA_ERROR,
-                f"site {site!r}: delta={float(cfg['delta']):g} is >= 1/n for its {len(df)} rows; "
-                f"use --delta <= {0.1 / len(df):.3g}",
+                f"site {site!r}: delta={float(cfg['delta']):g} is >= 1/n for its {units} {unit}; "
+                f"use --delta <= {0.1 / max(units, 1):.3g}",
             )
         args = (float(cfg["sigma"]), _site_seed(seed, site, 1), float(cfg.get("level-threshold", 0.0)))
         stats = _stats.site_stage1(df, meta, *args) if spec is None else _sequence.site_stage1(df, meta, spec, *args)
@@ -405,11 +428,26 @@ def make_client_app() -> Any:
         if doc["model"] == "sequence":
             model.static_model_.learning_rate = float(model.static_model_.learning_rate) * _lr_scale(cfg, server_round)
             spec = _sequence.SequenceSpec(doc["sequence"])
-            metrics, n = _sequence.train_site(
-                model, df, spec, int(cfg["local-epochs"]), rng, context.state, mu, adapter.modules, int(cfg["rounds"])
-            )
+            local_dp = LocalDP.from_config(cfg, server_round)
+            if local_dp is None:
+                metrics, n = _sequence.train_site(
+                    model,
+                    df,
+                    spec,
+                    int(cfg["local-epochs"]),
+                    rng,
+                    context.state,
+                    mu,
+                    adapter.modules,
+                    int(cfg["rounds"]),
+                )
+                record = {"num-examples": n, "loss": float(metrics["loss"])}
+            else:  # entity-level DP-SGD: only what the site has spent is sent, with equal weights
+                metrics, _ = _sequence.train_site_private(
+                    model, df, spec, int(cfg["local-epochs"]), rng, context.state, local_dp
+                )
+                record = {"num-examples": 1, **{k: float(v) for k, v in metrics.items() if k.startswith("dp-")}}
             weights = get_weights(adapter.modules(model))
-            record = {"num-examples": n, "loss": float(metrics["loss"])}
             reply = RecordDict(
                 {
                     "arrays": ArrayRecord({k: _array(v) for k, v in weights.items()}),
@@ -423,10 +461,8 @@ def make_client_app() -> Any:
         local_dp = LocalDP.from_config(cfg, server_round)
         with proximal(modules, mu):
             if local_dp is None:
-                epochs = int(cfg["local-epochs"])
-                if "local-steps" in cfg and hasattr(adapter, "passes_for"):
-                    epochs = adapter.passes_for(model, len(df), int(cfg["local-steps"]))
-                metrics = adapter.train(model, arrays, epochs, rng)
+                steps = int(cfg["local-steps"]) if "local-steps" in cfg else None  # equal local steps per site
+                metrics = adapter.train(model, arrays, int(cfg["local-epochs"]), rng, steps=steps)
             else:
                 metrics = adapter.train(model, arrays, int(cfg["local-epochs"]), rng, dp=local_dp)
         weights = get_weights(modules)
@@ -454,7 +490,10 @@ def make_client_app() -> Any:
         model = _model_from_header(doc, weights)
         seed = int(cfg["seed"]) if int(cfg["seed"]) >= 0 else None
         rng = np.random.default_rng(_site_seed(seed, site, 3))
-        moments = _sequence.site_z_moments(model, df, _sequence.SequenceSpec(doc["sequence"]), rng, context.state)
+        z_noise = float(cfg.get("z-noise", 0.0))  # local DP: the embedding sums are a Gaussian release
+        moments = _sequence.site_z_moments(
+            model, df, _sequence.SequenceSpec(doc["sequence"]), rng, context.state, z_noise
+        )
         return Message(RecordDict({"stats": ConfigRecord({"json": json.dumps(moments)})}), reply_to=msg)
 
     return app
@@ -783,17 +822,16 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
         "first-round": int(done),
         "lr-decay": settings.lr_final,
     }
-    if settings.dp_mode != "local" and hasattr(adapter, "passes_for"):
-        # every site takes the same number of local steps per round (see _AutoAdapter.passes_for)
+    if settings.dp_mode != "local" and hasattr(adapter, "local_steps"):
+        # every site takes the same number of local steps per round (see _adapters._EqualSteps)
         train_cfg["local-steps"] = adapter.local_steps(model, n_rows / max(n_sites, 1), settings.local_epochs)
     if settings.dp_mode == "local":
-        from twinforge.federated._localdp import stats_noise
-
         train_cfg |= {
             "dp-mode": "local",
             "epsilon": float(settings.epsilon),
             "delta": float(settings.delta),
-            "stats-noise": stats_noise(float(settings.epsilon), settings.delta, settings.stats_share),
+            "stats-noise": settings.stats_noise(),
+            "stats-releases": settings.stats_releases,
         }
     train_config = ConfigRecord(train_cfg)
     round_start = [time.perf_counter()]
@@ -859,6 +897,7 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
         "sites": n_sites,
         "rounds": settings.rounds,
         "local_epochs": settings.local_epochs,
+        **({"local_steps": int(train_cfg["local-steps"])} if "local-steps" in train_cfg else {}),
         "strategy": settings.strategy
         + {"fedprox": f" (mu={settings.proximal_mu})", "fedavgm": f" (momentum={settings.server_momentum})"}.get(
             settings.strategy, ""
@@ -869,7 +908,7 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
         "privacy": _privacy_record(settings, accountant, n_sites, grid.site_privacy, meta),
     }
     model.fit_info_ = {
-        "rows": round(n_rows) if spec is None else round(merged["steps"]["n"]),
+        "rows": round(n_rows) if spec is None else _sequence.step_count(merged, meta, spec, settings.dp_on),
         **({} if spec is None else {"entities": round(n_rows)}),
         "columns": len(meta.columns),
         "seconds": round(time.perf_counter() - start, 4),
@@ -901,6 +940,8 @@ def _sequence_finish(
 
     seed = -1 if settings.seed is None else int(settings.seed)
     config = {"header": header_json, "header-arrays": header_arrays, "seed": seed}
+    if settings.dp_mode == "local":  # charged in every site's ledger from the start (``stats_releases``)
+        config["z-noise"] = settings.stats_noise()
     msgs = [
         Message(
             RecordDict(
@@ -927,11 +968,11 @@ def _budget_advice(settings: FederatedSettings, meta: Metadata, site_rows: list[
     """With local DP, what budget would let the statistics name a level that half of the smallest site holds."""
     from twinforge.federated._localdp import epsilon_to_name
 
-    n_discrete = sum(s.kind in _stats._DISCRETE for s in meta.columns.values())
+    n_discrete = settings.discrete_columns(meta)
     smallest = max(min(site_rows), 0.0)  # noisy counts: post-processing of the statistics already sent
     tau = settings.level_threshold(meta)
     need = epsilon_to_name(
-        smallest / 2, settings.delta, settings.stats_share, _stats.stats_sensitivity(meta), max(n_discrete, 1)
+        smallest / 2, settings.delta, settings.stats_share, settings.sensitivity(meta), max(n_discrete, 1)
     )
     advice = (
         f"With --dp local at --epsilon {settings.epsilon:g} (--stats-share {settings.stats_share:g}) a site names a "
@@ -967,8 +1008,6 @@ def _privacy_record(
     settings: FederatedSettings, accountant: Any, n_sites: int, sites: dict[str, dict[str, float]], meta: Metadata
 ) -> dict[str, Any]:
     if settings.dp_mode == "local":
-        from twinforge.federated._localdp import stats_noise
-
         worst = max(sites.values(), key=lambda v: v["epsilon"], default={"epsilon": 0.0, "delta": 0.0})
         return {
             "dp": True,
@@ -978,9 +1017,7 @@ def _privacy_record(
             "epsilon_budget": float(settings.epsilon),
             "delta_budget": settings.delta,
             "sites": {f"node {k}": {n: round(v, 6) for n, v in s.items()} for k, s in sorted(sites.items())},
-            "stats_noise_multiplier": round(
-                stats_noise(float(settings.epsilon), settings.delta, settings.stats_share), 4
-            ),
+            "stats_noise_multiplier": round(settings.stats_noise(), 4),
             "stats_share": settings.stats_share,
             "count_threshold": round(settings.threshold(meta, n_sites), 3),
             "accountant": "RDP (twinforge.privacy), one per site, sample-level w.r.t. that site's rows",
@@ -990,7 +1027,7 @@ def _privacy_record(
                 "local step, calibrated so that all planned rounds spend the budget; the epsilon is the largest "
                 "any site spent"
             ),
-        }
+        } | (_sequence.ENTITY_DP_RECORD if settings.model == "sequence" else {})
     if settings.dp_mode == "none" or accountant is None:
         return {"dp": False, "note": "no differential privacy: only aggregates left the sites, without noise"}
     spent = accountant.get_privacy_spent()

@@ -32,13 +32,14 @@ _STATS_RELEASES = 2
 _SELECTION_SHARE = 0.1  # share of delta that pays for naming category levels
 
 
-def stats_noise(epsilon: float, delta: float, share: float = STATS_SHARE) -> float:
-    """Noise multiplier of the two statistics releases so that together they spend ``share * epsilon``."""
+def stats_noise(epsilon: float, delta: float, share: float = STATS_SHARE, releases: int = _STATS_RELEASES) -> float:
+    """Noise multiplier of the statistics releases (two; three for the sequence model, whose sites also release
+    their entity embeddings' sums) so that together they spend ``share * epsilon``."""
     target = float(share) * float(epsilon)
     d = float(delta) * (1 - _SELECTION_SHARE)
 
     def eps(z: float) -> float:
-        return epsilon_from_rdp(_STATS_RELEASES * gaussian_rdp(z), d)[0]
+        return epsilon_from_rdp(int(releases) * gaussian_rdp(z), d)[0]
 
     lo, hi = 1e-3, 1e6
     for _ in range(80):  # bisection on log z: eps decreases with z
@@ -81,6 +82,7 @@ class LocalDP:
     rounds: int
     local_epochs: int
     round: int  # 1-based, absolute
+    stats_releases: int = _STATS_RELEASES
 
     @classmethod
     def from_config(cls, cfg: Any, server_round: int) -> LocalDP | None:
@@ -93,17 +95,18 @@ class LocalDP:
             rounds=int(cfg["rounds"]),
             local_epochs=int(cfg["local-epochs"]),
             round=int(cfg.get("first-round", 0)) + int(server_round),
+            stats_releases=int(cfg.get("stats-releases", _STATS_RELEASES)),
         )
 
     def ledger(self, n_rows: int) -> PrivacyLedger:
-        """The site's ledger with the statistics already charged."""
+        """The site's ledger with the statistics already charged (``n_rows``: its units, rows or entities)."""
         check_budget(self.epsilon, self.delta, n_rows)
         ledger = PrivacyLedger(self.epsilon, self.delta, n_rows)
         ledger.delta_selection = _SELECTION_SHARE * self.delta
         ledger.add(
-            _STATS_RELEASES * gaussian_rdp(self.stats_noise),
+            self.stats_releases * gaussian_rdp(self.stats_noise),
             "agreed statistics",
-            releases=_STATS_RELEASES,
+            releases=self.stats_releases,
             noise_multiplier=round(self.stats_noise, 4),
         )
         return ledger

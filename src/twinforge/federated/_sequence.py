@@ -37,10 +37,37 @@ from twinforge.errors import DataError, MetadataError, ParameterError
 from twinforge.federated import _stats
 from twinforge.metadata import ColumnSpec, Metadata
 
-__all__ = ["SequenceSpec", "SharedNet", "build_model", "check_site", "site_stage1", "site_stage2", "train_site"]
+__all__ = [
+    "SequenceSpec",
+    "SharedNet",
+    "build_model",
+    "check_entity_dp",
+    "check_site",
+    "site_stage1",
+    "site_stage2",
+    "train_site",
+    "train_site_private",
+]
 
 GAP, LENGTH, START, SPAN = "__gap__", "__length__", "__start__", "__span__"
 _Z_EPOCHS = 4  # epochs a site fits its entities' embeddings to the final global network (the network frozen)
+_MIN_Z_STEPS = 8  # with DP: full-batch steps per such epoch
+
+# What the model's privacy record adds under ``dp="local"`` (entity-level DP; see ``train_site_private``).
+ENTITY_DP_RECORD = {
+    "unit": "entity",
+    "accountant": "RDP (twinforge.privacy), one per site, entity-level: w.r.t. adding or removing one of that "
+    "site's entities with all its steps",
+    "mechanism": (
+        "entity-level DP on each site: the statistics count each step with weight 1 / (its entity's steps), so one "
+        "entity moves every count vector by at most 1 (Gaussian noise; categorical channels' levels are declared, "
+        "static levels named only above a noisy threshold); every local step is a DP-SGD step in which each entity "
+        "is one sample (Poisson-sampled entities; an entity's static row and one window of its sequence give one "
+        "gradient, clipped as a whole, so a window never splits an entity across samples); the per-entity "
+        "embeddings stay on the site and only their clipped sums leave it, as a third Gaussian release; the "
+        "epsilon is the largest any site spent"
+    ),
+}
 
 
 class SequenceSpec(dict):
@@ -104,6 +131,53 @@ def check_site(df: pd.DataFrame, metadata: Metadata, spec: SequenceSpec, site: s
         raise MetadataError(problems, header=f"{site} does not match the agreed schema; fix the data or the metadata")
 
 
+def stats_sensitivity(metadata: Metadata, spec: SequenceSpec) -> float:
+    """L2 sensitivity of one statistics stage to one entity: its row of the entity table and its steps of the
+    step table, each step weighted ``1 / steps`` (see :func:`site_stage1`), so each table as one row of it."""
+    steps, ents = spec.tables_metadata(metadata)
+    return float(np.hypot(_stats.stats_sensitivity(steps), _stats.stats_sensitivity(ents)))
+
+
+def check_entity_dp(metadata: Metadata, spec: SequenceSpec, params: dict[str, Any]) -> None:
+    """ParameterError unless entity-level DP can be given as built: what would need a level chosen from one
+    entity's steps, or more than one sample per entity, is refused."""
+    problems = []
+    undeclared = [
+        c
+        for c in spec.channels(metadata)
+        if metadata.columns[c].kind == "categorical" and not metadata.columns[c].categories
+    ]
+    if undeclared:
+        problems.append(
+            f"categorical channels {undeclared} have no declared `categories` in the agreed metadata: with --dp "
+            "local a channel's levels must be declared (they cost no budget), because one entity's steps can name "
+            "many levels and the noisy threshold that hides a level one row holds does not cover that"
+        )
+    if int(params.get("context", 0) or 0):
+        problems.append(
+            "the sequence model's context encoder (context > 0) is not trained federatedly with --dp local: "
+            "each window's latent would come from another stretch of the same entity in a second network; use "
+            "context=0 (the per-entity embeddings)"
+        )
+    if problems:
+        raise ParameterError("--dp local with --model sequence: " + "; ".join(problems))
+
+
+def step_weights(frames: dict[str, Any]) -> np.ndarray:
+    """Each step's weight in the DP statistics: 1 / (its entity's steps), so that every entity weighs 1."""
+    lengths = frames["data"].lengths().astype("float64")
+    return np.repeat(1.0 / lengths, lengths.astype("int64"))
+
+
+def step_count(merged: dict[str, Any], metadata: Metadata, spec: SequenceSpec, dp: bool) -> int:
+    """The pooled steps: the step table's count, or with DP (whose step counts are per entity) the entities
+    times their agreed mean length."""
+    if not dp:
+        return round(float(merged["steps"]["n"]))
+    _, ents = proxies(merged, metadata, spec)
+    return round(float(merged["n"]) * float(np.nanmean(ents[LENGTH].to_numpy(dtype="float64", na_value=np.nan))))
+
+
 def _split(df: pd.DataFrame, metadata: Metadata, spec: SequenceSpec) -> Any:
     from twinforge.sequences._data import split_events
 
@@ -140,8 +214,11 @@ def site_stage1(
     frames = site_frames(df, metadata, spec)
     steps_meta, ents_meta = spec.tables_metadata(metadata)
     rng = np.random.default_rng(seed)
+    w = step_weights(frames) if sigma > 0 else None  # DP: the unit of privacy is an entity
     return {
-        "steps": _stats.site_stage1(frames["steps"], steps_meta, sigma, int(rng.integers(2**62)), level_threshold),
+        "steps": _stats.site_stage1(
+            frames["steps"], steps_meta, sigma, int(rng.integers(2**62)), level_threshold, weights=w
+        ),
         "entities": _stats.site_stage1(frames["entities"], ents_meta, sigma, int(rng.integers(2**62)), level_threshold),
         "time_dtype": str(frames["data"].events[spec["time_key"]].dtype),
         "entity_dtype": str(frames["data"].static[spec["entity_key"]].dtype),
@@ -153,8 +230,9 @@ def site_stage2(
 ) -> dict[str, Any]:
     frames = site_frames(df, metadata, spec)
     rng = np.random.default_rng(seed)
+    weights = {"steps": step_weights(frames) if sigma > 0 else None, "entities": None}
     return {
-        part: _stats.site_stage2(frames[part], plan[part], sigma, int(rng.integers(2**62)))
+        part: _stats.site_stage2(frames[part], plan[part], sigma, int(rng.integers(2**62)), weights[part])
         for part in ("steps", "entities")
     }
 
@@ -407,6 +485,136 @@ def train_site(
     return {"loss": loss, "static-loss": float(static_metrics["loss"])}, len(ys)
 
 
+class _PrivateParts(nn.Module):
+    """The averaged networks as Opacus needs them for entity-level DP-SGD: the sequence network's layers (its GRU
+    as Opacus's ``DPGRU``, same weights and names; its masked within-step map as a module) and the static model's
+    network. The per-entity embeddings are left out: each is only ever touched by its own entity's gradient and
+    never leaves the site (see ``train_site_private``). :meth:`params` computes what ``_SeqNet.initial``, ``run``
+    and ``params`` compute (a test checks that they agree)."""
+
+    def __init__(self, net: nn.Module, static_net: nn.Module):
+        from opacus.layers import DPGRU
+
+        super().__init__()
+        self._net = [net]  # not a submodule: its embeddings stay out of DP-SGD
+        self.inp, self.h0, self.head, self.static = net.inp, net.h0, net.head, static_net
+        g = net.gru
+        self.gru = DPGRU(g.input_size, g.hidden_size, batch_first=True).to(g.weight_ih_l0.device)
+        self.gru.load_state_dict(g.state_dict())
+        self.within = _MaskedLinear(net.within, net.mask)
+
+    def params(self, prev: torch.Tensor, extra: torch.Tensor, cz: torch.Tensor, cur: torch.Tensor) -> torch.Tensor:
+        c = cz.unsqueeze(1).expand(-1, prev.shape[1], -1)
+        x = torch.nn.functional.silu(self.inp(torch.cat([prev, extra, c], -1)))
+        out, _ = self.gru(x, torch.tanh(self.h0(cz)).unsqueeze(0))
+        return self.head(torch.cat([out, c], -1)) + self.within(cur)
+
+    def write_back(self) -> None:
+        """The trained GRU weights into the sequence network (the other layers are shared, not copied)."""
+        self._net[0].gru.load_state_dict(self.gru.state_dict())
+
+
+class _MaskedLinear(nn.Module):
+    """``x @ (W * mask)^T`` with the network's own ``W`` (the mask is a plain tensor: Opacus wraps no buffers)."""
+
+    def __init__(self, linear: nn.Linear, mask: torch.Tensor):
+        super().__init__()
+        self.weight = linear.weight
+        self._mask = mask
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.linear(x, self.weight * self._mask)
+
+
+def _entity_losses(
+    model: Any, params: Any, z: torch.Tensor, data: tuple, idx: np.ndarray, rng: np.random.Generator, device: Any
+) -> torch.Tensor:
+    """Per entity of ``idx``: the negative log-likelihood of one random window of its steps plus its embedding's
+    share of the ``N(0, I)`` prior, per step of the window. A function of that entity alone (no normalisation by
+    the batch), as entity-level DP needs. ``params(prev, extra, cz, cur)``: the network's per-step parameters."""
+    from twinforge.sequences.model import _nll
+
+    ys, feats, elapsed, cond, lengths = data
+    lens = np.minimum(lengths[idx], int(model.window))
+    starts = rng.integers(0, lengths[idx] - lens + 1)
+    prev, extra, cur, y, mask, c = model._batch(ys, feats, elapsed, cond, idx, starts, lens, device)
+    nll = _nll(model.encoding_, params(prev, extra, torch.cat([c, z], -1), cur), y, mask).sum(1)
+    steps = torch.as_tensor(lens, dtype=torch.float32, device=device)
+    share = steps / torch.as_tensor(lengths[idx], dtype=torch.float32, device=device)
+    return (nll + 0.5 * z.pow(2).sum(-1) * share) / steps
+
+
+def train_site_private(
+    model: Any, df: pd.DataFrame, spec: SequenceSpec, epochs: int, rng: np.random.Generator, state: Any, dp: Any
+) -> tuple[dict[str, float], int]:
+    """One round on a site under entity-level DP (``dp``: the site's :class:`~twinforge.federated._localdp.LocalDP`).
+
+    Every step is a DP-SGD step (Abadi et al. 2016) whose samples are whole entities: each entity is taken with
+    probability ``q`` (Poisson sampling over the site's entities), and its one gradient, that of its static row
+    (the static model's loss) plus one random window of its sequence (the sequence network's loss, normalised per
+    entity, never by the batch), is clipped as a whole before the noisy sum. No entity is ever split over several
+    samples, so per-sample clipping is per-entity clipping and the RDP accountant of the site's ledger (built on its
+    number of entities) bounds what adding or removing one entity, with all its steps, can change. The per-entity
+    embedding ``z_e`` is updated by its own entity's exact gradient only (a plain Adam outside DP-SGD): it depends on
+    that entity and the released iterates alone, stays on the site, and leaves it only through the noisy sums of
+    :func:`site_z_moments`.
+    """
+    from twinforge.federated._adapters import _dp_spent, dp_batch
+    from twinforge.federated._apps import _local_arrays
+    from twinforge.models import autoregressive as ar
+    from twinforge.models._nn import resolve_device, seeded
+
+    frames = site_frames(df, model.metadata_, spec)
+    static = model.static_model_
+    arrays, _ = _local_arrays(static, static_frame(frames["entities"]))
+    tokens = ar._training_matrix(static.columns_, arrays, rng)
+    d = len(static.columns_)
+    tokens[:, :d] = np.where(tokens[:, :d] < 0, 0, tokens[:, :d])
+    ys, elapsed, cond = _site_sequences(model, frames)
+    n_e = len(ys)
+    device = resolve_device(model.device)
+    net = _site_net(model, n_e, state, rng, device)
+    data = (ys, [model.encoding_.features(y) for y in ys], elapsed, cond, np.asarray([len(y) for y in ys]))
+    static_tokens = torch.as_tensor(tokens, device=device)
+    lay = {k: v.to(device) for k, v in static.layout_.items()}
+    batch = dp_batch(n_e)
+    per_epoch = -(-n_e // batch)
+    parts = _PrivateParts(net, static.net_)
+    total, count = 0.0, 0
+    with seeded(rng, device) as gen:
+        dpsgd = dp.dpsgd(n_e, batch, per_epoch, rng)
+        shared = [p for n, p in parts.named_parameters() if not n.startswith("static.")]
+        opt = torch.optim.Adam(
+            [
+                {"params": shared, "lr": float(model.learning_rate)},
+                {"params": list(static.net_.parameters()), "lr": float(static.learning_rate)},
+            ]
+        )
+        opt = dpsgd.make_private(parts, opt)
+        z_opt = torch.optim.Adam(net.entity.parameters(), lr=float(model.learning_rate))
+        parts.train()
+        for _ in range(int(epochs)):
+            for rows in dpsgd.epoch(per_epoch):
+                idx = rows.cpu().numpy()
+                z = net.entity(rows.to(device))
+                seq = _entity_losses(model, parts.params, z, data, idx, rng, device)
+                known = static._random_known(len(idx), gen).to(device)
+                loss = (seq + ar._loss(parts.static, lay, static_tokens[rows.to(device)], known)).mean()
+                opt.zero_grad(set_to_none=True)
+                z_opt.zero_grad(set_to_none=True)
+                loss.backward()
+                net.entity.weight.grad.mul_(len(idx))  # each z_e by its own entity's gradient, whatever the batch
+                opt.step()
+                z_opt.step()
+                total, count = total + float(loss.detach()), count + 1
+    parts.write_back()
+    net.eval()
+    static.net_.eval()
+    static._bf16_net = None
+    _keep_z(state, net)
+    return {"loss": total / max(count, 1), **_dp_spent(dpsgd)}, n_e
+
+
 def _site_sequences(model: Any, frames: dict[str, Any]) -> tuple[list, list, np.ndarray]:
     data, times = frames["data"], frames["times"]
     offsets = np.r_[0, np.cumsum(data.lengths())]
@@ -447,9 +655,14 @@ def _keep_z(state: Any, net: nn.Module) -> None:
 
 
 def site_z_moments(
-    model: Any, df: pd.DataFrame, spec: SequenceSpec, rng: np.random.Generator, state: Any
+    model: Any, df: pd.DataFrame, spec: SequenceSpec, rng: np.random.Generator, state: Any, noise: float = 0.0
 ) -> dict[str, Any]:
-    """After the last round: the site's ``z`` fitted to the final global network (frozen); only their sums."""
+    """After the last round: the site's ``z`` fitted to the final global network (frozen); only their sums.
+
+    With ``noise`` (local DP, the statistics' noise multiplier): each ``z_e`` is fitted on its own entity's loss
+    alone, clipped to norm :func:`z_clip`, and ``(n, sum z / C, sum z z^T / C^2)``, which one entity moves by at
+    most ``sqrt(3)`` in L2, is released with Gaussian noise of std ``noise * sqrt(3)`` (charged in the ledger).
+    """
     from twinforge.models._nn import resolve_device, seeded
 
     frames = site_frames(df, model.metadata_, spec)
@@ -458,16 +671,57 @@ def site_z_moments(
     net = _site_net(model, len(ys), state, rng, device)
     for name, p in net.named_parameters():
         p.requires_grad_(name == "entity.weight")
-    saved = model.epochs, model.validation_share, model.max_minutes, model.progress
-    model.epochs, model.validation_share, model.max_minutes, model.progress = _Z_EPOCHS, 0.0, None, False
-    try:
-        with seeded(rng, device) as gen:
-            model._train(ys, elapsed, cond, rng, gen, device, None)
-    finally:
-        model.epochs, model.validation_share, model.max_minutes, model.progress = saved
+    if noise > 0:
+        with seeded(rng, device):
+            _fit_z_per_entity(model, net, ys, elapsed, cond, rng, device)
+    else:
+        saved = model.epochs, model.validation_share, model.max_minutes, model.progress
+        model.epochs, model.validation_share, model.max_minutes, model.progress = _Z_EPOCHS, 0.0, None, False
+        try:
+            with seeded(rng, device) as gen:
+                model._train(ys, elapsed, cond, rng, gen, device, None)
+        finally:
+            model.epochs, model.validation_share, model.max_minutes, model.progress = saved
     _keep_z(state, net)
     z = net.entity.weight.detach().cpu().numpy().astype("float64")
-    return {"n": len(z), "sum": z.sum(0).tolist(), "outer": (z.T @ z).tolist()}
+    if noise <= 0:
+        return {"n": len(z), "sum": z.sum(0).tolist(), "outer": (z.T @ z).tolist()}
+    d, clip = z.shape[1], z_clip(z.shape[1])
+    z = z * np.minimum(1.0, clip / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12))
+    std = float(noise) * np.sqrt(3.0)
+    return {
+        "n": float(len(z) + rng.normal(0.0, std)),
+        "sum": (z.sum(0) + rng.normal(0.0, std * clip, d)).tolist(),
+        "outer": (z.T @ z + rng.normal(0.0, std * clip**2, (d, d))).tolist(),
+    }
+
+
+def z_clip(d: int) -> float:
+    """Largest norm of an entity embedding in the DP sums: the typical norm of a draw from the prior N(0, I_d)."""
+    return float(np.sqrt(d))
+
+
+def _fit_z_per_entity(
+    model: Any, net: nn.Module, ys: list, elapsed: list, cond: np.ndarray, rng: np.random.Generator, device: Any
+) -> None:
+    """The embeddings fitted to the frozen network, each by its own entity's loss only (all entities every step)."""
+    data = (ys, [model.encoding_.features(y) for y in ys], elapsed, cond, np.asarray([len(y) for y in ys]))
+    opt = torch.optim.Adam(net.entity.parameters(), lr=float(model.learning_rate))
+    idx = np.arange(len(ys))
+    rows = torch.as_tensor(idx, device=device)
+    net.train()
+
+    def params(prev: torch.Tensor, extra: torch.Tensor, cz: torch.Tensor, cur: torch.Tensor) -> torch.Tensor:
+        out, _ = net.run(prev, extra, cz, net.initial(cz))
+        return net.params(out, cz, cur)
+
+    for _ in range(_Z_EPOCHS * _MIN_Z_STEPS):
+        opt.zero_grad(set_to_none=True)
+        for a in range(0, len(idx), 256):  # the summed loss's gradient, in chunks of entities
+            part = slice(a, a + 256)
+            _entity_losses(model, params, net.entity(rows[part]), data, idx[part], rng, device).sum().backward()
+        opt.step()
+    net.eval()
 
 
 _CALIBRATION_ROUNDS = 3
@@ -524,13 +778,19 @@ def z_distribution(moments: list[dict[str, Any]], d: int) -> tuple[np.ndarray, n
     """The pooled embeddings' mean and covariance (as ``np.cov``) from the sites' sums."""
     n = float(sum(m["n"] for m in moments))
     if n < 1:
-        raise DataError("no site sent its entities' embedding sums: cannot finish the sequence model")
+        raise DataError(
+            f"the sites' entity embedding sums count {n:.3g} entities, fewer than one: cannot finish the sequence "
+            "model (with --dp local: the noise on a few entities; use sites with more entities or a larger epsilon)"
+        )
     s = np.sum([np.asarray(m["sum"], dtype="float64") for m in moments], axis=0)
     o = np.sum([np.asarray(m["outer"], dtype="float64") for m in moments], axis=0)
     mean = s / n
     cov = (o - n * np.outer(mean, mean)) / max(n - 1.0, 1.0) if n > 1 else np.eye(d) * 1e-4
-    cov = (cov + cov.T) / 2 + np.eye(d) * 1e-6
-    return mean, cov
+    cov = (cov + cov.T) / 2
+    # noisy sums (local DP) can leave it indefinite: its eigenvalues floored (post-processing)
+    vals, vecs = np.linalg.eigh(cov)
+    cov = (vecs * np.maximum(vals, 1e-4)) @ vecs.T
+    return mean, cov + np.eye(d) * 1e-6
 
 
 def header_document(model: Any, spec: SequenceSpec) -> dict[str, Any]:

@@ -60,15 +60,15 @@ def _grid(dp: bool) -> np.ndarray:
     return _ASINH_EDGES_DP if dp else _ASINH_EDGES
 
 
-def _decimals_hist(obs: np.ndarray) -> np.ndarray:
-    """How many values need exactly d decimals, d = 0..10, and (last bin) more than 10."""
+def _decimals_hist(obs: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """How many values (or how much of their weight) need exactly d decimals, d = 0..10, and (last bin) more."""
     need = np.full(len(obs), _MAX_DECIMALS + 1)
     left = np.ones(len(obs), dtype=bool)
     for k in range(_MAX_DECIMALS + 1):
         ok = left & (np.round(obs, k) == obs)
         need[ok] = k
         left &= ~ok
-    return np.bincount(need, minlength=_MAX_DECIMALS + 2).astype("float64")
+    return np.bincount(need, weights=weights, minlength=_MAX_DECIMALS + 2).astype("float64")
 
 
 _COARSE_QUANTILES = 64
@@ -119,24 +119,46 @@ def _jsonable(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
+def _check_weights(df: pd.DataFrame, sigma: float, weights: np.ndarray | None) -> np.ndarray | None:
+    if weights is None:
+        return None
+    if sigma <= 0:  # weights bound one unit's (one entity's) contribution: for DP releases only
+        raise ParameterError("row weights are for DP statistics (sigma > 0) only")
+    w = np.asarray(weights, dtype="float64")
+    if w.shape != (len(df),):
+        raise ParameterError(f"{len(w)} row weights for {len(df)} rows")
+    return w
+
+
 def site_stage1(
-    df: pd.DataFrame, metadata: Metadata, sigma: float, seed: int | None, level_threshold: float = 0.0
+    df: pd.DataFrame,
+    metadata: Metadata,
+    sigma: float,
+    seed: int | None,
+    level_threshold: float = 0.0,
+    weights: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Stage-1 aggregates of one site's rows (counts noised with std ``sigma``, 0: exact).
 
     ``level_threshold``: a category level is named only if its noisy count reaches it (local DP: naming a level
-    one row holds is then unlikely, see ``_localdp.level_threshold``).
+    one row holds is then unlikely, see ``_localdp.level_threshold``). ``weights`` (with DP only): each row counts
+    this much instead of 1 (entity-level DP on a step table: ``1 / steps`` of its entity, so that one entity
+    moves every count vector by at most 1 in L1, as one row does, and :func:`stats_sensitivity` still holds).
     """
     rng = np.random.default_rng(seed)
-    out: dict[str, Any] = {"n": float(_noise(np.array([len(df)]), sigma, rng)[0]), "columns": {}}
+    w = _check_weights(df, sigma, weights)
+    total = float(len(df)) if w is None else float(w.sum())
+    out: dict[str, Any] = {"n": float(_noise(np.array([total]), sigma, rng)[0]), "columns": {}}
     pii = [name for name, spec in metadata.columns.items() if spec.kind == "pii"]
     for name, spec in metadata.columns.items():
         s = df[name]
         col: dict[str, Any] = {"kind": spec.kind, "dtype": str(s.dtype)}
         if spec.kind in _NUMERIC:
             x = s.to_numpy(dtype="float64", na_value=np.nan)
-            obs = x[~np.isnan(x)]
-            hist, _ = np.histogram(np.arcsinh(obs), _grid(sigma > 0))
+            seen = ~np.isnan(x)
+            obs = x[seen]
+            w_obs = None if w is None else w[seen]
+            hist, _ = np.histogram(np.arcsinh(obs), _grid(sigma > 0), weights=w_obs)
             values, counts = np.unique(obs, return_counts=True)
             exact = len(values) <= _MAX_EXACT
             if sigma > 0:
@@ -147,26 +169,35 @@ def site_stage1(
                 heavy = heavy[np.argsort(-counts[heavy], kind="stable")[:_MAX_MASSES]]
                 values, counts = values[heavy], counts[heavy]
             noisy = _noise(counts, sigma, rng)
+            missing = float(np.isnan(x).sum()) if w is None else float(w[~seen].sum())
             col |= {
-                "missing": float(_noise(np.array([np.isnan(x).sum()]), sigma, rng)[0]),
+                "missing": float(_noise(np.array([missing]), sigma, rng)[0]),
                 "hist": _noise(hist, sigma, rng).tolist(),
-                "decimals": _noise(_decimals_hist(obs), sigma, rng).tolist(),
+                "decimals": _noise(_decimals_hist(obs, w_obs), sigma, rng).tolist(),
                 "exact": bool(exact),
                 "candidates": values.tolist(),
                 "candidate_counts": noisy.tolist(),
             }
         elif spec.kind in _DISCRETE:
-            counts = s.value_counts(dropna=True)
             declared = _declared_levels(spec)
+            obj = s.to_numpy(dtype=object)
+            present = ~pd.isna(obj)
+            counts = s.value_counts(dropna=True)
             if spec.kind == "boolean":  # as the transform reads them
-                obj = s.to_numpy(dtype=object)
-                counts = pd.Series([bool(v) for v in obj[~pd.isna(obj)]], dtype=object).value_counts()
+                counts = pd.Series([bool(v) for v in obj[present]], dtype=object).value_counts()
+            if w is not None:  # the same levels, each counting its rows' weights
+                values = pd.Series(obj[present], dtype=object)
+                if spec.kind == "boolean":
+                    values = values.map(bool)
+                sums = pd.Series(w[present]).groupby(values.to_numpy(), sort=False).sum()
+                counts = pd.Series(sums.reindex(counts.index, fill_value=0.0).to_numpy(), index=counts.index)
             if declared is not None:  # public levels: a count for each, whether this site holds it or not
                 counts = counts.reindex(pd.Index(declared, dtype=object), fill_value=0)
-            noisy = _noise(counts.to_numpy(), sigma, rng)
+            noisy = _noise(counts.to_numpy(dtype="float64"), sigma, rng)
             keep = noisy >= level_threshold if level_threshold > 0 and declared is None else np.ones(len(noisy), bool)
+            missing = float((~present).sum()) if w is None else float(w[~present].sum())
             col |= {
-                "missing": float(_noise(np.array([s.isna().sum()]), sigma, rng)[0]),
+                "missing": float(_noise(np.array([missing]), sigma, rng)[0]),
                 "levels": [_jsonable(v) for v, k in zip(counts.index, keep, strict=True) if k],
                 "counts": noisy[keep].tolist(),
                 # whether missing values are None (not NaN): with local DP not sent (one row could decide it)
@@ -201,17 +232,25 @@ def _declared_levels(spec: Any) -> list[Any] | None:
     return None if spec.categories is None else list(spec.categories)
 
 
-def site_stage2(df: pd.DataFrame, plan: dict[str, Any], sigma: float, seed: int | None) -> dict[str, Any]:
-    """Stage-2 aggregates: per numeric column of ``plan``, counts of the candidates and a histogram of the rest."""
+def site_stage2(
+    df: pd.DataFrame, plan: dict[str, Any], sigma: float, seed: int | None, weights: np.ndarray | None = None
+) -> dict[str, Any]:
+    """Stage-2 aggregates: per numeric column of ``plan``, counts of the candidates and a histogram of the rest
+    (``weights``: as for :func:`site_stage1`)."""
     rng = np.random.default_rng(None if seed is None else seed + 1)
+    w = _check_weights(df, sigma, weights)
     out: dict[str, Any] = {}
     for name, p in plan.items():
         x = df[name].to_numpy(dtype="float64", na_value=np.nan)
-        obs = x[~np.isnan(x)]
+        seen = ~np.isnan(x)
+        obs = x[seen]
+        w_obs = np.ones(len(obs)) if w is None else w[seen]
         cands = np.asarray(p["candidates"], dtype="float64")
         is_cand = np.isin(obs, cands)
-        cand_counts = np.array([(obs == c).sum() for c in cands], dtype="float64")
-        hist, _ = np.histogram(np.clip(obs[~is_cand], p["edges"][0], p["edges"][-1]), np.asarray(p["edges"]))
+        cand_counts = np.array([w_obs[obs == c].sum() for c in cands], dtype="float64")
+        hist, _ = np.histogram(
+            np.clip(obs[~is_cand], p["edges"][0], p["edges"][-1]), np.asarray(p["edges"]), weights=w_obs[~is_cand]
+        )
         out[name] = {
             "candidate_counts": _noise(cand_counts, sigma, rng).tolist(),
             "hist": _noise(hist, sigma, rng).tolist(),
