@@ -53,3 +53,11 @@ def make_mixed(n: int = 400, seed: int = 0) -> pd.DataFrame:
 @pytest.fixture
 def mixed() -> pd.DataFrame:
     return make_mixed()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``-n auto --dist loadgroup``) the Flower deployments run one after another on one
+    worker: each starts a SuperLink and SuperNodes, and two at once would only fight for the cores."""
+    for item in items:
+        if item.get_closest_marker("deploy") is not None:
+            item.add_marker(pytest.mark.xdist_group("flower-deploy"))
