@@ -290,6 +290,33 @@ def test_ctgan_learns_a_many_level_column_as_its_common_levels_and_draws_the_rar
         quick("ctgan", max_levels=1).fit(data, meta)
 
 
+def test_rare_levels_pick_a_parent_only_when_it_predicts_them():
+    from types import SimpleNamespace
+
+    from twinforge.models._tabular_nn import collapse_rare, expand_rare, fit_rare_levels
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    owner = rng.integers(0, 4, n)  # level l of "many" belongs to owner l % 4
+    many = 4 * rng.integers(0, 200, n) + owner
+    noise = rng.integers(0, 4, n)  # unrelated to "many"
+    arrays = {"many": many, "owner": owner, "noise": noise}
+    transforms = {"many": SimpleNamespace(discrete=True, n_levels=800)} | {
+        k: SimpleNamespace(discrete=True, n_levels=4) for k in ("owner", "noise")
+    }
+    spec = fit_rare_levels(arrays, transforms, 50, private=False)
+    assert list(spec) == ["many"] and spec["many"]["parent"] == "owner" and len(spec["many"]["keep"]) == 50
+    assert fit_rare_levels(arrays, transforms, 50, private=True) == {}
+    alone = fit_rare_levels({"many": many, "noise": noise}, transforms, 50, private=False)
+    assert alone["many"]["parent"] is None  # "noise" predicts nothing: rare levels drawn by frequency alone
+    collapsed = collapse_rare(arrays, spec)
+    assert collapsed["many"].max() == 50 and (collapsed["many"] == 50).mean() > 0.7
+    back = expand_rare(dict(collapsed), spec, np.random.default_rng(1), None)["many"]
+    kept = collapsed["many"] < 50
+    np.testing.assert_array_equal(back[kept], many[kept])
+    assert (back[~kept] % 4 == owner[~kept]).all() and not np.isin(back[~kept], spec["many"]["keep"]).any()
+
+
 @pytest.mark.parametrize("name", NEURAL)
 def test_bad_parameters_are_refused(name):
     with pytest.raises(twinforge.ParameterError, match="epochs"):
