@@ -1094,6 +1094,18 @@ class SequenceModel(Synthesizer):
         twin.z_draws_, twin.z_weights_ = draws, weights
         return twin
 
+    def _history_inputs(self, y: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The network's inputs for one entity's history (a batch of one): each step's previous values, and
+        (time since the previous step, first-step flag)."""
+        enc = self.encoding_
+        n = len(y)
+        prev = np.zeros((1, n, enc.d_step), dtype="float32")
+        prev[0, 1:] = enc.features(y[:-1])
+        extra = np.zeros((1, n, 2), dtype="float32")
+        extra[0, 1:, 0] = ((times - times[0]) / self.layout_["time_scale"])[:-1]
+        extra[0, 0, 1] = 1.0
+        return prev, extra
+
     def _latent_posterior(self, net, y, times, cond, mean, cov, rng, draws: int = 2048):
         """Importance sampling of the entity latent given the history: ``draws`` latents from N(mean, cov) and
         their normalised likelihoods p(history | z) under ``net`` (one batched pass over the history)."""
@@ -1101,12 +1113,7 @@ class SequenceModel(Synthesizer):
         device = next(net.parameters()).device
         z = rng.multivariate_normal(np.asarray(mean, dtype="float64"), np.asarray(cov, dtype="float64"), draws)
         n = len(y)
-        elapsed = (times - times[0]) / self.layout_["time_scale"]
-        prev = np.zeros((1, n, enc.d_step), dtype="float32")
-        prev[0, 1:] = enc.features(y[:-1])
-        extra = np.zeros((1, n, 2), dtype="float32")
-        extra[0, 1:, 0] = elapsed[:-1]
-        extra[0, 0, 1] = 1.0
+        prev, extra = self._history_inputs(y, times)
         t = lambda a: torch.tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
         cz = torch.cat([t(np.repeat(cond, draws, 0)), t(z)], -1)
         grow = lambda a: t(a).expand(draws, *a.shape[1:])  # noqa: E731
@@ -1152,13 +1159,7 @@ class SequenceModel(Synthesizer):
         if level == 0 or len(y) < 2:
             return offset
         device = next(net.parameters()).device
-        n = len(y)
-        elapsed = (times - times[0]) / self.layout_["time_scale"]
-        prev = np.zeros((1, n, enc.d_step), dtype="float32")
-        prev[0, 1:] = enc.features(y[:-1])
-        extra = np.zeros((1, n, 2), dtype="float32")
-        extra[0, 1:, 0] = elapsed[:-1]
-        extra[0, 0, 1] = 1.0
+        prev, extra = self._history_inputs(y, times)
         t = lambda a: torch.tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
         cz = torch.cat([t(cond), t(np.asarray(z, dtype="float64")[None])], -1)
         with torch.no_grad():
@@ -1372,13 +1373,7 @@ class SequenceModel(Synthesizer):
         """
         enc = self.encoding_
         n = len(y)
-        scale = self.layout_["time_scale"]
-        elapsed = (times - times[0]) / scale
-        prev = np.zeros((1, n, enc.d_step), dtype="float32")
-        prev[0, 1:] = enc.features(y[:-1])
-        extra = np.zeros((1, n, 2), dtype="float32")
-        extra[0, 1:, 0] = elapsed[:-1]
-        extra[0, 0, 1] = 1.0
+        prev, extra = self._history_inputs(y, times)
         t = lambda a: torch.tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
         prev_t, extra_t, cur_t, y_t = t(prev), t(extra), t(enc.features(y)[None]), t(y[None])
         c = t(cond)
