@@ -257,6 +257,7 @@ def test_local_dp_at_epsilon_1_works_or_says_which_budget_would(tmp_path):
     kw = dict(model="auto", params=QUICK["auto"], rounds=1, dp="local", epsilon=1.0, delta=1e-5, seed=0)
     model = simulate(sites(3, 3000), tmp_path / "a", **kw)
     assert model.fit_info_["federated"]["privacy"]["epsilon"] <= 1.0
+    assert model.net_.shape_scale == 1.0  # as a central DP fit: the shape head unscaled under DP-SGD
     assert len(model.sample(50, seed=0)) == 50
     small = sites(2, 1200)
     with pytest.raises(DataError, match=r"--epsilon 1\.\d+ or more names a level.*declare the columns' `categories`"):

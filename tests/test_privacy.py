@@ -86,11 +86,15 @@ def test_dp_fit_spends_within_budget_and_survives_save_load(name, tmp_path):
     assert info["delta_spent"] == pytest.approx(min(1e-5, 0.1 / 300))
     parts = [p["what"] for p in info["parts"]]
     assert parts[0].startswith("column domains") and "DP-SGD" in parts
+    if name == "auto":  # the shape head stays unscaled under DP-SGD (a scale would feed the clipping)
+        assert model.config_["shape_scale"] == 1.0 and model.net_.shape_scale == 1.0
     sample = model.sample(200, seed=1)
     assert list(sample.columns) == list(data.columns) and len(sample) == 200
     model.save(tmp_path / "m")
     again = twinforge.load(tmp_path / "m")
     assert again.fit_info_["privacy"] == info
+    if name == "auto":
+        assert again.net_.shape_scale == 1.0
     assert again.sample(50, seed=3).equals(model.sample(50, seed=3))
     # seeded: the same fit twice gives the same model
     assert dp_model(name, epsilon=2.0).fit(data).sample(50, seed=3).equals(model.sample(50, seed=3))

@@ -150,7 +150,8 @@ class _AutoAdapter(_EqualSteps):
         model.config_ = {
             "width": int(model.width or ar._auto_width(n_rows)),
             "depth": int(model.depth),
-            "shape_scale": ar._SHAPE_SCALE,  # as a central fit: the shape coefficients can reach sharp conditionals
+            # as a central fit: sharp conditionals without DP, the unscaled head under local DP-SGD
+            "shape_scale": ar._DP_SHAPE_SCALE if private else ar._SHAPE_SCALE,
         }
         model.order_ = ar._sampling_order(model.columns_)
         model.train_info_ = {}
