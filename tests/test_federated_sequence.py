@@ -282,6 +282,7 @@ def test_local_dp_is_entity_level_and_within_budget(tmp_path, monkeypatch):
     model = run(tmp_path, halves(df), metadata=meta, dp="local", epsilon=200.0, recorder=recorder)
     privacy = model.fit_info_["federated"]["privacy"]
     assert privacy["mode"] == "local" and privacy["unit"] == "entity" and "entity-level" in privacy["accountant"]
+    assert model.static_model_.net_.shape_scale == 1.0  # trained by DP-SGD too: the shape head unscaled
     assert len(privacy["sites"]) == 2
     for site in privacy["sites"].values():
         assert 0.5 * 200.0 < site["epsilon"] <= 200.0 + 1e-6 and site["delta"] <= 1e-5

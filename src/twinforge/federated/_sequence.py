@@ -411,7 +411,11 @@ def build_model(
         merged["entities"], static_meta, ents_proxy[list(static_meta.columns)]
     )
     ADAPTERS["auto"].init(
-        static, static.transformer_.transform(ents_proxy[list(static_meta.columns)]), int(merged["n"]), rng
+        static,
+        static.transformer_.transform(ents_proxy[list(static_meta.columns)]),
+        int(merged["n"]),
+        rng,
+        private=settings.dp_mode == "local",  # entity-level DP-SGD trains it too: its shape head unscaled
     )
     static.fit_info_ = {}
     model.static_model_ = static
