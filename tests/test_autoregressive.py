@@ -488,6 +488,34 @@ def test_a_near_identity_stays_sharp_in_a_wide_tail_bin(tmp_path):
     assert (seeded["y"] - 400).abs().median() < 30  # a given reference value is used too
 
 
+def test_references_are_judged_on_rows_held_out_from_both_fits(monkeypatch):
+    """A reference is kept only if its residual beats the network on the validation rows, which neither the
+    least squares nor the network saw. On a small table a correlation made by four shared outliers (x, y otherwise
+    independent) passes the spread test; scored on the rows it was fitted on, it was kept too. A true relation
+    (y = 3 x + small noise) is kept.
+    """
+    import twinforge.models.autoregressive as ar
+
+    fitted_rows = []
+    real_references = ar._references
+    monkeypatch.setattr(ar, "_references", lambda cols, arrays, order: (
+        fitted_rows.append(len(next(iter(arrays.values())))), real_references(cols, arrays, order))[1])  # fmt: skip
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(50, 10, 300), rng.normal(50, 10, 300)
+    x[:4] = y[:4] = 500 + rng.normal(0, 20, 4)
+    spurious = pd.DataFrame({"x": np.round(x, 2), "y": np.round(y, 2), "g": rng.choice(["a", "b"], 300)})
+    fitted = twinforge.create("auto", seed=0, epochs=30, **FAST).fit(spurious)
+    assert fitted_rows == [300 - 30]  # the 30 validation rows are left out of the least squares
+    assert not any("reference" in col for col in fitted.columns_)
+
+    x = np.round(np.exp(rng.normal(3, 1, 600)), 2)
+    true = pd.DataFrame({"x": x, "y": np.round(3 * x + rng.normal(0, 0.3, 600), 2), "g": rng.choice(["a", "b"], 600)})
+    fitted = twinforge.create("auto", seed=0, epochs=30, **FAST).fit(true)
+    kept = [(col["column"], col["reference"], col["slope"][0]) for col in fitted.columns_ if "reference" in col]
+    assert len(kept) == 1 and kept[0][1] == ["y" if kept[0][0] == "x" else "x"]
+    assert abs(kept[0][2] - (3 if kept[0][0] == "y" else 1 / 3)) < 0.05 * kept[0][2]
+
+
 def test_a_reference_draw_stays_in_its_bin_and_range():
     from twinforge.models.autoregressive import _from_reference
 
