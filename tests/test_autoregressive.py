@@ -538,6 +538,19 @@ def test_a_reference_draw_stays_in_its_bin_and_range():
     assert 48 <= out[4] <= 50  # within the bin and the range condition
 
 
+def test_the_sampling_trunk_in_chunks_gives_the_network_output(model, monkeypatch):
+    """Sampling runs the trunk over the rows in cache-sized chunks: the same hidden states as one pass."""
+    import twinforge.models.autoregressive as ar
+
+    x0 = torch.randn(1000, model.config_["width"])
+    with torch.inference_mode():
+        expected = model.net_.hidden(x0)
+        monkeypatch.setattr(ar, "_TRUNK_CHUNK", 96)  # 10 full chunks and a partial one
+        got = ar._hidden_inplace(model.net_, x0)
+    torch.testing.assert_close(got, expected)
+    assert got.shape == (1000, model.config_["width"])
+
+
 def test_a_plain_trunk_model_fits_samples_and_loads(monkeypatch, mixed, tmp_path):
     """The norm-free trunk (ReLU, no LayerNorm) is a saved choice: a model keeps its trunk across save/load."""
     import twinforge.models.autoregressive as ar

@@ -103,6 +103,10 @@ _MIN_EPOCH_ROWS = 4096  # rows per epoch at least (several passes over a small t
 # 175,000 to 204,000 (8,192 or 32,768 rows, shares 1.5 or 4: slower).
 _DISTINCT_SHARE = 2
 _SAMPLE_BATCH = 16_384
+# Rows per chunk through the trunk when sampling: a chunk's activations stay in the cache between the layers
+# (LayerNorm-SiLU-Linear-LayerNorm-SiLU at width 256 in bfloat16, one thread: 14.9 ms per 16,384 rows at once,
+# 12.3 ms in chunks of 2,048; 13.3 ms in chunks of 512)
+_TRUNK_CHUNK = 2_048
 # Share of training rows whose known columns are a prefix of the sampling order rather than a random subset.
 # Plain sampling only asks for those conditionals; on churn, 0.5 raised column shapes (an SDMetrics-like score)
 # from 0.94 to 0.98 against all-random orders, which spread the capacity over all 2^D subsets.
@@ -1048,8 +1052,21 @@ def _hidden_inplace(
     """``net.hidden(x0)`` with the activations computed in place (sampling only: no gradients, fewer buffers).
 
     With ``norm`` (the float32 network's), the first LayerNorm runs on the float32 sums before the cast to
-    ``dtype``: faster than in bfloat16 on CPU, and more exact.
+    ``dtype``: faster than in bfloat16 on CPU, and more exact. The rows go through in chunks of
+    ``_TRUNK_CHUNK``, so that each chunk's activations stay in the CPU's cache between the layers.
     """
+    if len(x0) <= _TRUNK_CHUNK:
+        return _hidden_chunk(net, x0, norm, dtype)
+    out = None
+    for start in range(0, len(x0), _TRUNK_CHUNK):
+        h = _hidden_chunk(net, x0[start : start + _TRUNK_CHUNK], norm, dtype)
+        if out is None:
+            out = torch.empty(len(x0), h.shape[1], dtype=h.dtype, device=h.device)
+        out[start : start + len(h)] = h
+    return out
+
+
+def _hidden_chunk(net: _Net, x0: torch.Tensor, norm: nn.Module | None, dtype: torch.dtype) -> torch.Tensor:
     if net.plain:
         h = F.relu(x0.to(dtype, copy=True), inplace=True)  # a copy: x0 is kept
         for layer in net.trunk:
