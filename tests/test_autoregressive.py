@@ -551,20 +551,20 @@ def test_the_sampling_trunk_in_chunks_gives_the_network_output(model, monkeypatc
     assert got.shape == (1000, model.config_["width"])
 
 
-def test_a_plain_trunk_model_fits_samples_and_loads(monkeypatch, mixed, tmp_path):
+@pytest.mark.parametrize("depth", [1, 2])
+def test_a_plain_trunk_model_fits_samples_and_loads(depth, mixed, tmp_path):
     """The norm-free trunk (ReLU, no LayerNorm) is a saved choice: a model keeps its trunk across save/load."""
-    import twinforge.models.autoregressive as ar
-
-    monkeypatch.setattr(ar, "_TRUNK", "plain")
-    fitted = twinforge.create("auto", seed=0, epochs=2, **FAST).fit(mixed.head(400))
+    fitted = twinforge.create("auto", seed=0, epochs=2, depth=depth, trunk="plain", **FAST).fit(mixed.head(400))
     assert fitted.config_["trunk"] == "plain" and not any(
         isinstance(m, torch.nn.LayerNorm) for m in fitted.net_.modules()
     )
+    assert sum(isinstance(m, torch.nn.Linear) for m in fitted.net_.trunk.modules()) == depth - 1
     fitted.save(tmp_path / "m")
-    monkeypatch.setattr(ar, "_TRUNK", "layernorm")
     again = twinforge.load(tmp_path / "m")
-    assert again.net_.plain
+    assert again.net_.plain and again.trunk == "plain"
     pd.testing.assert_frame_equal(again.sample(100, seed=2), fitted.sample(100, seed=2))
+    with pytest.raises(ParameterError, match='trunk must be "layernorm" or "plain", got \'relu\''):
+        twinforge.create("auto", trunk="relu", **FAST).fit(mixed.head(100))
 
 
 def test_no_references_under_dp():
