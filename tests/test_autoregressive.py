@@ -551,6 +551,21 @@ def test_the_sampling_trunk_in_chunks_gives_the_network_output(model, monkeypatc
     assert got.shape == (1000, model.config_["width"])
 
 
+def test_a_draw_by_counting_equals_the_binary_search(monkeypatch):
+    """Few-token columns count the cumulative sums under the uniform: the same tokens as the binary search,
+    zero-probability tokens (never drawn) included."""
+    import twinforge.models.autoregressive as ar
+
+    logits = torch.randn(5000, 12)
+    weights = np.ones(12)
+    weights[[0, 5, 11]] = 0.0
+    counted = ar._draw(logits, weights, 1.0, torch.Generator().manual_seed(3))
+    monkeypatch.setattr(ar, "_SEARCH_TOKENS", 0)
+    searched = ar._draw(logits, weights, 1.0, torch.Generator().manual_seed(3))
+    np.testing.assert_array_equal(counted, searched)
+    assert not np.isin(counted, [0, 5, 11]).any() and len(np.unique(counted)) == 9
+
+
 @pytest.mark.parametrize("depth", [1, 2])
 def test_a_plain_trunk_model_fits_samples_and_loads(depth, mixed, tmp_path):
     """The norm-free trunk (ReLU, no LayerNorm) is a saved choice: a model keeps its trunk across save/load."""
