@@ -168,7 +168,7 @@ class Autoregressive(Synthesizer):
     trunk : {"layernorm", "plain"}, default "layernorm"
         The hidden layers: LayerNorm and SiLU, or ReLU without normalisation (cheaper to sample). With
         ``depth=1`` and ``"plain"``, sampling skips the hidden layer's matrix product: on ames (74 columns)
-        1.6x the rows per CPU second at the same quality; on flights 1.6x too, but a lower TSTR (see README).
+        1.7x the rows per CPU second at the same quality; on flights 1.6x too, but a lower TSTR (see README).
     n_bins : int, default 32
         Coarse quantile bins per numeric column, each split into ``n_bins`` fine ones.
     max_levels : int, default 500
