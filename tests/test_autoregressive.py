@@ -1,5 +1,6 @@
 """The default model, ``auto``: conditions, seed data, imputation, rebalancing, temperature, hard tables."""
 
+import copy
 import time
 
 import numpy as np
@@ -516,6 +517,22 @@ def test_references_are_judged_on_rows_held_out_from_both_fits(monkeypatch):
     assert abs(kept[0][2] - (3 if kept[0][0] == "y" else 1 / 3)) < 0.05 * kept[0][2]
 
 
+def test_without_a_validation_split_references_are_judged_on_a_fifth_of_the_rows(monkeypatch):
+    """validation_share=0: the least squares leaves a fifth of the rows out and the residual is scored there."""
+    import twinforge.models.autoregressive as ar
+
+    fitted_rows = []
+    real_references = ar._references
+    monkeypatch.setattr(ar, "_references", lambda cols, arrays, order: (
+        fitted_rows.append(len(next(iter(arrays.values())))), real_references(cols, arrays, order))[1])  # fmt: skip
+    rng = np.random.default_rng(1)
+    x = np.round(np.exp(rng.normal(3, 1, 600)), 2)
+    true = pd.DataFrame({"x": x, "y": np.round(3 * x + rng.normal(0, 0.3, 600), 2)})
+    fitted = twinforge.create("auto", seed=0, epochs=20, validation_share=0.0, **FAST).fit(true)
+    assert fitted_rows == [600 - 120]
+    assert sum("reference" in col for col in fitted.columns_) == 1
+
+
 def test_a_reference_draw_stays_in_its_bin_and_range():
     from twinforge.models.autoregressive import _from_reference
 
@@ -578,6 +595,9 @@ def test_a_plain_trunk_model_fits_samples_and_loads(depth, mixed, tmp_path):
     again = twinforge.load(tmp_path / "m")
     assert again.net_.plain and again.trunk == "plain"
     pd.testing.assert_frame_equal(again.sample(100, seed=2), fitted.sample(100, seed=2))
+    net = copy.copy(fitted)  # a config without the choice (as the federated adapter builds it): the parameter
+    net.config_ = {k: v for k, v in fitted.config_.items() if k != "trunk"}
+    assert net._new_net().plain
     with pytest.raises(ParameterError, match='trunk must be "layernorm" or "plain", got \'relu\''):
         twinforge.create("auto", trunk="relu", **FAST).fit(mixed.head(100))
 

@@ -310,12 +310,15 @@ class Autoregressive(Synthesizer):
         the columns before it in the sampling order: the validation rows that training held out (at most
         ``_REFERENCE_TEST_ROWS``), or, without a validation split, a fifth of the rows (the network is then
         scored on rows it saw, which can only favour it). On the fitting rows themselves the residual's quantiles
-        restate those rows' own residuals, which flattered small tables: airports' longitude given the time zone
-        was kept, and its quality score fell from 0.939 to 0.891.
+        and slope restate those rows' own residuals, which flatters small tables: on 300 rows where four shared
+        outliers make two independent columns look linear, scoring on the fitting rows kept the reference for
+        2 of 3 data seeds, these held-out rows for none. A reference is kept only on clear evidence: a mean gain
+        over the network of two standard errors.
 
-        A linear fit on one column can know less than the network, which sees every earlier column: on flights,
-        the scheduled departure time is 100 x the hour plus the minutes, but given the actual departure time the
-        network placed it better than the hour's residual did, and the residual's draws raised detection AUC.
+        A linear fit on one column can know less than the network, which sees every earlier column (airports'
+        longitude given the time zone: 3.80 nats per held-out row against the network's 3.43). The other way, on
+        flights the network had looked better than the hour's residual for the scheduled departure time when
+        scored on its own training rows; on held-out rows the residual wins (2.68 against 3.18).
         """
         n = len(tokens)
         held = self.__dict__.pop("_held_out", None)
@@ -492,7 +495,9 @@ class Autoregressive(Synthesizer):
             width=self.config_["width"],
             depth=self.config_["depth"],
             shape_scale=self.config_.get("shape_scale", 1.0),  # 1: a model saved before the scale existed
-            trunk=self.config_.get("trunk", "layernorm"),  # layernorm: a model saved before the choice existed
+            # a config without it: a model saved before the choice existed (whose parameters then hold the default,
+            # "layernorm"), or one set up by the federated adapter (which builds the config itself)
+            trunk=self.config_.get("trunk", self.trunk),
         )
 
     # ------------------------------------------------------------------------------------ sample
