@@ -323,9 +323,9 @@ class Autoregressive(Synthesizer):
         n = len(tokens)
         held = self.__dict__.pop("_held_out", None)
         if held is None or len(held) < _MIN_VALIDATION:
+            if n // 5 < _MIN_VALIDATION:
+                return  # too few rows to judge a reference by
             held = rng.choice(n, n // 5, replace=False)
-        if len(held) < _MIN_VALIDATION:
-            return  # too few rows to judge a reference by
         fitting = np.setdiff1d(np.arange(n), held)
         _references(self.columns_, {name: a[fitting] for name, a in arrays.items()}, self.order_)
         chosen = [j for j, col in enumerate(self.columns_) if "reference" in col]
