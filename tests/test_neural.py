@@ -542,9 +542,20 @@ def test_tvae_likeliest_modes_keep_a_strong_numeric_correlation(tmp_path):
     assert abs((out["dep"] > 10).mean() - (data["dep"] > 10).mean()) < 0.03
     model.save(tmp_path / "m")
     pd.testing.assert_frame_equal(twinforge.load(tmp_path / "m").sample(2000, seed=0), out)
-    model.likeliest_modes = False  # each mode drawn from its softmax, as before
-    del model.value_map_
+    model.modes_, model.value_map_ = "drawn", {}  # each mode drawn from its softmax, as before
     assert model.sample(2000, seed=0)[["dep", "arr"]].corr().iloc[0, 1] < 0.7
+
+
+def test_ctgan_likeliest_modes_keep_a_strong_numeric_correlation(tmp_path):
+    data = _delays()
+    model = twinforge.create("ctgan", seed=0, progress=False, **TRAINED["ctgan"]).fit(data)
+    out = model.sample(2000, seed=0)
+    assert out[["dep", "arr"]].corr().iloc[0, 1] > 0.78
+    assert abs((out["dep"] > 10).mean() - (data["dep"] > 10).mean()) < 0.03
+    model.save(tmp_path / "m")
+    pd.testing.assert_frame_equal(twinforge.load(tmp_path / "m").sample(2000, seed=0), out)
+    drawn = twinforge.create("ctgan", seed=0, progress=False, likeliest_modes=False, **TRAINED["ctgan"]).fit(data)
+    assert drawn.sample(2000, seed=0)[["dep", "arr"]].corr().iloc[0, 1] < 0.72
 
 
 def test_likeliest_mode_keeps_the_missing_rate_and_the_allowed_modes():

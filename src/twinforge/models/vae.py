@@ -310,9 +310,11 @@ class TVAE(Synthesizer):
         drawn (the model then samples as TVAE does)."""
         enc = self.encoding_
         names = [c["name"] for c in enc.columns_ if c["type"] == "numeric"]
+        self.modes_ = "drawn"
         if not names or not self.likeliest_modes:
             return {}
-        self.value_map_: dict[str, list[np.ndarray]] = {}  # the calibration rows are drawn as samples will be
+        self.value_map_: dict[str, list[np.ndarray]] = {}
+        self.modes_ = "likeliest"  # the calibration rows are drawn as samples will be
         n = min(_CALIBRATION_ROWS, max(len(next(iter(real.values()))), 1))
         with seeded(rng, self.device_), torch.no_grad():
             codes, scalars = self._draw(n, enc.constraints(None, n), rng, 1.0)
@@ -417,8 +419,8 @@ class TVAE(Synthesizer):
         logits = [raw[:, a : a + b] for a, b in zip(enc.span_starts_, enc.span_sizes_, strict=True)]
         means = np.tanh(raw[:, enc.scalar_pos_])
         stds = np.broadcast_to(self.decoder_.sigma().cpu().numpy().astype("float64"), means.shape)
-        # likeliest modes only with the value map that restores the marginals (a federated or older model has none)
-        likeliest = bool(self.likeliest_modes) and getattr(self, "value_map_", None) is not None
+        # a federated model, or one saved before likeliest modes, has no value map fitted to them: it draws
+        likeliest = getattr(self, "modes_", "drawn") == "likeliest"
         return enc.draw(logits, means, stds, cons, rng, temperature, likeliest_modes=likeliest)
 
     # ------------------------------------------------------------------------------------ state
@@ -428,7 +430,8 @@ class TVAE(Synthesizer):
             "encoder": state_to_arrays(self.encoder_),
             "decoder": state_to_arrays(self.decoder_),
             "keylike": getattr(self, "keylike_", {}),  # none in a federated model
-            "value_map": getattr(self, "value_map_", None),  # none in a federated or older model
+            "value_map": getattr(self, "value_map_", {}),  # none in a federated or older model
+            "modes": getattr(self, "modes_", "drawn"),
             "training": self.training_,
         }
 
@@ -440,6 +443,7 @@ class TVAE(Synthesizer):
         self.encoder_ = state_from_arrays(encoder, state["encoder"]).to(self.device_).eval()
         self.decoder_ = state_from_arrays(decoder, state["decoder"]).to(self.device_).eval()
         self.keylike_ = state.get("keylike", {})  # none in models saved before key-like columns
-        if state.get("value_map") is not None:  # none in models saved before likeliest modes
-            self.value_map_ = {k: [np.asarray(a, dtype="float64") for a in v] for k, v in state["value_map"].items()}
+        maps = state.get("value_map", {})  # none in models saved before likeliest modes
+        self.value_map_ = {k: [np.asarray(a, dtype="float64") for a in v] for k, v in maps.items()}
+        self.modes_ = state.get("modes", "drawn")
         self.training_ = state["training"]
