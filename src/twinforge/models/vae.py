@@ -252,7 +252,10 @@ class TVAE(Synthesizer):
                 self.training_ = {"epochs": 0, "stopped": "no learned columns"}
                 return
             tensors = self._tensors(codes[train], scalars[train])
-            opt = torch.optim.Adam(vae.parameters(), self.learning_rate, weight_decay=1e-5)
+            # one fused kernel per step instead of one per tensor (Adam's update was a fifth of the fit's CPU time
+            # on default); Opacus wraps the plain optimiser
+            fused = not is_private(self) and self.device_.type in ("cpu", "cuda")
+            opt = torch.optim.Adam(vae.parameters(), self.learning_rate, weight_decay=1e-5, fused=fused)
             batch = min(int(self.batch_size), len(train))
             steps = max(1, len(train) // batch)
             epochs = int(self.epochs) if self.epochs is not None else _EPOCHS
