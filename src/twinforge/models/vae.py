@@ -139,10 +139,11 @@ class TVAE(Synthesizer):
     max_modes : int, default 10
         Most mixture modes per numeric column.
     likeliest_modes : bool, default True
-        Sample each numeric column's mixture mode as the decoder's likeliest (then map the values onto the training
-        marginal) rather than drawing it: keeps strongly related numeric columns together (flights, dep/arr delay
-        correlation 0.93 in the data: 0.41 drawn, 0.64 likeliest; TSTR/TRTR on a split of the training rows
-        0.58 -> 0.79). False draws every mode from its softmax, as before.
+        Encode each numeric value in its likeliest mixture mode and sample each mode as the decoder's likeliest
+        (then map the values onto the training marginal), rather than drawing modes: keeps strongly related numeric
+        columns together. Flights, fitted on 80% of the bench's training rows and scored on the rest, 3 sampling
+        seeds: dep/arr delay correlation 0.41/0.38/0.43 drawn, 0.57/0.62/0.56 likeliest (data 0.93); TSTR/TRTR
+        0.58/0.44/0.65 -> 0.74/0.71/0.63; detection AUC 0.98 -> 0.83. False draws the modes, as TVAE does.
     patience : int, default 20
         Epochs without a better held-out ELBO before training stops.
     validation_share : float, default 0.1
@@ -241,7 +242,10 @@ class TVAE(Synthesizer):
             without(public_arrays(self, arrays), self.keylike_), self.transformer_.transforms_, rng, self.max_modes
         )
         enc = self.encoding_
-        codes, scalars = enc.encode(arrays, rng)
+        # with likeliest modes, each value is encoded in its likeliest mode too: a mode drawn from the posterior
+        # makes the encoding a noisy function of the value, which the decoder learns as spread-out mode
+        # probabilities (flights, detection AUC on a split of the training rows 0.92 -> 0.83)
+        codes, scalars = enc.encode(arrays, None if self.likeliest_modes else rng)
         share = 0.0 if is_private(self) else float(self.validation_share)  # DP: no data-dependent early stopping
         train, val = split_rows(len(codes), share, rng)
         with seeded(rng, self.device_):
