@@ -524,6 +524,52 @@ def test_value_map_moves_generated_values_onto_the_real_marginal_and_keeps_ranks
     np.testing.assert_array_equal(kept, fake["x"])  # a range condition's column is left as drawn
 
 
+def _delays(n=1000):
+    """Two heavy-tailed, nearly equal columns (flights' departure and arrival delays in miniature)."""
+    rng = np.random.default_rng(0)
+    dep = np.where(rng.random(n) < 0.3, rng.exponential(60, n), rng.normal(-3, 3, n))
+    return pd.DataFrame({"dep": dep, "arr": dep + rng.normal(0, 5, n), "kind": rng.choice(["a", "b"], n)})
+
+
+def test_tvae_likeliest_modes_keep_a_strong_numeric_correlation(tmp_path):
+    """Independent mode draws split two nearly equal columns between unrelated modes; the likeliest mode does not,
+    and the value map keeps the marginal (the share of late rows)."""
+    data = _delays()
+    model = twinforge.create("tvae", seed=0, progress=False, **TRAINED["tvae"]).fit(data)
+    assert data[["dep", "arr"]].corr().iloc[0, 1] > 0.99
+    out = model.sample(2000, seed=0)
+    assert out[["dep", "arr"]].corr().iloc[0, 1] > 0.75
+    assert abs((out["dep"] > 10).mean() - (data["dep"] > 10).mean()) < 0.03
+    model.save(tmp_path / "m")
+    pd.testing.assert_frame_equal(twinforge.load(tmp_path / "m").sample(2000, seed=0), out)
+    model.modes_, model.value_map_ = "drawn", {}  # each mode drawn from its softmax, as before
+    assert model.sample(2000, seed=0)[["dep", "arr"]].corr().iloc[0, 1] < 0.7
+
+
+def test_ctgan_likeliest_modes_keep_a_strong_numeric_correlation(tmp_path):
+    data = _delays()
+    model = twinforge.create("ctgan", seed=0, progress=False, **TRAINED["ctgan"]).fit(data)
+    out = model.sample(2000, seed=0)
+    assert out[["dep", "arr"]].corr().iloc[0, 1] > 0.78
+    assert abs((out["dep"] > 10).mean() - (data["dep"] > 10).mean()) < 0.03
+    model.save(tmp_path / "m")
+    pd.testing.assert_frame_equal(twinforge.load(tmp_path / "m").sample(2000, seed=0), out)
+    drawn = twinforge.create("ctgan", seed=0, progress=False, likeliest_modes=False, **TRAINED["ctgan"]).fit(data)
+    assert drawn.sample(2000, seed=0)[["dep", "arr"]].corr().iloc[0, 1] < 0.72
+
+
+def test_likeliest_mode_keeps_the_missing_rate_and_the_allowed_modes():
+    from twinforge.models._tabular_nn import _likeliest_mode
+
+    rng = np.random.default_rng(0)
+    logits = np.log(np.tile([0.3, 0.2, 0.1, 0.4], (20000, 1)))  # three modes and "missing"
+    codes = _likeliest_mode(logits, 3, rng)
+    assert set(np.unique(codes)) == {0, 3} and abs((codes == 3).mean() - 0.4) < 0.01
+    logits[:, 0] = -np.inf  # mode 0 not allowed
+    assert set(np.unique(_likeliest_mode(logits, 3, rng))) == {1, 3}
+    assert (_likeliest_mode(np.log([[0.2, 0.8, 0.0]]), 2, rng) == 1).all()  # no missing seen: never missing
+
+
 def test_tvae_trains_a_small_table_for_at_least_600_steps_unless_epochs_are_given():
     data = make_mixed(150)  # 150 rows in one batch: one step an epoch
     small = {"width": 16, "latent_dim": 4, "validation_share": 0}

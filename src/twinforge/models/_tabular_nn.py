@@ -157,6 +157,22 @@ def _gumbel_max(logits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.argmax(logits + g, axis=1)
 
 
+def _likeliest_mode(logits: np.ndarray, n_modes: int, rng: np.random.Generator) -> np.ndarray:
+    """Per row, "missing" (category ``n_modes``, when present) with its softmax probability, else the likeliest
+    of the first ``n_modes`` categories (-inf = never)."""
+    modes = logits[:, :n_modes]
+    best = np.argmax(modes, axis=1)
+    if logits.shape[1] == n_modes:
+        return best
+    top = np.maximum(modes.max(axis=1), logits[:, n_modes])
+    with np.errstate(invalid="ignore", over="ignore"):
+        present = np.exp(modes - top[:, None]).sum(axis=1)
+        missing = np.exp(logits[:, n_modes] - top)
+    p_missing = np.where(np.isfinite(top), missing / (missing + present), 0.0)
+    out = np.where(rng.random(len(logits)) < p_missing, n_modes, best)
+    return np.where(np.isneginf(modes).all(axis=1), n_modes, out)  # only "missing" allowed
+
+
 # ------------------------------------------------------------------------------------------ CTGAN / TVAE
 @dataclass
 class ModeConstraints:
@@ -370,6 +386,7 @@ class ModeEncoding:
         rng: np.random.Generator,
         temperature: float = 1.0,
         fallback_std: float = 0.25,
+        likeliest_modes: bool = False,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One row per network output, honouring ``cons``: ``(codes, scalars, agreed)``.
 
@@ -378,18 +395,28 @@ class ModeEncoding:
         honoured every constraint as drawn; the others had their categories redrawn within the allowed ones and
         their scalars drawn from the truncated normal of the range (``fallback_std`` when ``stds`` is None), so
         every returned row honours the constraints.
+
+        ``likeliest_modes``: a numeric column's mode is its likeliest one rather than a draw (whether the value is
+        missing is still drawn, with its probability). The mode is an artefact of the representation, and the
+        networks' factorised outputs give every column's mode its own independent draw: where the output spreads
+        over several modes (a delay of 300 minutes lies between two wide modes), independent draws put two
+        strongly related columns in unrelated modes. The likeliest mode is a function of the network's output,
+        so related columns move together; the model's value map then restores each column's marginal.
         """
         n = len(means)
         agreed = np.ones(n, dtype=bool)
         codes = np.zeros((n, self.n_spans), dtype="int64")
+        n_modes = {c["span"]: len(c["means"]) for c in self.columns_ if c["type"] == "numeric"}
         for s in range(self.n_spans):
+            k = n_modes.get(s) if likeliest_modes else None
             lg = np.where(self.seen(s), logits[s] / temperature, -np.inf)
-            c = _gumbel_max(lg, rng)
+            c = _gumbel_max(lg, rng) if k is None else _likeliest_mode(lg, k, rng)
             if s in cons.allowed:
                 bad = ~cons.allowed[s][c]
                 if bad.any():
                     agreed &= ~bad
-                    c[bad] = _gumbel_max(np.where(cons.allowed[s], logits[s][bad] / temperature, -np.inf), rng)
+                    lg = np.where(cons.allowed[s], logits[s][bad] / temperature, -np.inf)
+                    c[bad] = _gumbel_max(lg, rng) if k is None else _likeliest_mode(lg, k, rng)
             fixed = cons.codes[:, s] >= 0
             agreed &= ~fixed | (c == cons.codes[:, s])
             codes[:, s] = np.where(fixed, cons.codes[:, s], c)

@@ -176,6 +176,10 @@ class CTGAN(Synthesizer):
         generator's outputs and the conditional vector narrow: on flights (4,000 rows, 1,839 tail numbers) the
         network would otherwise be 2,085 outputs wide and the critic's input 41,530. None learns every level.
         Not under DP.
+    likeliest_modes : bool, default True
+        Sample each numeric column's mixture mode as the generator's likeliest, not as a draw from its softmax; the
+        value map then gives each column its marginal back. Independent draws per column put strongly related
+        numeric columns in unrelated modes (churn: ``total_charges`` against ``tenure``). False draws the modes.
     patience : int, default 30
         Epochs without a better validation statistic before training stops (counted from ``min_epochs``).
     min_epochs : int, default 80
@@ -226,6 +230,7 @@ class CTGAN(Synthesizer):
         learning_rate: float = 2e-4,
         max_modes: int = 10,
         max_levels: int | None = 100,
+        likeliest_modes: bool = True,
         patience: int = 30,
         min_epochs: int = 80,
         validation_share: float = 0.0,
@@ -246,6 +251,7 @@ class CTGAN(Synthesizer):
         self.learning_rate = learning_rate
         self.max_modes = max_modes
         self.max_levels = max_levels
+        self.likeliest_modes = likeliest_modes
         self.patience = patience
         self.min_epochs = min_epochs
         self.validation_share = validation_share
@@ -270,6 +276,8 @@ class CTGAN(Synthesizer):
         k = self.max_levels
         if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2):
             raise ParameterError(f"max_levels must be an integer of at least 2, or None (learn every level); got {k!r}")
+        if not isinstance(self.likeliest_modes, (bool, np.bool_)):
+            raise ParameterError(f"likeliest_modes must be True or False, got {self.likeliest_modes!r}")
         m = self.min_epochs
         if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 0:
             raise ParameterError(f"min_epochs must be a non-negative integer, got {m!r}")
@@ -299,6 +307,7 @@ class CTGAN(Synthesizer):
         batch = max(pac, int(self.batch_size) // pac * pac)
         self.span_bias_ = [np.zeros(size) for size in enc.span_sizes_]
         self.value_map_: dict[str, list[np.ndarray]] = {}
+        self.modes_ = "likeliest" if self.likeliest_modes else "drawn"  # as samples and the value map draw
         with seeded(rng, self.device_):
             self.generator_ = Generator(self.noise_dim, self.cond_.dim, self.width, self.depth, enc.dim_)
             critic = Critic(enc.dim_ + self.cond_.dim, self.width, self.depth, pac)
@@ -561,6 +570,8 @@ class CTGAN(Synthesizer):
         codes = np.zeros((n, enc.n_spans), dtype="int64")
         scalars = np.zeros((n, enc.n_scalars_))
         todo = np.arange(n)
+        # a federated model, or one saved before likeliest modes, has no value map fitted to them: it draws
+        likeliest = getattr(self, "modes_", "drawn") == "likeliest"
         for _ in range(_ROUNDS if cons.any else 1):
             failed = []
             for lo in range(0, len(todo), _BATCH_ROWS):
@@ -570,7 +581,9 @@ class CTGAN(Synthesizer):
                 spans = zip(enc.span_starts_, enc.span_sizes_, self.span_bias_, strict=True)
                 logits = [raw[:, a : a + b] + bias for a, b, bias in spans]
                 means = np.tanh(raw[:, enc.scalar_pos_])
-                c, s, agreed = enc.draw(logits, means, None, cons.take(rows), rng, temperature)
+                c, s, agreed = enc.draw(
+                    logits, means, None, cons.take(rows), rng, temperature, likeliest_modes=likeliest
+                )
                 codes[rows], scalars[rows] = c, s
                 failed.append(rows[~agreed])
             todo = np.concatenate(failed)
@@ -586,6 +599,7 @@ class CTGAN(Synthesizer):
             "generator": state_to_arrays(self.generator_),
             "span_bias": self.span_bias_,
             "value_map": getattr(self, "value_map_", {}),  # none in a federated model
+            "modes": getattr(self, "modes_", "drawn"),
             "keylike": getattr(self, "keylike_", {}),
             "rare": getattr(self, "rare_", {}),
             "training": self.training_,
@@ -601,6 +615,7 @@ class CTGAN(Synthesizer):
         self.span_bias_ = [np.asarray(b, dtype="float64") for b in biases]
         maps = state.get("value_map", {})
         self.value_map_ = {k: [np.asarray(a, dtype="float64") for a in v] for k, v in maps.items()}
+        self.modes_ = state.get("modes", "drawn")  # models saved before likeliest modes drew them
         self.keylike_ = state.get("keylike", {})  # none in models saved before key-like columns
         self.rare_ = state.get("rare", {})  # none in models saved before many-level columns
         self.training_ = state["training"]

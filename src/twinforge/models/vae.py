@@ -15,9 +15,15 @@ the papers.
   the held-out loss with fixed noise.
 
 Sampling draws ``z ~ N(0, T^2 I)`` (``T`` the temperature) and then each part from its decoder factor (logits / T,
-scales * T). Under conditions, a row whose draw already honours them is an exact draw of the model's conditional
-distribution, so rows are first drawn a few times from the prior; rows that still disagree (an equality on a
-number, a narrow range, a rare category) go through pseudo-Gibbs sampling (Rezende et al., "Stochastic
+scales * T), except a numeric column's mixture mode, which is the decoder's likeliest (``likeliest_modes``): the
+factorised decoder draws every column's mode independently, and where its output spreads over several modes, two
+strongly related columns land in unrelated modes (flights' departure and arrival delays, correlation 0.93, came out
+at 0.41). A monotone value map, fitted after training on generated rows against the training rows, then gives each
+numeric column back its marginal without changing any row's rank (as in ``ctgan``).
+
+Under conditions, a row whose draw already honours them is an exact draw of the model's conditional distribution,
+so rows are first drawn a few times from the prior; rows that still disagree (an equality on a number, a narrow
+range, a rare category) go through pseudo-Gibbs sampling (Rezende et al., "Stochastic
 Backpropagation and Approximate Inference in Deep Generative Models", ICML 2014, appendix F): every draw keeps
 the given values, draws set and range conditions within their allowed region (categories from the renormalised
 softmax, scalars from the truncated Gaussian), and the encoder maps the row back to a new ``z``; after a few
@@ -49,9 +55,11 @@ from twinforge.models._request import SampleRequest
 from twinforge.models._tabular_nn import (
     ModeConstraints,
     ModeEncoding,
+    apply_value_map,
     draw_keylike,
     finish,
     fit_keylike,
+    fit_value_map,
     split_rows,
     without,
 )
@@ -64,6 +72,7 @@ _BATCH_ROWS = 20_000  # rows per network call when sampling
 _SIGMA_RANGE = (0.01, 1.0)  # learned scalar scales stay in here (as in TVAE)
 _EPOCHS = 150  # default epochs ...
 _MIN_STEPS = 600  # ... or more on a small table, for at least this many optimiser steps
+_CALIBRATION_ROWS = 5_000  # generated rows the value map is fitted on (at most; as many as the training rows)
 
 
 # ------------------------------------------------------------------------------------------ networks
@@ -129,6 +138,12 @@ class TVAE(Synthesizer):
         (with 2, parts of the prior that no row maps to decode to flatter categories).
     max_modes : int, default 10
         Most mixture modes per numeric column.
+    likeliest_modes : bool, default True
+        Encode each numeric value in its likeliest mixture mode and sample each mode as the decoder's likeliest
+        (then map the values onto the training marginal), rather than drawing modes: keeps strongly related numeric
+        columns together. Flights, fitted on 80% of the bench's training rows and scored on the rest, 3 sampling
+        seeds: dep/arr delay correlation 0.41/0.38/0.43 drawn, 0.57/0.62/0.56 likeliest (data 0.93); TSTR/TRTR
+        0.58/0.44/0.65 -> 0.74/0.71/0.63; detection AUC 0.98 -> 0.83. False draws the modes, as TVAE does.
     patience : int, default 20
         Epochs without a better held-out ELBO before training stops.
     validation_share : float, default 0.1
@@ -169,6 +184,7 @@ class TVAE(Synthesizer):
         learning_rate: float = 3e-3,
         loss_factor: float = 2.0,
         max_modes: int = 10,
+        likeliest_modes: bool = True,
         patience: int = 20,
         validation_share: float = 0.1,
         max_minutes: float | None = None,
@@ -186,6 +202,7 @@ class TVAE(Synthesizer):
         self.learning_rate = learning_rate
         self.loss_factor = loss_factor
         self.max_modes = max_modes
+        self.likeliest_modes = likeliest_modes
         self.patience = patience
         self.validation_share = validation_share
         self.max_minutes = max_minutes
@@ -212,6 +229,8 @@ class TVAE(Synthesizer):
         lf = self.loss_factor
         if isinstance(lf, bool) or not isinstance(lf, (int, float)) or not lf > 0:
             raise ParameterError(f"loss_factor must be a positive number, got {lf!r}")
+        if not isinstance(self.likeliest_modes, (bool, np.bool_)):
+            raise ParameterError(f"likeliest_modes must be True or False, got {self.likeliest_modes!r}")
         resolve_device(self.device)
 
     # ------------------------------------------------------------------------------------ fit
@@ -223,7 +242,10 @@ class TVAE(Synthesizer):
             without(public_arrays(self, arrays), self.keylike_), self.transformer_.transforms_, rng, self.max_modes
         )
         enc = self.encoding_
-        codes, scalars = enc.encode(arrays, rng)
+        # with likeliest modes, each value is encoded in its likeliest mode too: a mode drawn from the posterior
+        # makes the encoding a noisy function of the value, which the decoder learns as spread-out mode
+        # probabilities (flights, detection AUC on a split of the training rows 0.92 -> 0.83)
+        codes, scalars = enc.encode(arrays, None if self.likeliest_modes else rng)
         share = 0.0 if is_private(self) else float(self.validation_share)  # DP: no data-dependent early stopping
         train, val = split_rows(len(codes), share, rng)
         with seeded(rng, self.device_):
@@ -234,7 +256,10 @@ class TVAE(Synthesizer):
                 self.training_ = {"epochs": 0, "stopped": "no learned columns"}
                 return
             tensors = self._tensors(codes[train], scalars[train])
-            opt = torch.optim.Adam(vae.parameters(), self.learning_rate, weight_decay=1e-5)
+            # one fused kernel per step instead of one per tensor (Adam's update was a fifth of the fit's CPU time
+            # on default); Opacus wraps the plain optimiser
+            fused = not is_private(self) and self.device_.type in ("cpu", "cuda")
+            opt = torch.optim.Adam(vae.parameters(), self.learning_rate, weight_decay=1e-5, fused=fused)
             batch = min(int(self.batch_size), len(train))
             steps = max(1, len(train) // batch)
             epochs = int(self.epochs) if self.epochs is not None else _EPOCHS
@@ -282,9 +307,25 @@ class TVAE(Synthesizer):
                 should_stop=dp.should_stop if dp is not None else None,
             )
         vae.eval()
+        self.value_map_ = self._fit_value_map(public_arrays(self, arrays), rng)
         self.training_ = result.to_dict()
         if dp is not None:
             self.training_["dp_sgd"] = dp.finish()
+
+    def _fit_value_map(self, real: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, list[np.ndarray]]:
+        """Quantile maps of the numeric columns from generated rows (see ``fit_value_map``); none when modes are
+        drawn (the model then samples as TVAE does)."""
+        enc = self.encoding_
+        names = [c["name"] for c in enc.columns_ if c["type"] == "numeric"]
+        self.modes_ = "drawn"
+        if not names or not self.likeliest_modes:
+            return {}
+        self.value_map_: dict[str, list[np.ndarray]] = {}
+        self.modes_ = "likeliest"  # the calibration rows are drawn as samples will be
+        n = min(_CALIBRATION_ROWS, max(len(next(iter(real.values()))), 1))
+        with seeded(rng, self.device_), torch.no_grad():
+            codes, scalars = self._draw(n, enc.constraints(None, n), rng, 1.0)
+        return fit_value_map(real, enc.decode(codes, scalars), names, min_distinct=int(self.max_modes) + 1)
 
     def _tensors(self, codes: np.ndarray, scalars: np.ndarray) -> tuple[torch.Tensor, ...]:
         """(one-hot/scalar matrix, span codes, scalars, scalar-is-present mask) on the device."""
@@ -349,7 +390,8 @@ class TVAE(Synthesizer):
             for lo in range(0, n, _BATCH_ROWS):
                 rows = np.arange(lo, min(n, lo + _BATCH_ROWS))
                 codes[rows], scalars[rows] = self._draw(len(rows), cons.take(rows), rng, temperature)
-        return finish({**enc.decode(codes, scalars), **keys}, request)
+        out = apply_value_map(enc.decode(codes, scalars), getattr(self, "value_map_", {}), request, rng)
+        return finish({**out, **keys}, request)
 
     def _draw(
         self, n: int, cons: ModeConstraints, rng: np.random.Generator, temperature: float
@@ -384,7 +426,9 @@ class TVAE(Synthesizer):
         logits = [raw[:, a : a + b] for a, b in zip(enc.span_starts_, enc.span_sizes_, strict=True)]
         means = np.tanh(raw[:, enc.scalar_pos_])
         stds = np.broadcast_to(self.decoder_.sigma().cpu().numpy().astype("float64"), means.shape)
-        return enc.draw(logits, means, stds, cons, rng, temperature)
+        # a federated model, or one saved before likeliest modes, has no value map fitted to them: it draws
+        likeliest = getattr(self, "modes_", "drawn") == "likeliest"
+        return enc.draw(logits, means, stds, cons, rng, temperature, likeliest_modes=likeliest)
 
     # ------------------------------------------------------------------------------------ state
     def _get_state(self) -> dict[str, Any]:
@@ -393,6 +437,8 @@ class TVAE(Synthesizer):
             "encoder": state_to_arrays(self.encoder_),
             "decoder": state_to_arrays(self.decoder_),
             "keylike": getattr(self, "keylike_", {}),  # none in a federated model
+            "value_map": getattr(self, "value_map_", {}),  # none in a federated or older model
+            "modes": getattr(self, "modes_", "drawn"),
             "training": self.training_,
         }
 
@@ -404,4 +450,7 @@ class TVAE(Synthesizer):
         self.encoder_ = state_from_arrays(encoder, state["encoder"]).to(self.device_).eval()
         self.decoder_ = state_from_arrays(decoder, state["decoder"]).to(self.device_).eval()
         self.keylike_ = state.get("keylike", {})  # none in models saved before key-like columns
+        maps = state.get("value_map", {})  # none in models saved before likeliest modes
+        self.value_map_ = {k: [np.asarray(a, dtype="float64") for a in v] for k, v in maps.items()}
+        self.modes_ = state.get("modes", "drawn")
         self.training_ = state["training"]
