@@ -12,10 +12,12 @@ by the seed); every model fits on the train split at each epsilon (``none``: wit
 as many rows as the train split has, and :func:`twinforge.evaluate` scores the sample against train and holdout:
 fidelity (column shapes, pair trends), utility (TSTR on the dataset's target, TRTR beside it), DCR share (ideal:
 the train share of train + holdout) and the strongest membership-inference attack's AUC (ideal 0.5) with its
-standard error. The attacks score every holdout row as a non-member (as many training rows as members; the
-density attack cross-fitted over the holdout's two halves), so their AUC's standard error is about 0.02 on
-1,000 holdout rows (0.027 on the 474 of weather). Repeating over seeds (new split, new fit, new attack) shrinks
-it further: the Markdown shows per run the mean (and sd) over the seeds measured.
+standard error. The attacks score every holdout row as a non-member and (since 2026-11-24) every training row as
+a member (before: as many training rows as holdout rows; the JSON's ``mia_estimator`` says which; the density
+attack cross-fitted over the holdout's two halves), so their AUC's standard error is about 0.013 on 600 holdout
+and 2,400 training rows (0.017 balanced; 0.019 balanced on the 463 holdout rows of weather). Repeating over
+seeds (new split, new fit, new attack) shrinks it further: the Markdown shows per run the mean (and sd) over the
+seeds measured.
 
 Targets, at epsilon <= 1: the MIA AUC is <= 0.55 (judged on each model and epsilon's mean over the seeds; the
 table also shows the largest single run), and ``mst`` has better column shapes and pair trends (seed means) than
@@ -134,6 +136,9 @@ def run_one(train, holdout, meta, target, model, epsilon, args, seed) -> dict:
         "mia_auc_se": mia.get("auc_se"),
         "mia_attacks": mia.get("attacks"),
         "mia_rows": mia.get("members"),
+        "mia_non_members": mia.get("non_members"),
+        # every training row a member (since 2026-11-24); runs without this key: as many members as non-members
+        "mia_estimator": "all_members",
     }
 
 
@@ -382,6 +387,18 @@ def table(doc: dict) -> str:
             f"| {dataset} | {f(t['mia_max_of_means'])}{sd} | {at} | {f(t['mia_max_single_run'])} | "
             f"{f(t['mia_mean'])} ({t['mia_runs']}) | {shapes or 'n/a'} | {pairs or 'n/a'} | {verdict} |"
         )
+    newer = sorted(
+        k.rsplit("/", 1)[0] + f" (seed {k.rsplit('/', 1)[1]})"
+        for k, r in doc["runs"].items()
+        if r.get("mia_estimator") == "all_members"
+    )
+    lines += [
+        "",
+        "MIA estimator: runs measured before 2026-11-24 score as many training rows (members, drawn at random) as",
+        "holdout rows (non-members); later runs score every training row as a member, which lowers the AUC's",
+        "variance (see benchmarks/privacy_mia_variance.py). "
+        + (f"Runs with every training row a member: {', '.join(newer)}." if newer else "Every run above is balanced."),
+    ]
     lines += ["", *trend_table(cells)]
     by_reason: dict[str, list[str]] = {}
     for key, reason in sorted(doc.get("skipped", {}).items()):
