@@ -39,6 +39,7 @@ import argparse
 import json
 import math
 import os
+import subprocess
 import sys
 import time
 import traceback
@@ -110,6 +111,21 @@ def params_for(model: str, epochs: int, epsilon: float | None) -> dict:
     return params
 
 
+def code_version() -> str:
+    """The commit the benchmark runs at (``+dirty`` with uncommitted changes), or ``unknown`` outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "src"], cwd=REPO, capture_output=True, text=True)
+    except OSError:
+        return "unknown"
+    if head.returncode:
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+CODE = code_version()  # stored with each run: the table says at which code each cell was measured
+
+
 def run_one(train, holdout, meta, target, model, epsilon, args, seed) -> dict:
     params = params_for(model, args.epochs, epsilon)
     start = time.perf_counter()
@@ -139,6 +155,7 @@ def run_one(train, holdout, meta, target, model, epsilon, args, seed) -> dict:
         "mia_non_members": mia.get("non_members"),
         # every training row a member (since 2026-11-24); runs without this key: as many members as non-members
         "mia_estimator": "all_members",
+        "code": CODE,
     }
 
 
@@ -267,7 +284,11 @@ def aggregate(doc: dict) -> dict[str, dict]:
     out = {}
     for cell in sorted({*groups, *errors}, key=_order):
         runs = groups.get(cell, [])
-        agg: dict = {"seeds": [r["seed"] for r in runs], "errors": errors.get(cell, [])}
+        agg: dict = {
+            "seeds": [r["seed"] for r in runs],
+            "errors": errors.get(cell, []),
+            "code": sorted({r.get("code", "earlier") for r in runs}),
+        }
         for what in (*METRICS, "trtr", "dcr_share_ideal", "epsilon_spent", "mia_auc_se"):
             values = [r[what] for r in runs if r.get(what) is not None]
             agg[what] = {
@@ -342,22 +363,23 @@ def table(doc: dict) -> str:
 
     lines = [
         "Mean ± sd over the seeds (one value: one seed). MIA AUC: the strongest attack; se is its standard error in",
-        "one run (Hanley-McNeil).",
+        "one run (Hanley-McNeil). Code: the commit the cell's runs were measured at (`earlier`: runs that predate",
+        "this record; the README says which of them are current).",
         "",
         "| dataset | model | epsilon | seeds | spent | shapes | pairs | TSTR (TRTR) | DCR share (ideal) | MIA AUC | "
-        "MIA se |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "MIA se | code |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for cell, a in cells.items():
         dataset, model, eps = cell.split("/")
         if not a["seeds"]:
-            lines.append(f"| {dataset} | {model} | {eps} | 0 | error: {a['errors'][0][:60]} | | | | | | |")
+            lines.append(f"| {dataset} | {model} | {eps} | 0 | error: {a['errors'][0][:60]} | | | | | | | |")
             continue
         lines.append(
             f"| {dataset} | {model} | {eps} | {len(a['seeds'])} | {f(a['epsilon_spent']['mean'])} | "
             f"{ms(a['column_shapes'])} | {ms(a['column_pair_trends'])} | {ms(a['tstr'])} "
             f"({f(a['trtr']['mean'])}) | {ms(a['dcr_share'])} ({f(a['dcr_share_ideal']['mean'])}) | "
-            f"{ms(a['mia_auc'])} | {f(a['mia_auc_se']['mean'])} |"
+            f"{ms(a['mia_auc'])} | {f(a['mia_auc_se']['mean'])} | {', '.join(a['code'])} |"
         )
     lines += [
         "",
