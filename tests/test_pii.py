@@ -305,6 +305,9 @@ def test_cli_dp_fit_gives_pseudonyms_unless_realistic_names(tmp_path, monkeypatc
     assert names[""].str.fullmatch(r"[^#\d]+ #[1-9]\d{3}").all()
     assert not names["--realistic-names"].str.contains("#").any()
     assert twinforge.load("m--realistic-names").metadata_.columns["first_name"].fake_style == "realistic"
+    shown = {flag: " ".join(CliRunner().invoke(app, ["info", f"m{flag}"]).output.split()) for flag in names}
+    assert "pii (first_name); fakes: pseudonym" in shown[""]
+    assert "pii (first_name); fakes: realistic" in shown["--realistic-names"]
     for args, words in [
         (["--realistic-names"], "--realistic-names applies to DP fits (--epsilon)"),
         (["--realistic-names", "--epsilon", "1", "--model", "mst"], "DATA has no PII name column"),

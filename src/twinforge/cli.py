@@ -680,8 +680,13 @@ def info(model_dir: Annotated[Path, typer.Argument(help="A model directory writt
     console.print(head)
     columns = Table("column", "kind", title="metadata")
     meta = doc.get("metadata") or {}
+    fed_privacy = (fed or {}).get("privacy") or {}
+    private = bool(fit_info.get("privacy")) or bool(fed_privacy.get("dp")) or fed_privacy.get("mode") == "local"
     for name, spec in (meta.get("columns") or {}).items():
-        columns.add_row(name, spec.get("kind", "?") + (f" ({spec['pii_type']})" if spec.get("pii_type") else ""))
+        kind = spec.get("kind", "?") + (f" ({spec['pii_type']})" if spec.get("pii_type") else "")
+        if spec.get("pii_type") in ("name", "first_name", "last_name"):  # which fakes come out (fake_style)
+            kind += "; fakes: " + (spec.get("fake_style") or ("pseudonym" if private else "realistic"))
+        columns.add_row(name, kind)
     console.print(columns)
     keys = {k: meta.get(k) for k in ("primary_key", "entity_key", "time_index") if meta.get(k)}
     if keys:
