@@ -12,10 +12,12 @@ by the seed); every model fits on the train split at each epsilon (``none``: wit
 as many rows as the train split has, and :func:`twinforge.evaluate` scores the sample against train and holdout:
 fidelity (column shapes, pair trends), utility (TSTR on the dataset's target, TRTR beside it), DCR share (ideal:
 the train share of train + holdout) and the strongest membership-inference attack's AUC (ideal 0.5) with its
-standard error. The attacks score every holdout row as a non-member (as many training rows as members; the
-density attack cross-fitted over the holdout's two halves), so their AUC's standard error is about 0.02 on
-1,000 holdout rows (0.027 on the 474 of weather). Repeating over seeds (new split, new fit, new attack) shrinks
-it further: the Markdown shows per run the mean (and sd) over the seeds measured.
+standard error. The attacks score every holdout row as a non-member and (since 2026-11-24) every training row as
+a member (before: as many training rows as holdout rows; the JSON's ``mia_estimator`` says which; the density
+attack cross-fitted over the holdout's two halves), so their AUC's standard error is about 0.013 on 600 holdout
+and 2,400 training rows (0.017 balanced; 0.019 balanced on the 463 holdout rows of weather). Repeating over
+seeds (new split, new fit, new attack) shrinks it further: the Markdown shows per run the mean (and sd) over the
+seeds measured.
 
 Targets, at epsilon <= 1: the MIA AUC is <= 0.55 (judged on each model and epsilon's mean over the seeds; the
 table also shows the largest single run), and ``mst`` has better column shapes and pair trends (seed means) than
@@ -37,6 +39,7 @@ import argparse
 import json
 import math
 import os
+import subprocess
 import sys
 import time
 import traceback
@@ -108,6 +111,21 @@ def params_for(model: str, epochs: int, epsilon: float | None) -> dict:
     return params
 
 
+def code_version() -> str:
+    """The commit the benchmark runs at (``+dirty`` with uncommitted changes), or ``unknown`` outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "src"], cwd=REPO, capture_output=True, text=True)
+    except OSError:
+        return "unknown"
+    if head.returncode:
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+CODE = code_version()  # stored with each run: the table says at which code each cell was measured
+
+
 def run_one(train, holdout, meta, target, model, epsilon, args, seed) -> dict:
     params = params_for(model, args.epochs, epsilon)
     start = time.perf_counter()
@@ -134,6 +152,10 @@ def run_one(train, holdout, meta, target, model, epsilon, args, seed) -> dict:
         "mia_auc_se": mia.get("auc_se"),
         "mia_attacks": mia.get("attacks"),
         "mia_rows": mia.get("members"),
+        "mia_non_members": mia.get("non_members"),
+        # every training row a member (since 2026-11-24); runs without this key: as many members as non-members
+        "mia_estimator": "all_members",
+        "code": CODE,
     }
 
 
@@ -262,7 +284,11 @@ def aggregate(doc: dict) -> dict[str, dict]:
     out = {}
     for cell in sorted({*groups, *errors}, key=_order):
         runs = groups.get(cell, [])
-        agg: dict = {"seeds": [r["seed"] for r in runs], "errors": errors.get(cell, [])}
+        agg: dict = {
+            "seeds": [r["seed"] for r in runs],
+            "errors": errors.get(cell, []),
+            "code": sorted({r.get("code", "earlier") for r in runs}),
+        }
         for what in (*METRICS, "trtr", "dcr_share_ideal", "epsilon_spent", "mia_auc_se"):
             values = [r[what] for r in runs if r.get(what) is not None]
             agg[what] = {
@@ -337,22 +363,23 @@ def table(doc: dict) -> str:
 
     lines = [
         "Mean ± sd over the seeds (one value: one seed). MIA AUC: the strongest attack; se is its standard error in",
-        "one run (Hanley-McNeil).",
+        "one run (Hanley-McNeil). Code: the commit the cell's runs were measured at (`earlier`: runs that predate",
+        "this record; the README says which of them are current).",
         "",
         "| dataset | model | epsilon | seeds | spent | shapes | pairs | TSTR (TRTR) | DCR share (ideal) | MIA AUC | "
-        "MIA se |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "MIA se | code |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for cell, a in cells.items():
         dataset, model, eps = cell.split("/")
         if not a["seeds"]:
-            lines.append(f"| {dataset} | {model} | {eps} | 0 | error: {a['errors'][0][:60]} | | | | | | |")
+            lines.append(f"| {dataset} | {model} | {eps} | 0 | error: {a['errors'][0][:60]} | | | | | | | |")
             continue
         lines.append(
             f"| {dataset} | {model} | {eps} | {len(a['seeds'])} | {f(a['epsilon_spent']['mean'])} | "
             f"{ms(a['column_shapes'])} | {ms(a['column_pair_trends'])} | {ms(a['tstr'])} "
             f"({f(a['trtr']['mean'])}) | {ms(a['dcr_share'])} ({f(a['dcr_share_ideal']['mean'])}) | "
-            f"{ms(a['mia_auc'])} | {f(a['mia_auc_se']['mean'])} |"
+            f"{ms(a['mia_auc'])} | {f(a['mia_auc_se']['mean'])} | {', '.join(a['code'])} |"
         )
     lines += [
         "",
@@ -382,6 +409,18 @@ def table(doc: dict) -> str:
             f"| {dataset} | {f(t['mia_max_of_means'])}{sd} | {at} | {f(t['mia_max_single_run'])} | "
             f"{f(t['mia_mean'])} ({t['mia_runs']}) | {shapes or 'n/a'} | {pairs or 'n/a'} | {verdict} |"
         )
+    newer = sorted(
+        k.rsplit("/", 1)[0] + f" (seed {k.rsplit('/', 1)[1]})"
+        for k, r in doc["runs"].items()
+        if r.get("mia_estimator") == "all_members"
+    )
+    lines += [
+        "",
+        "MIA estimator: runs measured before 2026-11-24 score as many training rows (members, drawn at random) as",
+        "holdout rows (non-members); later runs score every training row as a member, which lowers the AUC's",
+        "variance (see benchmarks/privacy_mia_variance.py). "
+        + (f"Runs with every training row a member: {', '.join(newer)}." if newer else "Every run above is balanced."),
+    ]
     lines += ["", *trend_table(cells)]
     by_reason: dict[str, list[str]] = {}
     for key, reason in sorted(doc.get("skipped", {}).items()):

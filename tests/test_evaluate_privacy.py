@@ -138,3 +138,19 @@ def test_the_density_attack_survives_a_far_off_synthetic_table():
 
     result = privacy.membership_inference(table(300), table(600, scale=1e9), table(200))
     assert result["attacks"]["density"] is not None and 0.0 <= result["auc"] <= 1.0
+
+
+def test_every_training_row_is_a_member_and_the_standard_error_falls():
+    """An AUC does not depend on the share of members: all training rows are scored, which lowers its variance."""
+    train, holdout, fresh = make_people(2000, seed=0), make_people(300, seed=1), make_people(2000, seed=2)
+    prep = prepare(train, fresh, holdout)
+    mia = privacy._membership(prep, np.random.default_rng(0), 5000)
+    old = privacy._membership(prep, np.random.default_rng(0), 5000, balanced=True)
+    assert (mia["members"], mia["non_members"]) == (2000, 300) and old["members"] == old["non_members"] == 300
+    assert mia["auc_se"] < 0.85 * old["auc_se"] and mia["auc"] < 0.6
+    assert mia["auc_se"] == pytest.approx(privacy._auc_se(mia["auc"], 2000, 300))
+    assert len(mia["density_folds"]) == 2 and mia["attacks"]["density"] is not None
+    capped = privacy._membership(prep, np.random.default_rng(0), 500)
+    assert (capped["members"], capped["non_members"]) == (500, 300)
+    leak = prepare(train, train.sample(frac=1.0, random_state=0), holdout)
+    assert privacy._membership(leak, np.random.default_rng(0), 5000)["attacks"]["distance"] > 0.95

@@ -73,23 +73,37 @@ QUICK = {
 }
 
 
-@pytest.mark.parametrize("name", list(QUICK))
-def test_no_input_pii_value_appears_in_any_output(name, tmp_path, monkeypatch):
-    params = QUICK[name]
+DP_MODELS = ("mst", "auto", "tvae", "ctgan", "ddpm")
+
+
+@pytest.mark.parametrize(
+    ("name", "epsilon"), [(m, None) for m in QUICK] + [(m, 1.0) for m in DP_MODELS], ids=lambda v: str(v)
+)
+def test_no_input_pii_value_appears_in_any_output(name, epsilon, tmp_path, monkeypatch):
+    """With and without DP. Under DP the real values are not kept (not even hashes), so names are pseudonyms."""
+    params = QUICK[name] if epsilon is None else {**QUICK[name], "epsilon": epsilon}
     monkeypatch.setattr(base, "CHUNK_ROWS", 700)  # several chunks: entities cross chunk boundaries
     data = people()
-    model = twinforge.create(name, seed=0, **params).fit(data, metadata=metadata_for(data))
+    meta = metadata_for(data)
+    if epsilon is not None:
+        meta.update_column("amount", low=0, high=1000)
+    model = twinforge.create(name, seed=0, **params).fit(data, metadata=meta)
     assert not set(PII) & set(model.transformer_.learned)
     out = model.sample(3000, seed=1)
     real = {str(v).strip().lower() for c in PII for v in data[c]}
     emitted = {str(v).strip().lower() for c in out.columns for v in out[c].dropna()}
     assert not real & emitted
-    # realistic fakes of the same kind
+    # realistic fakes of the same kind; under DP names carry a pseudonym tag
     assert out["email"].str.contains("@").all() and out["ssn"].str.fullmatch(r"\d{3}-\d{2}-\d{4}").all()
+    tagged = out[["first_name", "last_name"]].apply(lambda s: s.str.fullmatch(r"[^#\d]+ #[1-9]\d{3}"))
+    assert tagged.all().all() if epsilon is not None else not tagged.any().any()
     # the same person keeps one fake name, email, phone and SSN across rows (and chunks) of one call
     per_person = out.groupby("customer_id")[PII].nunique()
     assert (per_person == 1).all().all()
-    assert out.groupby("customer_id").size().max() > 1 and out["customer_id"].nunique() > 100
+    if epsilon is None:
+        assert out.groupby("customer_id").size().max() > 1 and out["customer_id"].nunique() > 100
+    else:  # how often an id repeats is a statistic of the data: a DP fit emits unique ids
+        assert out["customer_id"].is_unique
     # reproducible, and nothing of the real values in the saved model
     assert model.sample(500, seed=2).equals(model.sample(500, seed=2))
     model.save(tmp_path / "m")
@@ -97,6 +111,32 @@ def test_no_input_pii_value_appears_in_any_output(name, tmp_path, monkeypatch):
     assert saved and not real & saved
     again = twinforge.load(tmp_path / "m")
     assert again.sample(500, seed=2).equals(model.sample(500, seed=2))
+
+
+def test_realistic_names_under_dp_are_an_opt_in_with_a_warning(tmp_path):
+    """fake_style='realistic': plain Faker names under DP (a warning says a common name may coincide); the
+    pseudonym style works without DP too; the option is checked."""
+    data = people(200)
+    meta = metadata_for(data).update_column("amount", low=0, high=1000)
+    meta.update_column("first_name", fake_style="realistic")
+    with pytest.warns(UserWarning, match="'first_name': fake_style='realistic' under differential privacy"):
+        model = twinforge.create("mst", seed=0, epsilon=1.0, iters=50).fit(data, metadata=meta)
+    out = model.sample(1000, seed=0)
+    provider = Faker("en_US").provider("faker.providers.person")
+    assert set(out["first_name"]) <= set(provider.first_names)  # plain names
+    assert out["last_name"].str.fullmatch(r"[^#\d]+ #[1-9]\d{3}").all()  # the default elsewhere
+    model.save(tmp_path / "m")
+    assert twinforge.load(tmp_path / "m").sample(300, seed=3).equals(model.sample(300, seed=3))
+    assert twinforge.Metadata.from_json(meta.to_json()).columns["first_name"].fake_style == "realistic"
+
+    plain = metadata_for(data).update_column("last_name", fake_style="pseudonym")
+    out = twinforge.create("copula", seed=0).fit(data, metadata=plain).sample(500, seed=0)
+    assert out["last_name"].str.fullmatch(r"[^#\d]+ #[1-9]\d{3}").all()
+    assert not out["first_name"].str.contains("#").any()
+    with pytest.raises(MetadataError, match="fake_style is only allowed with kind 'pii' and pii_type name"):
+        metadata_for(data).update_column("email", fake_style="realistic").validate()
+    with pytest.raises(MetadataError, match="unknown fake_style 'plain'; use one of pseudonym, realistic"):
+        metadata_for(data).update_column("first_name", fake_style="plain").validate()
 
 
 def test_pii_locale_is_configurable_and_checked():
@@ -124,8 +164,8 @@ def test_a_dp_fit_emits_no_input_pii(name, params, tmp_path):
     """Under DP nothing of the real PII is kept, not even hashes: the fakes are a function of the seed alone.
 
     So no value of the input comes out because it was in the input: fitting on the same rows with every PII value
-    replaced gives the same fakes. A common fake first name may still equal a real one by coincidence (Faker's
-    lists are public; this test's people come from the same lists); emails, phones and SSNs never do.
+    replaced gives the same fakes. Names are pseudonyms (a tag no real name carries) and emails take a reserved
+    domain, so neither can equal a real value; phones and SSNs are too many to coincide.
     """
     data = people(200)
     meta = metadata_for(data).update_column("amount", low=0, high=500)
@@ -133,7 +173,7 @@ def test_a_dp_fit_emits_no_input_pii(name, params, tmp_path):
     assert model.fit_info_["privacy"]["epsilon_spent"] <= 1.0
     assert not set(PII) & set(model.transformer_.learned)
     out = model.sample(2000, seed=1)
-    for column in ("email", "phone", "ssn"):  # values too many to coincide: none of the input's
+    for column in PII:  # pseudonyms, reserved domains, or values too many to coincide: none of the input's
         assert not set(out[column].str.lower()) & set(data[column].str.lower()), column
     others = people(200, seed=7)  # the same visits, other people
     swapped = data.copy()
@@ -244,3 +284,36 @@ def test_batched_fake_names_follow_the_locales_weighted_lists():
     both = Faker(["en_US", "fr_FR"])  # several locales: Faker's own draw, one value at a time
     both.seed_instance(0)
     assert len(_make_fakes(both, "first_name", 5)) == 5
+
+
+def test_cli_dp_fit_gives_pseudonyms_unless_realistic_names(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from twinforge.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    people(100, 2).to_csv("people.csv", index=False)
+    fit = ["fit", "people.csv", "--model", "mst", "--seed", "0", "--param", "iters=50", "--epsilon", "1"]
+    names = {}
+    for flag in ("", "--realistic-names"):
+        out = f"m{flag}"
+        result = CliRunner().invoke(app, [*fit, "--out", out, *([flag] if flag else [])])
+        assert result.exit_code == 0, result.output
+        result = CliRunner().invoke(app, ["sample", out, "--rows", "200", "--seed", "0", "--out", f"{out}.csv"])
+        assert result.exit_code == 0, result.output
+        names[flag] = pd.read_csv(f"{out}.csv")["first_name"]
+    assert names[""].str.fullmatch(r"[^#\d]+ #[1-9]\d{3}").all()
+    assert not names["--realistic-names"].str.contains("#").any()
+    assert twinforge.load("m--realistic-names").metadata_.columns["first_name"].fake_style == "realistic"
+    shown = {flag: " ".join(CliRunner().invoke(app, ["info", f"m{flag}"]).output.split()) for flag in names}
+    assert "pii (first_name); fakes: pseudonym" in shown[""]
+    assert "pii (first_name); fakes: realistic" in shown["--realistic-names"]
+    for args, words in [
+        (["--realistic-names"], "--realistic-names applies to DP fits (--epsilon)"),
+        (["--realistic-names", "--epsilon", "1", "--model", "mst"], "DATA has no PII name column"),
+    ]:
+        data = "people.csv" if "DATA" not in words else "plain.csv"
+        people(50, 1)[["amount", "segment"]].to_csv("plain.csv", index=False)
+        result = CliRunner().invoke(app, ["fit", data, "--out", "bad", *args])
+        assert result.exit_code == 2, result.output
+        assert words in " ".join(result.output.split()) and "Traceback" not in result.output

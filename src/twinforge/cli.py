@@ -177,6 +177,15 @@ def fit(
         float | None,
         typer.Option("--delta", help="DP delta (default min(1e-5, 0.1/rows)); must be below 1/rows."),
     ] = None,
+    realistic_names: Annotated[
+        bool,
+        typer.Option(
+            "--realistic-names",
+            help="With --epsilon: plain fake names in PII name columns instead of pseudonyms ('Maria Lopez "
+            "#4821', which no real name can equal); a DP fit keeps nothing of the real names, so a common fake "
+            "name may then equal a real one by coincidence.",
+        ),
+    ] = False,
     entity_key: Annotated[
         str | None,
         typer.Option("--entity-key", help="Time series: the entity column of a long table (fits the sequence model)."),
@@ -197,6 +206,8 @@ def fit(
     With --entity-key/--time-key, DATA is a long table of time series (one row per entity and time) and the
     sequence model learns the population; personalise it with `twinforge personalize`.
 
+    Under --epsilon, PII names are pseudonyms ('Maria Lopez #4821') unless --realistic-names.
+
     Examples: twinforge fit customers.csv --out model/ --seed 0 --max-minutes 5 --param epochs=300 [--epsilon 1];
     twinforge fit events.csv --entity-key unit --time-key t --static units.csv --out fleet/
     """
@@ -212,6 +223,8 @@ def fit(
     params = _parse_params(model, param)
     synth = _create(model, seed, max_minutes, params, epsilon, delta)
     df = _read(data, table, query)
+    if realistic_names:
+        metadata = _realistic_names(df, metadata, epsilon, sequence)
     with _fitting(synth, f"fitting {model} on {len(df):,} rows x {df.shape[1]} columns"):
         if sequence:
             synth.fit(df, metadata=metadata, entity_key=entity_key, time_key=time_key, static=static)
@@ -224,6 +237,32 @@ def fit(
     )
     if synth.fit_info_.get("privacy"):
         console.print(_privacy_line(synth.fit_info_["privacy"]))
+
+
+def _realistic_names(df: Any, metadata: Path | None, epsilon: float | None, sequence: bool) -> twinforge.Metadata:
+    """The metadata with ``fake_style="realistic"`` on every PII name column (``--realistic-names``)."""
+    from twinforge.metadata import NAME_PII_TYPES
+
+    if epsilon is None:
+        raise ParameterError(
+            "--realistic-names applies to DP fits (--epsilon): without DP, fake names are realistic already and "
+            "never equal a real one"
+        )
+    if sequence:
+        raise ParameterError(
+            '--realistic-names applies to table models; for time series set "fake_style": "realistic" on the '
+            "name columns in the metadata JSON"
+        )
+    meta = twinforge.Metadata.from_json(metadata) if metadata is not None else twinforge.Metadata.detect(df)
+    names = [c for c, spec in meta.columns.items() if spec.kind == "pii" and spec.pii_type in NAME_PII_TYPES]
+    if not names:
+        raise ParameterError(
+            "--realistic-names: DATA has no PII name column (kind pii, pii_type name, first_name or last_name); "
+            "declare one in the metadata JSON or drop the option"
+        )
+    for column in names:
+        meta.update_column(column, fake_style="realistic")
+    return meta
 
 
 def _privacy_line(info: dict[str, Any] | None) -> str:
@@ -641,8 +680,13 @@ def info(model_dir: Annotated[Path, typer.Argument(help="A model directory writt
     console.print(head)
     columns = Table("column", "kind", title="metadata")
     meta = doc.get("metadata") or {}
+    fed_privacy = (fed or {}).get("privacy") or {}
+    private = bool(fit_info.get("privacy")) or bool(fed_privacy.get("dp")) or fed_privacy.get("mode") == "local"
     for name, spec in (meta.get("columns") or {}).items():
-        columns.add_row(name, spec.get("kind", "?") + (f" ({spec['pii_type']})" if spec.get("pii_type") else ""))
+        kind = spec.get("kind", "?") + (f" ({spec['pii_type']})" if spec.get("pii_type") else "")
+        if spec.get("pii_type") in ("name", "first_name", "last_name"):  # which fakes come out (fake_style)
+            kind += "; fakes: " + (spec.get("fake_style") or ("pseudonym" if private else "realistic"))
+        columns.add_row(name, kind)
     console.print(columns)
     keys = {k: meta.get(k) for k in ("primary_key", "entity_key", "time_index") if meta.get(k)}
     if keys:

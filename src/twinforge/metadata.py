@@ -37,6 +37,8 @@ __all__ = ["KINDS", "PII_TYPES", "SPEC_VERSION", "ColumnSpec", "Metadata"]
 SPEC_VERSION = 1
 KINDS = ("continuous", "integer", "categorical", "boolean", "datetime", "id", "text", "pii")
 PII_TYPES = ("name", "first_name", "last_name", "email", "phone", "address", "national_id", "other")
+NAME_PII_TYPES = ("name", "first_name", "last_name")  # the PII types whose fakes have a style (fake_style)
+FAKE_STYLES = ("pseudonym", "realistic")
 # Kinds whose values a model learns; the others are generated without looking at the real values.
 LEARNED_KINDS = ("continuous", "integer", "categorical", "boolean", "datetime")
 
@@ -77,6 +79,11 @@ class ColumnSpec:
     locale : str, optional
         For ``kind="pii"`` and ``kind="text"``: the Faker locale of the generated values (default ``"en_US"``),
         e.g. ``"de_DE"`` for German names and phone numbers.
+    fake_style : str, optional
+        For PII names (``pii_type`` ``name``, ``first_name``, ``last_name``): ``"pseudonym"`` (a Faker name and a
+        tag such as ``"Maria Lopez #4821"``, which no real name can equal) or ``"realistic"`` (a plain Faker
+        name). Default: realistic, and pseudonym under differential privacy, where the real names are not kept
+        to avoid them, so a plain fake could equal a common real name by coincidence.
     """
 
     kind: str
@@ -86,10 +93,11 @@ class ColumnSpec:
     high: Any = None
     categories: list[Any] | None = None
     locale: str | None = None
+    fake_style: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind}
-        for key in ("pii_type", "datetime_format", "low", "high", "categories", "locale"):
+        for key in ("pii_type", "datetime_format", "low", "high", "categories", "locale", "fake_style"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         return out
@@ -225,6 +233,16 @@ class Metadata:
                         f"column {name!r}: unknown locale {spec.locale!r}; use a Faker locale such as en_US, de_DE, "
                         "fr_FR, it_IT, es_ES, ja_JP"
                     )
+            if spec.fake_style is not None:
+                if spec.kind != "pii" or spec.pii_type not in NAME_PII_TYPES:
+                    out.append(
+                        f"column {name!r}: fake_style is only allowed with kind 'pii' and pii_type "
+                        f"{', '.join(NAME_PII_TYPES)} (got kind {spec.kind!r}, pii_type {spec.pii_type!r})"
+                    )
+                elif spec.fake_style not in FAKE_STYLES:
+                    out.append(
+                        f"column {name!r}: unknown fake_style {spec.fake_style!r}; use one of {', '.join(FAKE_STYLES)}"
+                    )
         for role in ("primary_key", "entity_key", "time_index"):
             col = getattr(self, role)
             if col is not None and col not in self.columns:
@@ -304,7 +322,8 @@ class Metadata:
             if not isinstance(spec, dict) or "kind" not in spec:
                 problems.append(f"column {name!r}: expected an object with a 'kind', got {spec!r}")
                 continue
-            unknown = set(spec) - {"kind", "pii_type", "datetime_format", "low", "high", "categories", "locale"}
+            fields = {"kind", "pii_type", "datetime_format", "low", "high", "categories", "locale", "fake_style"}
+            unknown = set(spec) - fields
             if unknown:
                 problems.append(f"column {name!r}: unknown fields {sorted(unknown)}")
                 continue

@@ -39,11 +39,12 @@ attribute_inference         gap 0                 per ``sensitive`` column: a gr
 
 Samples: for the distances, synthetic rows are subsampled to ``cap`` rows, and training and holdout rows at one
 rate that leaves the larger of the two with ``cap`` rows (seeded), so the ideal dcr_share is the same for the
-subsamples as for the whole tables; the attacks use equal numbers of members and
-non-members (every holdout row, up to ``cap``; ``auc_se`` is the AUC's standard error), and at most
-``distance_rows`` synthetic rows. Exact copies are looked up among *all* rows (by
-hashing the learned columns), so a row with an exact copy anywhere in the other table is at distance 0 even when
-that copy is not in the subsample: subsampling never hides an exact copy, only near copies.
+subsamples as for the whole tables; the attacks score every training row as a member and every holdout row as
+a non-member (each up to ``cap``; more members than non-members lower the AUC's variance and leave its expected
+value alone; ``auc_se`` is its standard error), and at most ``distance_rows`` synthetic rows. Exact copies are
+looked up among *all* rows (by hashing the learned columns), so a row with an exact copy anywhere in the other
+table is at distance 0 even when that copy is not in the subsample: subsampling never hides an exact copy, only
+near copies.
 
 References
 ----------
@@ -236,28 +237,36 @@ def _auc_se(auc: float, n_pos: int, n_neg: int) -> float:
     return float(math.sqrt(max(var, 0.0) / max(n_pos * n_neg, 1)))
 
 
-def _membership(prep: Prepared, rng: np.random.Generator, cap: int, synthetic_cap: int = 20_000) -> dict[str, Any]:
-    """Both attacks on up to ``cap`` non-members (holdout rows) and as many members (training rows).
+def _membership(
+    prep: Prepared, rng: np.random.Generator, cap: int, synthetic_cap: int = 20_000, balanced: bool = False
+) -> dict[str, Any]:
+    """Both attacks on up to ``cap`` non-members (holdout rows) and up to ``cap`` members (training rows).
 
     The density attack needs a reference of real non-members it does not score. It is cross-fitted: the holdout
     is cut in two halves; the non-members of each half are scored against the other half as reference, and the
     attack's AUC is the mean of the two halves' AUCs. Each half's AUC is the attack of a single split (half of
     the holdout as reference), so the attack is as strong as one split, and every holdout row is scored.
+
+    Every training row (up to ``cap``) is a member, not only as many as there are non-members: an AUC does not
+    depend on the share of members, and its variance, about (1/members + 1/non-members)/12 near 0.5 (Hanley and
+    McNeil), falls with more of them (by a third with four times as many members as non-members).
+    ``balanced=True`` takes as many members as non-members (the estimator before 2026-11-24, kept to compare).
     """
     from sklearn.metrics import roc_auc_score
     from sklearn.neighbors import NearestNeighbors
 
     n_h = prep.rows["holdout"]
     folds = 2 if n_h >= 40 else 0  # the density attack needs at least 20 reference rows
-    n = min(prep.rows["real"], n_h, cap)
+    n_non = min(prep.rows["real"], n_h, cap) if balanced else min(n_h, cap)
     holdout_order = rng.permutation(n_h)
     half = n_h // 2
     if folds:  # non-members taken evenly from the two halves
-        n = 2 * min(n // 2, half)
-        non_members = np.r_[holdout_order[: n // 2], holdout_order[half : half + n // 2]]
+        n_non = 2 * min(n_non // 2, half)
+        non_members = np.r_[holdout_order[: n_non // 2], holdout_order[half : half + n_non // 2]]
     else:
-        non_members = holdout_order[:n]
-    members = rng.choice(prep.rows["real"], n, replace=False)
+        non_members = holdout_order[:n_non]
+    n_mem = n_non if balanced else min(prep.rows["real"], cap)
+    members = rng.choice(prep.rows["real"], n_mem, replace=False)
     syn_rows = subsample(prep.rows["synthetic"], synthetic_cap, rng)
 
     enc = MixedEncoder(prep)
@@ -265,7 +274,7 @@ def _membership(prep: Prepared, rng: np.random.Generator, cap: int, synthetic_ca
     x_mem = enc.transform(prep.take("real", members))
     x_non = enc.transform(prep.take("holdout", non_members))
     x_eval = np.vstack([x_mem, x_non])
-    y = np.r_[np.ones(n), np.zeros(n)]
+    y = np.r_[np.ones(n_mem), np.zeros(n_non)]
 
     with threads():
         d = NearestNeighbors(n_neighbors=1).fit(x_syn).kneighbors(x_eval)[0][:, 0]
@@ -274,11 +283,12 @@ def _membership(prep: Prepared, rng: np.random.Generator, cap: int, synthetic_ca
         density = []
         for fold in range(folds):
             reference = holdout_order[half:] if fold == 0 else holdout_order[:half]
-            part = slice(fold * (n // 2), (fold + 1) * (n // 2))
-            x_fold = np.vstack([x_mem[part], x_non[part]])
+            mem = x_mem[fold * (n_mem // 2) : (fold + 1) * (n_mem // 2)]  # members: random, so halves are too
+            non = x_non[fold * (n_non // 2) : (fold + 1) * (n_non // 2)]
+            x_fold = np.vstack([mem, non])
             scores = _density_attack(x_syn, enc.transform(prep.take("holdout", np.sort(reference))), x_fold, rng)
             if scores is not None:
-                y_fold = np.r_[np.ones(len(x_mem[part])), np.zeros(len(x_non[part]))]
+                y_fold = np.r_[np.ones(len(mem)), np.zeros(len(non))]
                 density.append(float(roc_auc_score(y_fold, scores)))
     attacks: dict[str, Any] = {"distance": float(roc_auc_score(y, -d))}
     notes = []
@@ -291,11 +301,11 @@ def _membership(prep: Prepared, rng: np.random.Generator, cap: int, synthetic_ca
     best = max(valid, key=valid.get)
     return {
         "auc": valid[best],
-        "auc_se": _auc_se(valid[best], n, n),
+        "auc_se": _auc_se(valid[best], n_mem, n_non),
         "attacks": attacks,
         "density_folds": density,
-        "members": n,
-        "non_members": n,
+        "members": n_mem,
+        "non_members": n_non,
         "reference_rows": n_h - half if folds else 0,
         "synthetic_rows": len(x_syn),
         "notes": notes,

@@ -75,7 +75,7 @@ def transform_for(spec: Any) -> ColumnTransform:
     if kind == "text":
         return TextColumn(locale=spec.locale)
     if kind == "pii":
-        return PiiColumn(pii_type=spec.pii_type, locale=spec.locale)
+        return PiiColumn(pii_type=spec.pii_type, locale=spec.locale, fake_style=spec.fake_style)
     raise DataError(f"no transform for kind {kind!r}")  # metadata validation prevents this
 
 

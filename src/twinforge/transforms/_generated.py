@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import string
+import warnings
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -178,6 +179,15 @@ def _private_email(f: Any) -> str:
     return f"{f.user_name()}.{f.numerify('%####')}@{f.safe_domain_name()}"
 
 
+_NAME_TYPES = ("name", "first_name", "last_name")
+
+
+def _pseudonym(name: str, f: Any) -> str:
+    """A name no person has: a Faker name and a tag of '#' and four digits ('Maria Lopez #4821'), which no real
+    name carries, so it cannot equal an input value either (the DP default for names, see ``fake_style``)."""
+    return f"{name} #{f.numerify('%###')}"
+
+
 def _digest(values: Any, bits: int) -> np.ndarray:
     """The first ``bits`` bits of a keyed BLAKE2b hash of each value (stripped, lower case), as int64."""
     out = np.empty(len(values), dtype="int64")
@@ -191,7 +201,8 @@ class PiiColumn(TextColumn):
     """Personal data replaced by fake values of the same type (``pii_type``) and ``locale`` from Faker.
 
     No real value is ever emitted, not even by coincidence (Faker's names are real people's names too): a fake
-    whose hash matches a real value's is drawn again. Only short hashes are kept (a few bits more than the number
+    whose hash matches a real value's is drawn again; in a DP fit, which keeps no hashes, names are pseudonyms
+    (``fake_style``) and emails take a reserved domain. Only short hashes are kept (a few bits more than the number
     of distinct real values needs, so that about one name in sixteen matches some real value's hash by chance:
     the stored hashes do not tell which names are real). A column that holds one value per entity (the
     ``entity_key`` of the metadata) gets one fake per entity, the same across rows and chunks of a sampling call.
@@ -216,13 +227,31 @@ class PiiColumn(TextColumn):
     def forget_values(self) -> None:
         """Drop the hashes of the real values and their letter case (a differentially private fit may not keep them).
 
-        Without hashes nothing can be avoided, so emails come from a space no input value is in (see
-        ``_private_email``); a common fake name may equal a real one by coincidence, saying nothing about the data.
+        Without hashes nothing can be avoided, so emails and names come from spaces no input value is in (see
+        ``_private_email`` and ``_pseudonym``), unless the column's ``fake_style`` is ``"realistic"``: then a
+        common fake name may equal a real one by coincidence (drawn without the data, it says nothing about it),
+        and a warning says so.
         """
         super().forget_values()
         self.seen_ = []
         self.case_ = None
         self.private_ = True
+        if self.pii_type_ in _NAME_TYPES and self.options.get("fake_style") == "realistic":
+            warnings.warn(
+                f"column {self.name_!r}: fake_style='realistic' under differential privacy: fake names are drawn "
+                "without looking at the real ones, so a common name may equal a real person's name by coincidence "
+                "(string-matching scans will flag it); drop fake_style for tagged pseudonyms that never can",
+                UserWarning,
+                stacklevel=3,  # the caller of fit
+            )
+
+    @property
+    def pseudonyms(self) -> bool:
+        """Whether names get a pseudonym tag: ``fake_style``, by default only in a DP fit (real names not kept)."""
+        if self.pii_type_ not in _NAME_TYPES:
+            return False
+        style = self.options.get("fake_style")
+        return style == "pseudonym" or (style is None and getattr(self, "private_", False))
 
     def _styled(self, values: list[str]) -> list[str]:
         if self.case_ == "lower":
@@ -234,10 +263,13 @@ class PiiColumn(TextColumn):
     def _fresh(self, fake: Any, count: int) -> list[str]:
         """``count`` fakes, none of which hashes like a real value."""
         private_email = self.pii_type_ == "email" and getattr(self, "private_", False)
+        pseudonyms = self.pseudonyms
 
         def draw(k: int) -> list[str]:
             if private_email:
                 return self._styled([_private_email(fake) for _ in range(k)])
+            if pseudonyms:
+                return self._styled([_pseudonym(v, fake) for v in _make_fakes(fake, self.pii_type_, k)])
             return self._styled(_make_fakes(fake, self.pii_type_, k))
 
         seen = np.asarray(self.seen_, dtype="int64")
