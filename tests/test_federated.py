@@ -402,9 +402,10 @@ def test_cli_simulate_two_files_and_partition_by(tmp_path):
         part.to_csv(paths[-1], index=False)
     out = tmp_path / "m"
     args = ["federated", "simulate", "--data", *paths, "--rounds", "2", "--model", "tvae", "--out", str(out)]
-    result = runner.invoke(app, args)
+    result = runner.invoke(app, [*args, "--param", "width=24", "-p", "latent_dim=4"])
     assert result.exit_code == 0, result.output
     assert "2 sites, 2 rounds" in result.output.replace("\n", " ")
+    assert {k: twinforge.load(out).get_params()[k] for k in ("width", "latent_dim")} == {"width": 24, "latent_dim": 4}
     result = runner.invoke(app, ["sample", str(out), "-n", "30", "-o", str(tmp_path / "fake.csv")])
     assert result.exit_code == 0, result.output
     assert len(pd.read_csv(tmp_path / "fake.csv")) == 30
@@ -420,6 +421,7 @@ def test_cli_simulate_two_files_and_partition_by(tmp_path):
         (["--data", *paths, "--strategy", "fedsgd"], "fedsgd"),
         (["--data", *paths, "--model", "copula"], "copula"),
         (["--data", *paths, "--model", "sequence"], "--time-key"),
+        (["--data", *paths, "--model", "tvae", "--param", "nope=1"], "'nope'"),
     ]:
         result = runner.invoke(app, ["federated", "simulate", *bad, "--out", str(tmp_path / "bad")])
         assert result.exit_code == 2 and words in result.output, result.output

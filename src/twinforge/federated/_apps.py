@@ -642,6 +642,15 @@ def _save_checkpoint(settings: FederatedSettings, state: dict[str, Any], weights
     shutil.rmtree(old, ignore_errors=True)
 
 
+def checkpoint_round(settings: FederatedSettings) -> int | None:
+    """The last finished round of a checkpoint these settings will resume from, or None (a fresh start)."""
+    path = _checkpoint_dir(settings) / "state.json"
+    if not path.is_file():
+        return None
+    state = json.loads(path.read_text())
+    return int(state["round"]) if state.get("fingerprint") == settings.fingerprint() else None
+
+
 def _load_checkpoint(settings: FederatedSettings) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
     folder = _checkpoint_dir(settings)
     if not (folder / "state.json").is_file():
