@@ -1190,7 +1190,11 @@ def federated_server(
     delta: DeltaOpt = 1e-5,
     min_sites: Annotated[int, typer.Option("--min-sites", help="Sites needed to start and per round.")] = 2,
     wait_sites: Annotated[
-        float, typer.Option("--wait-sites", help="Seconds to wait for --min-sites sites to connect.")
+        float,
+        typer.Option(
+            "--wait-sites",
+            help="Seconds to wait for --min-sites sites, at the start and in every round (then stop, resumable).",
+        ),
     ] = 600.0,
     round_timeout: TimeoutOpt = 600.0,
     seed: SeedOpt = 0,
@@ -1238,7 +1242,8 @@ def federated_client(
 ) -> None:
     """Join a federation as a site (a Flower SuperNode): answer the server with aggregates and trained weights.
 
-    Runs until stopped (Ctrl-C). Only the model's weights and aggregate counts are sent, never a row.
+    Runs until stopped (Ctrl-C); rejoins by itself when the server restarts. Only the model's weights and
+    aggregate counts are sent, never a row.
 
     Example: twinforge federated client --data ward_a.csv --server 10.0.0.5:9092
     """
