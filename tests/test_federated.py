@@ -448,6 +448,7 @@ def test_server_resumes_from_its_last_round(tmp_path, monkeypatch, caplog):
     assert len(trains) == 2  # one round, two sites
     assert not any(m.metadata.message_type.startswith("query") for _, m in recorder.messages)
     assert [h["round"] for h in model.fit_info_["federated"]["history"]] == [1, 2, 3]
+    assert model.fit_info_["federated"]["sites"] == 2  # the sites that agreed, not those connected on resume
 
 
 # ------------------------------------------------------------------------------------------ CLI

@@ -809,7 +809,7 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
     header_json, header_arrays = _encode_header(header)
     grid.refused = set(connected) - set(nodes) if resumed is None else set()
     grid.min_sites, grid.wait_seconds = settings.min_sites, settings.wait_sites_seconds
-    n_sites = len(nodes)
+    n_sites = len(nodes) if resumed is None else int(resumed[0].get("sites", len(nodes)))  # as agreed
     if settings.strategy == "fedprox":
         base = FedProx(proximal_mu=settings.proximal_mu)
     elif settings.strategy == "fedavgm":
