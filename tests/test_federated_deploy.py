@@ -126,6 +126,16 @@ def test_superlink_and_two_supernodes_train_a_sequence_model(tmp_path):
     assert model.sample(entities=3, seed=0)["unit"].nunique() == 3
 
 
+def test_the_server_terminal_gets_a_compact_log():
+    from twinforge.federated._deploy import _compact
+
+    wait = "INFO: Waiting for nodes to connect: 1 connected (minimum required: 2).\n"
+    lines = ["start\n", wait, wait, wait, "config " + "x" * 5000 + "\n", wait]
+    text = "".join(_compact(lines))
+    assert text.count("Waiting for nodes") == 2 and "(the line above 2 more times)" in text
+    assert "(4,007 more characters)" in text and len(text) < 1300
+
+
 def test_client_and_server_refuse_bad_arguments(tmp_path):
     runner = CliRunner()
     result = runner.invoke(app, ["federated", "client", "--data", str(tmp_path / "nope.csv"), "--server", "x:1"])

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -193,9 +193,10 @@ def serve(
         assert proc.stdout is not None
         streamed = False
         try:
-            for line in proc.stdout:
-                target.write(_shorten(line))
-                target.flush()
+            for text in _compact(proc.stdout):
+                if text:
+                    target.write(text)
+                    target.flush()
                 if deadline is not None and time.monotonic() > deadline:
                     raise DataError(f"the federated run did not finish within {run_timeout:g} s; log: {link_log}")
             streamed = True
@@ -213,12 +214,25 @@ def serve(
     return out
 
 
-def _shorten(line: str, limit: int = 1000) -> str:
-    """Flower logs each round's config in full: the model's header (transform and initial state) is tens of
-    kilobytes of JSON and base64 that would flood the server's terminal."""
-    if len(line) <= limit:
-        return line
-    return f"{line[:limit]} ... ({len(line) - limit:,} more characters)\n"
+def _compact(lines: Iterable[str], limit: int = 1000) -> Iterator[str]:
+    """The run's log for the server's terminal, one text per line read ("" for a line left out).
+
+    Flower logs each round's config in full (the model's header: tens of kilobytes of JSON and base64), cut to
+    ``limit`` characters here, and repeats "Waiting for nodes to connect" every second, counted here instead.
+    """
+    last, repeats = None, 0
+    for line in lines:
+        if line == last:
+            repeats += 1
+            yield ""
+            continue
+        if repeats:
+            yield f"(the line above {repeats} more times)\n"
+        last, repeats = line, 0
+        body = line.rstrip("\n")
+        yield line if len(body) <= limit else f"{body[:limit]} ... ({len(body) - limit:,} more characters)\n"
+    if repeats:
+        yield f"(the line above {repeats} more times)\n"
 
 
 def join(
