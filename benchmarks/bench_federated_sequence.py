@@ -107,12 +107,18 @@ def split_sites(train: pd.DataFrame, ek: str, skew_by: str, k: int, how: str, se
     return [train[owner == i].reset_index(drop=True) for i in range(k)]
 
 
-def scores(train: pd.DataFrame, holdout: pd.DataFrame, model, ek: str, tk: str, seed: int) -> dict:
+def scores(train: pd.DataFrame, holdout: pd.DataFrame, model, ek: str, tk: str, seed: int, draws: int = 1) -> dict:
+    """Each metric averaged over ``draws`` samples of the model (draw 0 is the one a single draw scores)."""
     from twinforge.evaluate import temporal
 
-    fake = model.sample(entities=int(train[ek].nunique()), seed=seed)
-    full = temporal.temporal_fidelity(train, fake, ek, tk, holdout=holdout, seed=seed)
-    return {m: round(float(full[m]), 4) for m in METRICS}
+    out: dict[str, list[float]] = {m: [] for m in METRICS}
+    for d in range(draws):
+        s = seed if d == 0 else seed * 1000 + d
+        fake = model.sample(entities=int(train[ek].nunique()), seed=s)
+        full = temporal.temporal_fidelity(train, fake, ek, tk, holdout=holdout, seed=s)
+        for m in METRICS:
+            out[m].append(float(full[m]))
+    return {m: round(float(np.mean(v)), 4) for m, v in out.items()}
 
 
 def ratio(metric: str, fed: float, central: float) -> float:
@@ -191,15 +197,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--local-epochs", type=int, default=2)
     ap.add_argument("--skewed-strategy", default="fedprox", choices=("fedavg", "fedprox", "fedavgm"))
+    ap.add_argument("--draws", type=int, default=1, help="samples each model is scored on (metrics averaged)")
     ap.add_argument("--params", default="{}", help="JSON parameters of the sequence model (every side)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "federated_sequence.json"))
     ap.add_argument("--summary", action="store_true", help="only print the summary of --out")
+    ap.add_argument("--merge", nargs="*", default=[], help="with --summary: first add these runs' JSONs to --out")
     ap.add_argument("--markdown", default="", help="with --summary: also write the table to this .md file")
     args = ap.parse_args(argv)
     out = Path(args.out)
     doc = json.loads(out.read_text()) if out.exists() else {}
     if args.summary:
+        for path in args.merge:  # parallel calls write their own files (one /work/heavy call each)
+            part = json.loads(Path(path).read_text())
+            for name, ds in part["datasets"].items():
+                mine = doc.setdefault("datasets", {}).setdefault(name, {"seeds": {}})
+                mine.update({k: v for k, v in ds.items() if k != "seeds"})
+                for seed, entry in ds["seeds"].items():
+                    have = mine["seeds"].setdefault(seed, {"central": entry["central"], "runs": {}})
+                    have["central"] = entry["central"]
+                    have["runs"].update(entry["runs"])
+            doc.setdefault("benchmark", part.get("benchmark"))
+            doc["machine"] = part.get("machine")
         doc["summary"] = summarise(doc)
+        if args.merge:
+            out.write_text(json.dumps(doc, indent=1))
         print(markdown(doc))
         if args.markdown:
             Path(args.markdown).write_text(markdown(doc))
@@ -222,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     doc["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(), "torch_threads": 1}
     ds = doc["datasets"].setdefault(args.dataset, {"seeds": {}})
     ds["params"] = params
+    ds["draws"] = args.draws
 
     def save() -> None:
         doc["summary"] = summarise(doc)
@@ -249,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             entry["central"] = {
                 "seconds": round(secs, 2),
                 "epochs": len(central.train_info_.get("history", [])),
-                **scores(train, holdout, central, ek, tk, seed),
+                **scores(train, holdout, central, ek, tk, seed, args.draws),
             }
             save()
             print(f"{args.dataset} seed {seed} central: {entry['central']}", flush=True)
@@ -273,13 +295,18 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 fed_secs = time.perf_counter() - t0
                 fed = model.fit_info_["federated"]
-                fed_scores = scores(train, holdout, model, ek, tk, seed)
+                fed_scores = scores(train, holdout, model, ek, tk, seed, args.draws)
                 alone = []
                 for i in sorted({0, k // 2, k - 1}):
                     m, s = fit(parts[i])
                     n = int(parts[i][ek].nunique())
                     alone.append(
-                        {"site": i, "entities": n, "seconds": round(s, 2), **scores(train, holdout, m, ek, tk, seed)}
+                        {
+                            "site": i,
+                            "entities": n,
+                            "seconds": round(s, 2),
+                            **scores(train, holdout, m, ek, tk, seed, args.draws),
+                        }
                     )
                 entry["runs"][f"{how}-{k}"] = {
                     "site_entities": [int(p[ek].nunique()) for p in parts],

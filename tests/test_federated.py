@@ -18,7 +18,7 @@ pytest.importorskip("flwr")
 import itertools
 
 import twinforge
-from twinforge.errors import MetadataError, ParameterError
+from twinforge.errors import DataError, MetadataError, ParameterError
 from twinforge.federated import _apps, simulate
 
 from .conftest import make_mixed
@@ -113,7 +113,8 @@ def test_fake_pii_avoids_every_sites_real_values(tmp_path):
 
 # ------------------------------------------------------------------------------------------ privacy
 def _message_text(msg) -> tuple[str, list[tuple[str, tuple]]]:
-    """Every config and metric value of a message as text, and the (name, shape) of every array it carries."""
+    """Every config and metric value of a message as text (the model header's arrays, sent as compressed bytes,
+    decoded and written out too), and the (name, shape) of every array it carries."""
     texts, arrays = [], []
     if msg.has_error():
         return msg.error.reason or "", []
@@ -122,11 +123,22 @@ def _message_text(msg) -> tuple[str, list[tuple[str, tuple]]]:
             arrays += [(k, tuple(v.shape)) for k, v in record.items()]
         else:
             texts += [f"{name}.{k}={v}" for k, v in record.items()]
+            if "header-arrays" in record:
+                header = _apps._decode_header(record)
+                floats = [a for a in _arrays_in(header) if a.dtype.kind == "f"]
+                texts += [f"{v:.4f}".rstrip("0").rstrip(".") for a in floats for v in a.ravel()]
     return "\n".join(texts), arrays
 
 
-@pytest.mark.parametrize("dp", [False, True, "local"])
-def test_messages_hold_only_weights_and_aggregates(tmp_path, dp):
+def _arrays_in(doc) -> list[np.ndarray]:
+    if isinstance(doc, np.ndarray):
+        return [doc]
+    items = doc.values() if isinstance(doc, dict) else doc if isinstance(doc, list) else []
+    return [a for v in items for a in _arrays_in(v)]
+
+
+@pytest.mark.parametrize(("model", "dp"), [("tvae", False), ("tvae", True), ("tvae", "local"), ("auto", False)])
+def test_messages_hold_only_weights_and_aggregates(tmp_path, model, dp):
     rng = np.random.default_rng(0)
     parts = sites(2, 1200)
     for i, p in enumerate(parts):
@@ -134,12 +146,11 @@ def test_messages_hold_only_weights_and_aggregates(tmp_path, dp):
         p["secret"] = np.round(1000 + rng.random(len(p)) * 9000, 4)
         p.loc[3, "city"] = f"Atlantis{i}"
     recorder = _apps._Recorder(keep=True)
-    params = dict(QUICK["tvae"])
     model = simulate(
         parts,
         tmp_path / "m",
-        model="tvae",
-        params=params,
+        model=model,
+        params=QUICK[model],
         rounds=2,
         dp=dp,
         stats_noise_multiplier=0.5,
@@ -252,8 +263,6 @@ def test_local_dp_bad_budget(tmp_path):
 def test_local_dp_at_epsilon_1_works_or_says_which_budget_would(tmp_path):
     """At epsilon 1 the statistics of small sites are mostly noise: numeric bounds then come from coarser blocks
     of the same noisy histogram, and a column with no level above the noise is a clear error naming a budget."""
-    from twinforge.errors import DataError
-
     kw = dict(model="auto", params=QUICK["auto"], rounds=1, dp="local", epsilon=1.0, delta=1e-5, seed=0)
     model = simulate(sites(3, 3000), tmp_path / "a", **kw)
     assert model.fit_info_["federated"]["privacy"]["epsilon"] <= 1.0
@@ -331,8 +340,6 @@ def test_a_site_with_another_schema_is_refused(tmp_path, caplog):
 
 
 def test_every_site_failing_is_a_clear_error(tmp_path, monkeypatch):
-    from twinforge.errors import DataError
-
     def crash(stage, server_round):
         if stage == "train":
             raise ConnectionError("disk full")
@@ -365,6 +372,60 @@ def test_a_site_dropping_out_mid_round_does_not_stop_training(tmp_path, monkeypa
     assert len(model.sample(10)) == 10
 
 
+def _hide_sites_until_training(monkeypatch, hidden: set[int], after_first_train: set[int] = frozenset()):
+    """The in-process grid shows the ``hidden`` nodes only once training has started (they connect late) and
+    drops the ``after_first_train`` nodes then (their SuperNode is gone)."""
+    started = []
+    real_ids, real_send = _apps.LocalGrid.get_node_ids, _apps.LocalGrid.send_and_receive
+
+    def ids(self):
+        gone = hidden if not started else set(after_first_train)
+        return [n for n in real_ids(self) if n not in gone]
+
+    def send(self, messages, *, timeout=None):
+        messages = list(messages)
+        started.extend(m for m in messages if m.metadata.message_type == "train")
+        return real_send(self, messages, timeout=timeout)
+
+    monkeypatch.setattr(_apps.LocalGrid, "get_node_ids", ids)
+    monkeypatch.setattr(_apps.LocalGrid, "send_and_receive", send)
+
+
+def test_a_site_joining_after_the_statistics_trains_from_the_next_round(tmp_path, monkeypatch):
+    """A SuperNode that connects late, or rejoins after a restart (a new node id), is admitted to the next round;
+    its schema is checked by its train handler, so a late site with other columns is refused there."""
+    _hide_sites_until_training(monkeypatch, hidden={3, 4})
+    renamed = table(200).rename(columns={"income": "salary"})
+    recorder = _apps._Recorder(keep=True)
+    model = simulate(
+        [*sites(3, 600), renamed], tmp_path / "m", model="tvae", params=QUICK["tvae"], rounds=3, recorder=recorder
+    )
+    trained = {}
+    for d, m in recorder.messages:
+        if d == "in" and m.metadata.message_type == "train":
+            trained.setdefault(m.metadata.src_node_id, []).append(m.error.reason if m.has_error() else "ok")
+    assert trained[1] == trained[2] == ["ok"] * 3
+    assert trained[3] == ["ok"] * 2  # rounds 2 and 3
+    assert len(trained[4]) == 2 and all("salary" in r and "income" in r for r in trained[4])
+    assert [h["round"] for h in model.fit_info_["federated"]["history"]] == [1, 2, 3]
+
+
+def test_too_few_sites_for_longer_than_the_wait_stops_resumably(tmp_path, monkeypatch, caplog):
+    """Flower's strategies wait for --min-sites sites without a limit; the server stops after --wait-sites
+    seconds with a clear error, its finished rounds saved, and the same command resumes."""
+    _hide_sites_until_training(monkeypatch, hidden=set(), after_first_train={2})
+    kw = dict(model="tvae", params=QUICK["tvae"], rounds=3, min_sites=2, wait_sites_seconds=3)
+    t0 = time.perf_counter()
+    with pytest.raises(DataError, match=r"only 1 site\(s\) connected for 3 s, 2 needed.*resume"):
+        simulate(sites(2, 400), tmp_path / "m", **kw)
+    assert time.perf_counter() - t0 < 60
+    monkeypatch.undo()
+    caplog.set_level("INFO", logger="twinforge.federated")
+    model = simulate(sites(2, 400), tmp_path / "m", **kw)
+    assert "resuming from round 1" in caplog.text
+    assert [h["round"] for h in model.fit_info_["federated"]["history"]] == [1, 2, 3]
+
+
 def test_server_resumes_from_its_last_round(tmp_path, monkeypatch, caplog):
     real_save = _apps._save_checkpoint
 
@@ -387,6 +448,7 @@ def test_server_resumes_from_its_last_round(tmp_path, monkeypatch, caplog):
     assert len(trains) == 2  # one round, two sites
     assert not any(m.metadata.message_type.startswith("query") for _, m in recorder.messages)
     assert [h["round"] for h in model.fit_info_["federated"]["history"]] == [1, 2, 3]
+    assert model.fit_info_["federated"]["sites"] == 2  # the sites that agreed, not those connected on resume
 
 
 # ------------------------------------------------------------------------------------------ CLI
@@ -402,9 +464,10 @@ def test_cli_simulate_two_files_and_partition_by(tmp_path):
         part.to_csv(paths[-1], index=False)
     out = tmp_path / "m"
     args = ["federated", "simulate", "--data", *paths, "--rounds", "2", "--model", "tvae", "--out", str(out)]
-    result = runner.invoke(app, args)
+    result = runner.invoke(app, [*args, "--param", "width=24", "-p", "latent_dim=4"])
     assert result.exit_code == 0, result.output
     assert "2 sites, 2 rounds" in result.output.replace("\n", " ")
+    assert {k: twinforge.load(out).get_params()[k] for k in ("width", "latent_dim")} == {"width": 24, "latent_dim": 4}
     result = runner.invoke(app, ["sample", str(out), "-n", "30", "-o", str(tmp_path / "fake.csv")])
     assert result.exit_code == 0, result.output
     assert len(pd.read_csv(tmp_path / "fake.csv")) == 30
@@ -420,6 +483,7 @@ def test_cli_simulate_two_files_and_partition_by(tmp_path):
         (["--data", *paths, "--strategy", "fedsgd"], "fedsgd"),
         (["--data", *paths, "--model", "copula"], "copula"),
         (["--data", *paths, "--model", "sequence"], "--time-key"),
+        (["--data", *paths, "--model", "tvae", "--param", "nope=1"], "'nope'"),
     ]:
         result = runner.invoke(app, ["federated", "simulate", *bad, "--out", str(tmp_path / "bad")])
         assert result.exit_code == 2 and words in result.output, result.output

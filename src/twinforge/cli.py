@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -649,10 +649,14 @@ def info(model_dir: Annotated[Path, typer.Argument(help="A model directory writt
     head.add_row("parameters", ", ".join(f"{k}={v!r}" for k, v in (doc.get("params") or {}).items()))
     head.add_row("trained on", f"{fit_info.get('rows', '?'):,} rows x {fit_info.get('columns', '?')} columns")
     head.add_row("fit time", f"{fit_info.get('seconds', float('nan')):.2f} s at {fit_info.get('fitted_at', '?')}")
-    head.add_row("privacy", _privacy_line(fit_info.get("privacy")))
+    fed = fit_info.get("federated")
+    fed_privacy = (fed or {}).get("privacy") or {}
+    if not fit_info.get("privacy") and (fed_privacy.get("dp") or fed_privacy.get("mode") == "local"):
+        head.add_row("privacy", "differentially private training across the sites (see privacy spent)")
+    else:
+        head.add_row("privacy", _privacy_line(fit_info.get("privacy")))
     head.add_row("twinforge version", str(doc.get("twinforge_version")))
     head.add_row("format version", str(doc.get("format_version")))
-    fed = fit_info.get("federated")
     if fed:
         head.add_row(
             "federated",
@@ -1003,6 +1007,14 @@ MinSitesOpt = Annotated[int | None, typer.Option("--min-sites", help="Sites need
 TimeoutOpt = Annotated[
     float, typer.Option("--round-timeout", help="Seconds a round waits; later sites are left out of it.")
 ]
+FedParamOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--param",
+        "-p",
+        help="Model parameter NAME=VALUE, repeatable (e.g. --param width=128), as for `twinforge fit`.",
+    ),
+]
 MetaOpt = Annotated[
     Path | None,
     typer.Option("--metadata", help="The agreed schema (JSON from `twinforge metadata`); detected if omitted."),
@@ -1046,6 +1058,8 @@ def _fed_settings(options: dict[str, Any]) -> dict[str, Any]:
         static = roles["static"]
         roles["static"] = None if static is None else [c.strip() for c in static.split(",") if c.strip()]
         out["sequence"] = {k: v for k, v in roles.items() if v is not None}
+    if options.get("param"):
+        out["params"] = _parse_params(out.get("model", DEFAULT_MODEL), options["param"])
     return out
 
 
@@ -1138,6 +1152,7 @@ def federated_simulate(
     ] = None,
     rounds: RoundsOpt = 10,
     model: FedModelOpt = DEFAULT_MODEL,
+    param: FedParamOpt = None,
     entity_key: FedEntityOpt = None,
     time_key: FedTimeOpt = None,
     static: FedStaticOpt = None,
@@ -1201,6 +1216,7 @@ def federated_server(
     port: Annotated[int, typer.Option("--port", help="Port the sites connect to (the SuperLink's).")] = 9092,
     rounds: RoundsOpt = 10,
     model: FedModelOpt = DEFAULT_MODEL,
+    param: FedParamOpt = None,
     entity_key: FedEntityOpt = None,
     time_key: FedTimeOpt = None,
     static: FedStaticOpt = None,
@@ -1218,7 +1234,11 @@ def federated_server(
     delta: DeltaOpt = 1e-5,
     min_sites: Annotated[int, typer.Option("--min-sites", help="Sites needed to start and per round.")] = 2,
     wait_sites: Annotated[
-        float, typer.Option("--wait-sites", help="Seconds to wait for --min-sites sites to connect.")
+        float,
+        typer.Option(
+            "--wait-sites",
+            help="Seconds to wait for --min-sites sites, at the start and in every round (then stop, resumable).",
+        ),
     ] = 600.0,
     round_timeout: TimeoutOpt = 600.0,
     seed: SeedOpt = 0,
@@ -1249,7 +1269,8 @@ def federated_server(
         **_fed_settings(options),
     )
     err_console.print(f"SuperLink on {host}:{port}; waiting for {min_sites} site(s)")
-    serve(settings, host=host, port=port)
+    with _stop_on_sigterm():  # the SuperLink stops with this command; restarted, it resumes
+        serve(settings, host=host, port=port)
     _print_federated(out)
 
 
@@ -1265,31 +1286,31 @@ def federated_client(
 ) -> None:
     """Join a federation as a site (a Flower SuperNode): answer the server with aggregates and trained weights.
 
-    Runs until stopped (Ctrl-C). Only the model's weights and aggregate counts are sent, never a row.
+    Runs until stopped (Ctrl-C); rejoins by itself when the server restarts. Only the model's weights and
+    aggregate counts are sent, never a row.
 
     Example: twinforge federated client --data ward_a.csv --server 10.0.0.5:9092
     """
+    from twinforge.federated._deploy import run_site
+
+    err_console.print(f"site {name or Path(data).stem}: joining {server}; Ctrl-C to stop")
+    with _stop_on_sigterm():  # the SuperNode and its ClientApps stop with this command
+        run_site(data, server, name=name, port=port, say=err_console.print)
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """SIGTERM (``kill``, a service manager) unwinds like Ctrl-C, so child processes are stopped, not orphaned."""
     import signal
 
-    from twinforge.federated._deploy import _stop, join
-
-    proc = join(data, server, name=name, port=port)
-    err_console.print(f"site {name or Path(data).stem}: SuperNode started for {server}; Ctrl-C to stop")
-
     def stop(signum: int, frame: Any) -> None:
-        _stop(proc)
         raise SystemExit(128 + signum)
 
-    previous = signal.signal(signal.SIGTERM, stop)  # the SuperNode and its ClientApps stop with this command
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
-        code = proc.wait()
-    except KeyboardInterrupt:
-        _stop(proc)
-        raise
+        yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-    if code:
-        raise typer.Exit(code)
 
 
 def _score(value: Any) -> str:

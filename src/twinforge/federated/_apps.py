@@ -418,6 +418,14 @@ def make_client_app() -> Any:
         server_round = int(cfg.get("server-round", 0) or msg.metadata.group_id or 0)
         _fault(site, "train", server_round)
         doc = _decode_header(cfg)
+        try:  # a site that joined after the statistics (or rejoined after a restart) was never checked
+            meta = Metadata.from_dict(doc["metadata"])
+            if doc["model"] == "sequence":
+                _sequence.check_site(df, meta, _sequence.SequenceSpec(doc["sequence"]), site=f"site {site!r}")
+            else:
+                _stats.check_schema(df, meta, site=f"site {site!r}")
+        except MetadataError as exc:
+            return _reply_error(msg, _SCHEMA_ERROR, str(exc))
         weights = {k: v.numpy() for k, v in msg.content["arrays"].items()}
         model = _model_from_header(doc, weights)
         adapter = get_adapter(doc["model"])
@@ -553,13 +561,28 @@ class _CountingGrid:
     def __init__(self, grid: Any, recorder: _Recorder):
         self._grid, self._rec = grid, recorder
         self.stage = "setup"
-        self.allowed: set[int] | None = None  # the sites that accepted the schema
+        self.refused: set[int] = set()  # the sites that refused the schema at the statistics
         self.train_errors: list[str] = []
         self.site_privacy: dict[str, dict[str, float]] = {}  # local DP: node -> what that site reports spent
+        self.min_sites, self.wait_seconds = 0, float("inf")  # rounds: how long to wait for too few sites
+        self._short_since: float | None = None
 
     def get_node_ids(self) -> list[int]:
-        nodes = list(self._grid.get_node_ids())
-        return nodes if self.allowed is None else [n for n in nodes if n in self.allowed]
+        """The connected sites that did not refuse the schema: one that joins later, or rejoins after a restart
+        (a new node id), trains from the next round on (its train handler checks the schema)."""
+        nodes = [n for n in self._grid.get_node_ids() if n not in self.refused]
+        if len(nodes) >= self.min_sites:
+            self._short_since = None
+        else:  # Flower's strategies wait for min_available_nodes without a limit
+            now = time.monotonic()
+            self._short_since = self._short_since or now
+            if now - self._short_since > self.wait_seconds:
+                raise DataError(
+                    f"only {len(nodes)} site(s) connected for {self.wait_seconds:g} s, {self.min_sites} needed per "
+                    "round (--min-sites); the finished rounds are saved: start the sites again and run the same "
+                    "server command to resume (or lower --min-sites)"
+                )
+        return nodes
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._grid, name)
@@ -642,6 +665,15 @@ def _save_checkpoint(settings: FederatedSettings, state: dict[str, Any], weights
     shutil.rmtree(old, ignore_errors=True)
 
 
+def checkpoint_round(settings: FederatedSettings) -> int | None:
+    """The last finished round of a checkpoint these settings will resume from, or None (a fresh start)."""
+    path = _checkpoint_dir(settings) / "state.json"
+    if not path.is_file():
+        return None
+    state = json.loads(path.read_text())
+    return int(state["round"]) if state.get("fingerprint") == settings.fingerprint() else None
+
+
 def _load_checkpoint(settings: FederatedSettings) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
     folder = _checkpoint_dir(settings)
     if not (folder / "state.json").is_file():
@@ -673,7 +705,7 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
     adapter = get_adapter(settings.model)
     seed = -1 if settings.seed is None else int(settings.seed)
     start = time.perf_counter()
-    nodes = _wait_for_sites(grid, settings)
+    nodes = connected = _wait_for_sites(grid, settings)
     resumed = _load_checkpoint(settings)
 
     spec = _sequence.SequenceSpec(settings.sequence) if settings.model == "sequence" else None
@@ -775,8 +807,9 @@ def run_server(grid: Any, settings: FederatedSettings, recorder: _Recorder | Non
         log.info("resuming from round %d of %d (checkpoint %s)", done, settings.rounds, _checkpoint_dir(settings))
 
     header_json, header_arrays = _encode_header(header)
-    grid.allowed = set(nodes)
-    n_sites = len(nodes)
+    grid.refused = set(connected) - set(nodes) if resumed is None else set()
+    grid.min_sites, grid.wait_seconds = settings.min_sites, settings.wait_sites_seconds
+    n_sites = len(nodes) if resumed is None else int(resumed[0].get("sites", len(nodes)))  # as agreed
     if settings.strategy == "fedprox":
         base = FedProx(proximal_mu=settings.proximal_mu)
     elif settings.strategy == "fedavgm":

@@ -10,8 +10,9 @@ to it; every site runs a SuperNode that connects to the SuperLink and answers wi
 3. submits the App with ``flwr run`` and streams its log until the ServerApp has saved the model;
 4. stops the SuperLink. Restarted with the same arguments, the ServerApp resumes from its last checkpoint.
 
-``join`` (``twinforge federated client``) runs ``flower-supernode`` with the site's table in its node config
-(``data-path``); the ClientApp reads the table when the server asks and sends back only aggregates and weights.
+``join`` runs ``flower-supernode`` with the site's table in its node config (``data-path``); the ClientApp reads
+the table when the server asks and sends back only aggregates and weights. ``run_site`` (``twinforge federated
+client``) starts a new SuperNode whenever one ends, so the sites rejoin a restarted server by themselves.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from twinforge.errors import DataError, ParameterError
+from twinforge.federated._apps import _checkpoint_dir, checkpoint_round
 
-__all__ = ["free_port", "join", "serve"]
+__all__ = ["free_port", "join", "run_site", "serve"]
 
 _APP_TOML = """[build-system]
 requires = ["hatchling"]
@@ -162,6 +164,10 @@ def serve(
     (work / "home" / "config.toml").write_text(_FLWR_CONFIG.format(address=f"{local}:{port}"))
     env = _env(work / "home")
     link_log = work / "superlink.log"
+    target = log if log is not None else sys.stderr
+    done = checkpoint_round(settings)
+    if done is not None:  # said here: the ServerApp's own log stays in its process
+        target.write(f"resuming from round {done} of {settings.rounds} (checkpoint {_checkpoint_dir(settings)})\n")
     link_cmd = [
         _script("flower-superlink"),
         "--insecure",
@@ -182,19 +188,22 @@ def serve(
             f"settings-file={_toml_string(str(work / 'settings.json'))}",
             "--stream",
         ]
-        target = log if log is not None else sys.stderr
         proc = subprocess.Popen(run_cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         deadline = None if run_timeout is None else time.monotonic() + run_timeout
         assert proc.stdout is not None
+        streamed = False
         try:
-            for line in proc.stdout:
-                target.write(line)
-                target.flush()
+            for text in _compact(proc.stdout):
+                if text:
+                    target.write(text)
+                    target.flush()
                 if deadline is not None and time.monotonic() > deadline:
                     raise DataError(f"the federated run did not finish within {run_timeout:g} s; log: {link_log}")
+            streamed = True
         finally:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(30)  # the stream ends with the run
+            if streamed:  # the stream ends with the run; interrupted (Ctrl-C, SIGTERM, timeout): stop it now
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(30)
             if proc.poll() is None:
                 proc.terminate()
                 with contextlib.suppress(subprocess.TimeoutExpired):
@@ -203,6 +212,27 @@ def serve(
         raise DataError(f"the federated run ended without a model (see the log above and {link_log})")
     shutil.rmtree(work, ignore_errors=True)
     return out
+
+
+def _compact(lines: Iterable[str], limit: int = 1000) -> Iterator[str]:
+    """The run's log for the server's terminal, one text per line read ("" for a line left out).
+
+    Flower logs each round's config in full (the model's header: tens of kilobytes of JSON and base64), cut to
+    ``limit`` characters here, and repeats "Waiting for nodes to connect" every second, counted here instead.
+    """
+    last, repeats = None, 0
+    for line in lines:
+        if line == last:
+            repeats += 1
+            yield ""
+            continue
+        if repeats:
+            yield f"(the line above {repeats} more times)\n"
+        last, repeats = line, 0
+        body = line.rstrip("\n")
+        yield line if len(body) <= limit else f"{body[:limit]} ... ({len(body) - limit:,} more characters)\n"
+    if repeats:
+        yield f"(the line above {repeats} more times)\n"
 
 
 def join(
@@ -252,6 +282,42 @@ def join(
         stderr=subprocess.STDOUT if log is not None else None,
         start_new_session=own_session,
     )
+
+
+def run_site(
+    data: str | os.PathLike,
+    server: str,
+    *,
+    name: str | None = None,
+    port: int | None = None,
+    restart_delay: float = 5.0,
+    say: Any = None,
+) -> None:
+    """Keep this site joined to ``server`` until interrupted (Ctrl-C, SIGTERM: the SuperNode stops with it).
+
+    A SuperNode ends when the SuperLink it registered with is replaced: a restarted server's SuperLink does not
+    know the node and refuses it. The site then starts a new SuperNode after ``restart_delay`` seconds, so a
+    server restarted after a crash finds its sites again and resumes. Three SuperNodes in a row that end within
+    30 s of their start are a clear error (a wrong address or port, a SuperLink that refuses this site).
+    """
+    say = say or (lambda text: print(text, file=sys.stderr, flush=True))
+    site = name or Path(data).stem
+    quick = 0
+    while True:
+        started = time.monotonic()
+        proc = join(data, server, name=name, port=port)
+        try:
+            code = proc.wait()
+        finally:
+            _stop(proc)  # interrupted: the SuperNode and its ClientApps stop with this site
+        quick = quick + 1 if time.monotonic() - started < 30 else 0
+        if quick >= 3:
+            raise DataError(
+                f"site {site}: the SuperNode for {server} ended {quick} times within 30 s of its start (last exit "
+                f"code {code}); check --server and that the server is running (its log above)"
+            )
+        say(f"site {site}: the SuperNode ended (exit code {code}); joining {server} again in {restart_delay:g} s")
+        time.sleep(restart_delay)
 
 
 def _toml_string(text: str) -> str:
