@@ -230,6 +230,7 @@ class ModeEncoding:
                         "weights": weights,
                         "means": means,
                         "stds": stds,
+                        "points": bool(len(np.unique(obs)) <= max_modes),  # one point mode per value (fit_vgmm)
                     }
                 )
                 self.n_scalars_ += 1
@@ -401,12 +402,16 @@ class ModeEncoding:
         networks' factorised outputs give every column's mode its own independent draw: where the output spreads
         over several modes (a delay of 300 minutes lies between two wide modes), independent draws put two
         strongly related columns in unrelated modes. The likeliest mode is a function of the network's output,
-        so related columns move together; the model's value map then restores each column's marginal.
+        so related columns move together; the model's value map then restores each column's marginal. A column
+        of point modes (a few distinct values, see :func:`fit_vgmm`) has no value map: its values are categories,
+        and its mode is still drawn.
         """
         n = len(means)
         agreed = np.ones(n, dtype=bool)
         codes = np.zeros((n, self.n_spans), dtype="int64")
-        n_modes = {c["span"]: len(c["means"]) for c in self.columns_ if c["type"] == "numeric"}
+        n_modes = {
+            c["span"]: len(c["means"]) for c in self.columns_ if c["type"] == "numeric" and not c.get("points", True)
+        }
         for s in range(self.n_spans):
             k = n_modes.get(s) if likeliest_modes else None
             lg = np.where(self.seen(s), logits[s] / temperature, -np.inf)
