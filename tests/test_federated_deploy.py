@@ -81,6 +81,7 @@ def test_superlink_and_two_supernodes_train_resume_after_a_server_restart_and_re
     assert fed["sites"] == 2 and [h["round"] for h in fed["history"]] == [1, 2, 3]
     privacy = fed["privacy"]
     assert privacy["mode"] == "local" and 4 < privacy["epsilon"] <= 8.0
+    assert set(privacy["sites"]) == {"ward0", "ward1"}  # by name: the rejoined SuperNodes have new node ids
     assert not (tmp_path / ".model.federated-run").exists() and not state.exists()
     # the README's next steps: info shows the spent budget, sample writes rows
     shown = runner.invoke(app, ["info", str(tmp_path / "model")])
