@@ -179,7 +179,7 @@ def test_messages_hold_only_weights_and_aggregates(tmp_path, model, dp):
     if dp == "local":
         assert not levels & {"Atlantis0", "Atlantis1"}
         privacy = model.fit_info_["federated"]["privacy"]
-        assert privacy["mode"] == "local" and len(privacy["sites"]) == 2
+        assert privacy["mode"] == "local" and set(privacy["sites"]) == {"site1", "site2"}  # the sites' names
         assert all(0 < s["epsilon"] <= 10.0 for s in privacy["sites"].values())
         assert privacy["epsilon"] == pytest.approx(max(s["epsilon"] for s in privacy["sites"].values()), abs=1e-4)
         # calibrated for all planned rounds: after the last one the budget is (nearly) all spent
@@ -188,6 +188,7 @@ def test_messages_hold_only_weights_and_aggregates(tmp_path, model, dp):
         assert replies and all(
             set(m.content["metrics"]) == {"num-examples", "dp-epsilon", "dp-delta", "dp-noise"} for m in replies
         )
+        assert all(set(m.content) == {"arrays", "metrics", "site"} for m in replies)
     elif dp:
         assert not levels & {"Atlantis0", "Atlantis1"}
         privacy = model.fit_info_["federated"]["privacy"]

@@ -7,6 +7,7 @@ Each Flower message starts a ClientApp process that imports torch, so this takes
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -81,6 +82,7 @@ def test_superlink_and_two_supernodes_train_resume_after_a_server_restart_and_re
     assert fed["sites"] == 2 and [h["round"] for h in fed["history"]] == [1, 2, 3]
     privacy = fed["privacy"]
     assert privacy["mode"] == "local" and 4 < privacy["epsilon"] <= 8.0
+    assert set(privacy["sites"]) == {"ward0", "ward1"}  # by name: the rejoined SuperNodes have new node ids
     assert not (tmp_path / ".model.federated-run").exists() and not state.exists()
     # the README's next steps: info shows the spent budget, sample writes rows
     shown = runner.invoke(app, ["info", str(tmp_path / "model")])
@@ -134,6 +136,26 @@ def test_the_server_terminal_gets_a_compact_log():
     text = "".join(_compact(lines))
     assert text.count("Waiting for nodes") == 2 and "(the line above 2 more times)" in text
     assert "(4,007 more characters)" in text and len(text) < 1300
+
+
+def test_stopping_a_child_that_ended_stops_what_it_left_running():
+    """A SuperNode refused by a new SuperLink exits by itself; its ClientApp (same process group) must not live on."""
+    child = subprocess.Popen(
+        ["bash", "-c", "sleep 60 & echo $!"], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    left = int(child.stdout.readline())
+    child.wait(10)
+    _stop(child, grace=5)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(left, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the process the child left running is still alive")
+    child.stdout.close()
 
 
 def test_client_and_server_refuse_bad_arguments(tmp_path):

@@ -462,6 +462,8 @@ def make_client_app() -> Any:
                     "metrics": MetricRecord(record),
                 }
             )
+            if local_dp is not None:  # its ledger is shown under the site's name (a node id changes on restart)
+                reply["site"] = ConfigRecord({"name": site})
             return Message(reply, reply_to=msg)
         modules = adapter.modules(model)
         set_weights(modules, weights)
@@ -485,6 +487,8 @@ def make_client_app() -> Any:
                 "metrics": MetricRecord(record),
             }
         )
+        if local_dp is not None:  # its ledger is shown under the site's name (a node id changes on restart)
+            reply["site"] = ConfigRecord({"name": site})
         return Message(reply, reply_to=msg)
 
     @app.query("seqz")
@@ -599,7 +603,8 @@ class _CountingGrid:
             if self.stage == "train" and not r.has_error() and "metrics" in r.content:
                 metrics = r.content["metrics"]
                 if "dp-epsilon" in metrics:
-                    self.site_privacy[str(r.metadata.src_node_id)] = {
+                    name = str(r.content["site"]["name"]) if "site" in r.content else None
+                    self.site_privacy[name or f"node {r.metadata.src_node_id}"] = {
                         "epsilon": float(metrics["dp-epsilon"]),
                         "delta": float(metrics["dp-delta"]),
                         "noise_multiplier": float(metrics["dp-noise"]),
@@ -1049,7 +1054,7 @@ def _privacy_record(
             "delta": worst["delta"],
             "epsilon_budget": float(settings.epsilon),
             "delta_budget": settings.delta,
-            "sites": {f"node {k}": {n: round(v, 6) for n, v in s.items()} for k, s in sorted(sites.items())},
+            "sites": {k: {n: round(v, 6) for n, v in s.items()} for k, s in sorted(sites.items())},
             "stats_noise_multiplier": round(settings.stats_noise(), 4),
             "stats_share": settings.stats_share,
             "count_threshold": round(settings.threshold(meta, n_sites), 3),

@@ -115,15 +115,17 @@ def _wait_port(host: str, port: int, proc: subprocess.Popen, timeout: float, wha
 
 
 def _stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
-    """Stop a child started in its own process group, and everything it started."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
+    """Stop a child started in its own process group, and everything it started.
+
+    Also when the child has ended by itself: a SuperNode refused by a new SuperLink exits while the ClientApp
+    process it started may still be training, in its group (call this right after the child ends).
+    """
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(grace)
     except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(grace)
 
