@@ -548,13 +548,13 @@ def test_tvae_likeliest_modes_keep_a_strong_numeric_correlation(tmp_path):
 
 def test_ctgan_likeliest_modes_keep_a_strong_numeric_correlation(tmp_path):
     data = _delays()
-    model = twinforge.create("ctgan", seed=0, progress=False, **TRAINED["ctgan"]).fit(data)
+    model = twinforge.create("ctgan", seed=0, progress=False, likeliest_modes=True, **TRAINED["ctgan"]).fit(data)
     out = model.sample(2000, seed=0)
     assert out[["dep", "arr"]].corr().iloc[0, 1] > 0.78
     assert abs((out["dep"] > 10).mean() - (data["dep"] > 10).mean()) < 0.03
     model.save(tmp_path / "m")
     pd.testing.assert_frame_equal(twinforge.load(tmp_path / "m").sample(2000, seed=0), out)
-    drawn = twinforge.create("ctgan", seed=0, progress=False, likeliest_modes=False, **TRAINED["ctgan"]).fit(data)
+    drawn = twinforge.create("ctgan", seed=0, progress=False, **TRAINED["ctgan"]).fit(data)  # the default
     assert drawn.sample(2000, seed=0)[["dep", "arr"]].corr().iloc[0, 1] < 0.72
 
 
