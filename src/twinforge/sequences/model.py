@@ -566,11 +566,13 @@ class SequenceModel(Synthesizer):
         Steps the amortised entity encoder reads (0: none, a learned embedding per training entity instead). Off
         by default: on BasicMotions and the turbine fleet, twins from its latent forecast within 2% of the
         population's view (CRPS x1.00 and x0.98 at 10 steps), for a slower fit.
-    link : {"linear", "bounded"}, default "linear"
+    link : {"linear", "bounded", "clipped"}, default "linear"
         How a step's channels depend on the channels drawn before them in the same step: ``"linear"`` (the
-        mixture parameters shift linearly), or ``"bounded"``, which adds one saturating unit per parameter whose
-        height and place come from the recurrent state, so a relation can level off per entity (a turbine's
-        power at its rated power as the wind rises).
+        mixture parameters shift linearly); ``"bounded"`` adds one saturating unit per parameter whose height and
+        place come from the recurrent state, so a relation can level off per entity (a turbine's power at its
+        rated power as the wind rises); ``"clipped"`` softly clips the linear shift to a bound the state sets.
+        Both remove most of the turbines' power overshoot but did not clearly lower their discriminative AUC
+        (``benchmarks/results/twins.md``), so the default stays linear.
     patience : int, default 6
         Epochs (of at least 8 steps each) without a better validation loss before training stops.
     validation_share : float, default 0.1
