@@ -161,6 +161,8 @@ def test_not_fitted_and_bad_arguments(model):
         model.sample(entities=0)
     with pytest.raises(ParameterError, match="hidden"):
         twinforge.create("sequence", hidden=0).fit(_errors_fleet(), entity_key="unit", time_key="t")
+    with pytest.raises(ParameterError, match="link must be"):
+        twinforge.create("sequence", link="cubic").fit(_errors_fleet(), entity_key="unit", time_key="t")
 
 
 # ------------------------------------------------------------------------------------------ twins
@@ -400,3 +402,70 @@ def test_a_model_saved_before_the_encoder_existed_still_loads(model, fleet, tmp_
     pd.testing.assert_frame_equal(
         twinforge.load(tmp_path / "old").forecast(history, 4, 5, seed=0), model.forecast(history, 4, 5, seed=0)
     )
+
+
+# ------------------------------------------------------------------------------------------ within-step links
+@pytest.mark.parametrize("link", ["linear", "bounded", "clipped"])
+def test_sampling_draws_from_the_parameters_training_scores(fleet, link, monkeypatch):
+    """Sampling builds each block's parameters step by step in numpy; they must equal the network's own
+    (teacher-forced) parameters on the drawn sequence, for every within-step link."""
+    import torch
+
+    from twinforge.sequences import model as seqmod
+
+    m = twinforge.create("sequence", seed=0, epochs=2, hidden=16, static_epochs=1, progress=False, link=link)
+    m.fit(fleet, entity_key="unit", time_key="t")
+    net, enc = m.net_, m.encoding_
+    if link != "linear":  # the saturating part is really used: move it off its neutral start
+        with torch.no_grad():
+            net.sat_gate.weight.normal_(std=0.5, generator=torch.Generator().manual_seed(0))
+    drawn = []
+    real_draw = seqmod._draw
+    monkeypatch.setattr(seqmod, "_draw", lambda b, par, *a: drawn.append(par.copy()) or real_draw(b, par, *a))
+    n, steps = 4, 6
+    rng = np.random.default_rng(0)
+    cond = rng.normal(size=(n, m.static_encoding_.dim)).astype("float32")
+    z = rng.normal(size=(n, m.embedding_dim)).astype("float32")
+    y, t = seqmod._generate(m, net, cond, z, None, np.full(n, steps), np.zeros(n), rng, None)
+
+    feats = enc.features(y)
+    prev = np.zeros_like(feats)
+    prev[:, 1:] = feats[:, :-1]
+    extra = np.zeros((n, steps, 2), dtype="float32")
+    extra[:, 1:, 0] = (t[:, :-1] - t[:, :1]) / m.layout_["time_scale"]
+    extra[:, 0, 1] = 1.0
+    with torch.no_grad():
+        cz = torch.as_tensor(np.concatenate([cond, z], 1))
+        out, _ = net.run(torch.as_tensor(prev), torch.as_tensor(extra), cz, net.initial(cz))
+        par = net.params(out, cz, torch.as_tensor(feats)).numpy()
+    assert len(drawn) == steps * len(enc.blocks)
+    for j in range(steps):
+        for i, b in enumerate(enc.blocks):
+            expected = par[:, j, b["p0"] : b["p0"] + b["n_par"]]
+            np.testing.assert_allclose(drawn[j * len(enc.blocks) + i], expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("link", ["bounded", "clipped"])
+def test_a_saturating_link_fits_saves_and_forecasts(fleet, link, tmp_path):
+    m = twinforge.create("sequence", seed=0, link=link, **FAST).fit(fleet, entity_key="unit", time_key="t")
+    out = m.sample(entities=6, seed=1)
+    assert out["unit"].nunique() == 6 and np.isfinite(out["temp"]).all()
+    pd.testing.assert_frame_equal(out, m.sample(entities=6, seed=1))
+    m.save(tmp_path / "m")
+    again = twinforge.load(tmp_path / "m")
+    assert again.link == link
+    pd.testing.assert_frame_equal(again.sample(entities=6, seed=1), out)
+    history = fleet[fleet.unit == 1].iloc[:8]
+    pd.testing.assert_frame_equal(again.forecast(history, 4, 5, seed=0), m.forecast(history, 4, 5, seed=0))
+
+
+def test_a_model_saved_before_the_link_option_loads_as_linear(model, tmp_path):
+    import json
+
+    model.save(tmp_path / "old")
+    doc = json.loads((tmp_path / "old" / "model.json").read_text())
+    del doc["params"]["link"]
+    (tmp_path / "old" / "model.json").write_text(json.dumps(doc))
+    again = twinforge.load(tmp_path / "old")
+    assert again.link == "linear"
+    pd.testing.assert_frame_equal(again.sample(entities=3, seed=2), model.sample(entities=3, seed=2))
