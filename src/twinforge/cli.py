@@ -18,6 +18,7 @@ from rich.table import Table
 
 import twinforge
 from twinforge.errors import ParameterError, TwinforgeError
+from twinforge.metadata import NAME_PII_TYPES
 
 app = typer.Typer(
     name="twinforge",
@@ -241,8 +242,6 @@ def fit(
 
 def _realistic_names(df: Any, metadata: Path | None, epsilon: float | None, sequence: bool) -> twinforge.Metadata:
     """The metadata with ``fake_style="realistic"`` on every PII name column (``--realistic-names``)."""
-    from twinforge.metadata import NAME_PII_TYPES
-
     if epsilon is None:
         raise ParameterError(
             "--realistic-names applies to DP fits (--epsilon): without DP, fake names are realistic already and "
@@ -651,7 +650,8 @@ def info(model_dir: Annotated[Path, typer.Argument(help="A model directory writt
     head.add_row("fit time", f"{fit_info.get('seconds', float('nan')):.2f} s at {fit_info.get('fitted_at', '?')}")
     fed = fit_info.get("federated")
     fed_privacy = (fed or {}).get("privacy") or {}
-    if not fit_info.get("privacy") and (fed_privacy.get("dp") or fed_privacy.get("mode") == "local"):
+    fed_private = bool(fed_privacy.get("dp")) or fed_privacy.get("mode") == "local"
+    if not fit_info.get("privacy") and fed_private:
         head.add_row("privacy", "differentially private training across the sites (see privacy spent)")
     else:
         head.add_row("privacy", _privacy_line(fit_info.get("privacy")))
@@ -684,11 +684,10 @@ def info(model_dir: Annotated[Path, typer.Argument(help="A model directory writt
     console.print(head)
     columns = Table("column", "kind", title="metadata")
     meta = doc.get("metadata") or {}
-    fed_privacy = (fed or {}).get("privacy") or {}
-    private = bool(fit_info.get("privacy")) or bool(fed_privacy.get("dp")) or fed_privacy.get("mode") == "local"
+    private = bool(fit_info.get("privacy")) or fed_private
     for name, spec in (meta.get("columns") or {}).items():
         kind = spec.get("kind", "?") + (f" ({spec['pii_type']})" if spec.get("pii_type") else "")
-        if spec.get("pii_type") in ("name", "first_name", "last_name"):  # which fakes come out (fake_style)
+        if spec.get("pii_type") in NAME_PII_TYPES:  # which fakes come out (fake_style)
             kind += "; fakes: " + (spec.get("fake_style") or ("pseudonym" if private else "realistic"))
         columns.add_row(name, kind)
     console.print(columns)

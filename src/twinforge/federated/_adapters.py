@@ -201,7 +201,7 @@ class _AutoAdapter(_EqualSteps):
         try:
             with seeded(rng, device) as gen, ar._cpu_threads(device):
                 model.net_.train()
-                result = model._train(torch.as_tensor(tokens), gen, device, rng)
+                result, _ = model._train(torch.as_tensor(tokens), gen, device, rng)
         finally:
             model.epochs, model.validation_share, model.max_minutes, model.progress = saved
         model.net_.eval()

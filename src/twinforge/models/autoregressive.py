@@ -284,7 +284,7 @@ class Autoregressive(Synthesizer):
             self.net_ = self._new_net().to(device)
             if self.columns_:  # a table of only ids, text and PII has nothing to learn
                 tokens = _training_matrix(self.columns_, arrays, rng)
-                result = self._train(torch.as_tensor(tokens), gen, device, rng)
+                result, held_out = self._train(torch.as_tensor(tokens), gen, device, rng)
                 self.train_info_ = result.to_dict()
                 dp = getattr(self, "_dp", None)
                 if dp is not None:
@@ -293,7 +293,7 @@ class Autoregressive(Synthesizer):
         self.net_.eval()
         self._bf16_net = None
         if self.columns_ and not is_private(self):  # under DP, choosing them would look at the rows again
-            self._choose_references(tokens, arrays, rng)
+            self._choose_references(tokens, arrays, held_out, rng)
         self.bias_ = [np.zeros(_n_tokens(col), dtype="float32") for col in self.columns_]
         self.groups_ = [[i] for i in self.order_]
         if self.columns_:
@@ -302,7 +302,9 @@ class Autoregressive(Synthesizer):
                 tokens = np.column_stack([_encode(col, public[col["column"]], rng) for col in self.columns_])
             self._calibrate(tokens, rng)
 
-    def _choose_references(self, tokens: np.ndarray, arrays: dict[str, np.ndarray], rng: np.random.Generator) -> None:
+    def _choose_references(
+        self, tokens: np.ndarray, arrays: dict[str, np.ndarray], held: np.ndarray, rng: np.random.Generator
+    ) -> None:
         """Give binned columns their references (see ``_references``), judged on rows neither side was fitted on.
 
         The residuals are fitted on the training rows only, then each column keeps its references only where its
@@ -321,8 +323,7 @@ class Autoregressive(Synthesizer):
         scored on its own training rows; on held-out rows the residual wins (2.68 against 3.18).
         """
         n = len(tokens)
-        held = self.__dict__.pop("_held_out", None)
-        if held is None or len(held) < _MIN_VALIDATION:
+        if len(held) < _MIN_VALIDATION:
             if n // 5 < _MIN_VALIDATION:
                 return  # too few rows to judge a reference by
             held = rng.choice(n, n // 5, replace=False)
@@ -377,7 +378,10 @@ class Autoregressive(Synthesizer):
 
     def _train(self, tokens: torch.Tensor, gen: torch.Generator, device: torch.device, rng: np.random.Generator):
         """Fit ``net_`` on ``tokens`` [rows, columns], optionally followed by one within-bin place code per numeric
-        column (see ``_encode``, -1: none; without them the within-bin shape is not trained: uniform)."""
+        column (see ``_encode``, -1: none; without them the within-bin shape is not trained: uniform).
+
+        Returns the training loop's result and the indices of the validation rows it held out.
+        """
         n = len(tokens)
         perm = torch.randperm(n, generator=gen)
         # a small table still holds out a few rows (up to 20, a fifth at most): without them, training would run
@@ -386,7 +390,6 @@ class Autoregressive(Synthesizer):
         if n_val < 5 or is_private(self):  # DP: no data-dependent early stopping
             n_val = 0
         val, train = tokens[perm[:n_val]].to(device), tokens[perm[n_val:]].to(device)
-        self._held_out = perm[:n_val].numpy()  # rows the network never trained on (see _choose_references)
         val_known = self._random_known(n_val, gen).to(device)
         batch = self.batch_size or int(np.clip(2 ** round(math.log2(max(len(train) / 16, 1))), 32, 1024))
         lay = {k: v.to(device) for k, v in self.layout_.items()}
@@ -429,7 +432,7 @@ class Autoregressive(Synthesizer):
             plateau.step(value)
             return value
 
-        return train_loop(
+        result = train_loop(
             module=net,
             epoch=epoch,
             validate=validate if n_val else None,
@@ -440,6 +443,7 @@ class Autoregressive(Synthesizer):
             description=f"fitting {self.name}",
             should_stop=dp.should_stop if dp is not None else None,
         )
+        return result, perm[:n_val].numpy()  # and the rows the network never trained on (see _choose_references)
 
     def _random_known(self, b: int, gen: torch.Generator) -> torch.Tensor:
         """Per row: a cut t ~ U{0..D-1} and an order; the first t columns of the order are known.
