@@ -610,3 +610,26 @@ def test_no_references_under_dp():
     fitted = twinforge.create("auto", seed=0, epochs=1, epsilon=5.0, **FAST).fit(data)
     assert not any("reference" in col for col in fitted.columns_)
     assert fitted.sample(50, seed=0).shape == (50, 2)
+
+
+def test_numeric_columns_the_others_predict_are_drawn_last():
+    """Few-token columns first (shared prefixes), then the many-valued numeric columns, the best predicted last:
+    ``total`` (a + b + noise: R^2 0.8 given a and b, where a has 0.67 given the others) is drawn given ``a`` and
+    ``b``, not ``a`` given the total. Without the data (the federated adapter) the order is by tokens alone."""
+    from twinforge.models.autoregressive import _n_tokens, _sampling_order
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0, 1, 400), rng.normal(0, 1, 400)
+    table = pd.DataFrame({
+        "total": np.round(a + b + rng.normal(0, 0.7, 400), 3),
+        "a": np.round(a, 3),
+        "noise": np.round(rng.normal(0, 1, 400), 3),
+        "b": np.round(b, 3),
+        "g": rng.choice(["x", "y"], 400),
+    })  # fmt: skip
+    fitted = twinforge.create("auto", seed=0, epochs=1, **FAST).fit(table)
+    names = [fitted.columns_[i]["column"] for i in fitted.order_]
+    assert names[0] == "g" and names[1] == "noise" and names[-1] == "total"
+    assert all(col["type"] == "binned" for col in fitted.columns_ if col["column"] != "g")
+    by_tokens = _sampling_order(fitted.columns_)
+    assert by_tokens == [int(i) for i in np.argsort([_n_tokens(c) for c in fitted.columns_], kind="stable")]

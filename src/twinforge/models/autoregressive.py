@@ -116,6 +116,7 @@ _TRUNK_CHUNK = 2_048
 _FIXED_ORDER_SHARE = 0.5
 _PLATEAU = 2  # epochs without a better validation loss before the learning rate is halved
 _DROPOUT = 0.0  # trunk dropout; 0.2 did not help on ames (measured with 3 seeds)
+_WEIGHT_DECAY = 1e-5  # AdamW's
 # Marginal calibration: rows sampled per round (10 per training row, at most this), and rounds. On weather (1,781
 # rows) 2,000 rows and 3 rounds left the dew point's marginal 0.020 (KS) off the data's, from sampling noise and
 # unfinished iterations; 17,810 rows and 6 rounds 0.010.
@@ -143,6 +144,10 @@ _RESIDUAL_GRID = 257
 _REFERENCE_ROWS = 20_000
 _MAX_REFERENCES = 3
 _REFERENCE_TEST_ROWS = 2_000  # rows on which the residual's and the network's within-bin likelihoods are compared
+# Sampling order: binned columns, and numeric columns with more tokens than this, go last, ordered by how well the
+# other numeric columns predict them (see _sampling_order)
+_ORDER_TOKENS = 32
+_ORDER_BY_PREDICTABILITY = True
 _BF16_TRAINING = True  # bfloat16 autocast for training steps where the CPU has it natively (see training_precision)
 
 
@@ -276,7 +281,7 @@ class Autoregressive(Synthesizer):
             "shape_scale": _DP_SHAPE_SCALE if is_private(self) else _SHAPE_SCALE,
             "trunk": self.trunk,
         }
-        self.order_ = _sampling_order(self.columns_)
+        self.order_ = _sampling_order(self.columns_, public)
         self.train_info_: dict[str, Any] = {}
         self._build_layout()
         device = resolve_device(self.device)
@@ -394,7 +399,7 @@ class Autoregressive(Synthesizer):
         batch = self.batch_size or int(np.clip(2 ** round(math.log2(max(len(train) / 16, 1))), 32, 1024))
         lay = {k: v.to(device) for k, v in self.layout_.items()}
         net = self.net_
-        opt = torch.optim.AdamW(net.parameters(), lr=self.learning_rate, weight_decay=1e-5)
+        opt = torch.optim.AdamW(net.parameters(), lr=self.learning_rate, weight_decay=_WEIGHT_DECAY)
         # halving the step size when the validation loss stalls removes most of the any-order objective's noise
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=_PLATEAU)
         steps = -(-len(train) // batch)
@@ -1128,13 +1133,58 @@ def _cpu_threads(device: torch.device) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _sampling_order(columns: list[dict[str, Any]]) -> list[int]:
-    """Columns with fewer tokens first (table order among equals).
+def _sampling_order(columns: list[dict[str, Any]], arrays: dict[str, np.ndarray] | None = None) -> list[int]:
+    """Columns with fewer tokens first (table order among equals); with ``arrays``, the binned columns and the other
+    numeric ones of more than ``_ORDER_TOKENS`` tokens last, the ones the other numeric columns predict best at
+    the very end.
 
     Rows share a prefix of drawn tokens longer that way, and sampling computes the network once per distinct
     prefix (see ``_sample_rows``): churn's yes/no columns first leave ten of its twenty columns nearly free.
+    Among the many-valued numeric columns the order does not change that (a drawn place inside a bin ends the
+    sharing), but it decides which column of a near-deterministic relation is drawn last, given the others:
+    see ``_predictability``.
     """
-    return [int(i) for i in np.argsort([_n_tokens(col) for col in columns], kind="stable")]
+    by_tokens = [int(i) for i in np.argsort([_n_tokens(col) for col in columns], kind="stable")]
+    if arrays is None or not _ORDER_BY_PREDICTABILITY:
+        return by_tokens
+    wide = [i for i in by_tokens if columns[i]["type"] == "binned" or _n_tokens(columns[i]) > _ORDER_TOKENS]
+    wide = [i for i in wide if columns[i]["type"] != "discrete"]
+    if len(wide) < 2:
+        return by_tokens
+    score = _predictability(columns, arrays)
+    rest = [i for i in by_tokens if i not in wide]
+    return rest + sorted(wide, key=lambda i: score[i])  # stable: token order among equals
+
+
+def _predictability(columns: list[dict[str, Any]], arrays: dict[str, np.ndarray]) -> dict[int, float]:
+    """Per numeric column, the R^2 of a least-squares fit of its ranks on the other numeric columns' ranks.
+
+    A column the others predict well is drawn after them, given them, rather than being an input drawn early
+    whose blur the later columns inherit. Weather's humidity, temperature and dew point determine each other; on
+    a split of the benchmark's training rows (80% fitted, 20% scored), TSTR/TRTR for the temperature over 3
+    sampling seeds went from 0.957 and 0.951 (fit seeds 0 and 1) to 0.962 and 0.965; ames 0.944 and 0.940 ->
+    0.938 and 0.940, flights 0.884 -> 0.888 (within their spread between sampling seeds).
+    """
+    numeric = [i for i, col in enumerate(columns) if col["type"] != "discrete"]
+    n = len(arrays[columns[numeric[0]]["column"]])
+    rows = slice(None, None, max(1, n // _REFERENCE_ROWS))
+    ranks = []
+    for i in numeric:
+        x = np.asarray(arrays[columns[i]["column"]], dtype="float64")[rows]
+        known = np.sort(x[~np.isnan(x)])
+        if not len(known):
+            ranks.append(np.zeros(len(x)))
+            continue
+        r = (np.searchsorted(known, x, "left") + np.searchsorted(known, x, "right")) / (2 * len(known)) - 0.5
+        ranks.append(np.where(np.isnan(x), 0.0, r))  # a missing value at the middle rank
+    z = np.column_stack(ranks)
+    score = {}
+    for k, i in enumerate(numeric):
+        y = z[:, k]
+        design = np.column_stack([np.delete(z, k, axis=1), np.ones(len(y))])
+        fit = y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
+        score[i] = float(1.0 - fit.var() / y.var()) if y.var() > 0 else 0.0
+    return score
 
 
 def _auto_width(n: int) -> int:
