@@ -633,3 +633,41 @@ def test_ctgan_gumbel_softmax_is_a_distribution_per_span():
         assert torch.allclose(span.sum(1), torch.ones(64), atol=1e-5) and (span >= 0).all()
     assert (out[:, big] > 0.99).all()
     assert torch.equal(out[:, torch.as_tensor(enc.scalar_pos_)], torch.tanh(raw[:, torch.as_tensor(enc.scalar_pos_)]))
+
+
+def test_ddpm_learns_few_valued_numbers_as_categories_of_their_values(tmp_path):
+    """A numeric column of a few distinct values (a time zone fixed by the zone's name, a count of rooms with
+    missing values) is a token of its values: only those values come out, their tie to other columns is kept,
+    conditions on them are honoured, and ``max_points=0`` keeps them as scores."""
+    rng = np.random.default_rng(0)
+    n = 1000
+    zone = rng.choice(["east", "central", "west"], n, p=[0.5, 0.3, 0.2])
+    rooms = rng.integers(2, 7, n).astype("float64")
+    rooms[rng.random(n) < 0.1] = np.nan
+    data = pd.DataFrame(
+        {
+            "zone": zone,
+            "tz": pd.Series(zone).map({"east": -5, "central": -6, "west": -8}).to_numpy(),
+            "rooms": rooms,
+            "rate": rng.choice([0.5, 1.5, 2.5], n),
+            "area": rng.lognormal(4, 0.5, n),
+        }
+    )
+    model = quick("ddpm", epochs=40, width=64, depth=2, steps=10).fit(data)
+    kinds = {c["name"]: c["type"] for c in model.encoding_.columns_}
+    assert kinds == {"zone": "discrete", "tz": "points", "rooms": "points", "rate": "points", "area": "numeric"}
+    assert set(model.value_map_) == {"area"}
+    out = model.sample(2000, seed=0)
+    assert set(out["tz"]) <= {-5, -6, -8} and set(out["rooms"].dropna()) <= {2, 3, 4, 5, 6}
+    assert set(out["rate"]) <= {0.5, 1.5, 2.5}
+    assert (out["tz"] == out["zone"].map({"east": -5, "central": -6, "west": -8})).mean() > 0.9
+    assert abs(out["rooms"].isna().mean() - data["rooms"].isna().mean()) < 0.03
+    given = model.sample(300, seed=1, conditions={"tz": -6, "rooms": (3, 4)})
+    assert (given["tz"] == -6).all() and given["rooms"].between(3, 4).all()
+    assert (given["zone"] == "central").mean() > 0.8
+    between = model.sample(100, seed=2, conditions={"rate": (1.7, 2.2)})  # no value inside: clipped to the range
+    assert between["rate"].between(1.7, 2.2).all()
+    model.save(tmp_path / "m")
+    assert twinforge.load(tmp_path / "m").sample(50, seed=3).equals(model.sample(50, seed=3))
+    scores = quick("ddpm", max_points=0).fit(data)
+    assert {c["type"] for c in scores.encoding_.columns_} == {"discrete", "numeric"}

@@ -594,7 +594,17 @@ class QuantileConstraints:
 class QuantileEncoding:
     """Quantile normal scores and categorical tokens (see the module docstring): arrays <-> (z, tokens)."""
 
-    def fit(self, arrays: dict[str, np.ndarray], transforms: dict[str, Any], n_quantiles: int) -> QuantileEncoding:
+    def fit(
+        self, arrays: dict[str, np.ndarray], transforms: dict[str, Any], n_quantiles: int, max_points: int = 0
+    ) -> QuantileEncoding:
+        """Learn the quantiles, categories and tokens of ``arrays``.
+
+        A numeric column with at most ``max_points`` distinct values (a count of bathrooms, a time zone) becomes a
+        token whose categories are its values (``"points"``), as ``ctgan``'s and ``tvae``'s point modes: as a
+        score, the rows of one value are spread over the value's whole quantile interval, which blurs what the
+        network can learn of its joint with other columns (ames' ``Bedroom_AbvGr`` x ``TotRms_AbvGrd``,
+        airports' ``tz`` x ``tzone``). 0 (the default) keeps every numeric column a score.
+        """
         self.columns_: list[dict[str, Any]] = []
         self.token_counts_: list[np.ndarray] = []
         self.n_numeric_ = 0
@@ -605,22 +615,29 @@ class QuantileEncoding:
                 counts = np.bincount(np.where(a < 0, t.n_levels, a), minlength=t.n_levels + 1)
                 col = {"name": name, "type": "discrete", "token": len(self.token_counts_), "n_levels": t.n_levels}
                 self.token_counts_.append(counts[: t.n_levels + int(missing)].astype("float64"))
-            else:
-                isnan = np.isnan(a)
-                obs = a[~isnan]
-                probs = np.linspace(0.0, 1.0, max(2, min(int(n_quantiles), len(obs))))
-                col = {
-                    "name": name,
-                    "type": "numeric",
-                    "numeric": self.n_numeric_,
-                    "token": -1,
-                    "probs": probs,
-                    "values": np.quantile(obs, probs),
-                }
-                self.n_numeric_ += 1
-                if isnan.any():  # the "is missing" flag is a token of two categories: present, missing
-                    col["token"] = len(self.token_counts_)
-                    self.token_counts_.append(np.bincount(isnan.astype("int64"), minlength=2).astype("float64"))
+                self.columns_.append(col)
+                continue
+            isnan = np.isnan(a)
+            obs = a[~isnan]
+            values, counts = np.unique(obs, return_counts=True)
+            if 0 < len(values) <= max_points:  # one category per value, and one for "missing" if any is
+                col = {"name": name, "type": "points", "token": len(self.token_counts_), "values": values}
+                self.token_counts_.append(np.append(counts, isnan.sum())[: len(values) + int(isnan.any())] * 1.0)
+                self.columns_.append(col)
+                continue
+            probs = np.linspace(0.0, 1.0, max(2, min(int(n_quantiles), len(obs))))
+            col = {
+                "name": name,
+                "type": "numeric",
+                "numeric": self.n_numeric_,
+                "token": -1,
+                "probs": probs,
+                "values": np.quantile(obs, probs),
+            }
+            self.n_numeric_ += 1
+            if isnan.any():  # the "is missing" flag is a token of two categories: present, missing
+                col["token"] = len(self.token_counts_)
+                self.token_counts_.append(np.bincount(isnan.astype("int64"), minlength=2).astype("float64"))
             self.columns_.append(col)
         return self
 
@@ -658,6 +675,9 @@ class QuantileEncoding:
             if col["type"] == "discrete":
                 tokens[:, col["token"]] = np.where(a < 0, col["n_levels"], a)
                 continue
+            if col["type"] == "points":
+                tokens[:, col["token"]] = self._point_codes(col, a)
+                continue
             j = col["numeric"]
             isnan = np.isnan(a)
             lo, hi = self._cdf_interval(col, np.where(isnan, col["values"][0], a))
@@ -675,11 +695,25 @@ class QuantileEncoding:
                 c = tokens[:, col["token"]]
                 out[col["name"]] = np.where(c >= col["n_levels"], -1, c).astype("int64")
                 continue
+            if col["type"] == "points":
+                c = tokens[:, col["token"]]
+                v = col["values"]
+                out[col["name"]] = np.where(c >= len(v), np.nan, v[np.minimum(c, len(v) - 1)])
+                continue
             x = np.interp(special.ndtr(z[:, col["numeric"]]), col["probs"], col["values"])
             if col["token"] >= 0:
                 x = np.where(tokens[:, col["token"]] == 1, np.nan, x)
             out[col["name"]] = x
         return out
+
+    @staticmethod
+    def _point_codes(col: dict[str, Any], x: np.ndarray) -> np.ndarray:
+        """The category of each value of a points column: its nearest value; missing is the last category."""
+        v = col["values"]
+        right = np.clip(np.searchsorted(v, np.nan_to_num(x, nan=v[0])), 1, max(1, len(v) - 1))
+        left = right - 1
+        nearest = np.where(np.abs(x - v[left]) <= np.abs(x - v[np.minimum(right, len(v) - 1)]), left, right)
+        return np.where(np.isnan(x), len(v), np.minimum(nearest, len(v) - 1)).astype("int64")
 
     def constraints(self, request: SampleRequest | None, n: int) -> QuantileConstraints:
         cons = QuantileConstraints(
@@ -693,6 +727,9 @@ class QuantileEncoding:
             return cons
         for col in self.columns_:
             name, t = col["name"], col["token"]
+            if col["type"] == "points":
+                self._point_constraints(col, request, cons)
+                continue
             if name in request.known:
                 mask, values = request.known_mask[name], request.known[name]
                 if col["type"] == "discrete":
@@ -718,6 +755,23 @@ class QuantileEncoding:
                 if t >= 0:
                     cons.allowed[t] = np.array([True, False])  # a range excludes missing
         return cons
+
+    def _point_constraints(self, col: dict[str, Any], request: SampleRequest, cons: QuantileConstraints) -> None:
+        """A points column's conditions as its token's: a given value is its nearest category (``finish`` writes
+        the value itself back); a range allows the values within it, or the nearest one when none is (``finish``
+        clips it into the range)."""
+        name, t, v = col["name"], col["token"], col["values"]
+        has_missing = self.token_sizes[t] > len(v)
+        if name in request.known:
+            mask, codes = request.known_mask[name], self._point_codes(col, request.known[name])
+            ok = mask & ((codes < len(v)) | has_missing)  # a missing value the column never had: left free
+            cons.tokens[ok, t] = codes[ok]
+        if name in request.ranges:
+            low, high = request.ranges[name]
+            inside = (v >= low) & (v <= high)
+            if not inside.any():
+                inside[np.argmin(np.minimum(np.abs(v - low), np.abs(v - high)))] = True
+            cons.allowed[t] = np.append(inside, False)[: self.token_sizes[t]]  # a range excludes missing
 
     def get_state(self) -> dict[str, Any]:
         return {"columns": self.columns_, "token_counts": self.token_counts_, "n_numeric": self.n_numeric_}

@@ -3,7 +3,8 @@ Models", ICML 2023), written from the papers, with a masked diffusion for the ca
 
 - Representation (:class:`~twinforge.models._tabular_nn.QuantileEncoding`): numeric and datetime columns become
   standard-normal scores through their empirical quantile function (as TabDDPM's quantile transformer); discrete
-  columns, and the "is missing" flag of numeric columns with missing values, become categorical tokens. A
+  columns, numeric columns of a few distinct values (``max_points``), and the "is missing" flag of numeric columns
+  with missing values, become categorical tokens. A
   numeric cell that is missing is left out of the loss and drawn afresh as noise in training.
 - Gaussian part (Ho et al., NeurIPS 2020): ``x_t = sqrt(a_t) x_0 + sqrt(1 - a_t) eps`` with the cosine schedule
   ``a_t = cos^2(pi/2 (t + s) / (1 + s)) / cos^2(pi/2 s / (1 + s))`` (Nichol and Dhariwal, ICML 2021, eq. 17) in
@@ -267,6 +268,10 @@ class TabDDPM(Synthesizer):
         DDIM's stochasticity: 0 is deterministic given the initial noise, 1 is as random as the ancestral sampler.
     n_quantiles : int, default 1000
         Quantiles kept per numeric column.
+    max_points : int, default 10
+        A numeric column with at most this many distinct values (a count of rooms, a 0/1 flag, a time zone) is
+        learned as categories of its values, as ``ctgan``'s and ``tvae``'s point modes; 0: every numeric column
+        is a quantile score. Not under DP (the set of values would come from the private rows).
     patience : int, default 20
         Epochs without a better held-out loss before training stops.
     validation_share : float, default 0.1
@@ -307,6 +312,7 @@ class TabDDPM(Synthesizer):
         steps: int = 30,
         eta: float = 1.0,
         n_quantiles: int = 1000,
+        max_points: int = 10,
         patience: int = 20,
         validation_share: float = 0.1,
         max_minutes: float | None = None,
@@ -324,6 +330,7 @@ class TabDDPM(Synthesizer):
         self.steps = steps
         self.eta = eta
         self.n_quantiles = n_quantiles
+        self.max_points = max_points
         self.patience = patience
         self.validation_share = validation_share
         self.max_minutes = max_minutes
@@ -347,6 +354,9 @@ class TabDDPM(Synthesizer):
         q = self.n_quantiles
         if isinstance(q, bool) or not isinstance(q, (int, np.integer)) or q < 2:
             raise ParameterError(f"n_quantiles must be an integer >= 2, got {q!r}")
+        k = self.max_points
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+            raise ParameterError(f"max_points must be a non-negative integer (0: none), got {k!r}")
         lr = self.learning_rate
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < 1:
             raise ParameterError(f"learning_rate must be a number in (0, 1), got {lr!r}")
@@ -361,7 +371,10 @@ class TabDDPM(Synthesizer):
         self.keylike_ = fit_keylike(arrays, self.transformer_.transforms_, is_private(self))
         arrays = without(arrays, self.keylike_)
         self.encoding_ = QuantileEncoding().fit(
-            public_arrays(self, arrays), self.transformer_.transforms_, self.n_quantiles
+            public_arrays(self, arrays),
+            self.transformer_.transforms_,
+            self.n_quantiles,
+            max_points=0 if is_private(self) else int(self.max_points),
         )
         enc = self.encoding_
         z, valid, tokens = enc.encode(arrays, rng)
