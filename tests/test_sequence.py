@@ -469,3 +469,112 @@ def test_a_model_saved_before_the_link_option_loads_as_linear(model, tmp_path):
     again = twinforge.load(tmp_path / "old")
     assert again.link == "linear"
     pd.testing.assert_frame_equal(again.sample(entities=3, seed=2), model.sample(entities=3, seed=2))
+
+
+# ------------------------------------------------------------------------------------------ long-range inputs
+def test_run_lengths_are_the_time_each_categorical_channel_has_held_its_value(fleet):
+    m = twinforge.create("sequence", seed=0, epochs=1, hidden=8, static_epochs=1, progress=False, long_range=True)
+    m.fit(fleet, entity_key="unit", time_key="t")
+    (status,) = m._tracked_blocks()
+    assert m.encoding_.blocks[status]["name"] == "status"
+    y = np.zeros((6, len(m.encoding_.blocks)))
+    y[:, status] = [0, 0, 1, 1, 1, 0]
+    state = m._step_state(y, np.array([0.0, 1.0, 2.0, 3.0, 5.0, 6.0]))
+    np.testing.assert_array_equal(state[:, 0], [0, 1, 2, 3, 5, 6])  # elapsed time
+    # irregular gap: time, not steps; in units of the training run lengths' standard deviation
+    assert m.layout_["run_scale"][0] > 0
+    np.testing.assert_allclose(state[:, 1] * m.layout_["run_scale"][0], [0, 1, 0, 1, 3, 0])
+    plain = twinforge.create("sequence", seed=0, epochs=1, hidden=8, static_epochs=1, progress=False)
+    assert plain.fit(fleet, entity_key="unit", time_key="t")._tracked_blocks() == []
+    assert m.net_.inp.in_features == plain.net_.inp.in_features + 1
+
+
+@pytest.mark.parametrize("history", [False, True])
+def test_long_range_inputs_in_sampling_equal_training(fleet, history, monkeypatch):
+    """Sampling updates the run lengths step by step; the parameters it draws from must equal the network's
+    teacher-forced ones on the drawn sequence with the inputs computed on the whole sequence (training's and
+    personalisation's way), from a cold start and continuing a history."""
+    import torch
+
+    from twinforge.sequences import model as seqmod
+
+    m = twinforge.create("sequence", seed=0, epochs=2, hidden=16, static_epochs=1, progress=False, long_range=True)
+    m.fit(fleet, entity_key="unit", time_key="t")
+    net, enc = m.net_, m.encoding_
+    (status,) = m._tracked_blocks()
+    with torch.no_grad():  # make the run length matter, and status change often
+        net.inp.weight[:, enc.d_step + 2].normal_(std=2.0, generator=torch.Generator().manual_seed(0))
+        net.head.net[-1].bias[enc.blocks[status]["p0"] : enc.blocks[status]["p0"] + 2] = 0.0
+    drawn = []
+    real_draw = seqmod._draw
+    monkeypatch.setattr(seqmod, "_draw", lambda b, par, *a: drawn.append(par.copy()) or real_draw(b, par, *a))
+    n, steps = 3, 12
+    rng = np.random.default_rng(0)
+    cond = rng.normal(size=(n, m.static_encoding_.dim)).astype("float32")
+    z = rng.normal(size=(n, m.embedding_dim)).astype("float32")
+    past = None
+    if history:
+        one = fleet[fleet.unit == 2]
+        times = one["t"].to_numpy(dtype="float64")[:9]
+        past = {"y": enc.encode(one.iloc[:9], times), "times": times}
+        cond, z = np.repeat(cond[:1], n, 0), np.repeat(z[:1], n, 0)
+    y, t = seqmod._generate(m, net, cond, z, past, np.full(n, steps), np.zeros(n), rng, None)
+    assert len(np.unique(y[:, :, status])) == 2
+    skip = 0 if past is None else len(past["y"])
+    for r in range(n):
+        yy, tt = (y[r], t[r]) if past is None else (np.r_[past["y"], y[r]], np.r_[past["times"], t[r]])
+        prev, extra = m._history_inputs(yy, tt)
+        with torch.no_grad():
+            cz = torch.as_tensor(np.concatenate([cond[r : r + 1], z[r : r + 1]], 1))
+            out, _ = net.run(torch.as_tensor(prev), torch.as_tensor(extra), cz, net.initial(cz))
+            par = net.params(out, cz, torch.as_tensor(enc.features(yy)[None])).numpy()[0]
+        for j in range(steps):
+            for i, b in enumerate(enc.blocks):
+                got = drawn[j * len(enc.blocks) + i][r]
+                np.testing.assert_allclose(got, par[skip + j, b["p0"] : b["p0"] + b["n_par"]], rtol=1e-4, atol=1e-4)
+
+
+def test_long_range_inputs_learn_the_spacing_of_episodes_longer_than_a_window():
+    """A visit every 12 steps, trained on windows of 6 steps: only the time since the last visit tells when the
+    next one is due, so with the long-range inputs the sampled visits are 12 steps apart."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for e in range(30):
+        phase = int(rng.integers(12))
+        for t in range(48):
+            rows.append({"unit": e, "t": t, "visit": int((t + phase) % 12 == 0), "x": rng.normal()})
+    events = pd.DataFrame(rows)
+
+    def spacing(long_range: bool) -> float:
+        m = twinforge.create(
+            "sequence", seed=0, epochs=40, hidden=16, window=6, static_epochs=1, progress=False, long_range=long_range
+        ).fit(events, entity_key="unit", time_key="t")
+        out = m.sample(entities=30, seed=1)
+        gaps = out[out.visit == 1].groupby("unit")["t"].diff().dropna()
+        return float((gaps == 12).mean())
+
+    assert spacing(True) > 0.65  # 0.79 when written
+    assert spacing(False) < 0.3  # 0.08
+
+
+def test_long_range_model_saves_loads_and_forecasts(fleet, tmp_path):
+    import json
+
+    m = twinforge.create("sequence", seed=0, long_range=True, **FAST).fit(fleet, entity_key="unit", time_key="t")
+    m.save(tmp_path / "m")
+    again = twinforge.load(tmp_path / "m")
+    assert again.long_range is True
+    pd.testing.assert_frame_equal(again.sample(entities=4, seed=1), m.sample(entities=4, seed=1))
+    history = fleet[fleet.unit == 1].iloc[:8]
+    twin = m.personalize(history, epochs=3, seed=0)
+    twin.save(tmp_path / "twin")
+    pd.testing.assert_frame_equal(twinforge.load(tmp_path / "twin").forecast(4, 5, seed=0), twin.forecast(4, 5, seed=0))
+    # a model saved before the option existed has no long-range inputs
+    m0 = twinforge.create("sequence", seed=0, **FAST).fit(fleet, entity_key="unit", time_key="t")
+    m0.save(tmp_path / "old")
+    doc = json.loads((tmp_path / "old" / "model.json").read_text())
+    del doc["params"]["long_range"]
+    (tmp_path / "old" / "model.json").write_text(json.dumps(doc))
+    assert twinforge.load(tmp_path / "old").long_range is False
+    with pytest.raises(ParameterError, match="long_range"):
+        twinforge.create("sequence", long_range="yes").fit(fleet, entity_key="unit", time_key="t")

@@ -395,6 +395,7 @@ class _SeqNet(nn.Module):
         n_par: int,
         context: int = 0,
         link: str = "linear",
+        d_extra: int = 2,
     ):
         super().__init__()
         d_cond = d_static + d_z
@@ -406,7 +407,7 @@ class _SeqNet(nn.Module):
             # features and a "present" flag, left-padded) -> a Gaussian q(z | steps)
             self.encoder = nn.GRU(d_step + 1, max(16, hidden // 2), batch_first=True)
             self.to_q = nn.Linear(max(16, hidden // 2), 2 * d_z)
-        self.inp = nn.Linear(d_step + 2 + d_cond, hidden)
+        self.inp = nn.Linear(d_step + d_extra + d_cond, hidden)
         self.h0 = nn.Linear(d_cond, hidden)
         self.gru = nn.GRU(hidden, hidden, batch_first=True)
         self.head = MLP(hidden + d_cond, hidden, 1, n_par)
@@ -440,7 +441,10 @@ class _SeqNet(nn.Module):
         return torch.tanh(self.h0(cond)).unsqueeze(0)
 
     def run(self, prev: torch.Tensor, extra: torch.Tensor, cond: torch.Tensor, h: torch.Tensor):
-        """prev (B, L, d_step), extra (B, L, 2), cond (B, d_cond), h (1, B, hidden) -> (out (B, L, H), h)."""
+        """prev (B, L, d_step), extra (B, L, d_extra), cond (B, d_cond), h (1, B, hidden) -> (out (B, L, H), h).
+
+        ``extra``: the previous step's elapsed time since the start, the first-step flag, and (``long_range``)
+        the time each categorical channel has held its previous value."""
         c = cond.unsqueeze(1).expand(-1, prev.shape[1], -1)
         x = F.silu(self.inp(torch.cat([prev, extra, c], -1)))
         return self.gru(x, h)
@@ -573,6 +577,11 @@ class SequenceModel(Synthesizer):
         rated power as the wind rises); ``"clipped"`` softly clips the linear shift to a bound the state sets.
         Both remove most of the turbines' power overshoot but did not clearly lower their discriminative AUC
         (``benchmarks/results/twins.md``), so the default stays linear.
+    long_range : bool, default False
+        Long-range context as inputs: each step also sees, for every categorical channel, how long (in elapsed
+        time) it has held its current value, computed over the whole sequence so far. Training windows of
+        ``window`` steps then still see how long an episode (a repair, a maintenance visit) has lasted and how
+        long ago the last one ended. The elapsed time since the sequence's start is always an input.
     patience : int, default 6
         Epochs (of at least 8 steps each) without a better validation loss before training stops.
     validation_share : float, default 0.1
@@ -619,6 +628,7 @@ class SequenceModel(Synthesizer):
         window: int = 32,
         context: int = 0,
         link: str = "linear",
+        long_range: bool = False,
         patience: int = 6,
         validation_share: float = 0.1,
         static_epochs: int | None = None,
@@ -636,6 +646,7 @@ class SequenceModel(Synthesizer):
         self.window = window
         self.context = context
         self.link = link
+        self.long_range = long_range
         self.patience = patience
         self.validation_share = validation_share
         self.static_epochs = static_epochs
@@ -658,6 +669,8 @@ class SequenceModel(Synthesizer):
         _positive_int("context", self.context, 0)
         if self.link not in ("linear", "bounded", "clipped"):
             raise ParameterError(f"link must be 'linear', 'bounded' or 'clipped', got {self.link!r}")
+        if not isinstance(self.long_range, bool):
+            raise ParameterError(f"long_range must be True or False, got {self.long_range!r}")
         if self.static_epochs is not None:
             _positive_int("static_epochs", self.static_epochs)
         lr = self.learning_rate
@@ -732,6 +745,9 @@ class SequenceModel(Synthesizer):
         self.layout_["time_scale"] = span if span > 0 else 1.0
         ys = [self.encoding_.encode(data.events.iloc[a:b], times[a:b]) for a, b in itertools.pairwise(offsets)]
         elapsed = [(times[a:b] - times[a]) / self.layout_["time_scale"] for a, b in itertools.pairwise(offsets)]
+        if self._tracked_blocks():
+            runs = np.concatenate([e[:, None] - self._run_starts(y, e) for y, e in zip(ys, elapsed, strict=True)])
+            self.layout_["run_scale"] = [float(v) if v > 0 else 1.0 for v in runs.std(0)]
         cond = self.static_encoding_.encode(data.static)
         # static model: attributes, length and start time, one row per entity
         table = data.static[data.static_columns].copy()
@@ -787,9 +803,41 @@ class SequenceModel(Synthesizer):
             enc.n_par,
             self.context,
             link=self.link,
+            d_extra=2 + len(self._tracked_blocks()),
         )
         net.mask.copy_(_block_mask(enc))
         return net
+
+    def _tracked_blocks(self) -> list[int]:
+        """The blocks whose run length is an input (``long_range``): every categorical channel (not the gap)."""
+        if not self.long_range:
+            return []
+        return [i for i, b in enumerate(self.encoding_.blocks) if b["kind"] == "cat" and b["name"] != "__gap__"]
+
+    def _run_starts(self, y: np.ndarray, elapsed: np.ndarray) -> np.ndarray:
+        """For one entity's targets ``y`` (T, n_blocks) and elapsed times (T,): the elapsed time at which each
+        tracked channel's current value began (T, n_tracked): its run started there."""
+        tracked = self._tracked_blocks()
+        out = np.zeros((len(y), len(tracked)))
+        steps = np.arange(len(y))
+        for j, i in enumerate(tracked):
+            c = y[:, i]
+            change = np.r_[True, c[1:] != c[:-1]]
+            out[:, j] = elapsed[np.maximum.accumulate(np.where(change, steps, 0))]
+        return out
+
+    def _step_state(self, y: np.ndarray, elapsed: np.ndarray) -> np.ndarray:
+        """What the next step's extra inputs carry of each step of one entity (T, 1 + n_tracked): its elapsed
+        time since the start and, with ``long_range``, how long each categorical channel has held its value
+        (the run length, in the same units), so episode lengths and their spacing are learnable from windows
+        shorter than the sequence. Sampling updates the same quantities step by step (:func:`_generate`)."""
+        elapsed = np.asarray(elapsed, dtype="float64")
+        return np.column_stack([elapsed, (elapsed[:, None] - self._run_starts(y, elapsed)) / self._run_scale()])
+
+    def _run_scale(self) -> np.ndarray:
+        """The unit of each tracked channel's run length: its standard deviation over the training steps (in
+        elapsed-time units), so that it enters the network at the scale of the other inputs."""
+        return np.asarray(self.layout_.get("run_scale", [1.0] * len(self._tracked_blocks())), dtype="float64")
 
     def _context_array(self, segments: list[np.ndarray | None]) -> np.ndarray:
         """Feature rows of up to ``context`` steps per entity -> the encoder's input (B, context, d_step + 1):
@@ -820,30 +868,34 @@ class SequenceModel(Synthesizer):
     def _batch(self, ys, feats, elapsed, cond, idx: np.ndarray, starts: np.ndarray, lengths: np.ndarray, device):
         """Padded window tensors for entities ``idx``: prev features, extra inputs, features, targets, mask.
 
-        ``feats[e]`` is ``encoding_.features(ys[e])``, computed once per fit rather than per batch."""
+        ``feats[e]`` is ``encoding_.features(ys[e])``, computed once per fit rather than per batch; ``elapsed[e]``
+        is the entity's elapsed times (T,) or its step states (T, 1 + n_tracked, see :meth:`_step_state`)."""
         enc = self.encoding_
         L = int(lengths.max())
         B = len(idx)
         y = np.full((B, L, len(enc.blocks)), np.nan)
-        el = np.zeros((B, L))
+        el = np.zeros((B, L, 1 + len(self._tracked_blocks())))
         prev = np.zeros((B, L, enc.d_step), dtype="float32")
         cur = np.zeros((B, L, enc.d_step), dtype="float32")
         first = np.zeros((B, L), dtype="float32")
         mask = np.zeros((B, L), dtype="float32")
         for r, (e, s, n) in enumerate(zip(idx, starts, lengths, strict=True)):
             ye, fe = ys[e], feats[e]
+            state = np.asarray(elapsed[e])
+            if state.ndim == 1:
+                state = self._step_state(ye, state)
             y[r, :n] = ye[s : s + n]
             cur[r, :n] = fe[s : s + n]
             if s == 0:
                 prev[r, 1:n] = fe[: n - 1]
                 first[r, 0] = 1.0
-                el[r, 1:n] = elapsed[e][: n - 1]
+                el[r, 1:n] = state[: n - 1]
             else:
                 prev[r, :n] = fe[s - 1 : s + n - 1]
-                el[r, :n] = elapsed[e][s - 1 : s + n - 1]
+                el[r, :n] = state[s - 1 : s + n - 1]
             mask[r, :n] = 1.0
         t = lambda a: torch.tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
-        extra = np.stack([el, first], -1)
+        extra = np.concatenate([el[..., :1], first[..., None], el[..., 1:]], -1)
         return t(prev), t(extra), t(cur), t(y), t(mask), t(cond[idx])
 
     def _train(self, ys, elapsed, cond, rng, gen, device, max_minutes):
@@ -861,6 +913,8 @@ class SequenceModel(Synthesizer):
         W = self.window
 
         feats = [self.encoding_.features(y) for y in ys]
+        # the step states once per fit, not per batch
+        elapsed = [self._step_state(y, e) if np.ndim(e) == 1 else e for y, e in zip(ys, elapsed, strict=True)]
 
         C = self.context
 
@@ -1158,13 +1212,15 @@ class SequenceModel(Synthesizer):
 
     def _history_inputs(self, y: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The network's inputs for one entity's history (a batch of one): each step's previous values, and
-        (time since the previous step, first-step flag)."""
+        (the previous step's elapsed time since the start, first-step flag, its run lengths)."""
         enc = self.encoding_
         n = len(y)
         prev = np.zeros((1, n, enc.d_step), dtype="float32")
         prev[0, 1:] = enc.features(y[:-1])
-        extra = np.zeros((1, n, 2), dtype="float32")
-        extra[0, 1:, 0] = ((times - times[0]) / self.layout_["time_scale"])[:-1]
+        state = self._step_state(y, (times - times[0]) / self.layout_["time_scale"])
+        extra = np.zeros((1, n, 1 + state.shape[1]), dtype="float32")
+        extra[0, 1:, 0] = state[:-1, 0]
+        extra[0, 1:, 2:] = state[:-1, 1:]
         extra[0, 0, 1] = 1.0
         return prev, extra
 
@@ -1593,8 +1649,8 @@ class SequenceModel(Synthesizer):
 
     @classmethod
     def _from_document(cls, doc: dict[str, Any]) -> SequenceModel | Twin:
-        # saved before the encoder or the bounded link existed: none
-        model = cls(**{"context": 0, "link": "linear", **doc["params"]})
+        # saved before the encoder, the bounded link or the long-range inputs existed: none
+        model = cls(**{"context": 0, "link": "linear", "long_range": False, **doc["params"]})
         model.metadata_ = Metadata.from_dict(doc["metadata"])
         model.fit_info_ = doc["fit_info"]
         st = doc["state"]
@@ -1728,25 +1784,30 @@ def _generate(
     y_out = np.full((n, steps, len(enc.blocks)), np.nan)
     t_out = np.zeros((n, steps))
     hit = np.zeros(n, dtype=bool)
+    # long-range inputs (``long_range``): each tracked channel's last value and the elapsed time its run began,
+    # updated step by step exactly as :meth:`SequenceModel._step_state` computes them on a whole sequence
+    tracked = model._tracked_blocks()
+    d_extra = 2 + len(tracked)
+    last = np.full((n, len(tracked)), np.nan)
+    run_start = np.zeros((n, len(tracked)))
+    run_scale = model._run_scale()
     with torch.no_grad():
         cz = torch.as_tensor(np.concatenate([cond, z], 1), dtype=torch.float32, device=device)
         h = net.initial(cz)
         if history is None:
             prev = torch.zeros(n, 1, enc.d_step, device=device)
-            extra = torch.zeros(n, 1, 2, device=device)
+            extra = torch.zeros(n, 1, d_extra, device=device)
             extra[:, 0, 1] = 1.0
             t_prev = t0.astype("float64")
             start = t0.astype("float64")
         else:
             hy, ht = history["y"], history["times"]
-            m = len(hy)
             start = np.full(n, ht[0])
             el = (ht - ht[0]) / scale
-            p = np.zeros((1, m, enc.d_step), dtype="float32")
-            p[0, 1:] = enc.features(hy[:-1])
-            e = np.zeros((1, m, 2), dtype="float32")
-            e[0, 1:, 0] = el[:-1]
-            e[0, 0, 1] = 1.0
+            p, e = model._history_inputs(hy, ht)
+            if tracked:
+                last[:] = hy[-1, tracked]
+                run_start[:] = model._run_starts(hy, el)[-1]
             # one warm-up serves every row when they share the latent and attributes; else one per row
             rows = 1 if bool((cz == cz[:1]).all()) else n
             czh = cz[:rows]
@@ -1755,8 +1816,9 @@ def _generate(
             _, h1 = net.run(pt, et, czh, net.initial(czh))
             h = h1.expand(-1, n, -1).contiguous() if rows == 1 else h1
             prev = torch.as_tensor(enc.features(hy[-1:]), device=device)[None].expand(n, 1, -1).contiguous()
-            extra = torch.zeros(n, 1, 2, device=device)
+            extra = torch.zeros(n, 1, d_extra, device=device)
             extra[:, 0, 0] = float(el[-1])
+            extra[:, 0, 2:] = torch.as_tensor((el[-1] - run_start) / run_scale, dtype=torch.float32)
             t_prev = np.full(n, ht[-1])
         for j in range(steps):
             out, h = net.run(prev, extra, cz, h)
@@ -1802,8 +1864,15 @@ def _generate(
             y_out[:, j] = y
             t_out[:, j] = t_now
             prev = torch.as_tensor(enc.features(y), device=device)[:, None]
-            extra = torch.zeros(n, 1, 2, device=device)
-            extra[:, 0, 0] = torch.as_tensor((t_now - start) / scale, dtype=torch.float32)
+            extra = torch.zeros(n, 1, d_extra, device=device)
+            el_now = (t_now - start) / scale
+            extra[:, 0, 0] = torch.as_tensor(el_now, dtype=torch.float32)
+            if tracked:
+                codes = y[:, tracked]
+                changed = (codes != last) | first_step
+                run_start = np.where(changed, el_now[:, None], run_start)
+                last = codes
+                extra[:, 0, 2:] = torch.as_tensor((el_now[:, None] - run_start) / run_scale, dtype=torch.float32)
             t_prev = t_now
     return y_out, t_out
 
