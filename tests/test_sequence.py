@@ -578,3 +578,14 @@ def test_long_range_model_saves_loads_and_forecasts(fleet, tmp_path):
     assert twinforge.load(tmp_path / "old").long_range is False
     with pytest.raises(ParameterError, match="long_range"):
         twinforge.create("sequence", long_range="yes").fit(fleet, entity_key="unit", time_key="t")
+
+
+def test_long_range_changes_nothing_without_categorical_channels(fleet):
+    numeric = fleet.drop(columns="status")
+    a, b = (
+        twinforge.create("sequence", seed=0, epochs=3, hidden=8, static_epochs=1, progress=False, long_range=flag)
+        .fit(numeric, entity_key="unit", time_key="t")
+        .sample(entities=4, seed=1)
+        for flag in (False, True)
+    )
+    pd.testing.assert_frame_equal(a, b)
