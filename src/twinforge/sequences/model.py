@@ -93,6 +93,11 @@ _MIN_STEPS_PER_EPOCH = 8
 # >= 4096 rows each (on BasicMotions and the turbine fleet, 3 to 5 epochs score as 20 do, in a seventh of the time)
 _STATIC_EPOCHS = 4
 _MIN_VALIDATION_LENGTH = 8  # entities shorter than this keep all their steps for training
+# long_range: the longest cycle (in steps) looked for in a numeric time index, and how much of the channels'
+# within-entity variance a cycle shared by the whole fleet must explain to become an input
+_MAX_PERIOD = 64
+_MIN_PERIOD_SHARE = 0.05
+_CALENDAR = (("day", 86400.0), ("week", 7 * 86400.0), ("year", 365.2425 * 86400.0))
 
 
 def _positive_int(name: str, v: Any, low: int = 1) -> int:
@@ -578,10 +583,13 @@ class SequenceModel(Synthesizer):
         Both remove most of the turbines' power overshoot but did not clearly lower their discriminative AUC
         (``benchmarks/results/twins.md``), so the default stays linear.
     long_range : bool, default False
-        Long-range context as inputs: each step also sees, for every categorical channel, how long (in elapsed
-        time) it has held its current value, computed over the whole sequence so far. Training windows of
-        ``window`` steps then still see how long an episode (a repair, a maintenance visit) has lasted and how
-        long ago the last one ended. The elapsed time since the sequence's start is always an input.
+        Long-range context as inputs, computed over the whole sequence so far, so that training windows of
+        ``window`` steps still see it: for every categorical channel, how long (in elapsed time) it has held its
+        current value (how long a repair has lasted, how long ago the last one ended); and the phase (sin, cos)
+        of the absolute time in each cycle the whole fleet shares: the day, week and year for datetimes, or for a
+        numeric time the shortest cycle of 2 to 64 steps that explains at least 5% of a numeric channel's
+        variance within entities (a daily cycle that every unit follows in step). The elapsed time since the
+        sequence's start is always an input.
     patience : int, default 6
         Epochs (of at least 8 steps each) without a better validation loss before training stops.
     validation_share : float, default 0.1
@@ -748,6 +756,13 @@ class SequenceModel(Synthesizer):
         if self._tracked_blocks():
             runs = np.concatenate([e[:, None] - self._run_starts(y, e) for y, e in zip(ys, elapsed, strict=True)])
             self.layout_["run_scale"] = [float(v) if v > 0 else 1.0 for v in runs.std(0)]
+        if self.long_range:
+            self.layout_["periods"] = _shared_periods(self.encoding_, ys, times, offsets, data.time_kind)
+            # the step states with absolute times: the phase of a cycle the fleet shares is not relative to a start
+            elapsed = [
+                self._step_state(y, e, times[a:b])
+                for y, e, (a, b) in zip(ys, elapsed, itertools.pairwise(offsets), strict=True)
+            ]
         cond = self.static_encoding_.encode(data.static)
         # static model: attributes, length and start time, one row per entity
         table = data.static[data.static_columns].copy()
@@ -803,7 +818,7 @@ class SequenceModel(Synthesizer):
             enc.n_par,
             self.context,
             link=self.link,
-            d_extra=2 + len(self._tracked_blocks()),
+            d_extra=1 + self._state_width(),
         )
         net.mask.copy_(_block_mask(enc))
         return net
@@ -826,13 +841,32 @@ class SequenceModel(Synthesizer):
             out[:, j] = elapsed[np.maximum.accumulate(np.where(change, steps, 0))]
         return out
 
-    def _step_state(self, y: np.ndarray, elapsed: np.ndarray) -> np.ndarray:
+    def _periods(self) -> list[float]:
+        """The cycles (in time units) whose phase is an input (``long_range``): see :func:`_shared_periods`."""
+        return list(self.layout_.get("periods", [])) if self.long_range else []
+
+    def _state_width(self) -> int:
+        return 1 + len(self._tracked_blocks()) + 2 * len(self._periods())
+
+    def _phases(self, t: np.ndarray) -> np.ndarray:
+        """sin and cos of the phase of absolute times ``t`` (N,) in each period: (N, 2 * n_periods)."""
+        t = np.asarray(t, dtype="float64")
+        cols = []
+        for period in self._periods():
+            angle = 2 * np.pi * np.mod(t, period) / period
+            cols += [np.sin(angle), np.cos(angle)]
+        return np.column_stack(cols) if cols else np.zeros((len(t), 0))
+
+    def _step_state(self, y: np.ndarray, elapsed: np.ndarray, times: np.ndarray | None = None) -> np.ndarray:
         """What the next step's extra inputs carry of each step of one entity (T, 1 + n_tracked): its elapsed
         time since the start and, with ``long_range``, how long each categorical channel has held its value
         (the run length, in the same units), so episode lengths and their spacing are learnable from windows
         shorter than the sequence. Sampling updates the same quantities step by step (:func:`_generate`)."""
         elapsed = np.asarray(elapsed, dtype="float64")
-        return np.column_stack([elapsed, (elapsed[:, None] - self._run_starts(y, elapsed)) / self._run_scale()])
+        runs = (elapsed[:, None] - self._run_starts(y, elapsed)) / self._run_scale()
+        if times is None:  # relative times only (federated training passes these): the phase from the start
+            times = elapsed * self.layout_["time_scale"]
+        return np.column_stack([elapsed, runs, self._phases(times)])
 
     def _run_scale(self) -> np.ndarray:
         """The unit of each tracked channel's run length: its standard deviation over the training steps (in
@@ -874,7 +908,7 @@ class SequenceModel(Synthesizer):
         L = int(lengths.max())
         B = len(idx)
         y = np.full((B, L, len(enc.blocks)), np.nan)
-        el = np.zeros((B, L, 1 + len(self._tracked_blocks())))
+        el = np.zeros((B, L, self._state_width()))
         prev = np.zeros((B, L, enc.d_step), dtype="float32")
         cur = np.zeros((B, L, enc.d_step), dtype="float32")
         first = np.zeros((B, L), dtype="float32")
@@ -889,6 +923,7 @@ class SequenceModel(Synthesizer):
             if s == 0:
                 prev[r, 1:n] = fe[: n - 1]
                 first[r, 0] = 1.0
+                el[r, 0] = state[0]  # the first step's own: elapsed 0, runs 0, the phase of the start time
                 el[r, 1:n] = state[: n - 1]
             else:
                 prev[r, :n] = fe[s - 1 : s + n - 1]
@@ -1217,10 +1252,11 @@ class SequenceModel(Synthesizer):
         n = len(y)
         prev = np.zeros((1, n, enc.d_step), dtype="float32")
         prev[0, 1:] = enc.features(y[:-1])
-        state = self._step_state(y, (times - times[0]) / self.layout_["time_scale"])
+        state = self._step_state(y, (times - times[0]) / self.layout_["time_scale"], times)
+        state = np.concatenate([state[:1], state[:-1]])  # step t sees step t-1's state; the first step its own
         extra = np.zeros((1, n, 1 + state.shape[1]), dtype="float32")
-        extra[0, 1:, 0] = state[:-1, 0]
-        extra[0, 1:, 2:] = state[:-1, 1:]
+        extra[0, :, 0] = state[:, 0]
+        extra[0, :, 2:] = state[:, 1:]
         extra[0, 0, 1] = 1.0
         return prev, extra
 
@@ -1759,6 +1795,53 @@ class _Event:
         return cls(index, within, lo=(lo - b["mean"]) / b["std"], hi=(hi - b["mean"]) / b["std"])
 
 
+def _shared_periods(enc: _Encoding, ys: list[np.ndarray], times: np.ndarray, offsets: np.ndarray, kind: str) -> list:
+    """Cycles of absolute time whose phase the network gets as an input (``long_range``): the phase of a cycle
+    the whole fleet shares (a day, a season) cannot be told from a window of values or from the time since a
+    sequence's start, when every entity starts at another point of it.
+
+    Datetimes: the day, week and year, each if the median spacing resolves it (at most a quarter of it). Numbers
+    spaced in whole units: the shortest cycle of 2 to 64 units whose phase means explain, within entities, at
+    least 5% of some numeric channel's variance (and within 90% of the best cycle's share, so that a multiple of
+    the true cycle does not win), else none."""
+    first = np.zeros(len(times), dtype=bool)
+    first[offsets[:-1]] = True
+    gaps = np.diff(times)[~first[1:]]
+    if not len(gaps):
+        return []
+    if kind == "datetime":
+        gap = float(np.median(gaps))
+        return [period for _, period in _CALENDAR if gap <= period / 4]
+    unit = float(gaps.min())
+    if unit <= 0 or not np.allclose(gaps / unit, np.round(gaps / unit)):
+        return []
+    steps = np.round(times / unit).astype("int64") if np.allclose(times / unit, np.round(times / unit)) else None
+    if steps is None:
+        return []
+    numeric = [i for i, b in enumerate(enc.blocks) if b["kind"] == "num" and b["name"] != "__gap__"]
+    if not numeric:
+        return []
+    # each channel's deviations from its entity's mean, pooled over the fleet
+    x = np.concatenate([y[:, numeric] - np.nanmean(y[:, numeric], 0, keepdims=True) for y in ys])
+    ok = ~np.isnan(x)
+    x = np.where(ok, x, 0.0)
+    total = (x**2).sum(0)
+    longest = min(_MAX_PERIOD, int(np.median(np.diff(offsets))) // 2)
+    share = {}
+    for period in range(2, longest + 1):
+        phase = np.mod(steps, period)
+        count = np.stack([np.bincount(phase, weights=ok[:, c], minlength=period) for c in range(x.shape[1])], 1)
+        sums = np.stack([np.bincount(phase, weights=x[:, c], minlength=period) for c in range(x.shape[1])], 1)
+        between = (sums**2 / np.maximum(count, 1)).sum(0)
+        # chance alone explains about (period - 1) / n of the variance: discount it
+        explained = between / np.maximum(total, 1e-12) - (period - 1) / np.maximum(ok.sum(0), 1)
+        share[period] = float(explained.max())
+    if not share or max(share.values()) < _MIN_PERIOD_SHARE:
+        return []
+    best = max(share.values())
+    return [float(unit * min(p for p, v in share.items() if v >= 0.9 * best))]
+
+
 def _generate(
     model: SequenceModel,
     net: _SeqNet,
@@ -1787,7 +1870,8 @@ def _generate(
     # long-range inputs (``long_range``): each tracked channel's last value and the elapsed time its run began,
     # updated step by step exactly as :meth:`SequenceModel._step_state` computes them on a whole sequence
     tracked = model._tracked_blocks()
-    d_extra = 2 + len(tracked)
+    n_runs = 2 + len(tracked)  # extra columns before the phases
+    d_extra = 1 + model._state_width()
     last = np.full((n, len(tracked)), np.nan)
     run_start = np.zeros((n, len(tracked)))
     run_scale = model._run_scale()
@@ -1798,6 +1882,7 @@ def _generate(
             prev = torch.zeros(n, 1, enc.d_step, device=device)
             extra = torch.zeros(n, 1, d_extra, device=device)
             extra[:, 0, 1] = 1.0
+            extra[:, 0, n_runs:] = torch.as_tensor(model._phases(t0), dtype=torch.float32)
             t_prev = t0.astype("float64")
             start = t0.astype("float64")
         else:
@@ -1818,7 +1903,8 @@ def _generate(
             prev = torch.as_tensor(enc.features(hy[-1:]), device=device)[None].expand(n, 1, -1).contiguous()
             extra = torch.zeros(n, 1, d_extra, device=device)
             extra[:, 0, 0] = float(el[-1])
-            extra[:, 0, 2:] = torch.as_tensor((el[-1] - run_start) / run_scale, dtype=torch.float32)
+            extra[:, 0, 2:n_runs] = torch.as_tensor((el[-1] - run_start) / run_scale, dtype=torch.float32)
+            extra[:, 0, n_runs:] = torch.as_tensor(model._phases(ht[-1:]), dtype=torch.float32)
             t_prev = np.full(n, ht[-1])
         for j in range(steps):
             out, h = net.run(prev, extra, cz, h)
@@ -1872,7 +1958,8 @@ def _generate(
                 changed = (codes != last) | first_step
                 run_start = np.where(changed, el_now[:, None], run_start)
                 last = codes
-                extra[:, 0, 2:] = torch.as_tensor((el_now[:, None] - run_start) / run_scale, dtype=torch.float32)
+                extra[:, 0, 2:n_runs] = torch.as_tensor((el_now[:, None] - run_start) / run_scale, dtype=torch.float32)
+            extra[:, 0, n_runs:] = torch.as_tensor(model._phases(t_now), dtype=torch.float32)
             t_prev = t_now
     return y_out, t_out
 
