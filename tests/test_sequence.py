@@ -346,7 +346,8 @@ def test_tune_personalization_chooses_on_inner_entities_and_falls_back_to_the_po
     for k, choice in zip(policy["ks"], policy["choices"], strict=True):
         scores = policy["scores"][str(k)]
         assert set(scores) == {
-            "population", "level 0.5", "level 1", "posterior", "posterior, level 0.5", "fine-tune 10", "latent 10"
+            "population", "level 0.5", "level 1", "posterior", "posterior, level 0.5", "posterior, tempered 0.1",
+            "posterior, tempered 0.3", "fine-tune 10", "latent 10"
         }  # fmt: skip
         # a candidate is taken only if it beats the population's view by the margin on the inner entities
         assert choice["name"] == "population" or scores[choice["name"]] <= 0.98 * scores["population"]
@@ -357,7 +358,8 @@ def test_tune_personalization_chooses_on_inner_entities_and_falls_back_to_the_po
     assert tuned.personalize(history, epochs=0, level=0.0).info_["level"] == 0.0  # explicit values win
     long = _distinctive_entity(steps=40)  # longer than twice the longest tuned length: the safe defaults
     assert tuned._policy_for(len(long)) == {
-        "epochs": 0, "level": 0.0, "encode": False, "select": True, "posterior": False, "fine_tune_share": 0.6
+        "epochs": 0, "level": 0.0, "encode": False, "select": True, "posterior": False, "temper": 1.0,
+        "fine_tune_share": 0.6
     }  # fmt: skip
     tuned.save(tmp_path / "tuned")
     assert twinforge.load(tmp_path / "tuned").twin_policy_ == policy
@@ -387,6 +389,13 @@ def test_a_posterior_twin_draws_each_paths_latent_from_the_history_weighted_popu
     assert model.personalize(history, epochs=0).z_draws_ is None  # not asked for: one latent
     with pytest.raises(ParameterError, match="posterior"):
         model.personalize(history, posterior="yes")
+    # tempered: the same latents, flatter weights (the history's likelihood to a power below 1)
+    tempered = model.personalize(history, epochs=0, posterior=True, temper=0.1, seed=0)
+    np.testing.assert_array_equal(tempered.z_draws_, draws)
+    assert tempered.info_["temper"] == 0.1 and twin.info_["temper"] == 1.0
+    assert tempered.info_["posterior_ess"] > 2 * twin.info_["posterior_ess"]
+    with pytest.raises(ParameterError, match="temper"):
+        model.personalize(history, posterior=True, temper=0.0)
     with pytest.raises(ParameterError, match="fine_tune_share"):
         model.personalize(history, fine_tune_share=1.5)
 

@@ -1133,6 +1133,7 @@ class SequenceModel(Synthesizer):
         encode: bool | None = None,
         select: bool | None = None,
         posterior: bool | None = None,
+        temper: float | None = None,
         max_minutes: float | None = None,
         static: dict[str, Any] | None = None,
         learning_rate: float = 0.05,
@@ -1167,9 +1168,12 @@ class SequenceModel(Synthesizer):
         fixing one latent: 2,048 latents are drawn from the population's latent distribution (the prior each
         training entity's embedding was fitted under), each is weighted by the likelihood of the history under
         the (fine-tuned) network, and every forecast path draws its latent from these weights (importance
-        sampling; no gradient steps, so it cannot overfit a short history the way fine-tuning can).
+        sampling; no gradient steps, so it cannot overfit a short history the way fine-tuning can). ``temper``
+        (in (0, 1], default 1) raises the history's likelihood to that power: a tempered posterior (Grunwald's
+        "safe Bayes" learning rate), broader than the exact one, for when the network is over-confident about
+        what a few steps say of the entity (with the exact one, 2,048 latents often come down to 1 to 5).
 
-        ``epochs``, ``level``, ``encode``, ``select`` and ``posterior`` default to what
+        ``epochs``, ``level``, ``encode``, ``select``, ``posterior`` and ``temper`` default to what
         :meth:`tune_personalization` chose on training entities held out from an inner population fit, for
         histories up to twice the longest tuned length. Without a tuned policy (or for longer histories) the
         default is the safe one: no fine-tuning (``epochs=0``, ``level=0``, ``posterior=False``; ``encode`` if
@@ -1189,10 +1193,13 @@ class SequenceModel(Synthesizer):
         encode = policy["encode"] if encode is None else encode
         select = policy["select"] if select is None else select
         posterior = policy["posterior"] if posterior is None else posterior
+        temper = policy["temper"] if temper is None else temper
         fine_tune_share = policy["fine_tune_share"] if fine_tune_share is None else fine_tune_share
         for name, flag in (("encode", encode), ("select", select), ("posterior", posterior)):
             if not isinstance(flag, bool):
                 raise ParameterError(f"{name} must be True or False, got {flag!r}")
+        if isinstance(temper, bool) or not isinstance(temper, (int, float)) or not 0 < temper <= 1:
+            raise ParameterError(f"temper must be a number in (0, 1], got {temper!r}")
         if encode and not self.context:
             raise ParameterError("encode=True needs a model fitted with an entity encoder (context > 0)")
         if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 <= level <= 2:
@@ -1231,10 +1238,11 @@ class SequenceModel(Synthesizer):
         draws = weights = None
         if posterior:
             prior_mean, prior_cov = (self.z_mean_, self.z_cov_) if not encode else (mu[0], np.diag(var[0]))
-            draws, weights = self._latent_posterior(net, y, times, cond, prior_mean, prior_cov, rng)
+            draws, weights = self._latent_posterior(net, y, times, cond, prior_mean, prior_cov, rng, float(temper))
             z0 = weights @ draws  # the posterior mean: the twin's point latent (level offset)
             info["posterior_ess"] = float(1.0 / np.sum(weights**2))  # effective number of the 2,048 latents
         info["posterior"] = bool(posterior)
+        info["temper"] = float(temper)
         offset = self._level_offset(net, y, times, cond, z0, float(level))
         info["level"] = float(level)
         info["level_offset"] = {
@@ -1260,9 +1268,9 @@ class SequenceModel(Synthesizer):
         extra[0, 0, 1] = 1.0
         return prev, extra
 
-    def _latent_posterior(self, net, y, times, cond, mean, cov, rng, draws: int = 2048):
+    def _latent_posterior(self, net, y, times, cond, mean, cov, rng, temper: float = 1.0, draws: int = 2048):
         """Importance sampling of the entity latent given the history: ``draws`` latents from N(mean, cov) and
-        their normalised likelihoods p(history | z) under ``net`` (one batched pass over the history)."""
+        their normalised likelihoods p(history | z) ** temper under ``net`` (one batched pass over the history)."""
         enc = self.encoding_
         device = next(net.parameters()).device
         z = rng.multivariate_normal(np.asarray(mean, dtype="float64"), np.asarray(cov, dtype="float64"), draws)
@@ -1275,7 +1283,7 @@ class SequenceModel(Synthesizer):
             out, _ = net.run(grow(prev), grow(extra), cz, net.initial(cz))
             par = net.params(out, cz, grow(enc.features(y)[None]))
             loglik = -_nll(enc, par, grow(y[None]), torch.ones(draws, n, device=device)).sum(1)
-        weights = torch.softmax(loglik.double(), 0).cpu().numpy()
+        weights = torch.softmax(temper * loglik.double(), 0).cpu().numpy()
         return z, weights / weights.sum()
 
     def _policy_for(self, history_length: int) -> dict[str, Any]:
@@ -1287,6 +1295,7 @@ class SequenceModel(Synthesizer):
             "encode": bool(self.context),
             "select": True,
             "posterior": False,
+            "temper": 1.0,
             "fine_tune_share": 0.6,
         }
         policy = getattr(self, "twin_policy_", None)
@@ -1303,6 +1312,7 @@ class SequenceModel(Synthesizer):
             "encode": encode,
             "select": select,
             "posterior": posterior,
+            "temper": float(choice.get("temper", 1.0)),
             "fine_tune_share": float(choice.get("fine_tune_share", 0.6)),
         }
 
@@ -1367,8 +1377,9 @@ class SequenceModel(Synthesizer):
         each entity of the rest and each ``k``, forecasts the ``horizon`` steps after its first ``k`` with each
         candidate: the population's view (``epochs=0, level=0``), a level offset (``level`` 0.5 or 1), the
         latent the entity encoder infers from the history (a model with ``context > 0``), the latent's posterior
-        given the history (``posterior=True``, alone and with ``level`` 0.5), fine-tuning for exactly each number
-        of ``epochs`` (default 15, 30 and 60; ``select=False``) and fitting the latent alone for the middle of them.
+        given the history (``posterior=True``, alone, with ``level`` 0.5, and tempered with ``temper`` 0.1 and
+        0.3), fine-tuning for exactly each number of ``epochs`` (default 15, 30 and 60; ``select=False``) and
+        fitting the latent alone for the middle of them.
         The candidate with the lowest mean CRPS (standardised units, numeric channels) wins if it beats the
         population's view by more than ``margin`` (relative); otherwise the twin keeps the population's view, so
         short histories cannot make it worse than the population model on the inner entities. The choice is stored
@@ -1428,6 +1439,8 @@ class SequenceModel(Synthesizer):
             "level 1": {"epochs": 0, "level": 1.0, **plain},
             "posterior": {**plain, "epochs": 0, "level": 0.0, "posterior": True},
             "posterior, level 0.5": {**plain, "epochs": 0, "level": 0.5, "posterior": True},
+            "posterior, tempered 0.1": {**plain, "epochs": 0, "level": 0.0, "posterior": True, "temper": 0.1},
+            "posterior, tempered 0.3": {**plain, "epochs": 0, "level": 0.0, "posterior": True, "temper": 0.3},
         }
         if e:
             candidates["encoder"] = {"epochs": 0, "level": 0.0, "encode": True, "select": False}
@@ -1822,7 +1835,13 @@ def _shared_periods(enc: _Encoding, ys: list[np.ndarray], times: np.ndarray, off
     if not numeric:
         return []
     # each channel's deviations from its entity's mean, pooled over the fleet
-    x = np.concatenate([y[:, numeric] - np.nanmean(y[:, numeric], 0, keepdims=True) for y in ys])
+    parts = []
+    for y in ys:
+        v = y[:, numeric]
+        seen = ~np.isnan(v)
+        mean = np.where(seen, v, 0.0).sum(0) / np.maximum(seen.sum(0), 1)  # a channel never seen: NaN stays NaN
+        parts.append(v - mean)
+    x = np.concatenate(parts)
     ok = ~np.isnan(x)
     x = np.where(ok, x, 0.0)
     total = (x**2).sum(0)
