@@ -422,7 +422,9 @@ def test_sampling_draws_from_the_parameters_training_scores(fleet, link, monkeyp
 
     from twinforge.sequences import model as seqmod
 
-    m = twinforge.create("sequence", seed=0, epochs=2, hidden=16, static_epochs=1, progress=False, link=link)
+    m = twinforge.create(
+        "sequence", seed=0, epochs=2, hidden=16, static_epochs=1, progress=False, link=link, long_range=False
+    )
     m.fit(fleet, entity_key="unit", time_key="t")
     net, enc = m.net_, m.encoding_
     if link != "linear":  # the saturating part is really used: move it off its neutral start
@@ -493,7 +495,7 @@ def test_run_lengths_are_the_time_each_categorical_channel_has_held_its_value(fl
     # irregular gap: time, not steps; in units of the training run lengths' standard deviation
     assert m.layout_["run_scale"][0] > 0
     np.testing.assert_allclose(state[:, 1] * m.layout_["run_scale"][0], [0, 1, 0, 1, 3, 0])
-    plain = twinforge.create("sequence", seed=0, epochs=1, hidden=8, static_epochs=1, progress=False)
+    plain = twinforge.create("sequence", seed=0, epochs=1, hidden=8, static_epochs=1, progress=False, long_range=False)
     assert plain.fit(fleet, entity_key="unit", time_key="t")._tracked_blocks() == []
     assert m.net_.inp.in_features == plain.net_.inp.in_features + 1
 
@@ -579,7 +581,7 @@ def test_long_range_model_saves_loads_and_forecasts(fleet, tmp_path):
     twin.save(tmp_path / "twin")
     pd.testing.assert_frame_equal(twinforge.load(tmp_path / "twin").forecast(4, 5, seed=0), twin.forecast(4, 5, seed=0))
     # a model saved before the option existed has no long-range inputs
-    m0 = twinforge.create("sequence", seed=0, **FAST).fit(fleet, entity_key="unit", time_key="t")
+    m0 = twinforge.create("sequence", seed=0, long_range=False, **FAST).fit(fleet, entity_key="unit", time_key="t")
     m0.save(tmp_path / "old")
     doc = json.loads((tmp_path / "old" / "model.json").read_text())
     del doc["params"]["long_range"]
