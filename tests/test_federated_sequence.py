@@ -340,7 +340,7 @@ def test_private_parts_compute_what_the_sequence_network_computes(tmp_path):
     d_step = net.within.weight.shape[1]
     gen = torch.Generator().manual_seed(0)
     prev, cur = torch.randn(b, length, d_step, generator=gen), torch.randn(b, length, d_step, generator=gen)
-    extra = torch.randn(b, length, 2, generator=gen)
+    extra = torch.randn(b, length, net.inp.in_features - d_step - net.h0.in_features, generator=gen)
     cz = torch.randn(b, net.h0.in_features, generator=gen)
     with torch.no_grad():
         out, _ = net.run(prev, extra, cz, net.initial(cz))

@@ -346,7 +346,8 @@ def test_tune_personalization_chooses_on_inner_entities_and_falls_back_to_the_po
     for k, choice in zip(policy["ks"], policy["choices"], strict=True):
         scores = policy["scores"][str(k)]
         assert set(scores) == {
-            "population", "level 0.5", "level 1", "posterior", "posterior, level 0.5", "fine-tune 10", "latent 10"
+            "population", "level 0.5", "level 1", "posterior", "posterior, level 0.5", "posterior, tempered 0.1",
+            "posterior, tempered 0.3", "fine-tune 10", "latent 10"
         }  # fmt: skip
         # a candidate is taken only if it beats the population's view by the margin on the inner entities
         assert choice["name"] == "population" or scores[choice["name"]] <= 0.98 * scores["population"]
@@ -357,7 +358,8 @@ def test_tune_personalization_chooses_on_inner_entities_and_falls_back_to_the_po
     assert tuned.personalize(history, epochs=0, level=0.0).info_["level"] == 0.0  # explicit values win
     long = _distinctive_entity(steps=40)  # longer than twice the longest tuned length: the safe defaults
     assert tuned._policy_for(len(long)) == {
-        "epochs": 0, "level": 0.0, "encode": False, "select": True, "posterior": False, "fine_tune_share": 0.6
+        "epochs": 0, "level": 0.0, "encode": False, "select": True, "posterior": False, "temper": 1.0,
+        "fine_tune_share": 0.6
     }  # fmt: skip
     tuned.save(tmp_path / "tuned")
     assert twinforge.load(tmp_path / "tuned").twin_policy_ == policy
@@ -387,6 +389,13 @@ def test_a_posterior_twin_draws_each_paths_latent_from_the_history_weighted_popu
     assert model.personalize(history, epochs=0).z_draws_ is None  # not asked for: one latent
     with pytest.raises(ParameterError, match="posterior"):
         model.personalize(history, posterior="yes")
+    # tempered: the same latents, flatter weights (the history's likelihood to a power below 1)
+    tempered = model.personalize(history, epochs=0, posterior=True, temper=0.1, seed=0)
+    np.testing.assert_array_equal(tempered.z_draws_, draws)
+    assert tempered.info_["temper"] == 0.1 and twin.info_["temper"] == 1.0
+    assert tempered.info_["posterior_ess"] > 2 * twin.info_["posterior_ess"]
+    with pytest.raises(ParameterError, match="temper"):
+        model.personalize(history, posterior=True, temper=0.0)
     with pytest.raises(ParameterError, match="fine_tune_share"):
         model.personalize(history, fine_tune_share=1.5)
 
@@ -413,7 +422,9 @@ def test_sampling_draws_from_the_parameters_training_scores(fleet, link, monkeyp
 
     from twinforge.sequences import model as seqmod
 
-    m = twinforge.create("sequence", seed=0, epochs=2, hidden=16, static_epochs=1, progress=False, link=link)
+    m = twinforge.create(
+        "sequence", seed=0, epochs=2, hidden=16, static_epochs=1, progress=False, link=link, long_range=False
+    )
     m.fit(fleet, entity_key="unit", time_key="t")
     net, enc = m.net_, m.encoding_
     if link != "linear":  # the saturating part is really used: move it off its neutral start
@@ -469,3 +480,212 @@ def test_a_model_saved_before_the_link_option_loads_as_linear(model, tmp_path):
     again = twinforge.load(tmp_path / "old")
     assert again.link == "linear"
     pd.testing.assert_frame_equal(again.sample(entities=3, seed=2), model.sample(entities=3, seed=2))
+
+
+# ------------------------------------------------------------------------------------------ long-range inputs
+def test_run_lengths_are_the_time_each_categorical_channel_has_held_its_value(fleet):
+    m = twinforge.create("sequence", seed=0, epochs=1, hidden=8, static_epochs=1, progress=False, long_range=True)
+    m.fit(fleet, entity_key="unit", time_key="t")
+    (status,) = m._tracked_blocks()
+    assert m.encoding_.blocks[status]["name"] == "status"
+    y = np.zeros((6, len(m.encoding_.blocks)))
+    y[:, status] = [0, 0, 1, 1, 1, 0]
+    state = m._step_state(y, np.array([0.0, 1.0, 2.0, 3.0, 5.0, 6.0]))
+    np.testing.assert_array_equal(state[:, 0], [0, 1, 2, 3, 5, 6])  # elapsed time
+    # irregular gap: time, not steps; in units of the training run lengths' standard deviation
+    assert m.layout_["run_scale"][0] > 0
+    np.testing.assert_allclose(state[:, 1] * m.layout_["run_scale"][0], [0, 1, 0, 1, 3, 0])
+    plain = twinforge.create("sequence", seed=0, epochs=1, hidden=8, static_epochs=1, progress=False, long_range=False)
+    assert plain.fit(fleet, entity_key="unit", time_key="t")._tracked_blocks() == []
+    assert m.net_.inp.in_features == plain.net_.inp.in_features + 1
+
+
+@pytest.mark.parametrize("history", [False, True])
+def test_long_range_inputs_in_sampling_equal_training(fleet, history, monkeypatch):
+    """Sampling updates the run lengths step by step; the parameters it draws from must equal the network's
+    teacher-forced ones on the drawn sequence with the inputs computed on the whole sequence (training's and
+    personalisation's way), from a cold start and continuing a history."""
+    import torch
+
+    from twinforge.sequences import model as seqmod
+
+    m = twinforge.create("sequence", seed=0, epochs=2, hidden=16, static_epochs=1, progress=False, long_range=True)
+    m.fit(fleet, entity_key="unit", time_key="t")
+    net, enc = m.net_, m.encoding_
+    (status,) = m._tracked_blocks()
+    with torch.no_grad():  # make the run length matter, and status change often
+        net.inp.weight[:, enc.d_step + 2].normal_(std=2.0, generator=torch.Generator().manual_seed(0))
+        net.head.net[-1].bias[enc.blocks[status]["p0"] : enc.blocks[status]["p0"] + 2] = 0.0
+    drawn = []
+    real_draw = seqmod._draw
+    monkeypatch.setattr(seqmod, "_draw", lambda b, par, *a: drawn.append(par.copy()) or real_draw(b, par, *a))
+    n, steps = 3, 12
+    rng = np.random.default_rng(0)
+    cond = rng.normal(size=(n, m.static_encoding_.dim)).astype("float32")
+    z = rng.normal(size=(n, m.embedding_dim)).astype("float32")
+    past = None
+    if history:
+        one = fleet[fleet.unit == 2]
+        times = one["t"].to_numpy(dtype="float64")[:9]
+        past = {"y": enc.encode(one.iloc[:9], times), "times": times}
+        cond, z = np.repeat(cond[:1], n, 0), np.repeat(z[:1], n, 0)
+    y, t = seqmod._generate(m, net, cond, z, past, np.full(n, steps), np.zeros(n), rng, None)
+    assert len(np.unique(y[:, :, status])) == 2
+    skip = 0 if past is None else len(past["y"])
+    for r in range(n):
+        yy, tt = (y[r], t[r]) if past is None else (np.r_[past["y"], y[r]], np.r_[past["times"], t[r]])
+        prev, extra = m._history_inputs(yy, tt)
+        with torch.no_grad():
+            cz = torch.as_tensor(np.concatenate([cond[r : r + 1], z[r : r + 1]], 1))
+            out, _ = net.run(torch.as_tensor(prev), torch.as_tensor(extra), cz, net.initial(cz))
+            par = net.params(out, cz, torch.as_tensor(enc.features(yy)[None])).numpy()[0]
+        for j in range(steps):
+            for i, b in enumerate(enc.blocks):
+                got = drawn[j * len(enc.blocks) + i][r]
+                np.testing.assert_allclose(got, par[skip + j, b["p0"] : b["p0"] + b["n_par"]], rtol=1e-4, atol=1e-4)
+
+
+def test_long_range_inputs_learn_the_spacing_of_episodes_longer_than_a_window():
+    """A visit every 12 steps, trained on windows of 6 steps: only the time since the last visit tells when the
+    next one is due, so with the long-range inputs the sampled visits are 12 steps apart."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for e in range(30):
+        phase = int(rng.integers(12))
+        for t in range(48):
+            rows.append({"unit": e, "t": t, "visit": int((t + phase) % 12 == 0), "x": rng.normal()})
+    events = pd.DataFrame(rows)
+
+    def spacing(long_range: bool) -> float:
+        m = twinforge.create(
+            "sequence", seed=0, epochs=40, hidden=16, window=6, static_epochs=1, progress=False, long_range=long_range
+        ).fit(events, entity_key="unit", time_key="t")
+        out = m.sample(entities=30, seed=1)
+        gaps = out[out.visit == 1].groupby("unit")["t"].diff().dropna()
+        return float((gaps == 12).mean())
+
+    assert spacing(True) > 0.65  # 0.79 when written
+    assert spacing(False) < 0.3  # 0.08
+
+
+def test_long_range_model_saves_loads_and_forecasts(fleet, tmp_path):
+    import json
+
+    m = twinforge.create("sequence", seed=0, long_range=True, **FAST).fit(fleet, entity_key="unit", time_key="t")
+    m.save(tmp_path / "m")
+    again = twinforge.load(tmp_path / "m")
+    assert again.long_range is True
+    pd.testing.assert_frame_equal(again.sample(entities=4, seed=1), m.sample(entities=4, seed=1))
+    history = fleet[fleet.unit == 1].iloc[:8]
+    twin = m.personalize(history, epochs=3, seed=0)
+    twin.save(tmp_path / "twin")
+    pd.testing.assert_frame_equal(twinforge.load(tmp_path / "twin").forecast(4, 5, seed=0), twin.forecast(4, 5, seed=0))
+    # a model saved before the option existed has no long-range inputs
+    m0 = twinforge.create("sequence", seed=0, long_range=False, **FAST).fit(fleet, entity_key="unit", time_key="t")
+    m0.save(tmp_path / "old")
+    doc = json.loads((tmp_path / "old" / "model.json").read_text())
+    del doc["params"]["long_range"]
+    (tmp_path / "old" / "model.json").write_text(json.dumps(doc))
+    assert twinforge.load(tmp_path / "old").long_range is False
+    with pytest.raises(ParameterError, match="long_range"):
+        twinforge.create("sequence", long_range="yes").fit(fleet, entity_key="unit", time_key="t")
+
+
+def test_long_range_changes_nothing_without_categorical_channels(fleet):
+    numeric = fleet.drop(columns="status")
+    a, b = (
+        twinforge.create("sequence", seed=0, epochs=3, hidden=8, static_epochs=1, progress=False, long_range=flag)
+        .fit(numeric, entity_key="unit", time_key="t")
+        .sample(entities=4, seed=1)
+        for flag in (False, True)
+    )
+    pd.testing.assert_frame_equal(a, b)
+
+
+def _cyclic_fleet(n: int = 30, period: int = 6, shared: bool = True, seed: int = 0) -> pd.DataFrame:
+    """Units starting at different times; ``temp`` follows a cycle of ``period`` steps of absolute time (shared
+    by the fleet, or with its own phase per unit) plus AR(1) noise; a categorical ``status``."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for e in range(n):
+        t0, phase = int(rng.integers(0, 20)), 0 if shared else int(rng.integers(period))
+        x = 0.0
+        for t in range(t0, t0 + int(rng.integers(24, 31))):
+            x = 0.7 * x + rng.normal(scale=0.5)
+            temp = 3.0 * np.sin(2 * np.pi * (t + phase) / period) + x
+            rows.append({"unit": e, "t": t, "temp": temp, "status": "fault" if rng.random() < 0.1 else "ok"})
+    return pd.DataFrame(rows)
+
+
+def test_long_range_finds_a_cycle_the_fleet_shares():
+    from twinforge.sequences.model import _CALENDAR
+
+    def periods(events):
+        m = twinforge.create("sequence", seed=0, epochs=1, hidden=8, static_epochs=1, progress=False, long_range=True)
+        return m.fit(events, entity_key="unit", time_key="t").layout_["periods"]
+
+    assert periods(_cyclic_fleet()) == [6.0]  # not 12 or 18, which fit as well
+    assert periods(_cyclic_fleet(shared=False)) == []  # each unit's own phase: its values tell it
+    hourly = _cyclic_fleet(period=24).assign(t=lambda d: pd.Timestamp("2024-03-01") + pd.to_timedelta(d.t, "h"))
+    assert periods(hourly) == [p for _, p in _CALENDAR]  # datetimes: the calendar
+
+
+def test_long_range_phase_inputs_in_sampling_equal_training(monkeypatch):
+    """The phase of the absolute time is an input: from the start time at the first step, then each step's; the
+    parameters sampling draws from equal the teacher-forced ones, cold and after a history."""
+    import torch
+
+    from twinforge.sequences import model as seqmod
+
+    events = _cyclic_fleet()
+    m = twinforge.create("sequence", seed=0, epochs=2, hidden=16, static_epochs=1, progress=False, long_range=True)
+    m.fit(events, entity_key="unit", time_key="t")
+    net, enc = m.net_, m.encoding_
+    assert m.net_.inp.in_features == enc.d_step + 2 + 1 + 2 + m.static_encoding_.dim + m.embedding_dim
+    drawn = []
+    real_draw = seqmod._draw
+    monkeypatch.setattr(seqmod, "_draw", lambda b, par, *a: drawn.append(par.copy()) or real_draw(b, par, *a))
+    rng = np.random.default_rng(0)
+    n, steps = 3, 8
+    z = rng.normal(size=(n, m.embedding_dim)).astype("float32")
+    cond = np.zeros((n, m.static_encoding_.dim), dtype="float32")
+    for past in (None, events[events.unit == 4]):
+        drawn.clear()
+        hist = None
+        if past is not None:
+            times = past["t"].to_numpy(dtype="float64")[:10]
+            hist = {"y": enc.encode(past.iloc[:10], times), "times": times}
+            z = np.repeat(z[:1], n, 0)
+        t0 = np.array([0.0, 5.0, 13.0])
+        y, t = seqmod._generate(m, net, cond, z, hist, np.full(n, steps), t0, rng, None)
+        skip = 0 if hist is None else 10
+        for r in range(n):
+            yy, tt = (y[r], t[r]) if hist is None else (np.r_[hist["y"], y[r]], np.r_[hist["times"], t[r]])
+            prev, extra = m._history_inputs(yy, tt)
+            with torch.no_grad():
+                cz = torch.as_tensor(np.concatenate([cond[r : r + 1], z[r : r + 1]], 1))
+                out, _ = net.run(torch.as_tensor(prev), torch.as_tensor(extra), cz, net.initial(cz))
+                par = net.params(out, cz, torch.as_tensor(enc.features(yy)[None])).numpy()[0]
+            for j in range(steps):
+                for i, b in enumerate(enc.blocks):
+                    got = drawn[j * len(enc.blocks) + i][r]
+                    np.testing.assert_allclose(got, par[skip + j, b["p0"] : b["p0"] + b["n_par"]], atol=1e-4)
+
+
+def test_long_range_keeps_the_phase_of_a_shared_cycle():
+    """Units start at different times of a 6-step cycle the fleet shares: with the phase as an input, sampled
+    units follow the cycle in absolute time; without it they cannot know where in it they start."""
+    events = _cyclic_fleet(n=40)
+    real = events.groupby(events.t % 6)["temp"].mean()
+
+    def profile(long_range: bool) -> tuple[float, float]:
+        m = twinforge.create(
+            "sequence", seed=0, epochs=30, hidden=16, static_epochs=2, progress=False, long_range=long_range
+        ).fit(events, entity_key="unit", time_key="t")
+        out = m.sample(entities=40, seed=1)
+        synthetic = out.groupby(out.t % 6)["temp"].mean()
+        return float(np.corrcoef(real, synthetic)[0, 1]), float(synthetic.std() / real.std())
+
+    (fit_with, amplitude_with), (_, amplitude_without) = profile(True), profile(False)
+    assert fit_with > 0.98 and 0.8 < amplitude_with < 1.2  # 1.00 and 0.97 when written
+    assert amplitude_without < 0.6  # 0.34: each unit's cycle at a random phase averages out
