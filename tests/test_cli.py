@@ -477,6 +477,7 @@ def test_fit_max_minutes(data_csv):
         (["--where", "age=1|2"], ["needs a categorical column"]),
         (["--where", "age=500..600"], ["'age'", "no value the column can hold"]),
         (["--rebalance", "plan=basic:0.5,pro"], ["--rebalance", "level:share"]),
+        (["--rebalance", "plan=basic:0.5,gold:0.5"], ["'plan'", "'gold' is not a level", "basic"]),
         (["--rebalance", "plan=basic:0.7,pro:0.7"], ["add up to 1"]),
         (["--rebalance", "age=1:1"], ["only categorical"]),
         (["--temperature", "0"], ["temperature must be a positive number"]),
@@ -485,6 +486,22 @@ def test_fit_max_minutes(data_csv):
 def test_bad_conditions_are_user_errors(auto_dir, args, needles):
     assert_user_error(run("sample", str(auto_dir), "-n", "5", "-o", "s.csv", *args), *needles)
     assert not Path("s.csv").exists()
+
+
+def test_impute_names_the_column_of_a_bad_cell(auto_dir):
+    partial = make_customers(10, seed=3)
+    partial["age"] = partial["age"].astype(object)
+    partial.loc[2, "age"] = "old"
+    partial.to_csv("bad.csv", index=False)
+    message = assert_user_error(run("impute", str(auto_dir), "--data", "bad.csv", "--out", "f.csv"), "'age'", "old")
+    assert "seed_data" not in message  # the user gave --data, not seed_data
+    assert not Path("f.csv").exists()
+
+
+def test_a_table_file_given_as_the_model_dir(auto_dir, data_csv):
+    for command in (["sample", data_csv, "-n", "5", "-o", "s.csv"], ["info", data_csv]):
+        assert_user_error(run(*command), data_csv, "is a file, not a twinforge model directory")
+    assert_user_error(run("info", str(auto_dir / "model.json")), "not a twinforge model directory")
 
 
 def test_conditions_and_budget_on_a_model_without_them(model_dir, data_csv):

@@ -94,7 +94,10 @@ def test_personalize_then_forecast_with_an_event(workdir, monkeypatch):
         (["sample", "fleet", "--rows", "5", "--out", "x.csv"], ["--entities"]),
         (["sample", "fleet", "--out", "x.csv"], ["--entities is required"]),
         (["sample", "fleet", "--entities", "0", "--out", "x.csv"], ["positive"]),
-        (["sample", "fleet", "--entities", "2", "--out", "x.csv", "--where", "temp=1"], ["temp"]),
+        (["sample", "fleet", "--entities", "2", "--out", "x.csv", "--where", "temp=1"], ["'temp'", "--event temp="]),
+        (["sample", "fleet", "--entities", "2", "--out", "x.csv", "--where", "__length__=5"], ["static attributes"]),
+        (["personalize", "fleet", "--history", "bare3.csv", "--out", "t2"], ["'site'", "--static"]),
+        (["personalize", "fleet", "--history", "bare3.csv", "--static", "events.csv", "--out", "t2"], ["rows"]),
         (["personalize", "fleet", "--history", "events.csv", "--out", "t1"], ["one entity"]),
         (["forecast", "fleet", "--horizon", "3", "--out", "x.csv"], ["not a twin"]),
         (["forecast", "twin3", "--horizon", "0", "--out", "x.csv"], ["horizon"]),
@@ -107,7 +110,26 @@ def test_bad_input_exits_2_with_one_message(workdir, monkeypatch, args, needles)
     if not (workdir / "twin3").exists():
         assert run("personalize", "fleet", "--history", "unit3.csv", "--out", "twin3", "--epochs", "0").exit_code == 0
     pd.DataFrame({"unit": [1, 1], "t": [0, 0], "v": [1.0, 2.0]}).to_csv("dup.csv", index=False)
-    assert_user_error(run(*args), *needles)
+    pd.read_csv("unit3.csv").drop(columns="site").to_csv("bare3.csv", index=False)
+    message = assert_user_error(run(*args), *needles)
+    assert "__start__" not in message and "np.int64" not in message
+
+
+def test_personalize_reads_static_attributes_from_the_static_table(workdir, monkeypatch):
+    """The README's flow: events and static attributes in two tables, one entity's events as its history."""
+    monkeypatch.chdir(workdir)
+    pd.read_csv("unit3.csv").drop(columns="site").to_csv("bare3.csv", index=False)
+    common = ["--epochs", "0", "--seed", "0", "--overwrite"]
+    assert run("personalize", "fleet", "--history", "unit3.csv", "--out", "tw_cols", *common).exit_code == 0
+    result = run("personalize", "fleet", "--history", "bare3.csv", "--static", "units.csv", "--out", "tw_st", *common)
+    assert result.exit_code == 0, result.output
+    site = pd.read_csv("unit3.csv")["site"].iloc[0]
+    pd.DataFrame({"site": [site]}).to_csv("one.csv", index=False)  # one row, no key column
+    result = run("personalize", "fleet", "--history", "bare3.csv", "--static", "one.csv", "--out", "tw_one", *common)
+    assert result.exit_code == 0, result.output
+    forecasts = [twinforge.load(workdir / d).forecast(4, paths=3, seed=0) for d in ("tw_cols", "tw_st", "tw_one")]
+    pd.testing.assert_frame_equal(forecasts[0], forecasts[1])
+    pd.testing.assert_frame_equal(forecasts[0], forecasts[2])
 
 
 def test_tune_twins_then_personalize_with_the_tuned_policy(workdir, monkeypatch):

@@ -372,6 +372,15 @@ def _sample_entities(synth, entities, out, where, event, within, seed, overwrite
         raise ParameterError("--entities is required for a sequence model: the number of new entities, e.g. 100")
     if entities <= 0:
         raise ParameterError(f"--entities must be a positive integer, got {entities}")
+    statics, channels = synth.layout_["static_columns"], synth.layout_["channels"]
+    for text in where or []:
+        col = text.partition("=")[0].strip()
+        if col and col not in statics:
+            hint = f"; {col!r} is a channel: use --event {col}=... for it" if col in channels else ""
+            raise ParameterError(
+                f"--where {col!r}: a sequence model is conditioned on static attributes only; they are "
+                f"{', '.join(statics) or 'none (this model has none)'}{hint}"
+            )
     conditions = dict(_parse_where(synth.static_model_, w) for w in where or [])
     with console.status(f"sampling {entities:,} entities"):
         frame = synth.sample(
@@ -413,6 +422,14 @@ def personalize(
     model_dir: Annotated[Path, typer.Argument(help="A sequence model directory written by `twinforge fit`.")],
     history: Annotated[str, typer.Option("--history", help="One entity's rows of the long table (.csv/.parquet).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory to save the twin in.")],
+    static: Annotated[
+        str | None,
+        typer.Option(
+            "--static",
+            help="The entity's static attributes, if not columns of --history: the static table given to `fit` "
+            "(the entity's row is used) or a one-row table.",
+        ),
+    ] = None,
     epochs: Annotated[
         int | None,
         typer.Option(
@@ -441,17 +458,63 @@ def personalize(
 ) -> None:
     """Personalise a population sequence model to one entity (its history) and save the digital twin to --out.
 
-    Example: twinforge personalize fleet/ --history unit7.csv --out twin7/ --seed 0
+    Example: twinforge personalize fleet/ --history unit7.csv --static units.csv --out twin7/ --seed 0
     """
-    twinforge.io.check_output(out, overwrite=overwrite, inputs=[history, model_dir, model_dir / "model.json"])
+    inputs = [history, model_dir, model_dir / "model.json", *([static] if static else [])]
+    twinforge.io.check_output(out, overwrite=overwrite, inputs=inputs)
     model = twinforge.load(model_dir)
     if getattr(model, "kind", "table") != "sequence" or not hasattr(model, "personalize"):
         raise ParameterError(f"{str(model_dir)!r} is not a sequence model: fit one with --entity-key/--time-key")
     frame = _read(history, None, None)
+    key = model.layout_["entity_key"]
+    if key in frame.columns and frame[key].nunique(dropna=False) > 1:
+        raise ParameterError(
+            f"the history must hold one entity; {key!r} has {frame[key].nunique(dropna=False)} distinct values: "
+            "pass the rows of one entity"
+        )
+    values = None if static is None else _static_row(model, frame, _read(static, None, None), static)
+    lacking = [c for c in model.layout_["static_columns"] if c not in frame.columns and c not in (values or {})]
+    if lacking:
+        raise ParameterError(
+            f"the history lacks the static attributes {lacking}: add them as columns of --history, or pass "
+            "--static with the static table given to `fit`"
+        )
     select = False if exact_epochs else None
-    twin = model.personalize(frame, epochs=epochs, level=level, select=select, posterior=posterior, seed=seed)
+    twin = model.personalize(
+        frame, epochs=epochs, level=level, select=select, posterior=posterior, static=values, seed=seed
+    )
     twin.save(out, overwrite=overwrite)
     console.print(f"personalised to entity {twin.entity!r} on {len(frame):,} steps; twin saved to {out}")
+
+
+def _static_row(model: Any, history: Any, table: Any, source: str) -> dict[str, Any]:
+    """The history's entity's row of ``table`` (a static table with the entity key, or one row) as a dict."""
+    key = model.layout_["entity_key"]
+    if key in table.columns:
+        if key not in history.columns:
+            if len(table) != 1:
+                raise ParameterError(
+                    f"--static {source!r} has {len(table)} rows and the history has no {key!r} column to pick one: "
+                    f"add {key!r} to the history, or give a one-row static table"
+                )
+            rows = table
+        else:
+            entity = history[key].iloc[0]
+            entity = entity.item() if hasattr(entity, "item") else entity
+            rows = table[table[key].astype(str) == str(entity)]
+            if len(rows) != 1:
+                raise ParameterError(
+                    f"--static {source!r} has {len(rows)} rows for entity {entity!r} in column {key!r}: "
+                    "give exactly one"
+                )
+        rows = rows.drop(columns=[key])
+    elif len(table) != 1:
+        raise ParameterError(
+            f"--static {source!r} has no {key!r} column, so it must hold one row (this entity's), not {len(table)}"
+        )
+    else:
+        rows = table
+    return {str(c): v.item() if hasattr(v, "item") else v for c, v in rows.iloc[0].items()}
 
 
 @app.command("tune-twins")
@@ -509,7 +572,7 @@ def forecast(
     """Forecast --paths continuations of a twin's history, --horizon steps each, into --out (a long table with
     the entity key, a path column, the time and the channels).
 
-    Example: twinforge forecast twin7/ --horizon 24 --paths 200 --out forecast.csv --event status=failure
+    Example: twinforge forecast twin7/ --horizon 24 --paths 200 --out forecast.csv --event failure=1 --within 12
     """
     from twinforge.sequences import Twin
 
@@ -557,11 +620,12 @@ def _parse_rebalance(synth: twinforge.Synthesizer, text: str) -> tuple[str, dict
     for part in spec.split(","):
         level, sep, share = part.rpartition(":")
         try:
-            mix[_level(t, level, col, "--rebalance")] = float(share)
+            value = float(share)
         except ValueError:
-            raise ParameterError(f"--rebalance {col!r}: {part!r} is not level:share, e.g. a:0.5") from None
-        if not sep:
+            value = None
+        if not sep or value is None:
             raise ParameterError(f"--rebalance {col!r}: {part!r} is not level:share, e.g. a:0.5")
+        mix[_level(t, level, col, "--rebalance")] = value  # after the share: an unknown level is named as such
     return col, mix
 
 

@@ -320,7 +320,12 @@ def read_model_header(path: str | os.PathLike) -> dict[str, Any]:
     root = Path(path)
     if not root.exists():
         raise ModelFileError(f"model directory not found: {str(root)!r}")
-    doc_path = root / "model.json" if root.is_dir() else root
+    if not root.is_dir():
+        raise ModelFileError(
+            f"{str(root)!r} is a file, not a twinforge model directory: give the folder that `twinforge fit --out` "
+            "(or model.save) wrote"
+        )
+    doc_path = root / "model.json"
     if not doc_path.is_file():
         raise ModelFileError(f"{str(root)!r} is not a twinforge model directory (no model.json)")
     try:

@@ -121,7 +121,7 @@ def build_request(
             try:
                 values = t.transform(s)
             except (ValueError, TypeError) as exc:
-                raise ParameterError(f"seed_data {str(col)!r}: {exc}") from None
+                raise ParameterError(f"{'impute data' if fill_missing else 'seed_data'} {str(col)!r}: {exc}") from None
             req.known[str(col)] = values
             req.known_mask[str(col)] = mask
             named.add(str(col))
