@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+import twinforge
 from twinforge.cli import app
 
 ROWS = 300
@@ -478,6 +479,10 @@ def test_fit_max_minutes(data_csv):
         (["--where", "age=500..600"], ["'age'", "no value the column can hold"]),
         (["--rebalance", "plan=basic:0.5,pro"], ["--rebalance", "level:share"]),
         (["--rebalance", "plan=basic:0.5,gold:0.5"], ["'plan'", "'gold' is not a level", "basic"]),
+        (["--where", "age=30", "--where", "age=40"], ["--where 'age' is given twice"]),
+        (["--rebalance", "plan=basic:1", "--rebalance", "plan=pro:1"], ["--rebalance 'plan' is given twice"]),
+        (["--where", "age=30.5"], ["'age'", "30.5 is more precise"]),
+        (["--where", "age=-5"], ["'age'", "-5 lies outside"]),
         (["--rebalance", "plan=basic:0.7,pro:0.7"], ["add up to 1"]),
         (["--rebalance", "age=1:1"], ["only categorical"]),
         (["--temperature", "0"], ["temperature must be a positive number"]),
@@ -496,6 +501,18 @@ def test_impute_names_the_column_of_a_bad_cell(auto_dir):
     message = assert_user_error(run("impute", str(auto_dir), "--data", "bad.csv", "--out", "f.csv"), "'age'", "old")
     assert "seed_data" not in message  # the user gave --data, not seed_data
     assert not Path("f.csv").exists()
+
+
+def test_an_unwritable_output_is_a_user_error(auto_dir, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(twinforge.io.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(twinforge.io.tempfile, "mkdtemp", refuse)
+    assert_user_error(run("sample", str(auto_dir), "-n", "5", "-o", "s.csv"), "cannot write 's.csv'", "Permission")
+    assert not Path("s.csv").exists()
+    make_customers(50).to_csv("c.csv", index=False)
+    assert_user_error(run("fit", "c.csv", "--out", "m", "--model", "copula"), "cannot write 'm'", "Permission")
 
 
 def test_a_table_file_given_as_the_model_dir(auto_dir, data_csv):

@@ -331,8 +331,8 @@ def sample(
     if rows is None:
         raise ParameterError("--rows is required: the number of rows to generate, e.g. --rows 1000")
     _positive_rows(rows)
-    conditions = dict(_parse_where(synth, w) for w in where or [])
-    mixes = dict(_parse_rebalance(synth, r) for r in rebalance or [])
+    conditions = _once([_parse_where(synth, w) for w in where or []], "--where")
+    mixes = _once([_parse_rebalance(synth, r) for r in rebalance or []], "--rebalance")
     chunks = synth.sample_chunks(
         rows, seed=seed, conditions=conditions or None, rebalance=mixes or None, temperature=temperature
     )
@@ -381,7 +381,7 @@ def _sample_entities(synth, entities, out, where, event, within, seed, overwrite
                 f"--where {col!r}: a sequence model is conditioned on static attributes only; they are "
                 f"{', '.join(statics) or 'none (this model has none)'}{hint}"
             )
-    conditions = dict(_parse_where(synth.static_model_, w) for w in where or [])
+    conditions = _once([_parse_where(synth.static_model_, w) for w in where or []], "--where")
     with console.status(f"sampling {entities:,} entities"):
         frame = synth.sample(
             entities=entities, seed=seed, conditions=conditions or None, event=_parse_event(synth, event, within)
@@ -584,6 +584,17 @@ def forecast(
     frame = twin.forecast(horizon, paths=paths, seed=seed, event=_parse_event(twin.model_, event, within))
     twinforge.write_table(frame, out, overwrite=overwrite)
     console.print(f"wrote {paths:,} paths x {horizon:,} steps for entity {twin.entity!r} to {out}")
+
+
+def _once(pairs: list[tuple[str, Any]], option: str) -> dict[str, Any]:
+    """``[(column, value), ...]`` as a dict; a column named twice is an error, not "the last one wins"."""
+    out: dict[str, Any] = {}
+    for col, value in pairs:
+        if col in out:
+            how = "one mix per column" if option == "--rebalance" else "one condition per column (a|b|c or lo..hi)"
+            raise ParameterError(f"{option} {col!r} is given twice: give {how}")
+        out[col] = value
+    return out
 
 
 def _parse_where(synth: twinforge.Synthesizer, text: str) -> tuple[str, Any]:

@@ -159,7 +159,10 @@ _UMASK = _umask()
 @contextlib.contextmanager
 def _atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path beside ``path`` that replaces it only if the block finishes."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise OutputError(f"cannot write {str(path)!r}: {exc.strerror}; choose a folder you can write to") from None
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)
     try:
@@ -297,7 +300,10 @@ def save_model_dir(path: str | os.PathLike, document: dict[str, Any], *, overwri
         "weights": {"file": "weights.npz", "sha256": hashlib.sha256(weights).hexdigest(), "keys": keys},
         **body,
     }
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    except OSError as exc:
+        raise OutputError(f"cannot write {str(target)!r}: {exc.strerror}; choose a folder you can write to") from None
     os.chmod(tmp, 0o777 & ~_UMASK)
     try:
         (tmp / "weights.npz").write_bytes(weights)

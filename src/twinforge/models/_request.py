@@ -208,13 +208,21 @@ def _to_array(t: ColumnTransform, s: pd.Series, col: str, arg: str) -> np.ndarra
         lo, hi = _bounds(t)
         if obs.size and ((obs < lo).any() or (obs > hi).any()):
             bad = s[~np.isnan(a)][(obs < lo) | (obs > hi)].iloc[0]
-            raise ParameterError(f"{arg} {col!r}: {bad!r} lies outside the fitted values {_describe_bounds(t)}")
+            raise ParameterError(f"{arg} {col!r}: {_plain(bad)!r} lies outside the fitted values {_describe_bounds(t)}")
         back = t.inverse_transform(a)
         same = back.isna().to_numpy() | (t.transform(back) == a)
         if not same.all():
             bad = s[~same].iloc[0]
-            raise ParameterError(f"{arg} {col!r}: {bad!r} is more precise than the values the column holds")
+            raise ParameterError(
+                f"{arg} {col!r}: {_plain(bad)!r} is more precise than the values the column holds (e.g. "
+                f"{_plain(back[~same].iloc[0])!r}): give one of those, or a range"
+            )
     return a
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds, so messages show 2, not np.int64(2)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _add_condition(req: SampleRequest, t: ColumnTransform, col: str, cond: Any) -> None:
