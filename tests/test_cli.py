@@ -515,6 +515,20 @@ def test_an_unwritable_output_is_a_user_error(auto_dir, monkeypatch):
     assert_user_error(run("fit", "c.csv", "--out", "m", "--model", "copula"), "cannot write 'm'", "Permission")
 
 
+def test_error_messages_keep_square_brackets(monkeypatch):
+    """Rich markup must not eat "[sim]" from 'pip install "twinforge[sim]"', or "[dp]" from a column name."""
+    import twinforge.simulate as sim
+
+    def no_mesa(*args, **kwargs):
+        raise twinforge.errors.ParameterError('the patient simulator needs Mesa: pip install "twinforge[sim]"')
+
+    monkeypatch.setattr(sim, "patients", no_mesa)
+    assert_user_error(run("simulate", "patients", "--out", "p.csv"), 'pip install "twinforge[sim]"')
+    pd.DataFrame({"size[dp]": [1.0, 2.0, 3.0] * 20}).to_csv("b.csv", index=False)
+    assert run("fit", "b.csv", "--out", "m", "--model", "copula").exit_code == 0
+    assert_user_error(run("sample", "m", "-n", "5", "-o", "s.csv", "--where", "nosuch=1"), "size[dp]")
+
+
 def test_a_table_file_given_as_the_model_dir(auto_dir, data_csv):
     for command in (["sample", data_csv, "-n", "5", "-o", "s.csv"], ["info", data_csv]):
         assert_user_error(run(*command), data_csv, "is a file, not a twinforge model directory")
