@@ -527,6 +527,9 @@ def test_error_messages_keep_square_brackets(monkeypatch):
     pd.DataFrame({"size[dp]": [1.0, 2.0, 3.0] * 20}).to_csv("b.csv", index=False)
     assert run("fit", "b.csv", "--out", "m", "--model", "copula").exit_code == 0
     assert_user_error(run("sample", "m", "-n", "5", "-o", "s.csv", "--where", "nosuch=1"), "size[dp]")
+    assert "size[dp]" in run("info", "m").stdout
+    result = run("sample", "m", "-n", "5", "-o", "s[dp].csv")
+    assert result.exit_code == 0 and "s[dp].csv" in result.stdout and Path("s[dp].csv").exists()
 
 
 def test_a_table_file_given_as_the_model_dir(auto_dir, data_csv):

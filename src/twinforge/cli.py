@@ -29,8 +29,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
-console = Console()
-err_console = Console(stderr=True)
+# markup off: paths, column names and values are printed as they are ("size[m]" stays "size[m]"); the few
+# styled lines ask for markup and escape what they interpolate
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
 
 DataArg = Annotated[str, typer.Argument(help="Input table: a .csv/.csv.gz/.tsv/.parquet file, or a SQLAlchemy URL.")]
 TableOpt = Annotated[str | None, typer.Option("--table", help="Table name, when DATA is a SQL URL.")]
@@ -235,8 +237,9 @@ def fit(
             synth.fit(df, metadata=metadata)
     synth.save(out, overwrite=overwrite)
     console.print(
-        f"fitted [bold]{model}[/] on {len(df):,} rows x {df.shape[1]} columns in "
-        f"{synth.fit_info_['seconds']:.2f} s; saved to {out}"
+        f"fitted [bold]{escape(model)}[/] on {len(df):,} rows x {df.shape[1]} columns in "
+        f"{synth.fit_info_['seconds']:.2f} s; saved to {escape(str(out))}",
+        markup=True,
     )
     if synth.fit_info_.get("privacy"):
         console.print(_privacy_line(synth.fit_info_["privacy"]))
@@ -821,7 +824,8 @@ def demo(
     fake = synth.sample(rows or len(real))
     console.print(
         f"[bold]twinforge demo[/]: telco churn, {len(real):,} real rows -> {len(fake):,} synthetic rows "
-        f"with [bold]{model}[/] (fit {synth.fit_info_['seconds']:.2f} s)"
+        f"with [bold]{escape(model)}[/] (fit {synth.fit_info_['seconds']:.2f} s)",
+        markup=True,
     )
     for table in compare(real, fake, synth.metadata_):
         console.print(table)
@@ -848,7 +852,8 @@ def _twins_demo(
         twinforge.io.check_output(out, overwrite=overwrite)
     console.print(
         f"[bold]twinforge demo --twins[/]: {units} simulated wind turbines x {steps} steps; fitting the sequence "
-        f"model on {units - 5} of them (at most {max_minutes:g} min)"
+        f"model on {units - 5} of them (at most {max_minutes:g} min)",
+        markup=True,
     )
     tables, summary = _demo.twins(units=units, steps=steps, seed=seed, max_minutes=max_minutes, progress=True)
     console.print(
@@ -1186,7 +1191,7 @@ def _round_progress(rounds: int) -> Any:
                 if msg.startswith("round "):
                     bar.update(task, completed=int(msg.split()[1].split("/")[0]))
                 elif record.levelno >= logging.WARNING:
-                    err_console.print(f"[yellow]warning:[/] {msg}", highlight=False)
+                    err_console.print(f"[yellow]warning:[/] {escape(msg)}", highlight=False, markup=True)
 
         handler = _Handler()
         fed_log.addHandler(handler)
@@ -1209,8 +1214,9 @@ def _print_federated(model_dir: Path) -> None:
         unit = privacy.get("unit", "row")
         spent = f"local {unit}-level DP, max epsilon={privacy['epsilon']:g} per site at delta={privacy['delta']:g}"
     console.print(
-        f"trained [bold]{doc['model']}[/] across {fed['sites']} sites, {fed['rounds']} rounds "
-        f"({fed['bytes_per_round']:,} bytes per round, {spent}); saved to {model_dir}"
+        f"trained [bold]{escape(str(doc['model']))}[/] across {fed['sites']} sites, {fed['rounds']} rounds "
+        f"({fed['bytes_per_round']:,} bytes per round, {escape(spent)}); saved to {escape(str(model_dir))}",
+        markup=True,
     )
 
 
