@@ -48,6 +48,20 @@ def test_fit_with_keys_fits_the_sequence_model(workdir, monkeypatch):
     assert info.exit_code == 0 and "sequence" in info.stdout
 
 
+def test_metadata_that_declares_both_keys_fits_the_sequence_model(workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    meta = twinforge.Metadata.detect(pd.read_csv("events.csv"))
+    meta.entity_key, meta.time_index = "unit", "t"
+    meta.to_json("keys.json")
+    common = ["--metadata", "keys.json", "--max-minutes", "0.02", "--overwrite"]
+    result = run("fit", "events.csv", "--out", "by_meta", *common)
+    assert result.exit_code == 0, result.output
+    assert twinforge.load(workdir / "by_meta").kind == "sequence"
+    rows = run("fit", "events.csv", "--out", "rows", "--model", "auto", *common)  # asked for: a row model
+    assert rows.exit_code == 0, rows.output
+    assert twinforge.load(workdir / "rows").name == "auto"
+
+
 def test_sample_entities_with_a_static_condition(workdir, monkeypatch):
     monkeypatch.chdir(workdir)
     result = run("sample", "fleet", "--entities", "5", "--out", "s.csv", "--seed", "1", "--where", "site=north")

@@ -153,7 +153,9 @@ def _fitting(synth: twinforge.Synthesizer, message: str) -> contextlib.AbstractC
 def fit(
     data: DataArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory to save the fitted model in.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Model name; see `twinforge models`.")] = DEFAULT_MODEL,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Model name (default: auto); see `twinforge models`.")
+    ] = None,
     seed: SeedOpt = None,
     metadata: Annotated[
         Path | None, typer.Option("--metadata", help="Metadata JSON (from `twinforge metadata`); detected if omitted.")
@@ -208,15 +210,23 @@ def fit(
 ) -> None:
     """Fit a model (default: auto) on DATA and save it to --out.
 
-    With --entity-key/--time-key, DATA is a long table of time series (one row per entity and time) and the
-    sequence model learns the population; personalise it with `twinforge personalize`.
+    With --entity-key/--time-key (or a --metadata that declares both keys), DATA is a long table of time series
+    (one row per entity and time) and the sequence model learns the population; personalise it with
+    `twinforge personalize`.
 
     Under --epsilon, PII names are pseudonyms ('Maria Lopez #4821') unless --realistic-names.
 
     Examples: twinforge fit customers.csv --out model/ --seed 0 --max-minutes 5 --param epochs=300 [--epsilon 1];
     twinforge fit events.csv --entity-key unit --time-key t --static units.csv --out fleet/
     """
+    explicit, model = model is not None, model or DEFAULT_MODEL
     sequence = entity_key is not None or time_key is not None or static is not None or model == "sequence"
+    if not sequence and not explicit and metadata is not None:
+        # a long table declared in the metadata (entity key and time index) gets the sequence model, as the
+        # same keys given as --entity-key/--time-key do; --model auto still fits rows (keys then only keep PII fakes
+        # consistent within an entity)
+        declared = twinforge.Metadata.from_json(metadata)
+        sequence = declared.entity_key is not None and declared.time_index is not None
     if sequence and model == DEFAULT_MODEL:
         model = "sequence"
     if sequence and getattr(twinforge.models.get_class(model), "kind", "table") != "sequence":
