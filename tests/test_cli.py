@@ -532,6 +532,19 @@ def test_error_messages_keep_square_brackets(monkeypatch):
     assert result.exit_code == 0 and "s[dp].csv" in result.stdout and Path("s[dp].csv").exists()
 
 
+def test_fit_refuses_a_folder_that_is_not_a_model_before_fitting(data_csv, monkeypatch):
+    Path("photos").mkdir()
+    (Path("photos") / "cat.jpg").write_bytes(b"meow")
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("fitted before checking --out")
+
+    monkeypatch.setattr(twinforge.models.get_class("copula"), "fit", no_fit)
+    result = run("fit", data_csv, "--out", "photos", "--model", "copula", "--overwrite")
+    assert_user_error(result, "'photos' exists and is not a twinforge model")
+    assert (Path("photos") / "cat.jpg").read_bytes() == b"meow"
+
+
 def test_a_table_file_given_as_the_model_dir(auto_dir, data_csv):
     for command in (["sample", data_csv, "-n", "5", "-o", "s.csv"], ["info", data_csv]):
         assert_user_error(run(*command), data_csv, "is a file, not a twinforge model directory")

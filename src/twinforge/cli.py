@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 import twinforge
-from twinforge.errors import ParameterError, TwinforgeError
+from twinforge.errors import OutputError, ParameterError, TwinforgeError
 from twinforge.metadata import NAME_PII_TYPES
 
 app = typer.Typer(
@@ -58,6 +58,13 @@ def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def _check_model_out(out: Path, overwrite: bool, inputs: list[Any]) -> None:
+    """A model directory may be written to ``out``: checked before the (long) fit, not after it."""
+    twinforge.io.check_output(out, overwrite=overwrite, inputs=inputs)
+    if out.exists() and not (out / "model.json").is_file():
+        raise OutputError(f"{str(out)!r} exists and is not a twinforge model: refusing to replace it")
 
 
 def _positive_rows(rows: int) -> int:
@@ -234,7 +241,7 @@ def fit(
             f"--entity-key/--time-key/--static fit time series; model {model!r} learns tables: "
             "use --model sequence (or drop the options)"
         )
-    twinforge.io.check_output(out, overwrite=overwrite, inputs=[data, metadata, static])
+    _check_model_out(out, overwrite, [data, metadata, static])
     params = _parse_params(model, param)
     synth = _create(model, seed, max_minutes, params, epsilon, delta)
     df = _read(data, table, query)
@@ -475,8 +482,7 @@ def personalize(
 
     Example: twinforge personalize fleet/ --history unit7.csv --static units.csv --out twin7/ --seed 0
     """
-    inputs = [history, model_dir, model_dir / "model.json", *([static] if static else [])]
-    twinforge.io.check_output(out, overwrite=overwrite, inputs=inputs)
+    _check_model_out(out, overwrite, [history, model_dir, model_dir / "model.json", *([static] if static else [])])
     model = twinforge.load(model_dir)
     if getattr(model, "kind", "table") != "sequence" or not hasattr(model, "personalize"):
         raise ParameterError(f"{str(model_dir)!r} is not a sequence model: fit one with --entity-key/--time-key")
@@ -550,8 +556,7 @@ def tune_twins(
 
     Example: twinforge tune-twins fleet/ --events train.csv --out fleet-tuned/ --ks 10,25 --seed 0
     """
-    inputs = [events, model_dir, model_dir / "model.json", *([static] if static else [])]
-    twinforge.io.check_output(out, overwrite=overwrite, inputs=inputs)
+    _check_model_out(out, overwrite, [events, model_dir, model_dir / "model.json", *([static] if static else [])])
     try:
         lengths = [int(k) for k in ks.split(",") if k.strip()]
     except ValueError:
