@@ -111,6 +111,8 @@ def test_personalize_then_forecast_with_an_event(workdir, monkeypatch):
         (["sample", "fleet", "--entities", "2", "--out", "x.csv", "--where", "temp=1"], ["'temp'", "--event temp="]),
         (["sample", "fleet", "--entities", "2", "--out", "x.csv", "--where", "__length__=5"], ["static attributes"]),
         (["personalize", "fleet", "--history", "bare3.csv", "--out", "t2"], ["'site'", "--static"]),
+        (["tune-twins", "fleet", "--events", "events.csv", "--out", "t3"], ["'site'", "--static"]),
+        (["tune-twins", "fleet", "--events", "events.csv", "--out", "t3", "--ks", ","], ["--ks is empty"]),
         (["personalize", "fleet", "--history", "bare3.csv", "--static", "events.csv", "--out", "t2"], ["rows"]),
         (["personalize", "fleet", "--history", "events.csv", "--out", "t1"], ["one entity"]),
         (["forecast", "fleet", "--horizon", "3", "--out", "x.csv"], ["not a twin"]),
@@ -165,7 +167,7 @@ def test_tune_twins_then_personalize_with_the_tuned_policy(workdir, monkeypatch)
     bad = run("tune-twins", "fleet", "--events", "events.csv", "--out", "tuned2", "--ks", "six")
     assert_user_error(bad, "--ks")
     bad = run("tune-twins", "fleet", "--events", "events.csv", "--out", "tuned3")
-    assert_user_error(bad, "lacks the columns", "site")
+    assert_user_error(bad, "lacks the static attributes", "site", "--static")
 
 
 @pytest.mark.parametrize(

@@ -561,10 +561,20 @@ def tune_twins(
         lengths = [int(k) for k in ks.split(",") if k.strip()]
     except ValueError:
         raise ParameterError(f"--ks must be integers separated by commas, like 10,25; got {ks!r}") from None
+    if not lengths:
+        raise ParameterError("--ks is empty: give the history lengths to tune for, like 10,25")
     model = twinforge.load(model_dir)
     if getattr(model, "kind", "table") != "sequence" or not hasattr(model, "tune_personalization"):
         raise ParameterError(f"{str(model_dir)!r} is not a sequence model: fit one with --entity-key/--time-key")
     frame = _read(events, None, None)
+    lay = model.layout_
+    lacking = [c for c in lay["static_columns"] if c not in frame.columns]
+    long_table = all(c in frame.columns for c in [lay["entity_key"], lay["time_key"], *lay["channels"]])
+    if static is None and lacking and long_table:  # else the model's own message names what is missing
+        raise ParameterError(
+            f"--events lacks the static attributes {lacking}: add them as columns, or pass --static with the "
+            "static table given to `fit`"
+        )
     model.tune_personalization(frame, static=None if static is None else _read(static, None, None), ks=lengths,
                                horizon=horizon, seed=seed)  # fmt: skip
     model.save(out, overwrite=overwrite)
