@@ -234,6 +234,10 @@ def _add_condition(req: SampleRequest, t: ColumnTransform, col: str, cond: Any) 
             raise ParameterError(f"conditions {col!r}: a range is a tuple (low, high), got {cond!r}")
         low = _scalar_to_float(t, col, cond[0], -math.inf)
         high = _scalar_to_float(t, col, cond[1], math.inf)
+        if low > high:
+            raise ParameterError(
+                f"conditions {col!r}: the range {cond!r} has its low end above its high end: write (low, high)"
+            )
         low, high = _representable(t, low, high)
         blo, bhi = _bounds(t)
         low, high = max(low, blo), min(high, bhi)
