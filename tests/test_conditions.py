@@ -135,6 +135,7 @@ def test_impute_fills_only_missing_cells(model):
         ({"rebalance": {"tier": {"gold": 0.7, "silver": 0.7}}}, "add up to 1"),
         ({"conditions": {"city": "Oslo"}, "rebalance": {"city": {"Oslo": 1.0}}}, "already fixed"),
         ({"seed_data": pd.DataFrame({"zzz": [1]})}, "not fitted on"),
+        ({"seed_data": pd.DataFrame([[30, 31]], columns=["age", "age"])}, r"\['age'\] more than once"),
         ({"seed_data": pd.DataFrame({"age": [1, 2]}), "n": 5}, "omit n or make them agree"),
         ({"temperature": 0}, "temperature must be a positive number"),
     ],

@@ -109,6 +109,9 @@ def build_request(
     named: set[str] = set()
 
     if seed_data is not None:
+        repeated = sorted({str(c) for c in seed_data.columns[seed_data.columns.duplicated()]})
+        if repeated:
+            raise ParameterError(f"seed_data has the columns {repeated} more than once: keep one of each")
         unknown = [str(c) for c in seed_data.columns if str(c) not in transforms]
         if unknown:
             raise ParameterError(f"seed_data has columns the model was not fitted on: {unknown}")
