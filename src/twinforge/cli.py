@@ -286,6 +286,26 @@ def _realistic_names(df: Any, metadata: Path | None, epsilon: float | None, sequ
     return meta
 
 
+_STOPPED = {
+    "early_stopping": "early stopping on the validation loss",
+    "time_budget": "the time budget (--max-minutes)",
+    "epochs": "the epoch limit",
+}
+
+
+def _training_line(training: Any) -> str | None:
+    """How a neural model's training ended, from its saved state (None for models without a training loop)."""
+    if not isinstance(training, dict) or "epochs" not in training:
+        return None
+    stopped = training.get("stopped")
+    line = f"{training['epochs']} epochs in {training.get('seconds', float('nan')):.1f} s"
+    if stopped:
+        line += f", stopped by {_STOPPED.get(stopped, stopped)}"
+    if stopped == "early_stopping" and training.get("best_epoch") is not None:
+        line += f" (weights of epoch {training['best_epoch']})"
+    return line
+
+
 def _privacy_line(info: dict[str, Any] | None) -> str:
     if not info:
         return "none (not differentially private)"
@@ -753,6 +773,9 @@ def info(model_dir: Annotated[Path, typer.Argument(help="A model directory writt
     head.add_row("parameters", ", ".join(f"{k}={v!r}" for k, v in (doc.get("params") or {}).items()))
     head.add_row("trained on", f"{fit_info.get('rows', '?'):,} rows x {fit_info.get('columns', '?')} columns")
     head.add_row("fit time", f"{fit_info.get('seconds', float('nan')):.2f} s at {fit_info.get('fitted_at', '?')}")
+    training = _training_line((doc.get("state") or {}).get("training") or (doc.get("state") or {}).get("train_info"))
+    if training:
+        head.add_row("training", training)
     fed = fit_info.get("federated")
     fed_privacy = (fed or {}).get("privacy") or {}
     fed_private = bool(fed_privacy.get("dp")) or fed_privacy.get("mode") == "local"
