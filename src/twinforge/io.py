@@ -66,6 +66,11 @@ def read_table(
     """
     if isinstance(source, pd.DataFrame):
         df = source
+    elif not isinstance(source, (str, os.PathLike)):
+        raise ParameterError(
+            f"expected a DataFrame, a file path or a SQL URL, got {type(source).__name__}: "
+            "wrap the data in pandas.DataFrame(...)"
+        )
     elif is_sql_url(source):
         df = _read_sql(str(source), table, query)
     else:
