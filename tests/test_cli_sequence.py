@@ -116,6 +116,9 @@ def test_personalize_then_forecast_with_an_event(workdir, monkeypatch):
         (["personalize", "fleet", "--history", "bare3.csv", "--static", "events.csv", "--out", "t2"], ["rows"]),
         (["personalize", "fleet", "--history", "events.csv", "--out", "t1"], ["one entity"]),
         (["forecast", "fleet", "--horizon", "3", "--out", "x.csv"], ["not a twin"]),
+        (["sample", "twin3", "--rows", "3", "--out", "x.csv"], ["--entities N"]),
+        (["sample", "twin3", "--out", "x.csv"], ["--entities must be a positive integer"]),
+        (["impute", "twin3", "--data", "unit3.csv", "--out", "x.csv"], ["digital twin", "forecast"]),
         (["forecast", "twin3", "--horizon", "0", "--out", "x.csv"], ["horizon"]),
         (["forecast", "twin3", "--horizon", "3", "--out", "x.csv", "--event", "status=melted"], ["not a level"]),
         (["forecast", "twin3", "--horizon", "3", "--out", "x.csv", "--event", "site=north"], ["not a channel"]),
@@ -129,6 +132,18 @@ def test_bad_input_exits_2_with_one_message(workdir, monkeypatch, args, needles)
     pd.read_csv("unit3.csv").drop(columns="site").to_csv("bare3.csv", index=False)
     message = assert_user_error(run(*args), *needles)
     assert "__start__" not in message and "np.int64" not in message
+
+
+def test_sample_a_twin_gives_sequences_like_its_entity(workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    if not (workdir / "twin3").exists():
+        assert run("personalize", "fleet", "--history", "unit3.csv", "--out", "twin3", "--epochs", "0").exit_code == 0
+    result = run("sample", "twin3", "--entities", "3", "--out", "like3.csv", "--seed", "0")
+    assert result.exit_code == 0, result.output
+    out = pd.read_csv("like3.csv")
+    assert sorted(out["sequence"].unique()) == [0, 1, 2] and (out["unit"] == 3).all()
+    expected = twinforge.load(workdir / "twin3").sample(3, seed=0)
+    pd.testing.assert_frame_equal(out, expected, check_dtype=False)
 
 
 def test_personalize_reads_static_attributes_from_the_static_table(workdir, monkeypatch):

@@ -353,7 +353,8 @@ def sample(
     """Generate --rows synthetic rows from a saved model into --out, streaming in chunks.
 
     A sequence model generates --entities new entities instead (static rows and whole time series, one long
-    table); --where then conditions on static attributes.
+    table); --where then conditions on static attributes. A twin (from `twinforge personalize`) generates
+    --entities sequences like its entity's, from its start (a `sequence` column numbers them).
 
     Examples: twinforge sample model/ --rows 1000000 --out synthetic.parquet --where "age=30..40" --where "plan=pro";
     twinforge sample fleet/ --entities 100 --out fleet.csv --where site=north
@@ -363,6 +364,9 @@ def sample(
     twinforge.io.table_format(out)
     twinforge.io.check_output(out, overwrite=overwrite, inputs=[model_dir, model_dir / "model.json"])
     synth = twinforge.load(model_dir)
+    if _is_twin(synth):
+        _sample_twin(synth, entities, rows, out, where, rebalance, temperature, event, within, seed, overwrite)
+        return
     if getattr(synth, "kind", "table") == "sequence":
         if rows is not None or rebalance or temperature != 1.0:
             raise ParameterError("a sequence model generates whole entities: use --entities N (not --rows, ...)")
@@ -401,11 +405,35 @@ def impute(
     twinforge.io.table_format(out)
     twinforge.io.check_output(out, overwrite=overwrite, inputs=[data, model_dir, model_dir / "model.json"])
     synth = twinforge.load(model_dir)
+    if _is_twin(synth):
+        raise ParameterError(
+            f"{str(model_dir)!r} is a digital twin: it does not impute; `twinforge forecast` continues its history"
+        )
     df = _read(data, None, None)
     filled = synth.impute(df, seed=seed)
     twinforge.write_table(filled, out, overwrite=overwrite, inputs=[data])
     cells = int(df.isna().to_numpy().sum() - filled.isna().to_numpy().sum())
     console.print(f"filled {cells:,} missing cells in {len(df):,} rows; wrote {out}")
+
+
+def _is_twin(model: Any) -> bool:
+    from twinforge.sequences import Twin
+
+    return isinstance(model, Twin)
+
+
+def _sample_twin(twin, entities, rows, out, where, rebalance, temperature, event, within, seed, overwrite) -> None:
+    """``sample`` for a twin: --entities sequences like its entity's (its attributes and embedding)."""
+    if rows is not None or where or rebalance or temperature != 1.0:
+        raise ParameterError(
+            "a twin generates whole sequences like its entity's: use --entities N (--rows, --where, --rebalance "
+            "and --temperature are for table models); `twinforge forecast` continues its history"
+        )
+    if entities is None or entities <= 0:
+        raise ParameterError(f"--entities must be a positive integer (sequences like its entity's), got {entities}")
+    frame = twin.sample(entities, seed=seed, event=_parse_event(twin.model_, event, within))
+    twinforge.write_table(frame, out, overwrite=overwrite)
+    console.print(f"wrote {entities:,} sequences like entity {twin.entity!r} ({len(frame):,} rows) to {out}")
 
 
 def _sample_entities(synth, entities, out, where, event, within, seed, overwrite) -> None:
