@@ -144,6 +144,8 @@ def test_sample_a_twin_gives_sequences_like_its_entity(workdir, monkeypatch):
     assert sorted(out["sequence"].unique()) == [0, 1, 2] and (out["unit"] == 3).all()
     expected = twinforge.load(workdir / "twin3").sample(3, seed=0)
     pd.testing.assert_frame_equal(out, expected, check_dtype=False)
+    shown = " ".join(run("info", "twin3").stdout.replace("│", " ").split())
+    assert "digital twin of entity 3, personalised on" in shown
 
 
 def test_personalize_reads_static_attributes_from_the_static_table(workdir, monkeypatch):

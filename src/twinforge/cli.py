@@ -798,6 +798,15 @@ def info(model_dir: Annotated[Path, typer.Argument(help="A model directory writt
     fit_info = doc.get("fit_info", {})
     head = Table(show_header=False, title=str(model_dir))
     head.add_row("model", str(doc.get("model")))
+    twin = doc.get("twin")
+    if isinstance(twin, dict):
+        how = twin.get("info") or {}
+        setting = "posterior latent" if how.get("posterior") else f"{how.get('epochs', 0)} fine-tuning epochs"
+        head.add_row(
+            "digital twin",
+            f"of entity {twin.get('entity')!r}, personalised on {how.get('steps', '?')} steps ({setting}, level "
+            f"{how.get('level', 0):g}); the rows below describe its population model",
+        )
     head.add_row("parameters", ", ".join(f"{k}={v!r}" for k, v in (doc.get("params") or {}).items()))
     head.add_row("trained on", f"{fit_info.get('rows', '?'):,} rows x {fit_info.get('columns', '?')} columns")
     head.add_row("fit time", f"{fit_info.get('seconds', float('nan')):.2f} s at {fit_info.get('fitted_at', '?')}")
