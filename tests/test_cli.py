@@ -447,6 +447,13 @@ def test_sample_rebalance_and_temperature(auto_dir):
     assert pd.read_csv("s.csv")["plan"].value_counts().to_dict() == {"basic": 150, "pro": 150}
 
 
+def test_sample_rebalance_with_the_missing_level(auto_dir):
+    result = run("sample", str(auto_dir), "-n", "100", "-o", "s.csv", "--rebalance", "plan=null:0.3,pro:0.7")
+    assert result.exit_code == 0, result.output
+    plan = pd.read_csv("s.csv")["plan"]
+    assert plan.isna().sum() == 30 and (plan == "pro").sum() == 70
+
+
 def test_impute_fills_only_the_missing_cells(auto_dir):
     partial = make_customers(40, seed=3)
     partial.loc[::2, "age"] = np.nan

@@ -342,7 +342,7 @@ def sample(
     ] = None,
     rebalance: Annotated[
         list[str] | None,
-        typer.Option("--rebalance", help='Exact category mix, repeatable: "col=a:0.5,b:0.5".'),
+        typer.Option("--rebalance", help='Exact category mix, repeatable: "col=a:0.5,b:0.5" (null: missing).'),
     ] = None,
     temperature: Annotated[
         float, typer.Option("--temperature", help="Below 1: more typical rows; above 1: more diverse.")
@@ -714,7 +714,8 @@ def _parse_rebalance(synth: twinforge.Synthesizer, text: str) -> tuple[str, dict
             value = None
         if not sep or value is None:
             raise ParameterError(f"--rebalance {col!r}: {part!r} is not level:share, e.g. a:0.5")
-        mix[_level(t, level, col, "--rebalance")] = value  # after the share: an unknown level is named as such
+        # after the share, so that an unknown level is named as such; null (or nothing) is the missing level
+        mix[None if level.strip() in ("", "null") else _level(t, level, col, "--rebalance")] = value
     return col, mix
 
 
