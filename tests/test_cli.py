@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+import twinforge
 from twinforge.cli import app
 
 ROWS = 300
@@ -446,6 +447,13 @@ def test_sample_rebalance_and_temperature(auto_dir):
     assert pd.read_csv("s.csv")["plan"].value_counts().to_dict() == {"basic": 150, "pro": 150}
 
 
+def test_sample_rebalance_with_the_missing_level(auto_dir):
+    result = run("sample", str(auto_dir), "-n", "100", "-o", "s.csv", "--rebalance", "plan=null:0.3,pro:0.7")
+    assert result.exit_code == 0, result.output
+    plan = pd.read_csv("s.csv")["plan"]
+    assert plan.isna().sum() == 30 and (plan == "pro").sum() == 70
+
+
 def test_impute_fills_only_the_missing_cells(auto_dir):
     partial = make_customers(40, seed=3)
     partial.loc[::2, "age"] = np.nan
@@ -465,6 +473,8 @@ def test_fit_max_minutes(data_csv):
     assert result.exit_code == 0, result.output
     doc = json.loads(Path("model/model.json").read_text())
     assert doc["state"]["training"]["stopped"] == "time_budget"
+    shown = " ".join(run("info", "model").stdout.replace("│", " ").split())  # the table's cells, unwrapped
+    assert "stopped by the time budget (--max-minutes)" in shown
 
 
 @pytest.mark.parametrize(
@@ -477,6 +487,11 @@ def test_fit_max_minutes(data_csv):
         (["--where", "age=1|2"], ["needs a categorical column"]),
         (["--where", "age=500..600"], ["'age'", "no value the column can hold"]),
         (["--rebalance", "plan=basic:0.5,pro"], ["--rebalance", "level:share"]),
+        (["--rebalance", "plan=basic:0.5,gold:0.5"], ["'plan'", "'gold' is not a level", "basic"]),
+        (["--where", "age=30", "--where", "age=40"], ["--where 'age' is given twice"]),
+        (["--rebalance", "plan=basic:1", "--rebalance", "plan=pro:1"], ["--rebalance 'plan' is given twice"]),
+        (["--where", "age=30.5"], ["'age'", "30.5 is more precise"]),
+        (["--where", "age=-5"], ["'age'", "-5 lies outside"]),
         (["--rebalance", "plan=basic:0.7,pro:0.7"], ["add up to 1"]),
         (["--rebalance", "age=1:1"], ["only categorical"]),
         (["--temperature", "0"], ["temperature must be a positive number"]),
@@ -485,6 +500,64 @@ def test_fit_max_minutes(data_csv):
 def test_bad_conditions_are_user_errors(auto_dir, args, needles):
     assert_user_error(run("sample", str(auto_dir), "-n", "5", "-o", "s.csv", *args), *needles)
     assert not Path("s.csv").exists()
+
+
+def test_impute_names_the_column_of_a_bad_cell(auto_dir):
+    partial = make_customers(10, seed=3)
+    partial["age"] = partial["age"].astype(object)
+    partial.loc[2, "age"] = "old"
+    partial.to_csv("bad.csv", index=False)
+    message = assert_user_error(run("impute", str(auto_dir), "--data", "bad.csv", "--out", "f.csv"), "'age'", "old")
+    assert "seed_data" not in message  # the user gave --data, not seed_data
+    assert not Path("f.csv").exists()
+
+
+def test_an_unwritable_output_is_a_user_error(auto_dir, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(twinforge.io.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(twinforge.io.tempfile, "mkdtemp", refuse)
+    assert_user_error(run("sample", str(auto_dir), "-n", "5", "-o", "s.csv"), "cannot write 's.csv'", "Permission")
+    assert not Path("s.csv").exists()
+    make_customers(50).to_csv("c.csv", index=False)
+    assert_user_error(run("fit", "c.csv", "--out", "m", "--model", "copula"), "cannot write 'm'", "Permission")
+
+
+def test_error_messages_keep_square_brackets(monkeypatch):
+    """Rich markup must not eat "[sim]" from 'pip install "twinforge[sim]"', or "[dp]" from a column name."""
+    import twinforge.simulate as sim
+
+    def no_mesa(*args, **kwargs):
+        raise twinforge.errors.ParameterError('the patient simulator needs Mesa: pip install "twinforge[sim]"')
+
+    monkeypatch.setattr(sim, "patients", no_mesa)
+    assert_user_error(run("simulate", "patients", "--out", "p.csv"), 'pip install "twinforge[sim]"')
+    pd.DataFrame({"size[dp]": [1.0, 2.0, 3.0] * 20}).to_csv("b.csv", index=False)
+    assert run("fit", "b.csv", "--out", "m", "--model", "copula").exit_code == 0
+    assert_user_error(run("sample", "m", "-n", "5", "-o", "s.csv", "--where", "nosuch=1"), "size[dp]")
+    assert "size[dp]" in run("info", "m").stdout
+    result = run("sample", "m", "-n", "5", "-o", "s[dp].csv")
+    assert result.exit_code == 0 and "s[dp].csv" in result.stdout and Path("s[dp].csv").exists()
+
+
+def test_fit_refuses_a_folder_that_is_not_a_model_before_fitting(data_csv, monkeypatch):
+    Path("photos").mkdir()
+    (Path("photos") / "cat.jpg").write_bytes(b"meow")
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("fitted before checking --out")
+
+    monkeypatch.setattr(twinforge.models.get_class("copula"), "fit", no_fit)
+    result = run("fit", data_csv, "--out", "photos", "--model", "copula", "--overwrite")
+    assert_user_error(result, "'photos' exists and is not a twinforge model")
+    assert (Path("photos") / "cat.jpg").read_bytes() == b"meow"
+
+
+def test_a_table_file_given_as_the_model_dir(auto_dir, data_csv):
+    for command in (["sample", data_csv, "-n", "5", "-o", "s.csv"], ["info", data_csv]):
+        assert_user_error(run(*command), data_csv, "is a file, not a twinforge model directory")
+    assert_user_error(run("info", str(auto_dir / "model.json")), "not a twinforge model directory")
 
 
 def test_conditions_and_budget_on_a_model_without_them(model_dir, data_csv):

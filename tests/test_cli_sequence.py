@@ -48,6 +48,20 @@ def test_fit_with_keys_fits_the_sequence_model(workdir, monkeypatch):
     assert info.exit_code == 0 and "sequence" in info.stdout
 
 
+def test_metadata_that_declares_both_keys_fits_the_sequence_model(workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    meta = twinforge.Metadata.detect(pd.read_csv("events.csv"))
+    meta.entity_key, meta.time_index = "unit", "t"
+    meta.to_json("keys.json")
+    common = ["--metadata", "keys.json", "--max-minutes", "0.02", "--overwrite"]
+    result = run("fit", "events.csv", "--out", "by_meta", *common)
+    assert result.exit_code == 0, result.output
+    assert twinforge.load(workdir / "by_meta").kind == "sequence"
+    rows = run("fit", "events.csv", "--out", "rows", "--model", "auto", *common)  # asked for: a row model
+    assert rows.exit_code == 0, rows.output
+    assert twinforge.load(workdir / "rows").name == "auto"
+
+
 def test_sample_entities_with_a_static_condition(workdir, monkeypatch):
     monkeypatch.chdir(workdir)
     result = run("sample", "fleet", "--entities", "5", "--out", "s.csv", "--seed", "1", "--where", "site=north")
@@ -94,9 +108,17 @@ def test_personalize_then_forecast_with_an_event(workdir, monkeypatch):
         (["sample", "fleet", "--rows", "5", "--out", "x.csv"], ["--entities"]),
         (["sample", "fleet", "--out", "x.csv"], ["--entities is required"]),
         (["sample", "fleet", "--entities", "0", "--out", "x.csv"], ["positive"]),
-        (["sample", "fleet", "--entities", "2", "--out", "x.csv", "--where", "temp=1"], ["temp"]),
+        (["sample", "fleet", "--entities", "2", "--out", "x.csv", "--where", "temp=1"], ["'temp'", "--event temp="]),
+        (["sample", "fleet", "--entities", "2", "--out", "x.csv", "--where", "__length__=5"], ["static attributes"]),
+        (["personalize", "fleet", "--history", "bare3.csv", "--out", "t2"], ["'site'", "--static"]),
+        (["tune-twins", "fleet", "--events", "events.csv", "--out", "t3"], ["'site'", "--static"]),
+        (["tune-twins", "fleet", "--events", "events.csv", "--out", "t3", "--ks", ","], ["--ks is empty"]),
+        (["personalize", "fleet", "--history", "bare3.csv", "--static", "events.csv", "--out", "t2"], ["rows"]),
         (["personalize", "fleet", "--history", "events.csv", "--out", "t1"], ["one entity"]),
         (["forecast", "fleet", "--horizon", "3", "--out", "x.csv"], ["not a twin"]),
+        (["sample", "twin3", "--rows", "3", "--out", "x.csv"], ["--entities N"]),
+        (["sample", "twin3", "--out", "x.csv"], ["--entities must be a positive integer"]),
+        (["impute", "twin3", "--data", "unit3.csv", "--out", "x.csv"], ["digital twin", "forecast"]),
         (["forecast", "twin3", "--horizon", "0", "--out", "x.csv"], ["horizon"]),
         (["forecast", "twin3", "--horizon", "3", "--out", "x.csv", "--event", "status=melted"], ["not a level"]),
         (["forecast", "twin3", "--horizon", "3", "--out", "x.csv", "--event", "site=north"], ["not a channel"]),
@@ -107,7 +129,40 @@ def test_bad_input_exits_2_with_one_message(workdir, monkeypatch, args, needles)
     if not (workdir / "twin3").exists():
         assert run("personalize", "fleet", "--history", "unit3.csv", "--out", "twin3", "--epochs", "0").exit_code == 0
     pd.DataFrame({"unit": [1, 1], "t": [0, 0], "v": [1.0, 2.0]}).to_csv("dup.csv", index=False)
-    assert_user_error(run(*args), *needles)
+    pd.read_csv("unit3.csv").drop(columns="site").to_csv("bare3.csv", index=False)
+    message = assert_user_error(run(*args), *needles)
+    assert "__start__" not in message and "np.int64" not in message
+
+
+def test_sample_a_twin_gives_sequences_like_its_entity(workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    if not (workdir / "twin3").exists():
+        assert run("personalize", "fleet", "--history", "unit3.csv", "--out", "twin3", "--epochs", "0").exit_code == 0
+    result = run("sample", "twin3", "--entities", "3", "--out", "like3.csv", "--seed", "0")
+    assert result.exit_code == 0, result.output
+    out = pd.read_csv("like3.csv")
+    assert sorted(out["sequence"].unique()) == [0, 1, 2] and (out["unit"] == 3).all()
+    expected = twinforge.load(workdir / "twin3").sample(3, seed=0)
+    pd.testing.assert_frame_equal(out, expected, check_dtype=False)
+    shown = " ".join(run("info", "twin3").stdout.replace("│", " ").split())
+    assert "digital twin of entity 3, personalised on" in shown
+
+
+def test_personalize_reads_static_attributes_from_the_static_table(workdir, monkeypatch):
+    """The README's flow: events and static attributes in two tables, one entity's events as its history."""
+    monkeypatch.chdir(workdir)
+    pd.read_csv("unit3.csv").drop(columns="site").to_csv("bare3.csv", index=False)
+    common = ["--epochs", "0", "--seed", "0", "--overwrite"]
+    assert run("personalize", "fleet", "--history", "unit3.csv", "--out", "tw_cols", *common).exit_code == 0
+    result = run("personalize", "fleet", "--history", "bare3.csv", "--static", "units.csv", "--out", "tw_st", *common)
+    assert result.exit_code == 0, result.output
+    site = pd.read_csv("unit3.csv")["site"].iloc[0]
+    pd.DataFrame({"site": [site]}).to_csv("one.csv", index=False)  # one row, no key column
+    result = run("personalize", "fleet", "--history", "bare3.csv", "--static", "one.csv", "--out", "tw_one", *common)
+    assert result.exit_code == 0, result.output
+    forecasts = [twinforge.load(workdir / d).forecast(4, paths=3, seed=0) for d in ("tw_cols", "tw_st", "tw_one")]
+    pd.testing.assert_frame_equal(forecasts[0], forecasts[1])
+    pd.testing.assert_frame_equal(forecasts[0], forecasts[2])
 
 
 def test_tune_twins_then_personalize_with_the_tuned_policy(workdir, monkeypatch):
@@ -129,7 +184,7 @@ def test_tune_twins_then_personalize_with_the_tuned_policy(workdir, monkeypatch)
     bad = run("tune-twins", "fleet", "--events", "events.csv", "--out", "tuned2", "--ks", "six")
     assert_user_error(bad, "--ks")
     bad = run("tune-twins", "fleet", "--events", "events.csv", "--out", "tuned3")
-    assert_user_error(bad, "lacks the columns", "site")
+    assert_user_error(bad, "lacks the static attributes", "site", "--static")
 
 
 @pytest.mark.parametrize(

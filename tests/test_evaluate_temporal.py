@@ -121,6 +121,27 @@ def test_separate_static_tables_and_datetime_time_index(tmp_path):
     assert report.to_dict()["settings"]["time_key"] == "t"
 
 
+def test_one_static_table_beside_a_long_table_with_static_columns(tmp_path):
+    """`twinforge sample` writes static attributes as columns; the real ones are often a separate table."""
+    a = sim.turbines(n_units=20, n_steps=40, seed=0)
+    b = sim.turbines(n_units=20, n_steps=40, seed=1)
+    held = a.events[a.events.unit_id.isin(a.static.unit_id[15:])]
+    train = a.events[~a.events.unit_id.isin(held.unit_id)]
+    kwargs = {"entity_key": "unit_id", "time_key": "t", "parts": ["temporal"], "progress": False}
+    merged = b.events.merge(b.static, on="unit_id")
+    one = twinforge.evaluate(train, merged, held, real_static=a.static, **kwargs)
+    columns = twinforge.evaluate(train.merge(a.static, on="unit_id"), merged, held.merge(a.static, on="unit_id"),
+                                 **kwargs)  # fmt: skip
+    assert {"model", "site", "rated_power_kw", "hub_height_m", "install_year"} <= set(one.temporal["static_columns"])
+    for key in ("static_columns", "autocorrelation_error", "cross_correlation_error", "predictive_ratio",
+                "static_column_shapes", "static_column_pair_trends"):  # fmt: skip
+        assert one.temporal[key] == columns.temporal[key], key
+    with pytest.raises(DataError, match=r"5 entities of holdout have no row in real_static \(e.g. 'WT00015'\)"):
+        twinforge.evaluate(train, merged, held, real_static=a.static.iloc[:15], **kwargs)
+    with pytest.raises(ParameterError, match="already has the columns"):
+        twinforge.evaluate(train, merged, held, synthetic_static=b.static, **kwargs)
+
+
 def test_patients_discrete_channels_use_agreement():
     a = sim.patients(n_patients=40, n_steps=30, seed=0)
     b = sim.patients(n_patients=40, n_steps=30, seed=1)
@@ -163,7 +184,16 @@ def test_metadata_keys_switch_temporal_on_and_plain_tables_stay_unchanged(fleet,
         ({"entity_key": "unit_id", "time_key": "when"}, ParameterError, "time_key 'when' is not a column"),
         ({"entity_key": "t", "time_key": "t"}, ParameterError, "two different columns"),
         ({"entity_key": "unit_id", "time_key": "t", "lags": 0}, ParameterError, "lags must be"),
-        ({"entity_key": "unit_id", "time_key": "t", "real_static": "x.csv"}, ParameterError, "give both"),
+        (
+            {"entity_key": "unit_id", "time_key": "t", "real_static": pd.DataFrame({"id": [1]})},
+            ParameterError,
+            "real_static has no entity key column 'unit_id'",
+        ),
+        (
+            {"entity_key": "unit_id", "time_key": "t", "synthetic_static": pd.DataFrame({"unit_id": ["x"]})},
+            DataError,
+            "entities of synthetic have no row in synthetic_static",
+        ),
     ],
 )
 def test_bad_arguments(fleet, kwargs, error, message):

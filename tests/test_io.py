@@ -98,6 +98,12 @@ def test_read_table_passes_a_dataframe_through():
     pd.testing.assert_frame_equal(read_table(df), df)
 
 
+@pytest.mark.parametrize("data", [[1, 2, 3], {"a": [1, 2]}, np.zeros((3, 2)), None])
+def test_fit_on_data_that_is_not_a_table_names_what_to_give(data):
+    with pytest.raises(ParameterError, match=r"expected a DataFrame, a file path or a SQL URL, got \w+"):
+        twinforge.create("copula").fit(data)
+
+
 def test_read_table_refuses_an_empty_dataframe():
     with pytest.raises(DataError, match="no rows"):
         read_table(small_table().iloc[:0])

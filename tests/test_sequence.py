@@ -142,6 +142,18 @@ def test_bad_time_structure_is_one_clear_error(change, error, match):
         model.fit(change(_errors_fleet()), entity_key="unit", time_key="t")
 
 
+def test_time_errors_read_as_the_table_does(tmp_path):
+    """As read from a CSV: plain numbers in the message (not np.int64(1)), and numbers mixed with dates named so."""
+    model = twinforge.create("sequence", seed=0, **FAST)
+    _errors_fleet().assign(t=[0, 1, 1, 0, 1]).to_csv(tmp_path / "dup.csv", index=False)
+    with pytest.raises(DataError, match=r"at t=1: keep one row") as info:
+        model.fit(tmp_path / "dup.csv", entity_key="unit", time_key="t")
+    assert "np." not in str(info.value)
+    _errors_fleet().assign(t=["0", "1", "2024-01-01", "0", "1"]).to_csv(tmp_path / "mixed.csv", index=False)
+    with pytest.raises(DataError, match=r"mixes numbers and text \(e.g. '0' and '2024-01-01'\)"):
+        model.fit(tmp_path / "mixed.csv", entity_key="unit", time_key="t")
+
+
 def test_unknown_keys_and_unmatched_static_table():
     model = twinforge.create("sequence", seed=0, **FAST)
     with pytest.raises(ParameterError, match="'id' is not a column"):

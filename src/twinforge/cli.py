@@ -14,10 +14,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 import twinforge
-from twinforge.errors import ParameterError, TwinforgeError
+from twinforge.errors import OutputError, ParameterError, TwinforgeError
 from twinforge.metadata import NAME_PII_TYPES
 
 app = typer.Typer(
@@ -28,8 +29,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
-console = Console()
-err_console = Console(stderr=True)
+# markup off: paths, column names and values are printed as they are ("size[m]" stays "size[m]"); the few
+# styled lines ask for markup and escape what they interpolate
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
 
 DataArg = Annotated[str, typer.Argument(help="Input table: a .csv/.csv.gz/.tsv/.parquet file, or a SQLAlchemy URL.")]
 TableOpt = Annotated[str | None, typer.Option("--table", help="Table name, when DATA is a SQL URL.")]
@@ -47,13 +50,21 @@ def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except TwinforgeError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            # escaped: a message naming an extra ("twinforge[dp]") or a column like "size[m]" is not rich markup
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("interrupted: no output was written")
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def _check_model_out(out: Path, overwrite: bool, inputs: list[Any]) -> None:
+    """A model directory may be written to ``out``: checked before the (long) fit, not after it."""
+    twinforge.io.check_output(out, overwrite=overwrite, inputs=inputs)
+    if out.exists() and not (out / "model.json").is_file():
+        raise OutputError(f"{str(out)!r} exists and is not a twinforge model: refusing to replace it")
 
 
 def _positive_rows(rows: int) -> int:
@@ -149,7 +160,9 @@ def _fitting(synth: twinforge.Synthesizer, message: str) -> contextlib.AbstractC
 def fit(
     data: DataArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory to save the fitted model in.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Model name; see `twinforge models`.")] = DEFAULT_MODEL,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Model name (default: auto); see `twinforge models`.")
+    ] = None,
     seed: SeedOpt = None,
     metadata: Annotated[
         Path | None, typer.Option("--metadata", help="Metadata JSON (from `twinforge metadata`); detected if omitted.")
@@ -204,15 +217,23 @@ def fit(
 ) -> None:
     """Fit a model (default: auto) on DATA and save it to --out.
 
-    With --entity-key/--time-key, DATA is a long table of time series (one row per entity and time) and the
-    sequence model learns the population; personalise it with `twinforge personalize`.
+    With --entity-key/--time-key (or a --metadata that declares both keys), DATA is a long table of time series
+    (one row per entity and time) and the sequence model learns the population; personalise it with
+    `twinforge personalize`.
 
     Under --epsilon, PII names are pseudonyms ('Maria Lopez #4821') unless --realistic-names.
 
     Examples: twinforge fit customers.csv --out model/ --seed 0 --max-minutes 5 --param epochs=300 [--epsilon 1];
     twinforge fit events.csv --entity-key unit --time-key t --static units.csv --out fleet/
     """
+    explicit, model = model is not None, model or DEFAULT_MODEL
     sequence = entity_key is not None or time_key is not None or static is not None or model == "sequence"
+    if not sequence and not explicit and metadata is not None:
+        # a long table declared in the metadata (entity key and time index) gets the sequence model, as the
+        # same keys given as --entity-key/--time-key do; --model auto still fits rows (keys then only keep PII fakes
+        # consistent within an entity)
+        declared = twinforge.Metadata.from_json(metadata)
+        sequence = declared.entity_key is not None and declared.time_index is not None
     if sequence and model == DEFAULT_MODEL:
         model = "sequence"
     if sequence and getattr(twinforge.models.get_class(model), "kind", "table") != "sequence":
@@ -220,7 +241,7 @@ def fit(
             f"--entity-key/--time-key/--static fit time series; model {model!r} learns tables: "
             "use --model sequence (or drop the options)"
         )
-    twinforge.io.check_output(out, overwrite=overwrite, inputs=[data, metadata, static])
+    _check_model_out(out, overwrite, [data, metadata, static])
     params = _parse_params(model, param)
     synth = _create(model, seed, max_minutes, params, epsilon, delta)
     df = _read(data, table, query)
@@ -233,8 +254,9 @@ def fit(
             synth.fit(df, metadata=metadata)
     synth.save(out, overwrite=overwrite)
     console.print(
-        f"fitted [bold]{model}[/] on {len(df):,} rows x {df.shape[1]} columns in "
-        f"{synth.fit_info_['seconds']:.2f} s; saved to {out}"
+        f"fitted [bold]{escape(model)}[/] on {len(df):,} rows x {df.shape[1]} columns in "
+        f"{synth.fit_info_['seconds']:.2f} s; saved to {escape(str(out))}",
+        markup=True,
     )
     if synth.fit_info_.get("privacy"):
         console.print(_privacy_line(synth.fit_info_["privacy"]))
@@ -262,6 +284,26 @@ def _realistic_names(df: Any, metadata: Path | None, epsilon: float | None, sequ
     for column in names:
         meta.update_column(column, fake_style="realistic")
     return meta
+
+
+_STOPPED = {
+    "early_stopping": "early stopping on the validation loss",
+    "time_budget": "the time budget (--max-minutes)",
+    "epochs": "the epoch limit",
+}
+
+
+def _training_line(training: Any) -> str | None:
+    """How a neural model's training ended, from its saved state (None for models without a training loop)."""
+    if not isinstance(training, dict) or "epochs" not in training:
+        return None
+    stopped = training.get("stopped")
+    line = f"{training['epochs']} epochs in {training.get('seconds', float('nan')):.1f} s"
+    if stopped:
+        line += f", stopped by {_STOPPED.get(stopped, stopped)}"
+    if stopped == "early_stopping" and training.get("best_epoch") is not None:
+        line += f" (weights of epoch {training['best_epoch']})"
+    return line
 
 
 def _privacy_line(info: dict[str, Any] | None) -> str:
@@ -300,7 +342,7 @@ def sample(
     ] = None,
     rebalance: Annotated[
         list[str] | None,
-        typer.Option("--rebalance", help='Exact category mix, repeatable: "col=a:0.5,b:0.5".'),
+        typer.Option("--rebalance", help='Exact category mix, repeatable: "col=a:0.5,b:0.5" (null: missing).'),
     ] = None,
     temperature: Annotated[
         float, typer.Option("--temperature", help="Below 1: more typical rows; above 1: more diverse.")
@@ -311,7 +353,8 @@ def sample(
     """Generate --rows synthetic rows from a saved model into --out, streaming in chunks.
 
     A sequence model generates --entities new entities instead (static rows and whole time series, one long
-    table); --where then conditions on static attributes.
+    table); --where then conditions on static attributes. A twin (from `twinforge personalize`) generates
+    --entities sequences like its entity's, from its start (a `sequence` column numbers them).
 
     Examples: twinforge sample model/ --rows 1000000 --out synthetic.parquet --where "age=30..40" --where "plan=pro";
     twinforge sample fleet/ --entities 100 --out fleet.csv --where site=north
@@ -321,6 +364,9 @@ def sample(
     twinforge.io.table_format(out)
     twinforge.io.check_output(out, overwrite=overwrite, inputs=[model_dir, model_dir / "model.json"])
     synth = twinforge.load(model_dir)
+    if _is_twin(synth):
+        _sample_twin(synth, entities, rows, out, where, rebalance, temperature, event, within, seed, overwrite)
+        return
     if getattr(synth, "kind", "table") == "sequence":
         if rows is not None or rebalance or temperature != 1.0:
             raise ParameterError("a sequence model generates whole entities: use --entities N (not --rows, ...)")
@@ -331,8 +377,8 @@ def sample(
     if rows is None:
         raise ParameterError("--rows is required: the number of rows to generate, e.g. --rows 1000")
     _positive_rows(rows)
-    conditions = dict(_parse_where(synth, w) for w in where or [])
-    mixes = dict(_parse_rebalance(synth, r) for r in rebalance or [])
+    conditions = _once([_parse_where(synth, w) for w in where or []], "--where")
+    mixes = _once([_parse_rebalance(synth, r) for r in rebalance or []], "--rebalance")
     chunks = synth.sample_chunks(
         rows, seed=seed, conditions=conditions or None, rebalance=mixes or None, temperature=temperature
     )
@@ -359,11 +405,35 @@ def impute(
     twinforge.io.table_format(out)
     twinforge.io.check_output(out, overwrite=overwrite, inputs=[data, model_dir, model_dir / "model.json"])
     synth = twinforge.load(model_dir)
+    if _is_twin(synth):
+        raise ParameterError(
+            f"{str(model_dir)!r} is a digital twin: it does not impute; `twinforge forecast` continues its history"
+        )
     df = _read(data, None, None)
     filled = synth.impute(df, seed=seed)
     twinforge.write_table(filled, out, overwrite=overwrite, inputs=[data])
     cells = int(df.isna().to_numpy().sum() - filled.isna().to_numpy().sum())
     console.print(f"filled {cells:,} missing cells in {len(df):,} rows; wrote {out}")
+
+
+def _is_twin(model: Any) -> bool:
+    from twinforge.sequences import Twin
+
+    return isinstance(model, Twin)
+
+
+def _sample_twin(twin, entities, rows, out, where, rebalance, temperature, event, within, seed, overwrite) -> None:
+    """``sample`` for a twin: --entities sequences like its entity's (its attributes and embedding)."""
+    if rows is not None or where or rebalance or temperature != 1.0:
+        raise ParameterError(
+            "a twin generates whole sequences like its entity's: use --entities N (--rows, --where, --rebalance "
+            "and --temperature are for table models); `twinforge forecast` continues its history"
+        )
+    if entities is None or entities <= 0:
+        raise ParameterError(f"--entities must be a positive integer (sequences like its entity's), got {entities}")
+    frame = twin.sample(entities, seed=seed, event=_parse_event(twin.model_, event, within))
+    twinforge.write_table(frame, out, overwrite=overwrite)
+    console.print(f"wrote {entities:,} sequences like entity {twin.entity!r} ({len(frame):,} rows) to {out}")
 
 
 def _sample_entities(synth, entities, out, where, event, within, seed, overwrite) -> None:
@@ -372,7 +442,16 @@ def _sample_entities(synth, entities, out, where, event, within, seed, overwrite
         raise ParameterError("--entities is required for a sequence model: the number of new entities, e.g. 100")
     if entities <= 0:
         raise ParameterError(f"--entities must be a positive integer, got {entities}")
-    conditions = dict(_parse_where(synth.static_model_, w) for w in where or [])
+    statics, channels = synth.layout_["static_columns"], synth.layout_["channels"]
+    for text in where or []:
+        col = text.partition("=")[0].strip()
+        if col and col not in statics:
+            hint = f"; {col!r} is a channel: use --event {col}=... for it" if col in channels else ""
+            raise ParameterError(
+                f"--where {col!r}: a sequence model is conditioned on static attributes only; they are "
+                f"{', '.join(statics) or 'none (this model has none)'}{hint}"
+            )
+    conditions = _once([_parse_where(synth.static_model_, w) for w in where or []], "--where")
     with console.status(f"sampling {entities:,} entities"):
         frame = synth.sample(
             entities=entities, seed=seed, conditions=conditions or None, event=_parse_event(synth, event, within)
@@ -413,6 +492,14 @@ def personalize(
     model_dir: Annotated[Path, typer.Argument(help="A sequence model directory written by `twinforge fit`.")],
     history: Annotated[str, typer.Option("--history", help="One entity's rows of the long table (.csv/.parquet).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory to save the twin in.")],
+    static: Annotated[
+        str | None,
+        typer.Option(
+            "--static",
+            help="The entity's static attributes, if not columns of --history: the static table given to `fit` "
+            "(the entity's row is used) or a one-row table.",
+        ),
+    ] = None,
     epochs: Annotated[
         int | None,
         typer.Option(
@@ -441,17 +528,62 @@ def personalize(
 ) -> None:
     """Personalise a population sequence model to one entity (its history) and save the digital twin to --out.
 
-    Example: twinforge personalize fleet/ --history unit7.csv --out twin7/ --seed 0
+    Example: twinforge personalize fleet/ --history unit7.csv --static units.csv --out twin7/ --seed 0
     """
-    twinforge.io.check_output(out, overwrite=overwrite, inputs=[history, model_dir, model_dir / "model.json"])
+    _check_model_out(out, overwrite, [history, model_dir, model_dir / "model.json", *([static] if static else [])])
     model = twinforge.load(model_dir)
     if getattr(model, "kind", "table") != "sequence" or not hasattr(model, "personalize"):
         raise ParameterError(f"{str(model_dir)!r} is not a sequence model: fit one with --entity-key/--time-key")
     frame = _read(history, None, None)
+    key = model.layout_["entity_key"]
+    if key in frame.columns and frame[key].nunique(dropna=False) > 1:
+        raise ParameterError(
+            f"the history must hold one entity; {key!r} has {frame[key].nunique(dropna=False)} distinct values: "
+            "pass the rows of one entity"
+        )
+    values = None if static is None else _static_row(model, frame, _read(static, None, None), static)
+    lacking = [c for c in model.layout_["static_columns"] if c not in frame.columns and c not in (values or {})]
+    if lacking:
+        raise ParameterError(
+            f"the history lacks the static attributes {lacking}: add them as columns of --history, or pass "
+            "--static with the static table given to `fit`"
+        )
     select = False if exact_epochs else None
-    twin = model.personalize(frame, epochs=epochs, level=level, select=select, posterior=posterior, seed=seed)
+    twin = model.personalize(
+        frame, epochs=epochs, level=level, select=select, posterior=posterior, static=values, seed=seed
+    )
     twin.save(out, overwrite=overwrite)
     console.print(f"personalised to entity {twin.entity!r} on {len(frame):,} steps; twin saved to {out}")
+
+
+def _static_row(model: Any, history: Any, table: Any, source: str) -> dict[str, Any]:
+    """The history's entity's row of ``table`` (a static table with the entity key, or one row) as a dict."""
+    key = model.layout_["entity_key"]
+    if key in table.columns:
+        if key not in history.columns:
+            if len(table) != 1:
+                raise ParameterError(
+                    f"--static {source!r} has {len(table)} rows and the history has no {key!r} column to pick one: "
+                    f"add {key!r} to the history, or give a one-row static table"
+                )
+            rows = table
+        else:
+            entity = history[key].iloc[0]
+            entity = entity.item() if hasattr(entity, "item") else entity
+            rows = table[table[key].astype(str) == str(entity)]
+            if len(rows) != 1:
+                raise ParameterError(
+                    f"--static {source!r} has {len(rows)} rows for entity {entity!r} in column {key!r}: "
+                    "give exactly one"
+                )
+        rows = rows.drop(columns=[key])
+    elif len(table) != 1:
+        raise ParameterError(
+            f"--static {source!r} has no {key!r} column, so it must hold one row (this entity's), not {len(table)}"
+        )
+    else:
+        rows = table
+    return {str(c): v.item() if hasattr(v, "item") else v for c, v in rows.iloc[0].items()}
 
 
 @app.command("tune-twins")
@@ -472,16 +604,25 @@ def tune_twins(
 
     Example: twinforge tune-twins fleet/ --events train.csv --out fleet-tuned/ --ks 10,25 --seed 0
     """
-    inputs = [events, model_dir, model_dir / "model.json", *([static] if static else [])]
-    twinforge.io.check_output(out, overwrite=overwrite, inputs=inputs)
+    _check_model_out(out, overwrite, [events, model_dir, model_dir / "model.json", *([static] if static else [])])
     try:
         lengths = [int(k) for k in ks.split(",") if k.strip()]
     except ValueError:
         raise ParameterError(f"--ks must be integers separated by commas, like 10,25; got {ks!r}") from None
+    if not lengths:
+        raise ParameterError("--ks is empty: give the history lengths to tune for, like 10,25")
     model = twinforge.load(model_dir)
     if getattr(model, "kind", "table") != "sequence" or not hasattr(model, "tune_personalization"):
         raise ParameterError(f"{str(model_dir)!r} is not a sequence model: fit one with --entity-key/--time-key")
     frame = _read(events, None, None)
+    lay = model.layout_
+    lacking = [c for c in lay["static_columns"] if c not in frame.columns]
+    long_table = all(c in frame.columns for c in [lay["entity_key"], lay["time_key"], *lay["channels"]])
+    if static is None and lacking and long_table:  # else the model's own message names what is missing
+        raise ParameterError(
+            f"--events lacks the static attributes {lacking}: add them as columns, or pass --static with the "
+            "static table given to `fit`"
+        )
     model.tune_personalization(frame, static=None if static is None else _read(static, None, None), ks=lengths,
                                horizon=horizon, seed=seed)  # fmt: skip
     model.save(out, overwrite=overwrite)
@@ -509,7 +650,7 @@ def forecast(
     """Forecast --paths continuations of a twin's history, --horizon steps each, into --out (a long table with
     the entity key, a path column, the time and the channels).
 
-    Example: twinforge forecast twin7/ --horizon 24 --paths 200 --out forecast.csv --event status=failure
+    Example: twinforge forecast twin7/ --horizon 24 --paths 200 --out forecast.csv --event failure=1 --within 12
     """
     from twinforge.sequences import Twin
 
@@ -521,6 +662,17 @@ def forecast(
     frame = twin.forecast(horizon, paths=paths, seed=seed, event=_parse_event(twin.model_, event, within))
     twinforge.write_table(frame, out, overwrite=overwrite)
     console.print(f"wrote {paths:,} paths x {horizon:,} steps for entity {twin.entity!r} to {out}")
+
+
+def _once(pairs: list[tuple[str, Any]], option: str) -> dict[str, Any]:
+    """``[(column, value), ...]`` as a dict; a column named twice is an error, not "the last one wins"."""
+    out: dict[str, Any] = {}
+    for col, value in pairs:
+        if col in out:
+            how = "one mix per column" if option == "--rebalance" else "one condition per column (a|b|c or lo..hi)"
+            raise ParameterError(f"{option} {col!r} is given twice: give {how}")
+        out[col] = value
+    return out
 
 
 def _parse_where(synth: twinforge.Synthesizer, text: str) -> tuple[str, Any]:
@@ -557,11 +709,13 @@ def _parse_rebalance(synth: twinforge.Synthesizer, text: str) -> tuple[str, dict
     for part in spec.split(","):
         level, sep, share = part.rpartition(":")
         try:
-            mix[_level(t, level, col, "--rebalance")] = float(share)
+            value = float(share)
         except ValueError:
-            raise ParameterError(f"--rebalance {col!r}: {part!r} is not level:share, e.g. a:0.5") from None
-        if not sep:
+            value = None
+        if not sep or value is None:
             raise ParameterError(f"--rebalance {col!r}: {part!r} is not level:share, e.g. a:0.5")
+        # after the share, so that an unknown level is named as such; null (or nothing) is the missing level
+        mix[None if level.strip() in ("", "null") else _level(t, level, col, "--rebalance")] = value
     return col, mix
 
 
@@ -645,9 +799,21 @@ def info(model_dir: Annotated[Path, typer.Argument(help="A model directory writt
     fit_info = doc.get("fit_info", {})
     head = Table(show_header=False, title=str(model_dir))
     head.add_row("model", str(doc.get("model")))
+    twin = doc.get("twin")
+    if isinstance(twin, dict):
+        how = twin.get("info") or {}
+        setting = "posterior latent" if how.get("posterior") else f"{how.get('epochs', 0)} fine-tuning epochs"
+        head.add_row(
+            "digital twin",
+            f"of entity {twin.get('entity')!r}, personalised on {how.get('steps', '?')} steps ({setting}, level "
+            f"{how.get('level', 0):g}); the rows below describe its population model",
+        )
     head.add_row("parameters", ", ".join(f"{k}={v!r}" for k, v in (doc.get("params") or {}).items()))
     head.add_row("trained on", f"{fit_info.get('rows', '?'):,} rows x {fit_info.get('columns', '?')} columns")
     head.add_row("fit time", f"{fit_info.get('seconds', float('nan')):.2f} s at {fit_info.get('fitted_at', '?')}")
+    training = _training_line((doc.get("state") or {}).get("training") or (doc.get("state") or {}).get("train_info"))
+    if training:
+        head.add_row("training", training)
     fed = fit_info.get("federated")
     fed_privacy = (fed or {}).get("privacy") or {}
     fed_private = bool(fed_privacy.get("dp")) or fed_privacy.get("mode") == "local"
@@ -744,7 +910,8 @@ def demo(
     fake = synth.sample(rows or len(real))
     console.print(
         f"[bold]twinforge demo[/]: telco churn, {len(real):,} real rows -> {len(fake):,} synthetic rows "
-        f"with [bold]{model}[/] (fit {synth.fit_info_['seconds']:.2f} s)"
+        f"with [bold]{escape(model)}[/] (fit {synth.fit_info_['seconds']:.2f} s)",
+        markup=True,
     )
     for table in compare(real, fake, synth.metadata_):
         console.print(table)
@@ -771,7 +938,8 @@ def _twins_demo(
         twinforge.io.check_output(out, overwrite=overwrite)
     console.print(
         f"[bold]twinforge demo --twins[/]: {units} simulated wind turbines x {steps} steps; fitting the sequence "
-        f"model on {units - 5} of them (at most {max_minutes:g} min)"
+        f"model on {units - 5} of them (at most {max_minutes:g} min)",
+        markup=True,
     )
     tables, summary = _demo.twins(units=units, steps=steps, seed=seed, max_minutes=max_minutes, progress=True)
     console.print(
@@ -1109,7 +1277,7 @@ def _round_progress(rounds: int) -> Any:
                 if msg.startswith("round "):
                     bar.update(task, completed=int(msg.split()[1].split("/")[0]))
                 elif record.levelno >= logging.WARNING:
-                    err_console.print(f"[yellow]warning:[/] {msg}", highlight=False)
+                    err_console.print(f"[yellow]warning:[/] {escape(msg)}", highlight=False, markup=True)
 
         handler = _Handler()
         fed_log.addHandler(handler)
@@ -1132,8 +1300,9 @@ def _print_federated(model_dir: Path) -> None:
         unit = privacy.get("unit", "row")
         spent = f"local {unit}-level DP, max epsilon={privacy['epsilon']:g} per site at delta={privacy['delta']:g}"
     console.print(
-        f"trained [bold]{doc['model']}[/] across {fed['sites']} sites, {fed['rounds']} rounds "
-        f"({fed['bytes_per_round']:,} bytes per round, {spent}); saved to {model_dir}"
+        f"trained [bold]{escape(str(doc['model']))}[/] across {fed['sites']} sites, {fed['rounds']} rounds "
+        f"({fed['bytes_per_round']:,} bytes per round, {escape(spent)}); saved to {escape(str(model_dir))}",
+        markup=True,
     )
 
 

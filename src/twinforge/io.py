@@ -66,6 +66,11 @@ def read_table(
     """
     if isinstance(source, pd.DataFrame):
         df = source
+    elif not isinstance(source, (str, os.PathLike)):
+        raise ParameterError(
+            f"expected a DataFrame, a file path or a SQL URL, got {type(source).__name__}: "
+            "wrap the data in pandas.DataFrame(...)"
+        )
     elif is_sql_url(source):
         df = _read_sql(str(source), table, query)
     else:
@@ -159,7 +164,10 @@ _UMASK = _umask()
 @contextlib.contextmanager
 def _atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path beside ``path`` that replaces it only if the block finishes."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise OutputError(f"cannot write {str(path)!r}: {exc.strerror}; choose a folder you can write to") from None
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)
     try:
@@ -297,7 +305,10 @@ def save_model_dir(path: str | os.PathLike, document: dict[str, Any], *, overwri
         "weights": {"file": "weights.npz", "sha256": hashlib.sha256(weights).hexdigest(), "keys": keys},
         **body,
     }
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    except OSError as exc:
+        raise OutputError(f"cannot write {str(target)!r}: {exc.strerror}; choose a folder you can write to") from None
     os.chmod(tmp, 0o777 & ~_UMASK)
     try:
         (tmp / "weights.npz").write_bytes(weights)
@@ -320,7 +331,12 @@ def read_model_header(path: str | os.PathLike) -> dict[str, Any]:
     root = Path(path)
     if not root.exists():
         raise ModelFileError(f"model directory not found: {str(root)!r}")
-    doc_path = root / "model.json" if root.is_dir() else root
+    if not root.is_dir():
+        raise ModelFileError(
+            f"{str(root)!r} is a file, not a twinforge model directory: give the folder that `twinforge fit --out` "
+            "(or model.save) wrote"
+        )
+    doc_path = root / "model.json"
     if not doc_path.is_file():
         raise ModelFileError(f"{str(root)!r} is not a twinforge model directory (no model.json)")
     try:

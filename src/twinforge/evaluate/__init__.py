@@ -100,7 +100,9 @@ def evaluate(
         the report has a ``temporal`` section (see :mod:`~twinforge.evaluate.temporal`).
     real_static, synthetic_static : DataFrame or path, optional
         Static attributes as separate tables (one row per entity, with the entity key). Without them, the static
-        attributes are the columns constant within every real entity.
+        attributes are the columns constant within every real entity. One alone (``real_static`` with the
+        long table ``sample`` writes, whose static attributes are columns) is joined into its long table(s): the
+        real one and the holdout.
     lags : int, default 10
         Lags of the autocorrelation curves.
     privacy_budget : model or dict, optional
@@ -151,6 +153,9 @@ def evaluate(
     sequences = None
     keys_given = entity_key is not None or time_key is not None or real_static is not None
     if "temporal" in parts and (keys_given or explicit or _has_keys(metadata, frames["real"])):
+        frames, real_static, synthetic_static = temporal.join_static(
+            frames, real_static, synthetic_static, temporal.entity_key_of(metadata, frames["real"], entity_key)
+        )
         meta = temporal.sequence_metadata(metadata, frames["real"], entity_key, time_key)
         prep = prepare(frames["real"], frames["synthetic"], frames.get("holdout"), meta)
         statics = temporal.static_tables(real_static, synthetic_static)

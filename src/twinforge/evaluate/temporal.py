@@ -603,6 +603,9 @@ def _prepare(real: Any, synthetic: Any, entity_key: Any, time_key: Any, metadata
     frames = {"real": read_input(real, "real"), "synthetic": read_input(synthetic, "synthetic")}
     if holdout is not None:
         frames["holdout"] = read_input(holdout, "holdout")
+    frames, real_static, synthetic_static = join_static(
+        frames, real_static, synthetic_static, entity_key_of(metadata, frames["real"], entity_key)
+    )
     meta = sequence_metadata(metadata, frames["real"], entity_key, time_key)
     entity_key, time_key = meta.entity_key, meta.time_index
     prep = prepare(frames["real"], frames["synthetic"], frames.get("holdout"), meta)
@@ -649,6 +652,54 @@ def static_tables(real_static: Any, synthetic_static: Any) -> dict[str, pd.DataF
         "real": read_input(real_static, "real_static"),
         "synthetic": read_input(synthetic_static, "synthetic_static"),
     }
+
+
+def entity_key_of(metadata: Any, real: pd.DataFrame, entity_key: str | None) -> str | None:
+    """``entity_key``, else the metadata's (None if neither names one)."""
+    if entity_key is not None or metadata is None:
+        return entity_key
+    from twinforge.evaluate._data import coerce_metadata
+
+    return coerce_metadata(metadata, real).entity_key
+
+
+def join_static(
+    frames: dict[str, pd.DataFrame], real_static: Any, synthetic_static: Any, entity_key: str | None
+) -> tuple[dict[str, pd.DataFrame], Any, Any]:
+    """One side's static attributes given as a table, the other's as columns (what ``sample`` writes): join the
+    table into its long table(s) (real and holdout, or synthetic), so both sides hold them as columns."""
+    if (real_static is None) == (synthetic_static is None):
+        return frames, real_static, synthetic_static
+    argument = "real_static" if real_static is not None else "synthetic_static"
+    if entity_key is None:
+        raise ParameterError(f"{argument} needs the entity key: pass entity_key (--entity-key)")
+    table = read_input(real_static if real_static is not None else synthetic_static, argument)
+    if entity_key not in table.columns:
+        raise ParameterError(
+            f"{argument} has no entity key column {entity_key!r}; its columns are {list(table.columns)}"
+        )
+    if table[entity_key].duplicated().any() or table[entity_key].isna().any():
+        raise DataError(f"{argument}'s {entity_key!r} must be unique and complete: one row per entity")
+    out = dict(frames)
+    for side in ("real", "holdout") if real_static is not None else ("synthetic",):
+        if side not in out:
+            continue
+        frame = out[side]
+        if entity_key not in frame.columns:
+            raise ParameterError(f"entity_key {entity_key!r} is not a column of {side}")
+        overlap = [c for c in table.columns if c != entity_key and c in frame.columns]
+        if overlap:
+            raise ParameterError(
+                f"{side} already has the columns {overlap} of {argument}: give the static attributes once"
+            )
+        lacking = pd.Index(frame[entity_key].unique()).difference(pd.Index(table[entity_key]))
+        if len(lacking):
+            raise DataError(
+                f"{len(lacking)} entities of {side} have no row in {argument} (e.g. {lacking[0]!r}): give the static "
+                "table of every entity (for a holdout too)"
+            )
+        out[side] = frame.merge(table, on=entity_key, how="left", sort=False, validate="many_to_one")
+    return out, None, None
 
 
 def _check_lags(lags: Any) -> int:

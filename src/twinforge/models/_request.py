@@ -109,6 +109,9 @@ def build_request(
     named: set[str] = set()
 
     if seed_data is not None:
+        repeated = sorted({str(c) for c in seed_data.columns[seed_data.columns.duplicated()]})
+        if repeated:
+            raise ParameterError(f"seed_data has the columns {repeated} more than once: keep one of each")
         unknown = [str(c) for c in seed_data.columns if str(c) not in transforms]
         if unknown:
             raise ParameterError(f"seed_data has columns the model was not fitted on: {unknown}")
@@ -121,7 +124,7 @@ def build_request(
             try:
                 values = t.transform(s)
             except (ValueError, TypeError) as exc:
-                raise ParameterError(f"seed_data {str(col)!r}: {exc}") from None
+                raise ParameterError(f"{'impute data' if fill_missing else 'seed_data'} {str(col)!r}: {exc}") from None
             req.known[str(col)] = values
             req.known_mask[str(col)] = mask
             named.add(str(col))
@@ -208,13 +211,21 @@ def _to_array(t: ColumnTransform, s: pd.Series, col: str, arg: str) -> np.ndarra
         lo, hi = _bounds(t)
         if obs.size and ((obs < lo).any() or (obs > hi).any()):
             bad = s[~np.isnan(a)][(obs < lo) | (obs > hi)].iloc[0]
-            raise ParameterError(f"{arg} {col!r}: {bad!r} lies outside the fitted values {_describe_bounds(t)}")
+            raise ParameterError(f"{arg} {col!r}: {_plain(bad)!r} lies outside the fitted values {_describe_bounds(t)}")
         back = t.inverse_transform(a)
         same = back.isna().to_numpy() | (t.transform(back) == a)
         if not same.all():
             bad = s[~same].iloc[0]
-            raise ParameterError(f"{arg} {col!r}: {bad!r} is more precise than the values the column holds")
+            raise ParameterError(
+                f"{arg} {col!r}: {_plain(bad)!r} is more precise than the values the column holds (e.g. "
+                f"{_plain(back[~same].iloc[0])!r}): give one of those, or a range"
+            )
     return a
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds, so messages show 2, not np.int64(2)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _add_condition(req: SampleRequest, t: ColumnTransform, col: str, cond: Any) -> None:
@@ -226,6 +237,10 @@ def _add_condition(req: SampleRequest, t: ColumnTransform, col: str, cond: Any) 
             raise ParameterError(f"conditions {col!r}: a range is a tuple (low, high), got {cond!r}")
         low = _scalar_to_float(t, col, cond[0], -math.inf)
         high = _scalar_to_float(t, col, cond[1], math.inf)
+        if low > high:
+            raise ParameterError(
+                f"conditions {col!r}: the range {cond!r} has its low end above its high end: write (low, high)"
+            )
         low, high = _representable(t, low, high)
         blo, bhi = _bounds(t)
         low, high = max(low, blo), min(high, bhi)

@@ -97,14 +97,15 @@ def time_problems(df: pd.DataFrame, entity_key: str, time_key: str) -> list[str]
         first = frame[dup].iloc[0]
         out.append(
             f"{int(dup.sum())} rows share an ({entity_key}, {time_key}) pair with another row, e.g. entity "
-            f"{first['e']!r} at {time_key}={_show_time(df[time_key][dup].iloc[0])}: keep one row per entity and time"
+            f"{_show_time(first['e'])} at {time_key}={_show_time(df[time_key][dup].iloc[0])}: "
+            "keep one row per entity and time"
         )
     prev = frame.groupby("e", sort=False, observed=True)["t"].shift()
     back = (frame["t"] < prev).to_numpy()
     if back.any():
         i = int(np.flatnonzero(back)[0])
         out.append(
-            f"rows of entity {frame['e'].iloc[i]!r} are not in time order "
+            f"rows of entity {_show_time(frame['e'].iloc[i])} are not in time order "
             f"({time_key}={_show_time(df[time_key].iloc[i])} comes after a later time): "
             f"sort the table first, e.g. df.sort_values([{entity_key!r}, {time_key!r}])"
         )
@@ -112,7 +113,9 @@ def time_problems(df: pd.DataFrame, entity_key: str, time_key: str) -> list[str]
 
 
 def _show_time(v: Any) -> str:
-    return str(v) if isinstance(v, (pd.Timestamp, np.datetime64)) else repr(v)
+    if isinstance(v, (pd.Timestamp, np.datetime64)):
+        return str(v)
+    return repr(v.item() if isinstance(v, np.generic) else v)  # 3, not np.int64(3)
 
 
 def parse_time(s: pd.Series, name: str, datetime_format: str | None = None) -> tuple[np.ndarray, str]:
@@ -143,6 +146,12 @@ def parse_time(s: pd.Series, name: str, datetime_format: str | None = None) -> t
     numeric = pd.to_numeric(strings, errors="coerce")
     if numeric.notna().all():
         return parse_time(numeric, name)
+    if numeric.notna().any():
+        num, text = strings[numeric.notna()].iloc[0], strings[numeric.isna()].iloc[0]
+        raise DataError(
+            f"time column {name!r} mixes numbers and text (e.g. {num!r} and {text!r}): use one type, datetimes or "
+            "numbers"
+        )
     if datetime_format is None:
         from pandas.tseries.api import guess_datetime_format
 
