@@ -12,15 +12,17 @@ steps ``x_1..x_T``, each step a time gap ``g_t`` and the channels. ``p(s) p(z) p
   episodically as in neural processes (Garnelo et al., 2018): each training window's ``z`` is drawn from the
   encoder applied to another stretch (up to N steps, not overlapping the window) of the same entity, with a KL
   pull to ``N(0, I)``, so a twin's ``z`` is inferred from its history in one pass;
-- ``p(x_t | x_<t, s, z)``: a GRU over the previous steps (their values, missing flags, gaps, and the elapsed time
-  since the start, so trends are learned) started from and fed with ``s`` and ``z``, as in DeepAR (Salinas et al.,
-  2020) with a per-series embedding. Within a step, the gap comes first, then categorical channels, then numeric
-  ones; each block's parameters are the GRU head's output plus a masked linear map of the blocks drawn before it
-  in that step (a Gaussian chain-rule over channels, MADE-style masking), so same-step cross-channel correlation
-  is learned. A numeric channel is a mixture of ``K`` Gaussians on its standardised value plus, if it has missing
-  values, a Bernoulli "missing"; a categorical one (and an integer one with at most 12 distinct values, such as a
-  0/1 failure flag, and the gap when it takes few values) a softmax; an irregular gap a Gaussian mixture on
-  ``log gap``.
+- ``p(x_t | x_<t, s, z)``: a GRU over the previous steps (their values, missing flags, gaps, the elapsed time
+  since the start, so trends are learned, and with ``long_range`` each categorical channel's run length and the
+  phase of the absolute time in each cycle the fleet shares, so that training windows shorter than a sequence
+  still see them) started from and fed with ``s`` and ``z``, as in DeepAR (Salinas et al., 2020) with a
+  per-series embedding. Within a step, the gap comes first, then categorical channels, then numeric ones; each
+  block's parameters are the GRU head's output plus a masked map of the blocks drawn before it in that step (a
+  chain rule over channels, MADE-style masking; linear, or with ``link="bounded"`` a linear part plus saturating
+  units whose height comes from the state), so same-step cross-channel correlation is learned. A numeric
+  channel is a mixture of ``K`` Gaussians on its standardised value plus, if it has missing values, a Bernoulli
+  "missing"; a categorical one (and an integer one with at most 12 distinct values, such as a 0/1 failure flag,
+  and the gap when it takes few values) a softmax; an irregular gap a Gaussian mixture on ``log gap``.
 
 Training: Adam on the negative log-likelihood per step (plus the ``z`` prior), windows of at most ``window`` steps
 per entity, early stopping on the last ``validation_share`` of every entity's steps (a forecasting split), a
