@@ -435,7 +435,8 @@ class _SeqNet(nn.Module):
         """prev (B, L, d_step), extra (B, L, d_extra), cond (B, d_cond), h (1, B, hidden) -> (out (B, L, H), h).
 
         ``extra``: the previous step's elapsed time since the start, the first-step flag, and (``long_range``)
-        the time each categorical channel has held its previous value."""
+        how long each categorical channel had held its value and the phase of the fleet's shared cycles (see
+        :meth:`SequenceModel._step_state`)."""
         c = cond.unsqueeze(1).expand(-1, prev.shape[1], -1)
         x = F.silu(self.inp(torch.cat([prev, extra, c], -1)))
         return self.gru(x, h)
@@ -874,10 +875,13 @@ class SequenceModel(Synthesizer):
         return np.column_stack(cols) if cols else np.zeros((len(t), 0))
 
     def _step_state(self, y: np.ndarray, elapsed: np.ndarray, times: np.ndarray | None = None) -> np.ndarray:
-        """What the next step's extra inputs carry of each step of one entity (T, 1 + n_tracked): its elapsed
-        time since the start and, with ``long_range``, how long each categorical channel has held its value
-        (the run length, in the same units), so episode lengths and their spacing are learnable from windows
-        shorter than the sequence. Sampling updates the same quantities step by step (:func:`_generate`)."""
+        """What the next step's extra inputs carry of each step of one entity, (T, :meth:`_state_width`): its
+        elapsed time since the start and, with ``long_range``, how long each categorical channel has held its
+        value (the run length, in units of :meth:`_run_scale`) and the sin and cos of the phase of its absolute
+        time ``times`` in each shared cycle (:func:`_shared_periods`), so episode lengths, their spacing and the
+        time of day are learnable from windows shorter than the sequence. The first step's own state (elapsed 0,
+        runs 0, the start's phase) is also the first step's input. Sampling updates the same quantities step by
+        step (:func:`_generate`)."""
         elapsed = np.asarray(elapsed, dtype="float64")
         runs = (elapsed[:, None] - self._run_starts(y, elapsed)) / self._run_scale()
         if times is None:  # relative times only (federated training passes these): the phase from the start
@@ -919,7 +923,7 @@ class SequenceModel(Synthesizer):
         """Padded window tensors for entities ``idx``: prev features, extra inputs, features, targets, mask.
 
         ``feats[e]`` is ``encoding_.features(ys[e])``, computed once per fit rather than per batch; ``elapsed[e]``
-        is the entity's elapsed times (T,) or its step states (T, 1 + n_tracked, see :meth:`_step_state`)."""
+        is the entity's elapsed times (T,) or its step states (see :meth:`_step_state`)."""
         enc = self.encoding_
         L = int(lengths.max())
         B = len(idx)
@@ -1271,7 +1275,7 @@ class SequenceModel(Synthesizer):
 
     def _history_inputs(self, y: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The network's inputs for one entity's history (a batch of one): each step's previous values, and
-        (the previous step's elapsed time since the start, first-step flag, its run lengths)."""
+        (the previous step's elapsed time since the start, first-step flag, its long-range state)."""
         enc = self.encoding_
         n = len(y)
         prev = np.zeros((1, n, enc.d_step), dtype="float32")
