@@ -283,6 +283,9 @@ def test_local_dp_is_entity_level_and_within_budget(tmp_path, monkeypatch):
     privacy = model.fit_info_["federated"]["privacy"]
     assert privacy["mode"] == "local" and privacy["unit"] == "entity" and "entity-level" in privacy["accountant"]
     assert model.static_model_.net_.shape_scale == 1.0  # trained by DP-SGD too: the shape head unscaled
+    # DP-SGD trains the linear within-step link: the bounded link's gate (the default) stays at its zero start,
+    # so the network samples with exactly what it was trained as
+    assert model.link == "bounded" and not model.net_.within.gate.weight.any() and not model.net_.within.gate.bias.any()
     assert len(privacy["sites"]) == 2
     for site in privacy["sites"].values():
         assert 0.5 * 200.0 < site["epsilon"] <= 200.0 + 1e-6 and site["delta"] <= 1e-5
@@ -331,7 +334,12 @@ def test_private_parts_compute_what_the_sequence_network_computes(tmp_path):
 
     from twinforge.federated._sequence import _PrivateParts
 
-    model = run(tmp_path, halves(fleet(units=8, steps=6)), rounds=1)
+    # the private parts implement the linear within-step link (a DP run never trains the bounded link's gate,
+    # which starts at zero, so there the default bounded link stays linear)
+    model = simulate(
+        halves(fleet(units=8, steps=6)), tmp_path / "m", model="sequence", params={**QUICK, "link": "linear"},
+        sequence={"entity_key": "unit", "time_key": "t"}, rounds=1,
+    )  # fmt: skip
     net = model.net_
     with torch.no_grad():
         net.within.weight.normal_()  # zero at the start: give the masked map something to show
