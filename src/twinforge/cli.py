@@ -39,6 +39,14 @@ TableOpt = Annotated[str | None, typer.Option("--table", help="Table name, when 
 QueryOpt = Annotated[str | None, typer.Option("--query", help="SQL query, when DATA is a SQL URL.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace the output if it exists.")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed for reproducible results.")]
+DrawSeedOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--seed",
+        help="Seed of this draw. Without it, a model fitted with --seed draws the same rows every time (pass "
+        "another seed for other rows); a model fitted without one draws fresh rows.",
+    ),
+]
 DEFAULT_MODEL = "auto"
 
 
@@ -347,7 +355,7 @@ def sample(
     temperature: Annotated[
         float, typer.Option("--temperature", help="Below 1: more typical rows; above 1: more diverse.")
     ] = 1.0,
-    seed: SeedOpt = None,
+    seed: DrawSeedOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Generate --rows synthetic rows from a saved model into --out, streaming in chunks.
@@ -395,7 +403,7 @@ def impute(
     model_dir: Annotated[Path, typer.Argument(help="A model directory written by `twinforge fit`.")],
     data: Annotated[str, typer.Option("--data", help="Rows with missing cells to fill (.csv/.parquet/...).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .csv, .csv.gz, .tsv or .parquet.")],
-    seed: SeedOpt = None,
+    seed: DrawSeedOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Fill the missing cells of --data with values drawn given the rest of each row; keep every other cell.
@@ -644,7 +652,7 @@ def forecast(
     within: Annotated[
         int | None, typer.Option("--within", help="With --event: within this many steps (default: the horizon).")
     ] = None,
-    seed: SeedOpt = None,
+    seed: DrawSeedOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Forecast --paths continuations of a twin's history, --horizon steps each, into --out (a long table with
