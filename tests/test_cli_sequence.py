@@ -116,6 +116,7 @@ def test_personalize_then_forecast_with_an_event(workdir, monkeypatch):
         (["personalize", "fleet", "--history", "bare3.csv", "--static", "events.csv", "--out", "t2"], ["rows"]),
         (["personalize", "fleet", "--history", "events.csv", "--out", "t1"], ["one entity"]),
         (["forecast", "fleet", "--horizon", "3", "--out", "x.csv"], ["not a twin"]),
+        (["demo", "--model", "sequence"], ["demo --twins"]),
         (["sample", "twin3", "--rows", "3", "--out", "x.csv"], ["--entities N"]),
         (["sample", "twin3", "--out", "x.csv"], ["--entities must be a positive integer"]),
         (["impute", "twin3", "--data", "unit3.csv", "--out", "x.csv"], ["digital twin", "forecast"]),

@@ -905,6 +905,8 @@ def demo(
     if twins:
         _twins_demo(model, rows, seed, out, overwrite, max_minutes, units, steps)
         return
+    if getattr(twinforge.models.get_class(model), "kind", "table") == "sequence":
+        raise ParameterError(f"model {model!r} learns time series: its demo is `twinforge demo --twins`")
     if rows is not None:
         _positive_rows(rows)
     if out is not None:
