@@ -115,6 +115,18 @@ def test_impute_fills_only_missing_cells(model):
     pd.testing.assert_series_equal(filled["email"], real["email"])
 
 
+def test_impute_keeps_missing_cells_of_generated_columns(model):
+    """Ids, free text and PII are not learned: a missing id is not made up (it could repeat a given one)."""
+    real = make_mixed(6, seed=9)
+    real["customer_id"] = [1000.0, np.nan, 1001.0, 1002.0, np.nan, 1003.0]
+    real.loc[[0, 3], "email"] = None
+    real.loc[2, "age"] = None
+    filled = model.impute(real, seed=5)
+    pd.testing.assert_series_equal(filled["customer_id"], real["customer_id"])
+    pd.testing.assert_series_equal(filled["email"], real["email"])
+    assert filled["age"].notna().all()
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

@@ -28,6 +28,7 @@ from twinforge.io import load_model_dir, read_table, save_model_dir
 from twinforge.metadata import Metadata
 from twinforge.models._request import SampleRequest, build_request
 from twinforge.transforms import TableTransformer
+from twinforge.transforms._generated import GeneratedColumn
 
 __all__ = ["Synthesizer", "load", "CHUNK_ROWS"]
 
@@ -216,6 +217,9 @@ class Synthesizer:
         request = build_request(self.transformer_, None, seed_data=df[expected], fill_missing=True)
         filled = pd.concat(list(self._chunks(request, entropy)), ignore_index=True)
         filled.index = df.index
+        for col, t in self.transformer_.transforms_.items():
+            if isinstance(t, GeneratedColumn):  # ids, text, PII are not learned; a made-up id could repeat a given one
+                filled[col] = df[col]
         return filled[list(df.columns)]
 
     def _check_supports_conditions(self) -> None:
