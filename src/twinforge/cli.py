@@ -408,6 +408,8 @@ def impute(
 ) -> None:
     """Fill the missing cells of --data with values drawn given the rest of each row; keep every other cell.
 
+    Ids, free text and PII are not learned, so their missing cells stay missing.
+
     Example: twinforge impute model/ --data partial.csv --out filled.csv
     """
     twinforge.io.table_format(out)
