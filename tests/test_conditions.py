@@ -102,6 +102,14 @@ def test_seed_data_keeps_given_cells_and_fills_the_rest(model):
     assert out.loc[0, "email"] == "a@b.org" and isinstance(out.loc[1, "email"], str)
 
 
+def test_seed_data_of_generated_columns_alone_is_kept(model):
+    """Seed data that gives only ids or PII (no learned column) keeps them too."""
+    out = model.sample(seed_data=pd.DataFrame({"customer_id": [1007, 1003, 1100]}), seed=1)
+    assert out["customer_id"].tolist() == [1007, 1003, 1100]
+    out = model.sample(seed_data=pd.DataFrame({"email": ["a@b.org", None]}), seed=1)
+    assert out.loc[0, "email"] == "a@b.org" and isinstance(out.loc[1, "email"], str)
+
+
 def test_impute_fills_only_missing_cells(model):
     real = make_mixed(200, seed=9)
     real.index = pd.RangeIndex(1000, 1200)

@@ -235,13 +235,12 @@ class Synthesizer:
         for i, start in enumerate(range(0, n, CHUNK_ROWS)):
             stop = min(start + CHUNK_ROWS, n)
             rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(i,)))
-            if request.empty:
-                arrays = self._sample(stop - start, rng)
-                yield self.transformer_.inverse_transform(arrays, stop - start, rng, offset=start, call_key=call_key)
-                continue
             part = request.chunk(start, stop)
-            arrays = self._sample(stop - start, rng, part)
-            part.check(arrays)
+            if request.empty:  # no condition on a learned column; seed data may still give ids, text or PII
+                arrays = self._sample(stop - start, rng)
+            else:
+                arrays = self._sample(stop - start, rng, part)
+                part.check(arrays)
             frame = self.transformer_.inverse_transform(arrays, stop - start, rng, offset=start, call_key=call_key)
             if part.given is not None:
                 for col in part.given.columns:
