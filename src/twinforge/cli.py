@@ -1050,7 +1050,12 @@ def evaluate_command(
         str | None, typer.Option("--time-key", help="Per-entity time series: the time index (step or timestamp).")
     ] = None,
     real_static: Annotated[
-        str | None, typer.Option("--real-static", help="Static attributes of the real entities (one row each).")
+        str | None,
+        typer.Option(
+            "--real-static",
+            help="Static attributes of the real entities (one row each). Given alone (the synthetic table from "
+            "`sample` holds them as columns), it is joined into --real and --holdout.",
+        ),
     ] = None,
     synthetic_static: Annotated[
         str | None, typer.Option("--synthetic-static", help="Static attributes of the synthetic entities.")
