@@ -330,7 +330,11 @@ def sample(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .csv, .csv.gz, .tsv or .parquet.")],
     rows: Annotated[int | None, typer.Option("--rows", "-n", help="Number of rows to generate (positive).")] = None,
     entities: Annotated[
-        int | None, typer.Option("--entities", help="Sequence models: number of new entities (whole time series).")
+        int | None,
+        typer.Option(
+            "--entities",
+            help="Sequence models: number of new entities (whole time series); a twin: sequences like its entity's.",
+        ),
     ] = None,
     event: Annotated[
         str | None,
