@@ -298,6 +298,7 @@ _STOPPED = {
     "early_stopping": "early stopping on the validation loss",
     "time_budget": "the time budget (--max-minutes)",
     "epochs": "the epoch limit",
+    "privacy_budget": "the privacy budget (--epsilon)",
 }
 
 
