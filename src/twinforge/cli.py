@@ -68,6 +68,19 @@ def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+@contextlib.contextmanager
+def _as_options(**options: str) -> Iterator[None]:
+    """Say ``--horizon must be ...`` where the library says ``horizon must be ...`` (the CLI user's words)."""
+    try:
+        yield
+    except ParameterError as exc:
+        text = str(exc)
+        for name, option in options.items():
+            if text.startswith(f"{name} must"):
+                raise ParameterError(option + text[len(name) :]) from None
+        raise
+
+
 def _check_model_out(out: Path, overwrite: bool, inputs: list[Any]) -> None:
     """A model directory may be written to ``out``: checked before the (long) fit, not after it."""
     twinforge.io.check_output(out, overwrite=overwrite, inputs=inputs)
@@ -564,9 +577,10 @@ def personalize(
             "--static with the static table given to `fit`"
         )
     select = False if exact_epochs else None
-    twin = model.personalize(
-        frame, epochs=epochs, level=level, select=select, posterior=posterior, static=values, seed=seed
-    )
+    with _as_options(epochs="--epochs", level="--level"):
+        twin = model.personalize(
+            frame, epochs=epochs, level=level, select=select, posterior=posterior, static=values, seed=seed
+        )
     twin.save(out, overwrite=overwrite)
     console.print(f"personalised to entity {twin.entity!r} on {len(frame):,} steps; twin saved to {out}")
 
@@ -638,8 +652,9 @@ def tune_twins(
             f"--events lacks the static attributes {lacking}: add them as columns, or pass --static with the "
             "static table given to `fit`"
         )
-    model.tune_personalization(frame, static=None if static is None else _read(static, None, None), ks=lengths,
-                               horizon=horizon, seed=seed)  # fmt: skip
+    with _as_options(horizon="--horizon", ks="--ks"):
+        model.tune_personalization(frame, static=None if static is None else _read(static, None, None), ks=lengths,
+                                   horizon=horizon, seed=seed)  # fmt: skip
     model.save(out, overwrite=overwrite)
     for k, choice in zip(model.twin_policy_["ks"], model.twin_policy_["choices"], strict=True):
         console.print(f"history of {k} steps: {choice['name']}")
@@ -674,7 +689,8 @@ def forecast(
     twin = twinforge.load(twin_dir)
     if not isinstance(twin, Twin):
         raise ParameterError(f"{str(twin_dir)!r} is not a twin: make one with `twinforge personalize`")
-    frame = twin.forecast(horizon, paths=paths, seed=seed, event=_parse_event(twin.model_, event, within))
+    with _as_options(horizon="--horizon", paths="--paths", **{"event within": "--within"}):
+        frame = twin.forecast(horizon, paths=paths, seed=seed, event=_parse_event(twin.model_, event, within))
     twinforge.write_table(frame, out, overwrite=overwrite)
     console.print(f"wrote {paths:,} paths x {horizon:,} steps for entity {twin.entity!r} to {out}")
 
