@@ -554,6 +554,13 @@ def test_fit_refuses_a_folder_that_is_not_a_model_before_fitting(data_csv, monke
     assert (Path("photos") / "cat.jpg").read_bytes() == b"meow"
 
 
+@pytest.mark.parametrize(
+    ("args", "needle"), [(["--max-minutes", "0"], "--max-minutes must be"), (["--seed", "-3"], "--seed must be")]
+)
+def test_fit_range_errors_name_the_option(data_csv, args, needle):
+    assert_user_error(run("fit", data_csv, "--out", "m", *args), needle)
+
+
 def test_a_table_file_given_as_the_model_dir(auto_dir, data_csv):
     for command in (["sample", data_csv, "-n", "5", "-o", "s.csv"], ["info", data_csv]):
         assert_user_error(run(*command), data_csv, "is a file, not a twinforge model directory")

@@ -268,7 +268,8 @@ def fit(
     df = _read(data, table, query)
     if realistic_names:
         metadata = _realistic_names(df, metadata, epsilon, sequence)
-    with _fitting(synth, f"fitting {model} on {len(df):,} rows x {df.shape[1]} columns"):
+    options = _as_options(max_minutes="--max-minutes", epsilon="--epsilon", delta="--delta", seed="--seed")
+    with options, _fitting(synth, f"fitting {model} on {len(df):,} rows x {df.shape[1]} columns"):
         if sequence:
             synth.fit(df, metadata=metadata, entity_key=entity_key, time_key=time_key, static=static)
         else:
