@@ -494,7 +494,8 @@ def test_fit_max_minutes(data_csv):
         (["--where", "age=-5"], ["'age'", "-5 lies outside"]),
         (["--rebalance", "plan=basic:0.7,pro:0.7"], ["add up to 1"]),
         (["--rebalance", "age=1:1"], ["only categorical"]),
-        (["--temperature", "0"], ["temperature must be a positive number"]),
+        (["--temperature", "0"], ["--temperature must be a positive number"]),
+        (["--seed", "-1"], ["--seed must be a non-negative integer"]),
     ],
 )
 def test_bad_conditions_are_user_errors(auto_dir, args, needles):

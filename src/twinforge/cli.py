@@ -58,8 +58,12 @@ def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except TwinforgeError as exc:
+            text = str(exc)
+            name = text.partition(" must ")[0]
+            if " must " in text and name in kwargs:  # the library's "seed must be ..." is the CLI's --seed
+                text = "--" + name.replace("_", "-") + text[len(name) :]
             # escaped: a message naming an extra ("twinforge[dp]") or a column like "size[m]" is not rich markup
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("interrupted: no output was written")
@@ -70,7 +74,8 @@ def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 @contextlib.contextmanager
 def _as_options(**options: str) -> Iterator[None]:
-    """Say ``--horizon must be ...`` where the library says ``horizon must be ...`` (the CLI user's words)."""
+    """Say ``--within must be ...`` where the library says ``event within must be ...`` (the CLI user's words;
+    a library name equal to the command's parameter is renamed by ``_user_errors``)."""
     try:
         yield
     except ParameterError as exc:
@@ -268,8 +273,7 @@ def fit(
     df = _read(data, table, query)
     if realistic_names:
         metadata = _realistic_names(df, metadata, epsilon, sequence)
-    options = _as_options(max_minutes="--max-minutes", epsilon="--epsilon", delta="--delta", seed="--seed")
-    with options, _fitting(synth, f"fitting {model} on {len(df):,} rows x {df.shape[1]} columns"):
+    with _fitting(synth, f"fitting {model} on {len(df):,} rows x {df.shape[1]} columns"):
         if sequence:
             synth.fit(df, metadata=metadata, entity_key=entity_key, time_key=time_key, static=static)
         else:
@@ -578,10 +582,9 @@ def personalize(
             "--static with the static table given to `fit`"
         )
     select = False if exact_epochs else None
-    with _as_options(epochs="--epochs", level="--level"):
-        twin = model.personalize(
-            frame, epochs=epochs, level=level, select=select, posterior=posterior, static=values, seed=seed
-        )
+    twin = model.personalize(
+        frame, epochs=epochs, level=level, select=select, posterior=posterior, static=values, seed=seed
+    )
     twin.save(out, overwrite=overwrite)
     console.print(f"personalised to entity {twin.entity!r} on {len(frame):,} steps; twin saved to {out}")
 
@@ -653,9 +656,8 @@ def tune_twins(
             f"--events lacks the static attributes {lacking}: add them as columns, or pass --static with the "
             "static table given to `fit`"
         )
-    with _as_options(horizon="--horizon", ks="--ks"):
-        model.tune_personalization(frame, static=None if static is None else _read(static, None, None), ks=lengths,
-                                   horizon=horizon, seed=seed)  # fmt: skip
+    model.tune_personalization(frame, static=None if static is None else _read(static, None, None), ks=lengths,
+                               horizon=horizon, seed=seed)  # fmt: skip
     model.save(out, overwrite=overwrite)
     for k, choice in zip(model.twin_policy_["ks"], model.twin_policy_["choices"], strict=True):
         console.print(f"history of {k} steps: {choice['name']}")
@@ -690,7 +692,7 @@ def forecast(
     twin = twinforge.load(twin_dir)
     if not isinstance(twin, Twin):
         raise ParameterError(f"{str(twin_dir)!r} is not a twin: make one with `twinforge personalize`")
-    with _as_options(horizon="--horizon", paths="--paths", **{"event within": "--within"}):
+    with _as_options(**{"event within": "--within"}):
         frame = twin.forecast(horizon, paths=paths, seed=seed, event=_parse_event(twin.model_, event, within))
     twinforge.write_table(frame, out, overwrite=overwrite)
     console.print(f"wrote {paths:,} paths x {horizon:,} steps for entity {twin.entity!r} to {out}")
