@@ -110,6 +110,12 @@ def test_seed_data_of_generated_columns_alone_is_kept(model):
     assert out.loc[0, "email"] == "a@b.org" and isinstance(out.loc[1, "email"], str)
 
 
+def test_seed_data_ids_made_up_for_missing_cells_repeat_no_given_id(model):
+    out = model.sample(seed_data=pd.DataFrame({"customer_id": [1000, None, 1001, None], "age": [30, 40, 50, 60]}))
+    assert out["customer_id"].is_unique and out["customer_id"].notna().all()
+    assert out.loc[[0, 2], "customer_id"].tolist() == [1000, 1001]
+
+
 def test_impute_fills_only_missing_cells(model):
     real = make_mixed(200, seed=9)
     real.index = pd.RangeIndex(1000, 1200)
