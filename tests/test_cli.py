@@ -494,7 +494,8 @@ def test_fit_max_minutes(data_csv):
         (["--where", "age=-5"], ["'age'", "-5 lies outside"]),
         (["--rebalance", "plan=basic:0.7,pro:0.7"], ["add up to 1"]),
         (["--rebalance", "age=1:1"], ["only categorical"]),
-        (["--temperature", "0"], ["temperature must be a positive number"]),
+        (["--temperature", "0"], ["--temperature must be a positive number"]),
+        (["--seed", "-1"], ["--seed must be a non-negative integer"]),
     ],
 )
 def test_bad_conditions_are_user_errors(auto_dir, args, needles):
@@ -552,6 +553,13 @@ def test_fit_refuses_a_folder_that_is_not_a_model_before_fitting(data_csv, monke
     result = run("fit", data_csv, "--out", "photos", "--model", "copula", "--overwrite")
     assert_user_error(result, "'photos' exists and is not a twinforge model")
     assert (Path("photos") / "cat.jpg").read_bytes() == b"meow"
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"), [(["--max-minutes", "0"], "--max-minutes must be"), (["--seed", "-3"], "--seed must be")]
+)
+def test_fit_range_errors_name_the_option(data_csv, args, needle):
+    assert_user_error(run("fit", data_csv, "--out", "m", *args), needle)
 
 
 def test_a_table_file_given_as_the_model_dir(auto_dir, data_csv):

@@ -102,6 +102,20 @@ def test_seed_data_keeps_given_cells_and_fills_the_rest(model):
     assert out.loc[0, "email"] == "a@b.org" and isinstance(out.loc[1, "email"], str)
 
 
+def test_seed_data_of_generated_columns_alone_is_kept(model):
+    """Seed data that gives only ids or PII (no learned column) keeps them too."""
+    out = model.sample(seed_data=pd.DataFrame({"customer_id": [1007, 1003, 1100]}), seed=1)
+    assert out["customer_id"].tolist() == [1007, 1003, 1100]
+    out = model.sample(seed_data=pd.DataFrame({"email": ["a@b.org", None]}), seed=1)
+    assert out.loc[0, "email"] == "a@b.org" and isinstance(out.loc[1, "email"], str)
+
+
+def test_seed_data_ids_made_up_for_missing_cells_repeat_no_given_id(model):
+    out = model.sample(seed_data=pd.DataFrame({"customer_id": [1000, None, 1001, None], "age": [30, 40, 50, 60]}))
+    assert out["customer_id"].is_unique and out["customer_id"].notna().all()
+    assert out.loc[[0, 2], "customer_id"].tolist() == [1000, 1001]
+
+
 def test_impute_fills_only_missing_cells(model):
     real = make_mixed(200, seed=9)
     real.index = pd.RangeIndex(1000, 1200)
@@ -113,6 +127,18 @@ def test_impute_fills_only_missing_cells(model):
         kept = real[col].notna()
         pd.testing.assert_series_equal(filled.loc[kept, col], real.loc[kept, col], check_dtype=False)
     pd.testing.assert_series_equal(filled["email"], real["email"])
+
+
+def test_impute_keeps_missing_cells_of_generated_columns(model):
+    """Ids, free text and PII are not learned: a missing id is not made up (it could repeat a given one)."""
+    real = make_mixed(6, seed=9)
+    real["customer_id"] = [1000.0, np.nan, 1001.0, 1002.0, np.nan, 1003.0]
+    real.loc[[0, 3], "email"] = None
+    real.loc[2, "age"] = None
+    filled = model.impute(real, seed=5)
+    pd.testing.assert_series_equal(filled["customer_id"], real["customer_id"])
+    pd.testing.assert_series_equal(filled["email"], real["email"])
+    assert filled["age"].notna().all()
 
 
 @pytest.mark.parametrize(

@@ -258,7 +258,7 @@ def test_local_dp_bad_budget(tmp_path):
         result = CliRunner().invoke(app, [*args, *bad])
         assert result.exit_code == 2, result.output
         assert "Traceback" not in result.output
-        assert any(word in result.output for word in ("epsilon", "--dp local", "lr_decay"))
+        assert any(word in result.output for word in ("epsilon", "--dp local", "--lr-decay"))
 
 
 def test_local_dp_at_epsilon_1_works_or_says_which_budget_would(tmp_path):

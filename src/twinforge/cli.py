@@ -39,6 +39,14 @@ TableOpt = Annotated[str | None, typer.Option("--table", help="Table name, when 
 QueryOpt = Annotated[str | None, typer.Option("--query", help="SQL query, when DATA is a SQL URL.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace the output if it exists.")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed for reproducible results.")]
+DrawSeedOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--seed",
+        help="Seed of this draw. Without it, a model fitted with --seed draws the same rows every time (pass "
+        "another seed for other rows); a model fitted without one draws fresh rows.",
+    ),
+]
 DEFAULT_MODEL = "auto"
 
 
@@ -50,14 +58,32 @@ def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except TwinforgeError as exc:
+            text = str(exc)
+            name = text.partition(" must ")[0]
+            if " must " in text and name in kwargs:  # the library's "seed must be ..." is the CLI's --seed
+                text = "--" + name.replace("_", "-") + text[len(name) :]
             # escaped: a message naming an extra ("twinforge[dp]") or a column like "size[m]" is not rich markup
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("interrupted: no output was written")
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+@contextlib.contextmanager
+def _as_options(**options: str) -> Iterator[None]:
+    """Say ``--within must be ...`` where the library says ``event within must be ...`` (the CLI user's words;
+    a library name equal to the command's parameter is renamed by ``_user_errors``)."""
+    try:
+        yield
+    except ParameterError as exc:
+        text = str(exc)
+        for name, option in options.items():
+            if text.startswith(f"{name} must"):
+                raise ParameterError(option + text[len(name) :]) from None
+        raise
 
 
 def _check_model_out(out: Path, overwrite: bool, inputs: list[Any]) -> None:
@@ -290,6 +316,7 @@ _STOPPED = {
     "early_stopping": "early stopping on the validation loss",
     "time_budget": "the time budget (--max-minutes)",
     "epochs": "the epoch limit",
+    "privacy_budget": "the privacy budget (--epsilon)",
 }
 
 
@@ -322,7 +349,11 @@ def sample(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .csv, .csv.gz, .tsv or .parquet.")],
     rows: Annotated[int | None, typer.Option("--rows", "-n", help="Number of rows to generate (positive).")] = None,
     entities: Annotated[
-        int | None, typer.Option("--entities", help="Sequence models: number of new entities (whole time series).")
+        int | None,
+        typer.Option(
+            "--entities",
+            help="Sequence models: number of new entities (whole time series); a twin: sequences like its entity's.",
+        ),
     ] = None,
     event: Annotated[
         str | None,
@@ -347,7 +378,7 @@ def sample(
     temperature: Annotated[
         float, typer.Option("--temperature", help="Below 1: more typical rows; above 1: more diverse.")
     ] = 1.0,
-    seed: SeedOpt = None,
+    seed: DrawSeedOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Generate --rows synthetic rows from a saved model into --out, streaming in chunks.
@@ -395,10 +426,12 @@ def impute(
     model_dir: Annotated[Path, typer.Argument(help="A model directory written by `twinforge fit`.")],
     data: Annotated[str, typer.Option("--data", help="Rows with missing cells to fill (.csv/.parquet/...).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .csv, .csv.gz, .tsv or .parquet.")],
-    seed: SeedOpt = None,
+    seed: DrawSeedOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Fill the missing cells of --data with values drawn given the rest of each row; keep every other cell.
+
+    Ids, free text and PII are not learned, so their missing cells stay missing.
 
     Example: twinforge impute model/ --data partial.csv --out filled.csv
     """
@@ -644,7 +677,7 @@ def forecast(
     within: Annotated[
         int | None, typer.Option("--within", help="With --event: within this many steps (default: the horizon).")
     ] = None,
-    seed: SeedOpt = None,
+    seed: DrawSeedOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Forecast --paths continuations of a twin's history, --horizon steps each, into --out (a long table with
@@ -659,7 +692,8 @@ def forecast(
     twin = twinforge.load(twin_dir)
     if not isinstance(twin, Twin):
         raise ParameterError(f"{str(twin_dir)!r} is not a twin: make one with `twinforge personalize`")
-    frame = twin.forecast(horizon, paths=paths, seed=seed, event=_parse_event(twin.model_, event, within))
+    with _as_options(**{"event within": "--within"}):
+        frame = twin.forecast(horizon, paths=paths, seed=seed, event=_parse_event(twin.model_, event, within))
     twinforge.write_table(frame, out, overwrite=overwrite)
     console.print(f"wrote {paths:,} paths x {horizon:,} steps for entity {twin.entity!r} to {out}")
 
@@ -897,6 +931,8 @@ def demo(
     if twins:
         _twins_demo(model, rows, seed, out, overwrite, max_minutes, units, steps)
         return
+    if getattr(twinforge.models.get_class(model), "kind", "table") == "sequence":
+        raise ParameterError(f"model {model!r} learns time series: its demo is `twinforge demo --twins`")
     if rows is not None:
         _positive_rows(rows)
     if out is not None:
@@ -1038,7 +1074,12 @@ def evaluate_command(
         str | None, typer.Option("--time-key", help="Per-entity time series: the time index (step or timestamp).")
     ] = None,
     real_static: Annotated[
-        str | None, typer.Option("--real-static", help="Static attributes of the real entities (one row each).")
+        str | None,
+        typer.Option(
+            "--real-static",
+            help="Static attributes of the real entities (one row each). Given alone (the synthetic table from "
+            "`sample` holds them as columns), it is joined into --real and --holdout.",
+        ),
     ] = None,
     synthetic_static: Annotated[
         str | None, typer.Option("--synthetic-static", help="Static attributes of the synthetic entities.")

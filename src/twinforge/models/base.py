@@ -28,6 +28,7 @@ from twinforge.io import load_model_dir, read_table, save_model_dir
 from twinforge.metadata import Metadata
 from twinforge.models._request import SampleRequest, build_request
 from twinforge.transforms import TableTransformer
+from twinforge.transforms._generated import GeneratedColumn, IdColumn
 
 __all__ = ["Synthesizer", "load", "CHUNK_ROWS"]
 
@@ -216,6 +217,9 @@ class Synthesizer:
         request = build_request(self.transformer_, None, seed_data=df[expected], fill_missing=True)
         filled = pd.concat(list(self._chunks(request, entropy)), ignore_index=True)
         filled.index = df.index
+        for col, t in self.transformer_.transforms_.items():
+            if isinstance(t, GeneratedColumn):  # ids, text, PII are not learned; a made-up id could repeat a given one
+                filled[col] = df[col]
         return filled[list(df.columns)]
 
     def _check_supports_conditions(self) -> None:
@@ -228,22 +232,35 @@ class Synthesizer:
     def _chunks(self, request: SampleRequest, entropy: Any) -> Iterator[pd.DataFrame]:
         n = request.n
         call_key = int(np.random.SeedSequence(entropy, spawn_key=(2**32 - 2,)).generate_state(2, np.uint64)[0] >> 2)
+        shifts = self._id_shifts(request)
         for i, start in enumerate(range(0, n, CHUNK_ROWS)):
             stop = min(start + CHUNK_ROWS, n)
             rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(i,)))
-            if request.empty:
-                arrays = self._sample(stop - start, rng)
-                yield self.transformer_.inverse_transform(arrays, stop - start, rng, offset=start, call_key=call_key)
-                continue
             part = request.chunk(start, stop)
-            arrays = self._sample(stop - start, rng, part)
-            part.check(arrays)
+            if request.empty:  # no condition on a learned column; seed data may still give ids, text or PII
+                arrays = self._sample(stop - start, rng)
+            else:
+                arrays = self._sample(stop - start, rng, part)
+                part.check(arrays)
             frame = self.transformer_.inverse_transform(arrays, stop - start, rng, offset=start, call_key=call_key)
             if part.given is not None:
                 for col in part.given.columns:
                     given = part.given[col]
+                    if col in shifts:  # made-up ids go past every given one, so that none repeats a given id
+                        frame[col] = frame[col] + shifts[col]
                     frame[col] = given.where(given.notna(), frame[col]).astype(frame[col].dtype)
             yield frame
+
+    def _id_shifts(self, request: SampleRequest) -> dict[str, int]:
+        """How far to move the generated numbers of unique numeric id columns that seed data partly gives."""
+        shifts: dict[str, int] = {}
+        for col, t in self.transformer_.transforms_.items():
+            if request.given is None or col not in request.given.columns or not isinstance(t, IdColumn):
+                continue
+            given = pd.to_numeric(request.given[col], errors="coerce").dropna()
+            if t.unique_ and t.numeric_ and len(given):
+                shifts[col] = max(0, int(given.max()) + 1 - int(t.start_))
+        return shifts
 
     def _sample(self, n: int, rng: np.random.Generator, request: SampleRequest | None = None) -> dict[str, np.ndarray]:
         """``n`` rows of learned arrays; ``request`` (never given unless ``supports_conditions``) holds conditions."""
