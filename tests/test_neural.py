@@ -671,3 +671,28 @@ def test_ddpm_learns_few_valued_numbers_as_categories_of_their_values(tmp_path):
     assert twinforge.load(tmp_path / "m").sample(50, seed=3).equals(model.sample(50, seed=3))
     scores = quick("ddpm", max_points=0).fit(data)
     assert {c["type"] for c in scores.encoding_.columns_} == {"discrete", "numeric"}
+
+
+def test_value_map_tail_rows_send_the_extreme_ranks_to_the_real_extremes():
+    """With ``tail_rows`` (ddpm's map) a few far real rows beyond the outer 0.5% knot (3 of 1,000 at 150-175,
+    the rest within 0-60) come out mostly as far values, not spread over the empty gap; maps without it keep their
+    even knots."""
+    from twinforge.models._tabular_nn import apply_value_map, fit_value_map
+
+    rng = np.random.default_rng(0)
+    real = {"x": np.r_[rng.uniform(0, 60, 997), 150.0, 160.0, 175.0]}
+    fake = {"x": rng.normal(30, 10, 5000)}
+    new = {"x": rng.normal(30, 10, 20_000)}
+    even = fit_value_map(real, fake, ["x"])
+    tails = fit_value_map(real, fake, ["x"], tail_rows=True)
+    assert len(even["x"]) == 2 and len(tails["x"]) == 3 and len(tails["x"][2]) == len(tails["x"][0]) > 201
+    assert {150.0, 160.0, 175.0} <= set(tails["x"][1])  # a knot at each far real row
+    in_gap = {}
+    for name, vmap in (("even", even), ("tails", tails)):
+        got = apply_value_map({"x": new["x"].copy()}, vmap, None, np.random.default_rng(1))["x"]
+        assert 0.001 < np.mean(got > 60) < 0.006  # about 0.3% of rows beyond the bulk, as in the real rows
+        in_gap[name] = np.mean(got[got > 60] < 140)
+        assert (np.diff(got[np.argsort(new["x"])]) >= 0).all()  # ranks kept
+    # the even map sends most of them into the empty gap (72%); with tail rows only the rank interval between the
+    # last bulk row and the first far one does (36%)
+    assert in_gap["even"] > 0.6 and in_gap["tails"] < 0.45

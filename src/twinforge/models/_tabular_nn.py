@@ -796,9 +796,14 @@ _MAP_KNOTS = 201  # quantiles per column of a value map
 
 
 def fit_value_map(
-    real: dict[str, np.ndarray], fake: dict[str, np.ndarray], names: list[str], min_distinct: int = 11
+    real: dict[str, np.ndarray],
+    fake: dict[str, np.ndarray],
+    names: list[str],
+    min_distinct: int = 11,
+    tail_rows: bool = False,
 ) -> dict[str, list[np.ndarray]]:
-    """Per numeric column, a monotone map of generated values onto the real marginal: ``[fake q, real q]``.
+    """Per numeric column, a monotone map of generated values onto the real marginal: ``[fake q, real q]``, or
+    ``[fake q, real q, probabilities]`` with ``tail_rows``.
 
     ``fake q`` and ``real q`` are the two samples' quantiles at the same probabilities, so ``np.interp(x, fake q,
     real q)`` sends a generated value to the real value of the same rank (a quantile mapping, as in the "marginal
@@ -807,6 +812,13 @@ def fit_value_map(
     spreads them back as the real rows are spread, and being monotone it keeps every row's rank, so dependencies
     between columns are untouched. Columns with fewer than ``min_distinct`` real values (point modes, learned as
     categories) are left out.
+
+    The knots are ``_MAP_KNOTS`` evenly spaced probabilities, 0.5% apart. Between the last two, a generated value
+    lands on the straight line from the real 99.5% quantile to the real maximum, so a few far real rows (airports'
+    ``lon``: 3 of 932 training rows east of 0, up to 174; flights' ``distance``: the Honolulu flights at 4,983
+    miles, beyond a pile at 2,586) come out as values spread over the gap, or not at all. ``tail_rows`` adds a
+    knot at each real row beyond the outermost even knots (at each end), so the extreme ranks go to the real
+    extremes.
     """
     probs = np.linspace(0.0, 1.0, _MAP_KNOTS)
     out = {}
@@ -815,7 +827,12 @@ def fit_value_map(
         r, f = r[~np.isnan(r)], f[~np.isnan(f)]
         if len(f) < 50 or len(np.unique(r)) < min_distinct:
             continue
-        out[name] = [np.maximum.accumulate(np.quantile(f, probs)), np.quantile(r, probs)]
+        p = probs
+        if tail_rows:  # the order statistics i / (n - 1) within the outer 1 / (_MAP_KNOTS - 1) at each end
+            k = int(np.ceil((len(r) - 1) / (_MAP_KNOTS - 1))) + 1
+            ends = np.arange(k) / max(len(r) - 1, 1)
+            p = np.unique(np.clip(np.concatenate([probs, ends, 1.0 - ends]), 0.0, 1.0))
+        out[name] = [np.maximum.accumulate(np.quantile(f, p)), np.quantile(r, p)] + ([p] if tail_rows else [])
     return out
 
 
@@ -831,16 +848,17 @@ def apply_value_map(
     so the pile is spread. A column with a range condition is left as drawn (its rows were drawn within the range,
     which the map could move them out of).
     """
-    probs = np.linspace(0.0, 1.0, _MAP_KNOTS)
-    for name, (fq, rq) in value_map.items():
+    for name, (fq, rq, *rest) in value_map.items():
         if name not in arrays or (request is not None and name in request.ranges):
             continue
+        probs = rest[0] if rest else np.linspace(0.0, 1.0, _MAP_KNOTS)  # maps without tail rows: even knots
+        knots = len(probs)
         a = arrays[name]
         x = np.where(np.isnan(a), fq[0], a)
         left, right = np.searchsorted(fq, x, side="left"), np.searchsorted(fq, x, side="right")
         tie = right - left > 1
-        u = np.interp(x, fq + np.arange(_MAP_KNOTS) * 1e-12 * max(float(fq[-1] - fq[0]), 1.0), probs)
-        lo, hi = probs[np.minimum(left, _MAP_KNOTS - 1)], probs[np.maximum(right - 1, 0)]
+        u = np.interp(x, fq + np.arange(knots) * 1e-12 * max(float(fq[-1] - fq[0]), 1.0), probs)
+        lo, hi = probs[np.minimum(left, knots - 1)], probs[np.maximum(right - 1, 0)]
         u = np.where(tie, lo + (hi - lo) * rng.random(len(x)), u)
         arrays[name] = np.where(np.isnan(a), np.nan, np.interp(u, probs, rq))
     return arrays

@@ -32,8 +32,8 @@ temperature scales the initial and the added noise and divides the logits.
 Marginal calibration: after training, per-token logit biases, added at every reveal, are fitted by raking so
 that the generated categories follow the training frequencies (:meth:`TabDDPM._calibrate`); then a monotone map
 per numeric column sends generated values onto the training marginal
-(:func:`~twinforge.models._tabular_nn.fit_value_map`, the same map as ``ctgan``'s), which keeps every row's rank,
-so the dependencies the network learned are untouched.
+(:func:`~twinforge.models._tabular_nn.fit_value_map`, the same map as ``ctgan``'s, with a knot at each real row in
+the outer 0.5% of each end), which keeps every row's rank, so the dependencies the network learned are untouched.
 """
 
 from __future__ import annotations
@@ -503,9 +503,11 @@ class TabDDPM(Synthesizer):
         n = int(np.clip(len(next(iter(real.values()))), 1_000, _CALIBRATION_ROWS))
         with seeded(rng, self.device_):
             fake = self._draw(n, enc.constraints(None, n), 1.0)
-        # every numeric column, few-valued ones too: unlike ctgan's point modes, ddpm has no categories for them
-        # (covid's 0/1 ``drive_thru_ind``: 0.947 in SDMetrics' column shapes, ctgan 0.984)
-        return fit_value_map(real, fake, names, min_distinct=2)
+        # every numeric score column, few-valued ones too when ``max_points`` leaves them scores (covid's 0/1
+        # ``drive_thru_ind`` as a score: 0.947 in SDMetrics' column shapes unmapped, ctgan 0.984); knots at the
+        # real rows in the outer 0.5% of each end, so a few far rows are reached (airports' ``lon`` on a split
+        # of the training rows, 3 sampling seeds: quality 0.880 -> 0.906 mean; flights 0.809 -> 0.816)
+        return fit_value_map(real, fake, names, min_distinct=2, tail_rows=True)
 
     # ------------------------------------------------------------------------------------ sample
     def _sample(self, n: int, rng: np.random.Generator, request: SampleRequest | None = None) -> dict[str, np.ndarray]:
