@@ -457,7 +457,7 @@ def test_a_model_saved_before_grouped_passes_and_within_bin_logits_still_loads(m
     old = copy.copy(model)
     old._set_state(state)
     assert old.groups_ == [[i] for i in old.order_]
-    assert old.net_.shape_scale == 1.0 and model.net_.shape_scale == 10.0  # older files: unscaled coefficients
+    assert old.net_.shape_scale == 1.0 and model.net_.shape_scale == 30.0  # older files: unscaled coefficients
     assert not old.net_.place.weight.any() and model.net_.place.weight.any()  # and no within-bin place inputs
     assert not old.net_.tilt.weight.any()
     out = old.sample(300, seed=0)
@@ -468,7 +468,9 @@ def test_a_near_identity_stays_sharp_in_a_wide_tail_bin(tmp_path):
     """y = x + N(0, 1) with a long tail in x: y's top bins span tens of units, and three within-bin numbers per
     row cannot place y next to x there; x as y's reference (a residual of spread 1) can.
 
-    Tail residual spread of the samples (data: 1): 58 without references, 23 with them.
+    Tail residual of the samples, |y - x| above x's 90th percentile (data: 90% under 1.6): 90% under 84 without
+    references, under 2.0 with them (shape scale 30; the standard deviation, which a few rows whose coarse bin
+    the network draws off decide, 74 against 36; at scale 10, 58 against 23).
     """
     rng = np.random.default_rng(11)
     x = np.round(np.exp(rng.normal(3, 1, 3000)), 2)
@@ -478,7 +480,7 @@ def test_a_near_identity_stays_sharp_in_a_wide_tail_bin(tmp_path):
     assert col["reference"] == ["x"] and abs(col["slope"][0] - 1) < 0.05
     out = fitted.sample(4000, seed=0)
     top = out["x"] > np.quantile(data["x"], 0.9)
-    assert (out["y"] - out["x"])[top].std() < 35
+    assert np.quantile((out["y"] - out["x"])[top].abs(), 0.9) < 5
     fitted.save(tmp_path / "m")
     again = twinforge.load(tmp_path / "m")
     assert next(c for c in again.columns_ if c["column"] == "y")["reference"] == ["x"]
@@ -633,3 +635,11 @@ def test_numeric_columns_the_others_predict_are_drawn_last():
     assert all(col["type"] == "binned" for col in fitted.columns_ if col["column"] != "g")
     by_tokens = _sampling_order(fitted.columns_)
     assert by_tokens == [int(i) for i in np.argsort([_n_tokens(c) for c in fitted.columns_], kind="stable")]
+
+
+def test_width_narrows_below_two_rows_per_token():
+    from twinforge.models.autoregressive import _auto_width
+
+    assert [_auto_width(n) for n in (999, 5_000, 20_000)] == [64, 128, 256]
+    assert _auto_width(2_344, tokens=1_344) == 64 and _auto_width(1_781, tokens=465) == 128  # ames, weather
+    assert _auto_width(20_000, tokens=11_000) == 64
