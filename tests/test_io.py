@@ -127,6 +127,12 @@ def _write_bytes(path: Path, data: bytes) -> Path:
         pytest.param(lambda d: _write_bytes(d / "t.xlsx", b"PK\x03\x04"), ".xlsx", id="unknown-extension"),
         pytest.param(lambda d: _write_bytes(d / "empty.csv", b""), "empty", id="empty-file"),
         pytest.param(lambda d: _write_bytes(d / "header.csv", b"a,b,c\n"), "no rows", id="header-only"),
+        # pandas would silently rename the second 'a' to 'a.1'
+        pytest.param(
+            lambda d: _write_bytes(d / "twice.csv", b"a,b,a\n1,2,3\n"),
+            "more than one column named 'a'",
+            id="repeated-header",
+        ),
         pytest.param(lambda d: _write_bytes(d / "bad.parquet", b"PAR1 not parquet PAR1"), "parquet", id="corrupt"),
     ],
 )
@@ -420,3 +426,9 @@ def test_saved_model_dir_has_the_usual_permissions(saved):
     # mkdtemp() creates 0o700; a saved model should be as readable as any directory the user creates
     assert oct(saved.stat().st_mode & 0o777) == oct(0o777 & ~current_umask())
     assert oct((saved / "model.json").stat().st_mode & 0o777) == oct(0o666 & ~current_umask())
+
+
+def test_read_table_refuses_a_dataframe_with_a_repeated_column_name():
+    df = pd.DataFrame([[1, 2, 3]], columns=["a", "b", "a"])
+    with pytest.raises(DataError, match="more than one column named 'a'"):
+        read_table(df)

@@ -281,6 +281,9 @@ def test_twin_sample_gives_sequences_like_the_entity(model, fleet):
     out = twin.sample(3, length=10, seed=0)
     assert len(out) == 30 and (out["unit"] == 1).all() and set(out["site"]) == {"north"}
     assert sorted(out["sequence"].unique()) == [0, 1, 2]
+    # the data's column order (channels as in the fit data), as the population's sample and forecast give it
+    channels = [c for c in model.sample(entities=1, seed=0).columns if c in out.columns and c not in ("unit", "t")]
+    assert list(out.columns) == ["unit", "sequence", "t", *channels]
 
 
 def test_history_errors(model, fleet):

@@ -79,9 +79,18 @@ def read_table(
         df = _read_file(Path(source))
     if df.shape[1] == 0:
         raise DataError(f"{_describe(source)} has no columns")
+    _check_unique_columns(list(df.columns), _describe(source))
     if len(df) == 0:
         raise DataError(f"{_describe(source)} has no rows")
     return df
+
+
+def _check_unique_columns(names: list[Any], what: str) -> None:
+    repeated = sorted({str(c) for c in names if c != "" and names.count(c) > 1})
+    if repeated:
+        raise DataError(
+            f"{what} has more than one column named {', '.join(map(repr, repeated))}: give each column its own name"
+        )
 
 
 def _describe(source: Any) -> str:
@@ -98,7 +107,11 @@ def _read_file(path: Path) -> pd.DataFrame:
         if fmt == "parquet":
             return pd.read_parquet(path)
         sep = "\t" if str(path).lower().endswith(".tsv") else ","
-        return pd.read_csv(path, sep=sep, low_memory=False)
+        df = pd.read_csv(path, sep=sep, low_memory=False)
+        # pandas renames a repeated header ("a", "a" -> "a", "a.1"): say so rather than invent a column name
+        header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0]
+        _check_unique_columns(list(header), repr(str(path)))
+        return df
     except pd.errors.EmptyDataError:
         raise DataError(f"{str(path)!r} is empty") from None
     except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:

@@ -2240,7 +2240,9 @@ class Twin:
         for c in lay["static_columns"]:
             out[c] = pd.concat([self.static_row_[c]] * (n_sequences * length), ignore_index=True)
         out.update(m.encoding_.decode(y.reshape(n_sequences * length, -1)))
-        return pd.DataFrame(out)
+        # the data's column order, as the population model's sample and the twin's forecast give it
+        order = [lay["entity_key"], "sequence", lay["time_key"], *lay["static_columns"], *lay["channels"]]
+        return pd.DataFrame(out)[order]
 
     def _latents(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """One entity latent per path: the twin's own, or draws from its posterior (``personalize(posterior=True)``)."""
