@@ -614,12 +614,14 @@ def test_no_references_under_dp():
     assert fitted.sample(50, seed=0).shape == (50, 2)
 
 
-def test_numeric_columns_the_others_predict_are_drawn_last():
+def test_numeric_columns_the_others_predict_are_drawn_last(monkeypatch):
     """Few-token columns first (shared prefixes), then the many-valued numeric columns, the best predicted last:
     ``total`` (a + b + noise: R^2 0.8 given a and b, where a has 0.67 given the others) is drawn given ``a`` and
     ``b``, not ``a`` given the total. Without the data (the federated adapter) the order is by tokens alone."""
+    import twinforge.models.autoregressive as ar
     from twinforge.models.autoregressive import _n_tokens, _sampling_order
 
+    monkeypatch.setattr(ar, "_ORDER_BY_PREDICTABILITY", True)  # an option, off by default (see the module)
     rng = np.random.default_rng(0)
     a, b = rng.normal(0, 1, 400), rng.normal(0, 1, 400)
     table = pd.DataFrame({
