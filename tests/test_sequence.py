@@ -561,18 +561,7 @@ def test_long_range_inputs_in_sampling_equal_training(fleet, history, monkeypatc
         cond, z = np.repeat(cond[:1], n, 0), np.repeat(z[:1], n, 0)
     y, t = seqmod._generate(m, net, cond, z, past, np.full(n, steps), np.zeros(n), rng, None)
     assert len(np.unique(y[:, :, status])) == 2
-    skip = 0 if past is None else len(past["y"])
-    for r in range(n):
-        yy, tt = (y[r], t[r]) if past is None else (np.r_[past["y"], y[r]], np.r_[past["times"], t[r]])
-        prev, extra = m._history_inputs(yy, tt)
-        with torch.no_grad():
-            cz = torch.as_tensor(np.concatenate([cond[r : r + 1], z[r : r + 1]], 1))
-            out, _ = net.run(torch.as_tensor(prev), torch.as_tensor(extra), cz, net.initial(cz))
-            par = net.params(out, cz, torch.as_tensor(enc.features(yy)[None])).numpy()[0]
-        for j in range(steps):
-            for i, b in enumerate(enc.blocks):
-                got = drawn[j * len(enc.blocks) + i][r]
-                np.testing.assert_allclose(got, par[skip + j, b["p0"] : b["p0"] + b["n_par"]], rtol=1e-4, atol=1e-4)
+    _assert_drawn_as_trained(m, net, drawn, cond, z, y, t, past, rtol=1e-4)
 
 
 def test_long_range_inputs_learn_the_spacing_of_episodes_longer_than_a_window():
@@ -671,7 +660,6 @@ def test_long_range_finds_a_cycle_the_fleet_shares():
 def test_long_range_phase_inputs_in_sampling_equal_training(monkeypatch):
     """The phase of the absolute time is an input: from the start time at the first step, then each step's; the
     parameters sampling draws from equal the teacher-forced ones, cold and after a history."""
-    import torch
 
     from twinforge.sequences import model as seqmod
 
@@ -696,18 +684,7 @@ def test_long_range_phase_inputs_in_sampling_equal_training(monkeypatch):
             z = np.repeat(z[:1], n, 0)
         t0 = np.array([0.0, 5.0, 13.0])
         y, t = seqmod._generate(m, net, cond, z, hist, np.full(n, steps), t0, rng, None)
-        skip = 0 if hist is None else 10
-        for r in range(n):
-            yy, tt = (y[r], t[r]) if hist is None else (np.r_[hist["y"], y[r]], np.r_[hist["times"], t[r]])
-            prev, extra = m._history_inputs(yy, tt)
-            with torch.no_grad():
-                cz = torch.as_tensor(np.concatenate([cond[r : r + 1], z[r : r + 1]], 1))
-                out, _ = net.run(torch.as_tensor(prev), torch.as_tensor(extra), cz, net.initial(cz))
-                par = net.params(out, cz, torch.as_tensor(enc.features(yy)[None])).numpy()[0]
-            for j in range(steps):
-                for i, b in enumerate(enc.blocks):
-                    got = drawn[j * len(enc.blocks) + i][r]
-                    np.testing.assert_allclose(got, par[skip + j, b["p0"] : b["p0"] + b["n_par"]], atol=1e-4)
+        _assert_drawn_as_trained(m, net, drawn, cond, z, y, t, hist, rtol=1e-7)
 
 
 def test_long_range_keeps_the_phase_of_a_shared_cycle():
@@ -727,3 +704,23 @@ def test_long_range_keeps_the_phase_of_a_shared_cycle():
     (fit_with, amplitude_with), (_, amplitude_without) = profile(True), profile(False)
     assert fit_with > 0.98 and 0.8 < amplitude_with < 1.2  # 1.00 and 0.97 when written
     assert amplitude_without < 0.6  # 0.34: each unit's cycle at a random phase averages out
+
+
+def _assert_drawn_as_trained(m, net, drawn, cond, z, y, t, past, rtol):
+    """The parameters each sampling step drew from (``drawn``, per step and block) equal the network's
+    teacher-forced ones on the finished sequences (after ``past``, the history, if any)."""
+    import torch
+
+    enc, steps = m.encoding_, y.shape[1]
+    skip = 0 if past is None else len(past["y"])
+    for r in range(len(y)):
+        yy, tt = (y[r], t[r]) if past is None else (np.r_[past["y"], y[r]], np.r_[past["times"], t[r]])
+        prev, extra = m._history_inputs(yy, tt)
+        with torch.no_grad():
+            cz = torch.as_tensor(np.concatenate([cond[r : r + 1], z[r : r + 1]], 1))
+            out, _ = net.run(torch.as_tensor(prev), torch.as_tensor(extra), cz, net.initial(cz))
+            par = net.params(out, cz, torch.as_tensor(enc.features(yy)[None])).numpy()[0]
+        for j in range(steps):
+            for i, b in enumerate(enc.blocks):
+                got = drawn[j * len(enc.blocks) + i][r]
+                np.testing.assert_allclose(got, par[skip + j, b["p0"] : b["p0"] + b["n_par"]], rtol=rtol, atol=1e-4)
