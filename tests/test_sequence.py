@@ -293,6 +293,11 @@ def test_history_errors(model, fleet):
         model.personalize(fleet[fleet.unit == 1].drop(columns="load"), epochs=0)
     with pytest.raises(DataError, match="not in time order"):
         model.personalize(fleet[fleet.unit == 1].iloc[::-1], epochs=0)
+    # static= and the history's own static column must agree (unit 1 is in the north)
+    with pytest.raises(DataError, match=r"'site' is 'south' in static=.*'north'.*give one value"):
+        model.personalize(fleet[fleet.unit == 1], epochs=0, static={"site": "south"})
+    twin = model.personalize(fleet[fleet.unit == 1], epochs=0, static={"site": "north"}, progress=False)
+    assert twin.static["site"] == "north"
 
 
 # ------------------------------------------------------------------------------------------ save/load

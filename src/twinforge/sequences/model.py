@@ -1531,6 +1531,12 @@ class SequenceModel(Synthesizer):
         for c in lay["static_columns"]:
             if static is not None and c in static:
                 values[c] = static[c]
+                other = df[c].dropna().drop_duplicates().tolist() if c in df.columns else []
+                if other and (pd.isna(static[c]) or any(v != static[c] for v in other)):
+                    raise DataError(
+                        f"static attribute {c!r} is {static[c]!r} in static= (--static) but {other[:3]} in the "
+                        "history's own column: give one value (drop the column from the history, or fix either)"
+                    )
             elif c in df.columns:
                 distinct = df[c].drop_duplicates()
                 if len(distinct) > 1:
