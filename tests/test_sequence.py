@@ -450,9 +450,7 @@ def test_sampling_draws_from_the_parameters_training_scores(fleet, link, monkeyp
     if link != "linear":  # the saturating part is really used: move it off its neutral start
         with torch.no_grad():
             net.within.gate.weight.normal_(std=0.5, generator=torch.Generator().manual_seed(0))
-    drawn = []
-    real_draw = seqmod._draw
-    monkeypatch.setattr(seqmod, "_draw", lambda b, par, *a: drawn.append(par.copy()) or real_draw(b, par, *a))
+    drawn = _record_draws(monkeypatch)
     n, steps = 4, 6
     rng = np.random.default_rng(0)
     cond = rng.normal(size=(n, m.static_encoding_.dim)).astype("float32")
@@ -551,9 +549,7 @@ def test_long_range_inputs_in_sampling_equal_training(fleet, history, monkeypatc
     with torch.no_grad():  # make the run length matter, and status change often
         net.inp.weight[:, enc.d_step + 2].normal_(std=2.0, generator=torch.Generator().manual_seed(0))
         net.head.net[-1].bias[enc.blocks[status]["p0"] : enc.blocks[status]["p0"] + 2] = 0.0
-    drawn = []
-    real_draw = seqmod._draw
-    monkeypatch.setattr(seqmod, "_draw", lambda b, par, *a: drawn.append(par.copy()) or real_draw(b, par, *a))
+    drawn = _record_draws(monkeypatch)
     n, steps = 3, 12
     rng = np.random.default_rng(0)
     cond = rng.normal(size=(n, m.static_encoding_.dim)).astype("float32")
@@ -673,9 +669,7 @@ def test_long_range_phase_inputs_in_sampling_equal_training(monkeypatch):
     m.fit(events, entity_key="unit", time_key="t")
     net, enc = m.net_, m.encoding_
     assert m.net_.inp.in_features == enc.d_step + 2 + 1 + 2 + m.static_encoding_.dim + m.embedding_dim
-    drawn = []
-    real_draw = seqmod._draw
-    monkeypatch.setattr(seqmod, "_draw", lambda b, par, *a: drawn.append(par.copy()) or real_draw(b, par, *a))
+    drawn = _record_draws(monkeypatch)
     rng = np.random.default_rng(0)
     n, steps = 3, 8
     z = rng.normal(size=(n, m.embedding_dim)).astype("float32")
@@ -729,3 +723,13 @@ def _assert_drawn_as_trained(m, net, drawn, cond, z, y, t, past, rtol):
             for i, b in enumerate(enc.blocks):
                 got = drawn[j * len(enc.blocks) + i][r]
                 np.testing.assert_allclose(got, par[skip + j, b["p0"] : b["p0"] + b["n_par"]], rtol=rtol, atol=1e-4)
+
+
+def _record_draws(monkeypatch) -> list[np.ndarray]:
+    """From now on, every set of parameters sampling draws a block's value from (per step and block, in order)."""
+    from twinforge.sequences import model as seqmod
+
+    drawn: list[np.ndarray] = []
+    real_draw = seqmod._draw
+    monkeypatch.setattr(seqmod, "_draw", lambda b, par, *a: drawn.append(par.copy()) or real_draw(b, par, *a))
+    return drawn

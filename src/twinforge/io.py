@@ -86,7 +86,8 @@ def read_table(
 
 
 def _check_unique_columns(names: list[Any], what: str) -> None:
-    repeated = sorted({str(c) for c in names if c != "" and names.count(c) > 1})
+    index = pd.Index(names)
+    repeated = sorted({str(c) for c in index[index.duplicated()] if c != ""})
     if repeated:
         raise DataError(
             f"{what} has more than one column named {', '.join(map(repr, repeated))}: give each column its own name"
