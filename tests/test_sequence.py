@@ -112,6 +112,19 @@ def test_static_table_datetimes_irregular_gaps_and_missing_values():
     assert (forecast.groupby("path")["when"].diff().dropna() > pd.Timedelta(0)).all()
 
 
+def test_timezone_aware_times_keep_their_zone_in_samples_and_forecasts(fleet):
+    start = pd.Timestamp("2024-03-30 12:00", tz="Europe/Oslo")  # a daylight-saving change falls inside
+    events = fleet.assign(t=start + pd.to_timedelta(fleet["t"] * 6, unit="h"))
+    model = twinforge.create("sequence", seed=0, epochs=2, hidden=16, static_epochs=2, progress=False)
+    model.fit(events, entity_key="unit", time_key="t")
+    out = model.sample(entities=3, seed=0)  # was a TypeError (tz-aware to naive astype)
+    assert str(out["t"].dt.tz) == "Europe/Oslo"
+    assert (out.groupby("unit")["t"].diff().dropna() > pd.Timedelta(0)).all()
+    history = events[events["unit"] == 3].head(8)
+    forecast = model.personalize(history, seed=0).forecast(3, paths=2, seed=0)
+    assert str(forecast["t"].dt.tz) == "Europe/Oslo" and (forecast["t"] > history["t"].max()).all()
+
+
 def test_static_columns_are_detected_or_declared(fleet):
     data = split_events(fleet, "unit", "t")
     assert data.static_columns == ["site"] and data.channels == ["temp", "load", "status"]

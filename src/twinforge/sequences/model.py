@@ -380,6 +380,8 @@ class _StaticEncoding:
 
 def _numeric(s: pd.Series) -> np.ndarray:
     if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        if getattr(s.dt, "tz", None) is not None:  # seconds since the epoch are UTC, as parse_time reads them
+            s = s.dt.tz_convert("UTC").dt.tz_localize(None)
         return (
             s.astype("datetime64[ns]").astype("int64").to_numpy().astype("float64")
             / 1e9
@@ -1130,7 +1132,9 @@ class SequenceModel(Synthesizer):
     def _times_out(self, t: np.ndarray) -> pd.Series:
         lay = self.layout_
         if lay["time_kind"] == "datetime":
-            return pd.Series(pd.to_datetime(np.round(t * 1e9).astype("int64")))
+            out = pd.Series(pd.to_datetime(np.round(t * 1e9).astype("int64")))
+            tz = getattr(pd.api.types.pandas_dtype(lay["time_dtype"]), "tz", None)  # the input's zone, if it had one
+            return out.dt.tz_localize("UTC").dt.tz_convert(tz) if tz is not None else out
         dtype = lay["time_dtype"]
         if self.encoding_.state["gap"]["integral"] and dtype.startswith(("int", "uint", "Int")):
             return pd.Series(np.round(t).astype("int64"))
