@@ -126,6 +126,14 @@ def test_personalize_then_forecast_with_an_event(workdir, monkeypatch):
             ["forecast", "twin3", "--horizon", "2", "--event", "status=fault", "--within", "0", "--out", "x.csv"],
             ["--within must be"],
         ),
+        (
+            ["forecast", "twin3", "--horizon", "2", "--event", "status=fault", "--within", "5", "--out", "x.csv"],
+            ["--within must be at most the horizon (2 steps), got 5"],
+        ),
+        (
+            ["sample", "twin3", "--entities", "2", "--event", "status=fault", "--within", "500", "--out", "x.csv"],
+            ["--within must be at most the length", "got 500"],
+        ),
         (["personalize", "fleet", "--history", "unit3.csv", "--out", "t4", "--level", "5"], ["--level must be"]),
         (["forecast", "twin3", "--horizon", "3", "--out", "x.csv", "--event", "status=melted"], ["not a level"]),
         (["forecast", "twin3", "--horizon", "3", "--out", "x.csv", "--event", "site=north"], ["not a channel"]),

@@ -281,6 +281,10 @@ def test_event_conditioned_forecast_contains_the_event(model, fleet):
         twin.forecast(4, paths=2, event={"column": "status", "value": "melted"})
     with pytest.raises(ParameterError, match="not a channel"):
         twin.forecast(4, paths=2, event={"column": "site", "value": "north"})
+    with pytest.raises(ParameterError, match=r"at most the horizon \(4 steps\), got 9"):  # was forced into 4
+        twin.forecast(4, paths=2, event={"column": "status", "value": "fault", "within": 9})
+    with pytest.raises(ParameterError, match=r"at most the length \(3 steps\), got 5"):
+        twin.sample(2, length=3, event={"column": "status", "value": "fault", "within": 5})
 
 
 def test_population_sample_with_an_event(model):

@@ -464,7 +464,8 @@ def _sample_twin(twin, entities, rows, out, where, rebalance, temperature, event
         )
     if entities is None or entities <= 0:
         raise ParameterError(f"--entities must be a positive integer (sequences like its entity's), got {entities}")
-    frame = twin.sample(entities, seed=seed, event=_parse_event(twin.model_, event, within))
+    with _as_options(**{"event within": "--within"}):
+        frame = twin.sample(entities, seed=seed, event=_parse_event(twin.model_, event, within))
     twinforge.write_table(frame, out, overwrite=overwrite)
     console.print(f"wrote {entities:,} sequences like entity {twin.entity!r} ({len(frame):,} rows) to {out}")
 

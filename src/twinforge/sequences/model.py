@@ -1780,6 +1780,15 @@ def _synth_from_document(doc: dict[str, Any]) -> Synthesizer:
 
 
 # =========================================================================================== generation
+def _check_within(ev: _Event | None, steps: int, what: str) -> None:
+    """An event asked for within more steps than a path has would be forced into fewer: say so instead."""
+    if ev is not None and ev.within > steps:
+        raise ParameterError(
+            f"event within must be at most {what} ({steps} steps), got {ev.within}: every path would have the "
+            f"event within {steps} steps, not {ev.within}; lower it, or ask for more steps"
+        )
+
+
 class _Event:
     """A scenario: channel ``block`` takes ``code`` (categorical) or a value in [lo, hi] (standardised numeric)
     at least once within the first ``within`` generated steps of every path."""
@@ -2199,6 +2208,7 @@ class Twin:
         m = self.model_
         rng = np.random.default_rng(m._seed_sequence(seed, stream=3))
         ev = _Event.parse(m, event, default_within=horizon, widen=0.5)
+        _check_within(ev, horizon, "the horizon")
         cond = np.repeat(m.static_encoding_.encode(self.static_row_), paths, 0)
         z = self._latents(paths, rng)
         lengths = np.full(paths, horizon)
@@ -2235,6 +2245,7 @@ class Twin:
         m = self.model_
         rng = np.random.default_rng(m._seed_sequence(seed, stream=4))
         ev = _Event.parse(m, event, default_within=length)
+        _check_within(ev, length, "the length")
         cond = np.repeat(m.static_encoding_.encode(self.static_row_), n_sequences, 0)
         z = self._latents(n_sequences, rng)
         lengths = np.full(n_sequences, length)
