@@ -18,7 +18,9 @@ A row is factorised column by column, ``p(x) = prod_k p(x_sigma(k) | x_sigma(<k)
   rows of small tables (validation loss rising from the second epoch, on 2,000 rows); three numbers do not.
   A binned column that is nearly a linear function of earlier columns (flights' arrival delay: the departure
   delay + a residual) instead draws its value inside the drawn bin from that residual, given their values, where
-  this gives the training values a higher likelihood than the three numbers do (see ``_references``);
+  this gives the training values a higher likelihood than the three numbers do (see ``_references``). So does
+  an exact column of more than ``_REFERENCE_VALUES`` values, whose whole value then comes from the residual
+  (weather's dew point given temperature and humidity; see ``_exact_from_reference``);
 - a missing value: a token of its own.
 
 Training is order-agnostic (Uria et al., "A deep and tractable density estimator", ICML 2014; Hoogeboom et al.,
