@@ -646,3 +646,57 @@ def test_width_narrows_below_two_rows_per_token():
     assert [_auto_width(n) for n in (999, 5_000, 20_000)] == [64, 128, 256]
     assert _auto_width(2_344, tokens=1_344) == 64 and _auto_width(1_781, tokens=465) == 128  # ames, weather
     assert _auto_width(20_000, tokens=11_000) == 64
+
+
+def test_a_many_valued_exact_column_draws_from_its_reference(tmp_path):
+    """y = x + an integer residual (|r| <= 2 in 95% of rows), both integer columns of about 100 values: one token
+    per value, no bins. y is drawn after x, from the residual given x, so the relation stays as tight as the data's.
+    """
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 100, 3000)
+    data = pd.DataFrame(
+        {"x": x, "y": x + np.round(rng.normal(0, 1, 3000)).astype(int), "g": rng.choice(["a", "b"], 3000)}
+    )
+    fitted = twinforge.create("auto", seed=0, epochs=12, **FAST).fit(data)
+    col = next(c for c in fitted.columns_ if c["column"] == "y")
+    assert col["type"] == "exact" and col["reference"] == ["x"] and abs(col["slope"][0] - 1) < 0.05
+    out = fitted.sample(4000, seed=0)
+    assert ((out["y"] - out["x"]).abs() <= 2).mean() > 0.93
+    assert set(out["y"]) <= set(data["y"])  # values seen in training only
+    assert abs(out["y"].mean() - data["y"].mean()) < 2
+    fitted.save(tmp_path / "m")
+    pd.testing.assert_frame_equal(twinforge.load(tmp_path / "m").sample(200, seed=3), fitted.sample(200, seed=3))
+    seeded = fitted.sample(300, seed=1, seed_data=pd.DataFrame({"x": np.full(300, 50)}))
+    assert (seeded["y"] - 50).abs().max() <= 4  # a given reference value is used too
+    rows = fitted.sample(300, seed=1, seed_data=pd.DataFrame({"x": np.full(300, 50)}), conditions={"y": (52, 60)})
+    assert rows["y"].between(52, 60).all() and (rows["y"] <= 54).mean() > 0.9  # the condition, near the reference
+
+
+def test_exact_residual_cells_cover_the_line():
+    from twinforge.models.autoregressive import _exact_cells, _exact_from_reference
+
+    col = {"values": np.array([0.0, 1.0, 2.0, 5.0]), "residuals": np.linspace(-0.5, 0.5, 257)}
+    probs = _exact_cells(col, np.array([1.0, 3.5, 100.0]))
+    np.testing.assert_allclose(probs.sum(1), 1.0)
+    np.testing.assert_allclose(probs[0], [0, 1, 0, 0], atol=1e-9)  # 1 +- 0.5: within 1's cell [0.5, 1.5]
+    np.testing.assert_allclose(probs[1], [0, 0, 0.5, 0.5], atol=1e-9)  # 3.5 +- 0.5 straddles the midpoint 3.5
+    np.testing.assert_allclose(probs[2], [0, 0, 0, 1], atol=1e-9)  # beyond the last value: its open cell
+    tokens = np.array([0, 0, 3, 4])  # row 3: 'missing' (token 4), kept
+    ref = np.array([1.0, np.nan, 3.6, 1.0])
+    weights = np.array([1.0, 1.0, 0.0, 1.0, 1.0])
+    _exact_from_reference(col, tokens, ref, weights, np.zeros(5), 1.0, torch.Generator().manual_seed(0))
+    np.testing.assert_array_equal(tokens, [1, 0, 3, 4])  # row 1: no reference value, kept; row 2: 2 not allowed
+
+
+def test_an_exact_reference_draw_follows_the_cells_times_the_calibration_biases():
+    from twinforge.models.autoregressive import _exact_cells, _exact_from_reference
+
+    residuals = np.quantile(np.random.default_rng(0).normal(0, 1, 5000), np.linspace(0, 1, 257))
+    col = {"values": np.array([-9.0, 0.0, 1.0, 2.0, 5.0, 9.0]), "residuals": residuals}
+    ref = np.full(40_000, 2.2)
+    cells = _exact_cells(col, ref[:1])[0]
+    for bias in (np.zeros(7), np.array([0.0, 0.5, -0.5, 0.0, 1.0, 3.0, 0.0])):
+        got = np.zeros(40_000, dtype="int64")
+        _exact_from_reference(col, got, ref, None, bias, 1.0, torch.Generator().manual_seed(0))
+        expected = cells * np.exp(bias[:6]) / (cells * np.exp(bias[:6])).sum()
+        np.testing.assert_allclose(np.bincount(got, minlength=6) / 40_000, expected, atol=0.01)

@@ -18,7 +18,9 @@ A row is factorised column by column, ``p(x) = prod_k p(x_sigma(k) | x_sigma(<k)
   rows of small tables (validation loss rising from the second epoch, on 2,000 rows); three numbers do not.
   A binned column that is nearly a linear function of earlier columns (flights' arrival delay: the departure
   delay + a residual) instead draws its value inside the drawn bin from that residual, given their values, where
-  this gives the training values a higher likelihood than the three numbers do (see ``_references``);
+  this gives the training values a higher likelihood than the three numbers do (see ``_references``). So does
+  an exact column of more than ``_REFERENCE_VALUES`` values, whose whole value then comes from the residual
+  (weather's dew point given temperature and humidity; see ``_exact_from_reference``);
 - a missing value: a token of its own.
 
 Training is order-agnostic (Uria et al., "A deep and tractable density estimator", ICML 2014; Hoogeboom et al.,
@@ -146,6 +148,8 @@ _REFERENCE_SPREAD = 0.5
 _RESIDUAL_GRID = 257
 _REFERENCE_ROWS = 20_000
 _MAX_REFERENCES = 3
+# an exact (one token per value) numeric column of more than this many values may draw from references too
+_REFERENCE_VALUES = 32
 _REFERENCE_TEST_ROWS = 2_000  # rows on which the residual's and the network's within-bin likelihoods are compared
 # Sampling order: binned columns, and numeric columns with more tokens than this, go last, ordered by how well the
 # other numeric columns predict them (see _sampling_order)
@@ -355,9 +359,10 @@ class Autoregressive(Synthesizer):
         for j in chosen:
             col = self.columns_[j]
             known = torch.as_tensor(rank < rank[j], device=device)[None, :].expand(len(sub), -1)
+            exact = col["type"] == "exact"  # its whole token from the residual, else the place inside its bin
             with torch.inference_mode(), _cpu_threads(device):
-                network = _column_nll(net=self.net_, lay=lay, tokens=sub, known=known, within_only=True)
-            network = network[:, int(self.numeric_index_[j])].float().cpu().numpy()
+                network = _column_nll(net=self.net_, lay=lay, tokens=sub, known=known, within_only=not exact)
+            network = network[:, j if exact else int(self.numeric_index_[j])].float().cpu().numpy()
             residual = _residual_nll(col, tokens[pick, j], tokens[pick, d + int(self.numeric_index_[j])],
                                      _reference_shift(col, values))  # fmt: skip
             scored = ~np.isnan(network) & ~np.isnan(residual)
@@ -619,11 +624,13 @@ class Autoregressive(Synthesizer):
                 tokens = _draw(logits, plan["weights"], temperature, gen, inverse_t)
                 if tilt is not None and inverse_t is not None:
                     tilt = tilt[inverse_t]
-                drawn[i] = tokens
                 fine = np.full(len(tokens), -1, dtype="int64") if heads[i].place is not None else None
                 ref = _reference_shift(col, out) if "reference" in col else None
                 if ref is not None and rows is not None:
                     ref = ref[rows]
+                if ref is not None and col["type"] == "exact":
+                    _exact_from_reference(col, tokens, ref, plan["weights"], self.bias_[i], temperature, gen)
+                drawn[i] = tokens
                 values = _decode(col, tokens, plan, gen, tilt, temperature, fine, ref)
                 if rows is None:
                     out[col["column"]] = values
@@ -1326,7 +1333,7 @@ def _references(columns: list[dict[str, Any]], arrays: dict[str, np.ndarray], or
     step = max(1, n // _REFERENCE_ROWS)  # every step-th row: enough to measure a spread and its quantiles
     for rank, j in enumerate(order):
         col = columns[j]
-        if col["type"] != "binned":
+        if not _can_reference(col):
             continue
         x = np.asarray(arrays[col["column"]][::step], dtype="float64")
         spread_x = np.nanstd(x)
@@ -1352,6 +1359,11 @@ def _references(columns: list[dict[str, Any]], arrays: dict[str, np.ndarray], or
             col["residuals"] = np.quantile(best[2], np.linspace(0.0, 1.0, _RESIDUAL_GRID))
 
 
+def _can_reference(col: dict[str, Any]) -> bool:
+    """A binned column, or an exact one of more than ``_REFERENCE_VALUES`` values, may draw from a reference."""
+    return col["type"] == "binned" or (col["type"] == "exact" and len(col["values"]) > _REFERENCE_VALUES)
+
+
 def _residual(x: np.ndarray, ys: list[np.ndarray]) -> tuple[float, np.ndarray, np.ndarray] | None:
     """Least squares ``x ~ b . ys + c`` on the rows where all are known: the residual's spread, ``b`` and
     ``x - b . ys`` (None: fewer than 20 such rows)."""
@@ -1368,7 +1380,13 @@ def _residual(x: np.ndarray, ys: list[np.ndarray]) -> tuple[float, np.ndarray, n
 
 def _residual_nll(col: dict[str, Any], tokens: np.ndarray, fine: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """Per row, the negative log probability of its fine bin ``fine`` inside its coarse bin (from ``tokens``) under
-    the residual given the references' ``shift``; NaN where ``_from_reference`` would not draw (see there)."""
+    the residual given the references' ``shift``; NaN where ``_from_reference`` would not draw (see there).
+    For an exact column, the probability of its value token ``tokens`` (``fine`` unused; see ``_exact_cells``)."""
+    if col["type"] == "exact":
+        probs = _exact_cells(col, np.where(np.isnan(shift), 0.0, shift))
+        ok = (tokens >= 0) & (tokens < len(col["values"])) & ~np.isnan(shift)
+        p = probs[np.arange(len(tokens)), np.where(ok, tokens, 0)]
+        return np.where(ok, -np.log(np.maximum(p, 1e-4)), np.nan)
     q, n_bins, grid = col["quantiles"], col["n_bins"], col["residuals"]
     coarse = tokens - len(col["masses"])
     ok = (coarse >= 0) & (coarse < n_bins) & (fine >= 0) & ~np.isnan(shift)
@@ -1663,3 +1681,64 @@ def _from_reference(
     if fine is not None:  # the fine quantile bin the value fell in: the place later columns see
         level = np.searchsorted(q, value, side="right") - 1
         fine[rows[use]] = np.clip(level - coarse[use] * n_bins, 0, n_bins - 1)
+
+
+def _exact_cells(col: dict[str, Any], shift: np.ndarray) -> np.ndarray:
+    """[rows, values]: each value's probability under ``shift + residual`` for an exact column with references.
+
+    A value's cell runs from the midpoint with the value below to the midpoint with the value above (the first
+    and last cells are open), so the cells cover the line and the probabilities sum to 1 per row.
+    """
+    values, grid = col["values"], col["residuals"]
+    edges = np.concatenate([[-np.inf], (values[1:] + values[:-1]) / 2, [np.inf]])
+    cdf = np.interp(edges[None, :] - shift[:, None], grid, np.linspace(0.0, 1.0, len(grid)), left=0.0, right=1.0)
+    return np.diff(cdf, axis=1)
+
+
+def _exact_from_reference(
+    col: dict[str, Any],
+    tokens: np.ndarray,
+    ref: np.ndarray,
+    weights: np.ndarray | None,
+    bias: np.ndarray,
+    temperature: float,
+    gen: torch.Generator,
+) -> None:
+    """Redraw an exact column's value ``tokens`` (in place) from ``ref + residual`` (see ``_references``).
+
+    Weather's dew point is a function of temperature and humidity: a linear fit on them leaves a residual of
+    spread 1.3 degrees, where the network's conditional, one of 87 tokens, erred by 2.75 given the real other
+    columns. Each value's probability (see ``_exact_cells``) is times ``exp(bias)``, the column's calibration
+    biases, so that calibration keeps its marginal (on weather, the dew point's KS distance to the data over 20,000
+    rows: 0.031 without, as the linear fit's residual ignores where in the range a row is); a condition's weights
+    and the temperature apply as for the network. Only the values the residual reaches are computed. Rows whose
+    references are not all known, that drew 'missing', or where the residual reaches no allowed value keep their
+    draw.
+    """
+    values, grid = col["values"], col["residuals"]
+    n_values = len(values)
+    rows = np.flatnonzero(~np.isnan(ref) & (tokens >= 0) & (tokens < n_values))
+    if not len(rows):
+        return
+    u = torch.rand(len(rows), generator=gen, dtype=torch.float64).numpy()
+    shift = ref[rows]
+    mid = (values[1:] + values[:-1]) / 2
+    edges = np.concatenate([[-np.inf], mid, [np.inf]])  # value k's cell: edges[k] .. edges[k + 1]
+    first = np.searchsorted(mid, shift + grid[0], side="right")  # the value whose cell holds the lowest residual
+    reach = np.searchsorted(mid, shift + grid[-1], side="right") - first + 1
+    window = np.arange(int(reach.max()) + 1)
+    k = np.minimum(first[:, None] + window, n_values)  # [rows, window + 1]: the edges of the values within reach
+    cdf = np.interp(edges[k] - shift[:, None], grid, np.linspace(0.0, 1.0, len(grid)), left=0.0, right=1.0)
+    k = k[:, :-1]
+    probs = np.where(window[None, :-1] < reach[:, None], np.diff(cdf, axis=1), 0.0)
+    k = np.minimum(k, n_values - 1)
+    if weights is not None:
+        probs = probs * weights[k]
+    use = probs.sum(1) > 1e-3
+    probs = probs * np.exp(bias[k])
+    if temperature != 1.0:
+        probs = probs ** (1.0 / temperature)
+    cum = np.cumsum(probs, axis=1)
+    pick = (cum <= (u * cum[:, -1])[:, None]).sum(1)
+    pick = k[np.arange(len(rows)), np.minimum(pick, k.shape[1] - 1)]
+    tokens[rows[use]] = pick[use]
