@@ -473,6 +473,7 @@ def test_fit_max_minutes(data_csv):
     assert result.exit_code == 0, result.output
     doc = json.loads(Path("model/model.json").read_text())
     assert doc["state"]["training"]["stopped"] == "time_budget"
+    assert "stopped by the time budget (--max-minutes)" in " ".join(result.stdout.split())  # fit says so too
     shown = " ".join(run("info", "model").stdout.replace("│", " ").split())  # the table's cells, unwrapped
     assert "stopped by the time budget (--max-minutes)" in shown
 

@@ -284,6 +284,9 @@ def fit(
         f"{synth.fit_info_['seconds']:.2f} s; saved to {escape(str(out))}",
         markup=True,
     )
+    training = _training_line(getattr(synth, "training_", None) or getattr(synth, "train_info_", None))
+    if training:  # how training ended: early stopping, the --max-minutes budget or the epoch limit
+        console.print(f"training: {training}")
     if synth.fit_info_.get("privacy"):
         console.print(_privacy_line(synth.fit_info_["privacy"]))
 
@@ -325,7 +328,7 @@ def _training_line(training: Any) -> str | None:
     if not isinstance(training, dict) or "epochs" not in training:
         return None
     stopped = training.get("stopped")
-    line = f"{training['epochs']} epochs in {training.get('seconds', float('nan')):.1f} s"
+    line = f"{training['epochs']} epochs" + (f" in {training['seconds']:.1f} s" if "seconds" in training else "")
     if stopped:
         line += f", stopped by {_STOPPED.get(stopped, stopped)}"
     if stopped == "early_stopping" and training.get("best_epoch") is not None:
