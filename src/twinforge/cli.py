@@ -86,6 +86,21 @@ def _as_options(**options: str) -> Iterator[None]:
         raise
 
 
+@contextlib.contextmanager
+def _as_where() -> Iterator[None]:
+    """Say ``--where 'age': ...`` where the library says ``conditions 'age': ...`` (and ``--rebalance`` for
+    ``rebalance``); the command line has no seed_data to point to."""
+    try:
+        yield
+    except ParameterError as exc:
+        text = str(exc)
+        for name, option in (("conditions", "--where"), ("rebalance", "--rebalance")):
+            if text.startswith((name + " ", name + ":")):
+                text = (option + text[len(name) :]).replace(" (pass it in seed_data to keep given values)", "")
+                raise ParameterError(text) from None
+        raise
+
+
 def _check_model_out(out: Path, overwrite: bool, inputs: list[Any]) -> None:
     """A model directory may be written to ``out``: checked before the (long) fit, not after it."""
     twinforge.io.check_output(out, overwrite=overwrite, inputs=inputs)
@@ -413,9 +428,10 @@ def sample(
     _positive_rows(rows)
     conditions = _once([_parse_where(synth, w) for w in where or []], "--where")
     mixes = _once([_parse_rebalance(synth, r) for r in rebalance or []], "--rebalance")
-    chunks = synth.sample_chunks(
-        rows, seed=seed, conditions=conditions or None, rebalance=mixes or None, temperature=temperature
-    )
+    with _as_where():
+        chunks = synth.sample_chunks(
+            rows, seed=seed, conditions=conditions or None, rebalance=mixes or None, temperature=temperature
+        )
     columns = (TextColumn("sampling"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=True) as progress:
         task = progress.add_task("rows", total=rows)
@@ -489,7 +505,7 @@ def _sample_entities(synth, entities, out, where, event, within, seed, overwrite
                 f"{', '.join(statics) or 'none (this model has none)'}{hint}"
             )
     conditions = _once([_parse_where(synth.static_model_, w) for w in where or []], "--where")
-    with console.status(f"sampling {entities:,} entities"):
+    with console.status(f"sampling {entities:,} entities"), _as_where():
         frame = synth.sample(
             entities=entities, seed=seed, conditions=conditions or None, event=_parse_event(synth, event, within)
         )
