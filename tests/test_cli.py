@@ -473,6 +473,7 @@ def test_fit_max_minutes(data_csv):
     assert result.exit_code == 0, result.output
     doc = json.loads(Path("model/model.json").read_text())
     assert doc["state"]["training"]["stopped"] == "time_budget"
+    assert "stopped by the time budget (--max-minutes)" in " ".join(result.stdout.split())  # fit says so too
     shown = " ".join(run("info", "model").stdout.replace("│", " ").split())  # the table's cells, unwrapped
     assert "stopped by the time budget (--max-minutes)" in shown
 
@@ -485,7 +486,8 @@ def test_fit_max_minutes(data_csv):
         (["--where", "age=abc"], ["'age'", "'abc' is not a number"]),
         (["--where", "plan=gold"], ["'plan'", "'gold' is not a level", "basic"]),
         (["--where", "age=1|2"], ["needs a categorical column"]),
-        (["--where", "age=500..600"], ["'age'", "no value the column can hold"]),
+        (["--where", "age=500..600"], ["--where 'age': no value the column can hold"]),  # was 'conditions'
+        (["--where", "customer_id=10001"], ["--where: column 'customer_id' is id", "cannot be conditioned on"]),
         (["--rebalance", "plan=basic:0.5,pro"], ["--rebalance", "level:share"]),
         (["--rebalance", "plan=basic:0.5,gold:0.5"], ["'plan'", "'gold' is not a level", "basic"]),
         (["--where", "age=30", "--where", "age=40"], ["--where 'age' is given twice"]),
@@ -499,7 +501,8 @@ def test_fit_max_minutes(data_csv):
     ],
 )
 def test_bad_conditions_are_user_errors(auto_dir, args, needles):
-    assert_user_error(run("sample", str(auto_dir), "-n", "5", "-o", "s.csv", *args), *needles)
+    message = assert_user_error(run("sample", str(auto_dir), "-n", "5", "-o", "s.csv", *args), *needles)
+    assert "seed_data" not in message  # the command line has no seed_data
     assert not Path("s.csv").exists()
 
 

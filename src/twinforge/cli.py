@@ -86,6 +86,21 @@ def _as_options(**options: str) -> Iterator[None]:
         raise
 
 
+@contextlib.contextmanager
+def _as_where() -> Iterator[None]:
+    """Say ``--where 'age': ...`` where the library says ``conditions 'age': ...`` (and ``--rebalance`` for
+    ``rebalance``); the command line has no seed_data to point to."""
+    try:
+        yield
+    except ParameterError as exc:
+        text = str(exc)
+        for name, option in (("conditions", "--where"), ("rebalance", "--rebalance")):
+            if text.startswith((name + " ", name + ":")):
+                text = (option + text[len(name) :]).replace(" (pass it in seed_data to keep given values)", "")
+                raise ParameterError(text) from None
+        raise
+
+
 def _check_model_out(out: Path, overwrite: bool, inputs: list[Any]) -> None:
     """A model directory may be written to ``out``: checked before the (long) fit, not after it."""
     twinforge.io.check_output(out, overwrite=overwrite, inputs=inputs)
@@ -284,6 +299,9 @@ def fit(
         f"{synth.fit_info_['seconds']:.2f} s; saved to {escape(str(out))}",
         markup=True,
     )
+    training = _training_line(getattr(synth, "training_", None) or getattr(synth, "train_info_", None))
+    if training:  # how training ended: early stopping, the --max-minutes budget or the epoch limit
+        console.print(f"training: {training}")
     if synth.fit_info_.get("privacy"):
         console.print(_privacy_line(synth.fit_info_["privacy"]))
 
@@ -325,7 +343,7 @@ def _training_line(training: Any) -> str | None:
     if not isinstance(training, dict) or "epochs" not in training:
         return None
     stopped = training.get("stopped")
-    line = f"{training['epochs']} epochs in {training.get('seconds', float('nan')):.1f} s"
+    line = f"{training['epochs']} epochs" + (f" in {training['seconds']:.1f} s" if "seconds" in training else "")
     if stopped:
         line += f", stopped by {_STOPPED.get(stopped, stopped)}"
     if stopped == "early_stopping" and training.get("best_epoch") is not None:
@@ -410,9 +428,10 @@ def sample(
     _positive_rows(rows)
     conditions = _once([_parse_where(synth, w) for w in where or []], "--where")
     mixes = _once([_parse_rebalance(synth, r) for r in rebalance or []], "--rebalance")
-    chunks = synth.sample_chunks(
-        rows, seed=seed, conditions=conditions or None, rebalance=mixes or None, temperature=temperature
-    )
+    with _as_where():
+        chunks = synth.sample_chunks(
+            rows, seed=seed, conditions=conditions or None, rebalance=mixes or None, temperature=temperature
+        )
     columns = (TextColumn("sampling"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=True) as progress:
         task = progress.add_task("rows", total=rows)
@@ -486,7 +505,7 @@ def _sample_entities(synth, entities, out, where, event, within, seed, overwrite
                 f"{', '.join(statics) or 'none (this model has none)'}{hint}"
             )
     conditions = _once([_parse_where(synth.static_model_, w) for w in where or []], "--where")
-    with console.status(f"sampling {entities:,} entities"):
+    with console.status(f"sampling {entities:,} entities"), _as_where():
         frame = synth.sample(
             entities=entities, seed=seed, conditions=conditions or None, event=_parse_event(synth, event, within)
         )
