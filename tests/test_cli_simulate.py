@@ -24,6 +24,8 @@ def test_simulate_turbines_to_a_folder():
     static = pd.read_csv("f/static.csv")
     assert events["unit_id"].nunique() == 6 and len(events) == 180
     assert len(static) == 6 and len(pd.read_csv("f/hidden.csv")) == 6
+    n = int(events["failure"].sum())
+    assert f"{n:,} failure{'' if n == 1 else 's'} (the failure channel)" in result.output
     again = runner.invoke(app, ["simulate", "turbines", "--units", "6", "--steps", "30", "--seed", "1", "--out", "g"])
     assert again.exit_code == 0
     pd.testing.assert_frame_equal(events, pd.read_csv("g/events.csv"))
@@ -34,6 +36,8 @@ def test_simulate_patients_to_a_parquet_file():
     assert result.exit_code == 0, result.output
     assert pd.read_parquet("ward.parquet")["patient_id"].nunique() == 8
     assert len(pd.read_parquet("ward.static.parquet")) == 8
+    n = int(pd.read_parquet("ward.parquet")["failure"].sum())
+    assert f"{n:,} adverse event" in result.output and "failure events" not in result.output
 
 
 @pytest.mark.parametrize(

@@ -145,6 +145,17 @@ def test_dp_fit_never_emits_a_rare_category():
     assert model.fit_info_["privacy"]["domain"]["city"]["levels_from"] == "dp"
 
 
+def test_a_condition_on_a_level_dp_merged_into_other_says_why_it_is_unknown():
+    """Rare levels become '(other)' under DP; asking for one names the released levels and why the rest are gone."""
+    data = make_mixed(400)
+    data["city"] = data["city"].astype(object)
+    data.loc[:119, "city"] = [f"town{i}" for i in range(120)]  # 120 singleton towns: merged, not released
+    model = dp_model("tvae", epsilon=1.0).fit(data, metadata=declared(data))
+    assert model.fit_info_["privacy"]["domain"]["city"]["other"]
+    with pytest.raises(ParameterError, match=r"'town3' is not a level.*\(other\)': under differential privacy"):
+        model.sample(10, conditions={"city": "town3"}, seed=0)
+
+
 @pytest.mark.parametrize("name", ["mst", "auto"])
 def test_a_dp_fit_reads_nothing_off_the_rows_outside_the_accountant(name):
     """Ranges, ids, free text and PII: what a DP model knows of the data comes from the noisy histograms only.

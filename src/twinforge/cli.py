@@ -791,8 +791,10 @@ def _level(t: Any, text: str, col: str, option: str, strict: bool = True) -> Any
         if str(level) == text:
             return level
     if strict:
-        shown = ", ".join(map(str, t.levels_[:10])) + (", ..." if len(t.levels_) > 10 else "")
-        raise ParameterError(f"{option} {col!r}: {text!r} is not a level of the column; levels are {shown}")
+        from twinforge.models._request import levels_text
+
+        known = levels_text(t.levels_, quote=False)
+        raise ParameterError(f"{option} {col!r}: {text!r} is not a level of the column; {known}")
     return None
 
 
@@ -1012,6 +1014,11 @@ def _twins_demo(
 
 
 SIMULATORS = ("turbines", "patients")
+EVENT_NOUN = {"turbines": ("failure", "failures"), "patients": ("adverse event", "adverse events")}
+
+
+def _count(n: int, noun: tuple[str, str]) -> str:
+    return f"{n:,} {noun[0] if n == 1 else noun[1]}"
 
 
 @app.command()
@@ -1064,7 +1071,8 @@ def simulate(
     events = result.events
     console.print(
         f"simulated {len(result.static):,} {kind}: {len(events):,} rows, "
-        f"{int(events['failure'].sum()):,} failure events; wrote " + ", ".join(str(p) for p in paths.values())
+        f"{_count(int(events['failure'].sum()), EVENT_NOUN[kind])} (the failure channel); wrote "
+        + ", ".join(str(p) for p in paths.values())
     )
 
 

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from twinforge.errors import ParameterError
+from twinforge.privacy._domain import OTHER
 from twinforge.transforms import TableTransformer
 from twinforge.transforms._columns import ColumnTransform, DatetimeTransform
 from twinforge.transforms._generated import GeneratedColumn
@@ -296,8 +297,7 @@ def _codes(t: ColumnTransform, col: str, values: list[Any], arg: str) -> np.ndar
         levels = set(t.levels_)
         bad = [v for v in values if not (v is None or _isnan(v)) and v not in levels]
         if bad:
-            shown = ", ".join(map(repr, t.levels_[:10])) + (", ..." if len(t.levels_) > 10 else "")
-            raise ParameterError(f"{arg} {col!r}: {bad[0]!r} is not a level of the column; levels are {shown}")
+            raise ParameterError(f"{arg} {col!r}: {bad[0]!r} is not a level of the column; {levels_text(t.levels_)}")
         if t.dtype_ == "category":
             s = s.astype(pd.CategoricalDtype(t._index(), ordered=t.ordered_))
     return np.asarray(t.transform(s.rename(col)), dtype="int64")
@@ -356,3 +356,16 @@ def _describe_bounds(t: ColumnTransform) -> str:
         ends = t.inverse_transform(np.array([0.0, float(t.span_)]))
         return f"{ends.iloc[0]} .. {ends.iloc[1]}"
     return f"{t.min_:g} .. {t.max_:g}"
+
+
+def levels_text(levels: Any, quote: bool = True) -> str:
+    """'levels are a, b, ...' for an unknown-level error, saying so when differential privacy merged the rest."""
+    levels = list(levels)
+    shown = ", ".join(map(repr if quote else str, levels[:10])) + (", ..." if len(levels) > 10 else "")
+    text = f"levels are {shown}"
+    if OTHER in levels:
+        text += (
+            f" ({OTHER!r}: under differential privacy, levels too rare to release privately are merged into it; "
+            "a larger epsilon or more rows releases more levels)"
+        )
+    return text
