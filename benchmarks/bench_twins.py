@@ -9,10 +9,12 @@ Usage, from the repository root (heavy: one CPU slot per dataset and side)::
 Other options: ``--par-epochs N`` (default SDV's 128), ``--mostlyai-minutes M`` (default: the engine's own
 budget), ``--epochs N`` (twinforge), ``--units N --steps N`` (the simulated fleet, default 80 x 100),
 ``--ks 10,25 --horizon H --paths P --twin-entities N`` (twin benchmark; default 10 of the holdout entities),
-``--draws N``, ``--seed``, ``--anchors-dir`` (default ``~/.cache/anchors``), ``--datasets DIR``, ``--out`` (default
-``benchmarks/results/twins.json``). Results are merged into ``--out`` per dataset and side, and written after every
-step, so sides can be run (and re-run) separately. Runs queued side by side need their own ``--out`` each (they
-would overwrite one another's sides); ``--merge FILE ...`` then merges those files into ``--out``.
+``--draws N``, ``--seed``, ``--warm`` (each side fits once untimed before the timed fit: fit seconds without
+first-call imports, measured alike for every side), ``--anchors-dir`` (default ``~/.cache/anchors``),
+``--datasets DIR``, ``--out`` (default ``benchmarks/results/twins.json``). Results are merged into ``--out`` per
+dataset and side, and written after every step, so sides can be run (and re-run) separately. Runs queued side by
+side need their own ``--out`` each (they would overwrite one another's sides); ``--merge FILE ...`` then merges
+those files into ``--out``.
 
 Datasets: ``basic_motions`` (``../shared/datasets/sktime__basic_motions.csv``: 80 recordings x 100 steps, six
 sensor channels, static ``label``; the ``split`` column is bookkeeping and dropped) and ``turbines`` (a simulated
@@ -97,6 +99,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--paths", type=int, default=50, help="sample paths per forecast")
     parser.add_argument("--twin-entities", type=int, default=10, help="holdout entities in the twin benchmark")
     parser.add_argument("--no-twins", action="store_true", help="skip the twin benchmark")
+    parser.add_argument(
+        "--warm",
+        action="store_true",
+        help="each side fits once untimed before its timed fit (leaves out first-call imports; all sides alike)",
+    )
     parser.add_argument(
         "--draws", type=int, default=5, help="synthetic draws scored per side (each of train-split size)"
     )
@@ -243,6 +250,8 @@ def run_side(side: str, args, tmp: Path, train_csv: Path, ek: str, tk: str, stat
            "--entity-key", ek, "--time-key", tk, "--static", ",".join(static), "--entities", str(n),
            "--seed", str(args.seed), "--synthetic-out", str(tmp / f"{side}.parquet"),
            "--result-out", str(tmp / f"{side}.json")]  # fmt: skip
+    if args.warm:
+        cmd.append("--warm")
     if side == "par" and args.par_epochs:
         cmd += ["--epochs", str(args.par_epochs)]
     if side == "mostlyai" and args.mostlyai_minutes:
@@ -556,6 +565,8 @@ def format_dataset(name: str, entry: dict) -> str:
     rows = [("", *order)]
     rows.append(("fit seconds", *[_fmt(entry["sides"][s].get("fit_seconds")) for s in order]))
     rows.append(("fit CPU seconds", *[_fmt(entry["sides"][s].get("fit_cpu_seconds")) for s in order]))
+    if any(entry["sides"][s].get("warm") for s in order):
+        rows.append(("first fit CPU s", *[_fmt(entry["sides"][s].get("first_fit_cpu_seconds")) for s in order]))
     rows.append(("sample seconds", *[_fmt(entry["sides"][s].get("sample_seconds")) for s in order]))
     for key, label in HEADLINE:
         rows.append((label, *[_mean_sd(entry["sides"][s], key) for s in order]))

@@ -44,7 +44,8 @@ def main(argv: list[str]) -> None:
         f"{name} {json.dumps(params)} fit seed {seed}: fit CPU {cpu:.2f}s, {model.train_info_['epochs']} epochs, "
         f"ACF {t['autocorrelation_error']:.4f}, xcorr {t['cross_correlation_error']:.4f}, "
         f"AUC {t['discriminative_auc']:.4f} +/- {sd['discriminative_auc']:.3f}, "
-        f"predictive {t['predictive_ratio']:.3f}; "
+        f"predictive {t['predictive_ratio']:.3f}, static shapes {t['static_column_shapes']:.3f}, "
+        f"length {t['sequence_length']:.3f}; "
         f"telling: {', '.join(f['feature'] for f in t['telling_features'][:3])}"
     )
     telling = _pooled_telling(train, synthetic, ek, tk)

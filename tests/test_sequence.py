@@ -125,6 +125,16 @@ def test_timezone_aware_times_keep_their_zone_in_samples_and_forecasts(fleet):
     assert str(forecast["t"].dt.tz) == "Europe/Oslo" and (forecast["t"] > history["t"].max()).all()
 
 
+def test_the_static_model_stops_at_its_first_epoch_without_a_better_validation_loss(model):
+    # one row per entity is a small table: it is memorised after an epoch or two, and further epochs only ran for
+    # early stopping to restore the best weights
+    info = model.static_model_.train_info_
+    losses = [h["validation"] for h in info["history"]]
+    stop = next((i for i in range(1, len(losses)) if losses[i] >= min(losses[:i]) - 1e-6), len(losses) - 1)
+    assert stop < 2, f"the test needs an epoch without improvement before the last: {losses}"
+    assert info["epochs"] == stop + 1 and info["stopped"] == "early_stopping"
+
+
 def test_static_columns_are_detected_or_declared(fleet):
     data = split_events(fleet, "unit", "t")
     assert data.static_columns == ["site"] and data.channels == ["temp", "load", "status"]
