@@ -39,16 +39,17 @@ def test_seeded_is_reproducible_and_leaves_global_state_alone():
 
 
 @pytest.mark.parametrize("decoupled", [False, True])
-def test_adam_gives_torch_optims_numbers(decoupled):
+@pytest.mark.parametrize("fused", [False, True])
+def test_adam_gives_torch_optims_numbers(decoupled, fused):
     """The same updates as torch.optim.Adam (L2 weight decay) or AdamW (decoupled), with a learning rate changed
     between steps and a tensor that misses a step."""
     torch.manual_seed(0)
     a, b = MLP(6, 8, 2, 3), MLP(6, 8, 2, 3)
     b.load_state_dict(a.state_dict())
     start = a.net[0].weight.detach().clone()
-    ours = Adam(a.parameters(), 1e-2, betas=(0.5, 0.9), weight_decay=1e-2, decoupled=decoupled)
+    ours = Adam(a.parameters(), 1e-2, betas=(0.5, 0.9), weight_decay=1e-2, decoupled=decoupled, fused=fused)
     ref = (torch.optim.AdamW if decoupled else torch.optim.Adam)(
-        b.parameters(), 1e-2, betas=(0.5, 0.9), weight_decay=1e-2
+        b.parameters(), 1e-2, betas=(0.5, 0.9), weight_decay=1e-2, fused=fused
     )
     x = torch.randn(32, 6)
     for step in range(5):
