@@ -7,6 +7,7 @@ import torch
 from twinforge import ParameterError
 from twinforge.models._nn import (
     MLP,
+    Adam,
     check_training_params,
     resolve_device,
     seeded,
@@ -35,6 +36,33 @@ def test_seeded_is_reproducible_and_leaves_global_state_alone():
         c = torch.randn(5, generator=gen)
     assert torch.equal(a, b) and not torch.equal(b, c)
     assert torch.equal(torch.random.get_rng_state(), before)
+
+
+@pytest.mark.parametrize("decoupled", [False, True])
+@pytest.mark.parametrize("fused", [False, True])
+def test_adam_gives_torch_optims_numbers(decoupled, fused):
+    """The same updates as torch.optim.Adam (L2 weight decay) or AdamW (decoupled), with a learning rate changed
+    between steps and a tensor that misses a step."""
+    torch.manual_seed(0)
+    a, b = MLP(6, 8, 2, 3), MLP(6, 8, 2, 3)
+    b.load_state_dict(a.state_dict())
+    start = a.net[0].weight.detach().clone()
+    ours = Adam(a.parameters(), 1e-2, betas=(0.5, 0.9), weight_decay=1e-2, decoupled=decoupled, fused=fused)
+    ref = (torch.optim.AdamW if decoupled else torch.optim.Adam)(
+        b.parameters(), 1e-2, betas=(0.5, 0.9), weight_decay=1e-2, fused=fused
+    )
+    x = torch.randn(32, 6)
+    for step in range(5):
+        for net, opt in ((a, ours), (b, ref)):
+            opt.zero_grad(set_to_none=True)
+            net(x).pow(2).mean().backward()
+            if step == 2:  # the last layer misses this step: its own step count falls behind
+                net.net[-1].weight.grad = None
+            opt.step()
+            opt.param_groups[0]["lr"] = 1e-2 / (step + 2)
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)
+    assert not torch.equal(a.net[0].weight, start)
 
 
 def test_state_round_trip_is_exact():

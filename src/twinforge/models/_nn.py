@@ -30,6 +30,7 @@ from twinforge.errors import ParameterError
 
 __all__ = [
     "MLP",
+    "Adam",
     "TrainResult",
     "check_training_params",
     "native_bf16",
@@ -142,6 +143,101 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+class Adam:
+    """Adam (Kingma and Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015, Algorithm 1) with L2 weight
+    decay added to the gradient, or decoupled from it (AdamW: Loshchilov and Hutter, ICLR 2019), for training
+    outside DP.
+
+    ``g <- g + wd p`` (AdamW: ``p <- (1 - lr wd) p``), ``m <- b1 m + (1 - b1) g``, ``v <- b2 v + (1 - b2) g^2``, then
+    ``p <- p - lr / (1 - b1^t) m / (sqrt(v) / sqrt(1 - b2^t) + eps)``; each operation once for all tensors
+    (multi-tensor kernels), in the order ``torch.optim.Adam`` uses on the CPU, so the two give the same numbers
+    (tested). Why not ``torch.optim``: its first use in a process imports ``torch._dynamo`` (about 1.3 CPU s, an
+    eighth of ``ctgan``'s fit on a table of 1,800 rows), and its default loop over tensors on the CPU took 4.7 ms
+    of ``ctgan``'s 30 ms step (this: 1.6 ms). Under DP the models keep ``torch.optim``'s optimisers, which Opacus
+    wraps. The learning rate is ``param_groups[0]["lr"]``, as in ``torch.optim``, so that one schedule serves both.
+    ``fused=True`` runs torch's one-kernel update instead (``torch._fused_adam_``, the numbers of
+    ``torch.optim.Adam(fused=True)``), on the CPU or a GPU.
+    """
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        decoupled: bool = False,
+        fused: bool = False,
+    ):
+        self.params = list(params)
+        self.param_groups = [{"lr": float(lr)}]
+        self.betas, self.eps, self.weight_decay, self.decoupled = betas, float(eps), float(weight_decay), decoupled
+        self.fused = fused
+        self.state: dict[int, tuple[int, torch.Tensor, torch.Tensor]] = {}  # index -> (steps taken, m, v)
+        self.steps: dict[int, torch.Tensor] = {}  # index -> steps taken, as the fused kernel counts them
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.zero_()
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """One update of every tensor that has a gradient (a tensor's step count is its own, as in torch)."""
+        b1, b2 = self.betas
+        lr = self.param_groups[0]["lr"]
+        groups: dict[int, list[int]] = {}
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            if i not in self.state:
+                self.state[i] = (0, torch.zeros_like(p), torch.zeros_like(p))
+            t, m, v = self.state[i]
+            self.state[i] = (t + 1, m, v)
+            groups.setdefault(t + 1, []).append(i)
+        if self.fused and groups:
+            idx = [i for group in groups.values() for i in group]
+            steps = [self.steps.setdefault(i, torch.zeros((), device=self.params[i].device)) for i in idx]
+            torch._foreach_add_(steps, 1)
+            kernel = torch._fused_adamw_ if self.decoupled else torch._fused_adam_
+            kernel(
+                [self.params[i] for i in idx],
+                [self.params[i].grad for i in idx],
+                [self.state[i][1] for i in idx],
+                [self.state[i][2] for i in idx],
+                [],
+                steps,
+                amsgrad=False,
+                lr=lr,
+                beta1=b1,
+                beta2=b2,
+                weight_decay=self.weight_decay,
+                eps=self.eps,
+                maximize=False,
+                grad_scale=None,
+                found_inf=None,
+            )
+            return
+        for t, idx in groups.items():  # one group but for tensors that missed a step
+            params = [self.params[i] for i in idx]
+            grads = [p.grad for p in params]
+            ms = [self.state[i][1] for i in idx]
+            vs = [self.state[i][2] for i in idx]
+            if self.weight_decay and self.decoupled:
+                torch._foreach_mul_(params, 1 - lr * self.weight_decay)
+            elif self.weight_decay:
+                grads = torch._foreach_add(grads, params, alpha=self.weight_decay)
+            torch._foreach_lerp_(ms, grads, 1 - b1)
+            torch._foreach_mul_(vs, b2)
+            torch._foreach_addcmul_(vs, grads, grads, 1 - b2)
+            denom = torch._foreach_sqrt(vs)
+            torch._foreach_div_(denom, (1 - b2**t) ** 0.5)
+            torch._foreach_add_(denom, self.eps)
+            torch._foreach_addcdiv_(params, ms, denom, -(lr / (1 - b1**t)))
 
 
 def state_to_arrays(module: nn.Module) -> dict[str, np.ndarray]:

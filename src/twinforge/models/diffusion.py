@@ -49,6 +49,7 @@ from torch.nn import functional as F
 from twinforge.errors import ParameterError
 from twinforge.models._nn import (
     MLP,
+    Adam,
     check_training_params,
     resolve_device,
     seeded,
@@ -387,19 +388,16 @@ class TabDDPM(Synthesizer):
                 self.training_ = {"epochs": 0, "stopped": "no learned columns"}
                 return
             data = self._tensors(z[train], valid[train], tokens[train])
-            opt = torch.optim.AdamW(net.parameters(), self.learning_rate, weight_decay=1e-4)
-            # cosine decay to a tenth of the rate over ``epochs``: a few epochs go a long way at the end
             total_epochs = int(self.epochs)
-            schedule = torch.optim.lr_scheduler.LambdaLR(
-                opt, lambda e: 0.1 + 0.45 * (1 + math.cos(math.pi * min(e, total_epochs) / total_epochs))
-            )
             batch = min(int(self.batch_size), len(train))
             steps = max(1, len(train) // batch)
             dp = dp_sgd(self, n_rows=len(train), batch_size=batch, steps=steps * total_epochs, rng=rng)
-            if dp is not None:
-                opt = dp.make_private(net, opt)
+            if dp is None:
+                opt = Adam(net.parameters(), self.learning_rate, weight_decay=1e-4, decoupled=True)
+            else:  # Opacus wraps torch.optim's
+                opt = dp.make_private(net, torch.optim.AdamW(net.parameters(), self.learning_rate, weight_decay=1e-4))
 
-            def epoch(_: int) -> dict[str, float]:
+            def epoch(i: int) -> dict[str, float]:
                 net.train()
                 perm = torch.randperm(len(train), device=self.device_)
                 total = 0.0
@@ -414,7 +412,10 @@ class TabDDPM(Synthesizer):
                     loss.backward()
                     opt.step()
                     total += float(loss.detach())
-                schedule.step()
+                # cosine decay to a tenth of the rate over ``epochs``: a few epochs go a long way at the end
+                decay = 0.1 + 0.45 * (1 + math.cos(math.pi * min(i + 1, total_epochs) / total_epochs))
+                for group in opt.param_groups:
+                    group["lr"] = self.learning_rate * decay
                 return {"loss": total / steps}
 
             validate = None

@@ -47,6 +47,7 @@ from torch.nn import functional as F
 
 from twinforge.errors import ParameterError
 from twinforge.models._nn import (
+    Adam,
     check_training_params,
     resolve_device,
     seeded,
@@ -318,12 +319,11 @@ class CTGAN(Synthesizer):
                 self.training_ = {"epochs": 0, "stopped": "no learned columns"}
                 return
             data = torch.as_tensor(enc.to_matrix(codes[train], scalars[train]), device=self.device_)
-            opt_g = torch.optim.Adam(
-                self.generator_.parameters(), self.learning_rate, betas=(0.5, 0.9), weight_decay=1e-6
-            )
-            opt_d = torch.optim.Adam(critic.parameters(), self.learning_rate, betas=(0.5, 0.9), weight_decay=1e-6)
             steps = max(1, len(train) // batch)
             dp = dp_sgd(self, n_rows=len(train), batch_size=batch, steps=steps * int(self.epochs), rng=rng)
+            adam = Adam if dp is None else torch.optim.Adam  # Opacus wraps torch.optim's
+            opt_g = adam(self.generator_.parameters(), self.learning_rate, betas=(0.5, 0.9), weight_decay=1e-6)
+            opt_d = adam(critic.parameters(), self.learning_rate, betas=(0.5, 0.9), weight_decay=1e-6)
             if dp is not None:
                 opt_d = dp.make_private(critic, opt_d)
                 codes_t = torch.as_tensor(codes[train], device=self.device_)

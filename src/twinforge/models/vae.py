@@ -41,6 +41,7 @@ from torch import nn
 from twinforge.errors import ParameterError
 from twinforge.models._nn import (
     MLP,
+    Adam,
     check_training_params,
     resolve_device,
     seeded,
@@ -257,9 +258,12 @@ class TVAE(Synthesizer):
                 return
             tensors = self._tensors(codes[train], scalars[train])
             # one fused kernel per step instead of one per tensor (Adam's update was a fifth of the fit's CPU time
-            # on default); Opacus wraps the plain optimiser
-            fused = not is_private(self) and self.device_.type in ("cpu", "cuda")
-            opt = torch.optim.Adam(vae.parameters(), self.learning_rate, weight_decay=1e-5, fused=fused)
+            # on default); Opacus wraps torch.optim's plain optimiser
+            if is_private(self):
+                opt = torch.optim.Adam(vae.parameters(), self.learning_rate, weight_decay=1e-5)
+            else:
+                fused = self.device_.type in ("cpu", "cuda")
+                opt = Adam(vae.parameters(), self.learning_rate, weight_decay=1e-5, fused=fused)
             batch = min(int(self.batch_size), len(train))
             steps = max(1, len(train) // batch)
             epochs = int(self.epochs) if self.epochs is not None else _EPOCHS
