@@ -128,6 +128,9 @@ def test_same_seed_same_report_and_subsampling_is_reported(tables):
     assert sub["column_pair_trends"]["real"] == {"rows": 400, "of": 500}
     assert sub["distances"]["synthetic"] == {"rows": 300, "of": 500}
     assert a.to_dict()["settings"]["caps"]["detection_rows"] == 200
+    html = a.html()  # the report says it in words, not as raw JSON
+    assert "200 per side (of real 500, synthetic 500)" in html and "real: 400 of 500" in html
+    assert "rows_per_side" not in html.split("<h3>Subsampled")[1].split("</table>")[0]
 
 
 def test_without_holdout_utility_and_holdout_privacy_are_skipped_with_a_note(tables):

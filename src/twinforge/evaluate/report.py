@@ -118,6 +118,7 @@ class EvaluationReport:
             undefined=jinja2.StrictUndefined,
         )
         env.filters["num"] = _num
+        env.filters["rows_used"] = _rows_used
         figures = self._figures()
         template = env.get_template("report.html.j2")
         return template.render(
@@ -278,6 +279,19 @@ def _num(value: Any, digits: int = 3) -> str:
     if isinstance(value, (float, np.floating)):
         return "n/a" if not math.isfinite(value) else f"{value:.{digits}f}"
     return str(value)
+
+
+def _rows_used(what: Any) -> str:
+    """A subsampling record as text: 'real: 400 of 500; synthetic: 300 of 500' (or '200 per side of ...')."""
+    if not isinstance(what, dict):
+        return str(what)
+    if "rows_per_side" in what:
+        of = what.get("of") or {}
+        sizes = ", ".join(f"{t} {n:,}" for t, n in of.items())
+        return f"{what['rows_per_side']:,} per side" + (f" (of {sizes})" if sizes else "")
+    if "rows" in what and "of" in what:
+        return f"{what['rows']:,} of {what['of']:,}"
+    return "; ".join(f"{t}: {_rows_used(v)}" for t, v in what.items())
 
 
 def _jsonable(obj: Any) -> Any:
