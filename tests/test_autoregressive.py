@@ -289,6 +289,21 @@ def test_shared_prefix_passes_sample_the_same_rows_as_one_pass_per_row(model, mo
     assert model.sample(3000, seed=5).equals(shared)
 
 
+def test_draws_in_chunks_of_rows_sample_the_same_rows(model, monkeypatch):
+    """A column's logits and draws go through in chunks of rows when they are many (uniforms drawn first): an
+    optimisation only, so the same seed gives the same rows, with and without conditions."""
+    from twinforge.models import autoregressive as ar
+
+    conditions = {"age": (30, 50)}
+    plain, conditioned = model.sample(3000, seed=5), model.sample(3000, seed=6, conditions=conditions)
+    monkeypatch.setattr(ar, "_DRAW_CHUNK", 700)  # every column over 3,000 rows: a few chunks and a partial one
+    calls, draw = [], ar._draw
+    monkeypatch.setattr(ar, "_draw", lambda *a, **k: calls.append(k.get("u")) or draw(*a, **k))
+    assert model.sample(3000, seed=5).equals(plain)
+    assert model.sample(3000, seed=6, conditions=conditions).equals(conditioned)
+    assert sum(u is not None for u in calls) > 2 * len(model.columns_)  # the chunked path did run
+
+
 def test_refine_groups_rows_by_prefix_and_points_at_each_groups_first_row():
     from twinforge.models.autoregressive import _refine
 
