@@ -751,7 +751,7 @@ def test_exact_relations_are_derived_after_their_inputs(tmp_path):
     minutes = 60 * (out["dep"] // 100) + out["dep"] % 100
     sched = 60 * out["hour"] + out["minute"]
     assert ((minutes - sched - out["delay"])[known] % 1440 == 0).all()
-    assert (out["dep"].dropna() % 100 < 60).all() and out["dep"].dropna().between(0, 2359).all()
+    assert (out["dep"][known] % 100 < 60).all() and out["dep"][known].between(0, 2359).all()  # as HHMM
     # to the data's two decimals; a sum past the training range is clipped to it, as every value (1 row of 3,000)
     assert ((out["total"] - out["a"] - out["b"]).abs() <= 0.011).mean() > 0.995
     fitted.save(tmp_path / "m")

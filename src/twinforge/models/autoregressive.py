@@ -524,6 +524,15 @@ class Autoregressive(Synthesizer):
         # the value tokens of numeric columns alone: where the shape term applies
         ordinal = self.layout_["out_ordinal"].numpy()
         self.layout_["ordinal_token"] = torch.as_tensor(np.flatnonzero(ordinal).astype("int64"))
+        names = {col["column"]: i for i, col in enumerate(self.columns_)}
+        derived = [i for i, col in enumerate(self.columns_) if "derive" in col]
+        if derived:  # per derived column, its inputs (see _loss)
+            inputs = np.zeros((len(self.columns_), len(self.columns_)), dtype="float32")
+            for i in derived:
+                inputs[i, [names[r] for r in self.columns_[i]["derive"]["reference"]]] = 1.0
+            self.layout_["derive_inputs"] = torch.as_tensor(inputs)
+            missing = [_n_tokens(col) - 1 if col["missing"] else -1 for col in self.columns_]
+            self.layout_["missing_token"] = torch.as_tensor(np.asarray(missing, dtype="int64"))
 
     def _new_net(self) -> _Net:
         n_tok = self.layout_["n_tokens"]
@@ -1098,9 +1107,18 @@ def _training_matrix(
 
 
 def _loss(net: _Net, lay: dict[str, torch.Tensor], tokens: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-    """Per row, the mean cross-entropy of the unknown columns given the known ones."""
+    """Per row, the mean cross-entropy of the unknown columns given the known ones.
+
+    A derived column whose inputs are all known and not missing is left out: sampling computes it from them
+    (see ``_derive_values``). Learning its clock arithmetic from tokens had made flights' training run 141 epochs
+    instead of 96 (191 against 126 CPU s), at a worse validation loss.
+    """
     nll = _column_nll(net, lay, tokens, known)
     unknown = (~known).float()
+    if "derive_inputs" in lay:
+        open_ = (~known | (tokens[:, : known.shape[1]] == lay["missing_token"])).float()
+        computed = (open_ @ lay["derive_inputs"].T == 0) & (lay["derive_inputs"].sum(1) > 0)
+        unknown = unknown * (~computed).float()
     return (nll * unknown).sum(1) / unknown.sum(1).clamp(min=1)
 
 
