@@ -20,7 +20,10 @@ A row is factorised column by column, ``p(x) = prod_k p(x_sigma(k) | x_sigma(<k)
   delay + a residual) instead draws its value inside the drawn bin from that residual, given their values, where
   this gives the training values a higher likelihood than the three numbers do (see ``_references``). So does
   an exact column of more than ``_REFERENCE_VALUES`` values, whose whole value then comes from the residual
-  (weather's dew point given temperature and humidity; see ``_exact_from_reference``);
+  (weather's dew point given temperature and humidity; see ``_exact_from_reference``). A many-valued numeric
+  column that is an exact linear function of one or two others (HHMM clock times read as minutes, modulo a day)
+  is *derived*: computed from them after they are drawn (flights' departure time = schedule + delay; see
+  ``_derivations``);
 - a missing value: a token of its own.
 
 Training is order-agnostic (Uria et al., "A deep and tractable density estimator", ICML 2014; Hoogeboom et al.,
