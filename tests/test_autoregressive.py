@@ -791,3 +791,19 @@ def test_clock_columns_and_a_fit_with_exceptions_modulo_a_day():
     share, coef, rest = _trimmed_fit(dep, [sched, delay], 1e-6, 1440.0)
     assert share == 1.0 and np.allclose(coef, [1, 1]) and np.allclose((rest + 720) % 1440 - 720, 0, atol=1e-6)
     assert _trimmed_fit(dep, [sched, delay], 1e-6, None)[0] < 0.99  # without the period, the exceptions stay
+
+
+def test_impute_computes_a_missing_derived_cell_from_its_known_inputs():
+    """Imputation asks a missing cell to be drawn non-missing (a range: the column's bounds); a derived column's
+    cell is still computed from its inputs where they are given, not drawn by the network."""
+    data = _clock_table(1500, 5)
+    fitted = twinforge.create("auto", seed=0, epochs=1, **FAST).fit(data)
+    rows = data[data["delay"].notna()].head(60).copy()
+    rows.iloc[:30, rows.columns.get_loc("dep")] = np.nan
+    rows.iloc[30:, rows.columns.get_loc("total")] = np.nan
+    filled = fitted.impute(rows, seed=0)
+    pd.testing.assert_frame_equal(filled.iloc[:30].drop(columns="dep"), rows.iloc[:30].drop(columns="dep"))
+    minutes = 60 * (filled["dep"] // 100) + filled["dep"] % 100
+    sched = 60 * (filled["sched"] // 100) + filled["sched"] % 100
+    assert ((minutes - sched - filled["delay"]).iloc[:30] % 1440 == 0).all()
+    assert ((filled["total"] - filled["a"] - filled["b"]).iloc[30:].abs() <= 0.011).all()

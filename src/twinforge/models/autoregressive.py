@@ -654,9 +654,9 @@ class Autoregressive(Synthesizer):
                 if ref is not None and col["type"] == "exact":
                     _exact_from_reference(col, tokens, ref, plan["weights"], self.bias_[i], temperature, gen)
                 values = _decode(col, tokens, plan, gen, tilt, temperature, fine, ref)
-                if "derive" in col and plan["weights"] is None:  # a derived column without a condition
+                if "derive" in col:  # where its inputs are known and it meets its condition (see _derive_values)
                     shift = _reference_shift(col["derive"], out)
-                    tokens = _derive_values(col, values, shift if rows is None else shift[rows], gen, fine)
+                    tokens = _derive_values(col, values, shift if rows is None else shift[rows], gen, fine, plan)
                 drawn[i] = tokens
                 if rows is None:
                     out[col["column"]] = values
@@ -1522,13 +1522,20 @@ def _trimmed_fit(
 
 
 def _derive_values(
-    col: dict[str, Any], values: np.ndarray, shift: np.ndarray, gen: torch.Generator, fine: np.ndarray | None
+    col: dict[str, Any],
+    values: np.ndarray,
+    shift: np.ndarray,
+    gen: torch.Generator,
+    fine: np.ndarray | None,
+    plan: dict[str, Any],
 ) -> np.ndarray:
     """Replace a derived column's ``values`` (in place) by ``shift + residual`` where its inputs are known (see
-    ``_derivations``), in the training values' form; returns every row's token (``fine``: the within-bin places).
+    ``_derivations``) and that lies in the plan's range, in the training values' form; returns every row's token
+    (``fine``: the within-bin places).
 
     The residual is drawn from its quantiles: a constant for a relation that always holds. A clock time comes
-    back as HHMM from minutes modulo a day.
+    back as HHMM from minutes modulo a day. The range is imputation's "not missing" (the column's bounds) or a
+    condition: where the computed value is outside it, the network's draw stays.
     """
     spec = col["derive"]
     grid = spec["residuals"]
@@ -1542,7 +1549,8 @@ def _derive_values(
         v = 100.0 * np.floor(v / 60.0) + np.mod(v, 60.0)
         if spec["midnight"]:
             v[v == 0] = spec["midnight"]
-    values[known] = v
+    inside = (v >= plan["low"]) & (v <= plan["high"])
+    values[known[inside]] = v[inside]
     if col["type"] != "binned":
         return _encode(col, values)
     tokens, places = _encode(col, values, within=True)
