@@ -807,3 +807,16 @@ def test_impute_computes_a_missing_derived_cell_from_its_known_inputs():
     sched = 60 * (filled["sched"] // 100) + filled["sched"] % 100
     assert ((minutes - sched - filled["delay"]).iloc[:30] % 1440 == 0).all()
     assert ((filled["total"] - filled["a"] - filled["b"]).iloc[30:].abs() <= 0.011).all()
+
+
+def test_a_derived_column_keeps_the_training_values_decimals():
+    """A sum of two-decimal parts comes back with two decimals: shift + residual carries float noise (1e-14)."""
+    rng = np.random.default_rng(2)
+    a, b = np.round(rng.gamma(2, 50, 1500), 2), np.round(rng.normal(0, 30, 1500), 2)
+    data = pd.DataFrame({"a": a, "b": b, "total": a + b})
+    fitted = twinforge.create("auto", seed=0, epochs=1, **FAST).fit(data)
+    assert fitted.columns_[2]["derive"]["reference"] == ["a", "b"]
+    out = fitted.sample(500, seed=0)
+    assert (out["total"] == np.round(out["total"], 2)).all()
+    given = fitted.sample(50, seed=0, seed_data=pd.DataFrame({"a": np.full(50, 10.0), "b": np.full(50, 5.0)}))
+    assert (given["total"] == 15.0).all()

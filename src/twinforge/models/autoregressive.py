@@ -1427,8 +1427,17 @@ def _derivations(columns: list[dict[str, Any]], arrays: dict[str, np.ndarray]) -
             "clock_out": bool(clock),
             # the training values' form: whole numbers, and HHMM midnight as 2400 rather than 0
             "whole": bool(np.all(y[~np.isnan(y)] == np.round(y[~np.isnan(y)]))),
+            "decimals": _decimals(y[~np.isnan(y)]),
             "midnight": 2400.0 if clock and col["grid"][0] > 0 and col["grid"][-1] == 2400 else 0.0,
         }
+
+
+def _decimals(y: np.ndarray) -> int | None:
+    """The fewest decimals (up to 6) that all of ``y`` is written with; None: more."""
+    for d in range(7):
+        if np.all(np.abs(y * 10.0**d - np.round(y * 10.0**d)) <= 1e-6 * np.maximum(1.0, np.abs(y * 10.0**d))):
+            return d
+    return None
 
 
 def _derived_last(columns: list[dict[str, Any]], order: list[int]) -> list[int]:
@@ -1544,6 +1553,8 @@ def _derive_values(
     v = shift[known] + np.interp(u, np.linspace(0.0, 1.0, len(grid)), grid)
     if spec["whole"]:
         v = np.round(v)
+    elif spec.get("decimals") is not None:  # None: a model saved before decimals were kept
+        v = np.round(v, spec["decimals"])  # 1.4e-14 off a + b is not a value of two decimals
     if spec["clock_out"]:
         v = np.mod(v, _DAY_MINUTES)
         v = 100.0 * np.floor(v / 60.0) + np.mod(v, 60.0)
