@@ -625,9 +625,10 @@ def test_no_references_under_dp():
     rng = np.random.default_rng(11)
     x = np.round(np.exp(rng.normal(3, 1, 1000)), 2)
     data = pd.DataFrame({"x": x, "y": np.round(x + rng.normal(0, 1, 1000), 2)})
+    data["z"] = data["x"] + 2 * data["y"]  # an exact relation: not derived either
     fitted = twinforge.create("auto", seed=0, epochs=1, epsilon=5.0, **FAST).fit(data)
-    assert not any("reference" in col for col in fitted.columns_)
-    assert fitted.sample(50, seed=0).shape == (50, 2)
+    assert not any("reference" in col or "derive" in col for col in fitted.columns_)
+    assert fitted.sample(50, seed=0).shape == (50, 3)
 
 
 def test_numeric_columns_the_others_predict_are_drawn_last(monkeypatch):
@@ -715,3 +716,135 @@ def test_an_exact_reference_draw_follows_the_cells_times_the_calibration_biases(
         _exact_from_reference(col, got, ref, None, bias, 1.0, torch.Generator().manual_seed(0))
         expected = cells * np.exp(bias[:6]) / (cells * np.exp(bias[:6])).sum()
         np.testing.assert_allclose(np.bincount(got, minlength=6) / 40_000, expected, atol=0.01)
+
+
+def _clock_table(n: int, seed: int) -> pd.DataFrame:
+    """Flights-like: a schedule 100 * hour + minute (HHMM), a delay, the departure time (HHMM, modulo a day), and
+    a total that is the sum of two parts."""
+    rng = np.random.default_rng(seed)
+    hour = rng.integers(5, 24, n)
+    minute = rng.choice([0, 5, 10, 15, 20, 29, 30, 45, 55, 59], n)
+    delay = np.round(rng.exponential(25, n) - 8)
+    sched = 60 * hour + minute
+    dep = (sched + delay) % 1440
+    a, b = np.round(rng.gamma(2, 50, n), 2), np.round(rng.normal(0, 30, n), 2)
+    data = pd.DataFrame(
+        {
+            "hour": hour,
+            "minute": minute,
+            "sched": 100 * hour + minute,
+            "delay": delay,
+            "dep": 100 * (dep // 60) + dep % 60,
+            "a": a,
+            "b": b,
+            "total": a + b,
+            "g": rng.choice(["x", "y", "z"], n),
+        }
+    )
+    data.loc[rng.choice(n, n // 50, replace=False), ["delay", "dep"]] = np.nan  # cancelled
+    return data
+
+
+def test_exact_relations_are_derived_after_their_inputs(tmp_path):
+    """A column that is an exact linear function of one or two others, clock times read as minutes, is computed
+    from them after they are drawn: the schedule from hour and minute, the departure from the schedule and the
+    delay modulo a day, the total from its parts (not a part from the total and the other part)."""
+    data = _clock_table(2000, 3)
+    fitted = twinforge.create("auto", seed=0, epochs=3, **FAST).fit(data)
+    derived = {c["column"]: (c["derive"]["reference"], c["derive"]["clock"]) for c in fitted.columns_ if "derive" in c}
+    assert derived == {
+        "sched": (["hour", "minute"], [False, False]),
+        "dep": (["sched", "delay"], [True, False]),
+        "total": (["a", "b"], [False, False]),
+    }
+    order = [fitted.columns_[i]["column"] for i in fitted.order_]
+    assert order.index("dep") > order.index("sched") > max(order.index("hour"), order.index("minute"))
+    assert order.index("total") > max(order.index("a"), order.index("b"))
+    out = fitted.sample(3000, seed=0)
+    assert (out["sched"] == 100 * out["hour"] + out["minute"]).all()
+    known = out["delay"].notna()
+    minutes = 60 * (out["dep"] // 100) + out["dep"] % 100
+    sched = 60 * out["hour"] + out["minute"]
+    assert ((minutes - sched - out["delay"])[known] % 1440 == 0).all()
+    assert (out["dep"][known] % 100 < 60).all() and out["dep"][known].between(0, 2359).all()  # as HHMM
+    # to the data's two decimals; a sum past the training range is clipped to it, as every value (1 row of 3,000)
+    assert ((out["total"] - out["a"] - out["b"]).abs() <= 0.011).mean() > 0.995
+    fitted.save(tmp_path / "m")
+    pd.testing.assert_frame_equal(twinforge.load(tmp_path / "m").sample(300, seed=4), fitted.sample(300, seed=4))
+    given = fitted.sample(200, seed=1, seed_data=pd.DataFrame({"hour": np.full(200, 7), "minute": np.full(200, 45)}))
+    assert (given["sched"] == 745).all()
+    ranged = fitted.sample(200, seed=1, conditions={"sched": (1200, 1300)})  # drawn first, by the network
+    assert ranged["sched"].between(1200, 1300).all()
+
+
+def test_relations_on_mostly_constant_columns_are_not_derived():
+    """Two columns that are 0 on the same 90% of rows agree there whatever their values elsewhere: no relation."""
+    rng = np.random.default_rng(4)
+    wet = rng.random(1500) < 0.1
+    data = pd.DataFrame(
+        {
+            "rain": np.where(wet, np.round(rng.gamma(2, 3, 1500), 1), 0.0),
+            "snow": np.where(wet, np.round(rng.gamma(2, 1, 1500), 1), 0.0),
+            "t": np.round(rng.normal(0, 5, 1500), 1),
+        }
+    )
+    fitted = twinforge.create("auto", seed=0, epochs=1, **FAST).fit(data)
+    assert not any("derive" in c for c in fitted.columns_)
+
+
+def test_clock_columns_and_a_fit_with_exceptions_modulo_a_day():
+    from twinforge.models.autoregressive import _clock_minutes, _is_clock, _trimmed_fit
+
+    rng = np.random.default_rng(0)
+    hhmm = 100 * rng.integers(0, 24, 500) + rng.integers(0, 60, 500)
+    assert _is_clock(hhmm.astype(float)) and not _is_clock(rng.integers(0, 2400, 500).astype(float))
+    assert not _is_clock(rng.integers(0, 60, 500).astype(float))  # no values past 100: minutes, not times
+    np.testing.assert_array_equal(_clock_minutes(np.array([0.0, 59.0, 1545.0, 2400.0])), [0, 59, 945, 1440])
+    sched = rng.integers(300, 1440, 2000).astype(float)
+    delay = np.round(rng.exponential(60, 2000))
+    dep = (sched + delay) % 1440  # 1,440 minutes off the sum where it passes midnight
+    share, coef, rest = _trimmed_fit(dep, [sched, delay], 1e-6, 1440.0)
+    assert share == 1.0 and np.allclose(coef, [1, 1]) and np.allclose((rest + 720) % 1440 - 720, 0, atol=1e-6)
+    assert _trimmed_fit(dep, [sched, delay], 1e-6, None)[0] < 0.99  # without the period, the exceptions stay
+
+
+def test_impute_computes_a_missing_derived_cell_from_its_known_inputs():
+    """Imputation asks a missing cell to be drawn non-missing (a range: the column's bounds); a derived column's
+    cell is still computed from its inputs where they are given, not drawn by the network."""
+    data = _clock_table(1500, 5)
+    fitted = twinforge.create("auto", seed=0, epochs=1, **FAST).fit(data)
+    rows = data[data["delay"].notna()].head(60).copy()
+    rows.iloc[:30, rows.columns.get_loc("dep")] = np.nan
+    rows.iloc[30:, rows.columns.get_loc("total")] = np.nan
+    filled = fitted.impute(rows, seed=0)
+    pd.testing.assert_frame_equal(filled.iloc[:30].drop(columns="dep"), rows.iloc[:30].drop(columns="dep"))
+    minutes = 60 * (filled["dep"] // 100) + filled["dep"] % 100
+    sched = 60 * (filled["sched"] // 100) + filled["sched"] % 100
+    assert ((minutes - sched - filled["delay"]).iloc[:30] % 1440 == 0).all()
+    assert ((filled["total"] - filled["a"] - filled["b"]).iloc[30:].abs() <= 0.011).all()
+
+
+def test_a_derived_column_keeps_the_training_values_decimals():
+    """A sum of two-decimal parts comes back with two decimals: shift + residual carries float noise (1e-14)."""
+    rng = np.random.default_rng(2)
+    a, b = np.round(rng.gamma(2, 50, 1500), 2), np.round(rng.normal(0, 30, 1500), 2)
+    data = pd.DataFrame({"a": a, "b": b, "total": a + b})
+    fitted = twinforge.create("auto", seed=0, epochs=1, **FAST).fit(data)
+    assert fitted.columns_[2]["derive"]["reference"] == ["a", "b"]
+    out = fitted.sample(500, seed=0)
+    assert (out["total"] == np.round(out["total"], 2)).all()
+    given = fitted.sample(50, seed=0, seed_data=pd.DataFrame({"a": np.full(50, 10.0), "b": np.full(50, 5.0)}))
+    assert (given["total"] == 15.0).all()
+
+
+def test_a_relation_with_a_few_exceptions_passes_the_screen():
+    """0.5% exceptions (0.995 of rows exact) show as 1.2% on these data's 500 screen rows: still a relation."""
+    from twinforge.models.autoregressive import _exact_relations
+
+    rng = np.random.default_rng(0)
+    a, b = np.round(rng.gamma(2, 50, 3000), 2), np.round(rng.normal(0, 30, 3000), 2)
+    c = a + b
+    bad = rng.random(3000) < 0.005
+    c[bad] += np.round(rng.normal(0, 20, bad.sum()), 2)
+    found = _exact_relations(c, {(0, False): a, (1, False): b}, None)
+    assert len(found) == 1 and np.allclose(found[0][1], [1, 1])
