@@ -808,6 +808,19 @@ def test_clock_columns_and_a_fit_with_exceptions_modulo_a_day():
     assert _trimmed_fit(dep, [sched, delay], 1e-6, None)[0] < 0.99  # without the period, the exceptions stay
 
 
+def test_the_pair_screen_keeps_exact_pairs_and_drops_unrelated_ones():
+    """The pair search is screened by the pair's multiple R^2 (a wide table's search grows with the square of its
+    numeric columns); an exact sum passes."""
+    from twinforge.models.autoregressive import _linear_pairs
+
+    rng = np.random.default_rng(1)
+    features = {(i, False): rng.normal(size=500) for i in range(30)}
+    features[(5, False)][::7] = np.nan  # a missing input value does not hide the pair
+    total = np.nan_to_num(features[(5, False)]) + 2 * features[(17, False)]
+    pairs = _linear_pairs(total, features)
+    assert ((5, False), (17, False)) in pairs and len(pairs) < 60  # of 435 pairs
+
+
 def test_impute_computes_a_missing_derived_cell_from_its_known_inputs():
     """Imputation asks a missing cell to be drawn non-missing (a range: the column's bounds); a derived column's
     cell is still computed from its inputs where they are given, not drawn by the network."""

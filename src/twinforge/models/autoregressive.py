@@ -163,6 +163,7 @@ _DERIVE_SHARE = 0.99
 # (6 rows) about one time in four; 3% (15 rows) is 4.5 standard deviations past a 1% share
 _SCREEN_SHARE = 0.97
 _EXACT_SCREEN_ROWS = 500
+_PAIR_R2 = 0.5  # the least multiple R^2 of a pair of inputs screened for an exact relation (see _linear_pairs)
 _CLOCK_VALUES = 20
 _DAY_MINUTES = 1440.0
 _REFERENCE_TEST_ROWS = 2_000  # rows on which the residual's and the network's within-bin likelihoods are compared
@@ -1523,7 +1524,10 @@ def _exact_relations(
     screen = slice(None, None, max(1, len(x) // _EXACT_SCREEN_ROWS))
     for size in (1, 2):
         found = []
-        for subset in itertools.combinations(features, size):
+        subsets = itertools.combinations(features, size)
+        if size == 2 and period is None:  # modulo a day, R^2 misreads the rows that wrap: every pair is tried
+            subsets = _linear_pairs(x[screen], {k: v[screen] for k, v in features.items()})
+        for subset in subsets:
             got = _trimmed_fit(x[screen], [features[k][screen] for k in subset], tol, period)
             if got is not None and got[0] >= _SCREEN_SHARE:
                 got = _trimmed_fit(x, [features[k] for k in subset], tol, period)
@@ -1532,6 +1536,34 @@ def _exact_relations(
         if found:
             return found
     return []
+
+
+def _linear_pairs(x: np.ndarray, features: dict[tuple[int, bool], np.ndarray]) -> list[tuple[Any, Any]]:
+    """The pairs of ``features`` that explain at least ``_PAIR_R2`` of ``x``'s variance together (multiple R^2 from
+    the pairwise correlations): a cheap screen before the trimmed fits, whose count grows with the square of the
+    numeric columns (60 numeric columns of 5,000 rows: 31.6 CPU s without it, 1.3 s with it). An exact relation
+    keeps a high R^2 though a few rows break it. Not used for clock times (modulo a day), whose rows that wrap
+    past midnight are 1,440 minutes off a linear fit."""
+    keys = list(features)
+    if len(keys) < 2:
+        return []
+    known = ~np.isnan(x)
+    columns = [x[known]]
+    for k in keys:  # a missing input value as its mean: the screen only needs to be roughly right
+        y = features[k][known]
+        columns.append(np.where(np.isnan(y), np.nanmean(y) if (~np.isnan(y)).any() else 0.0, y))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.corrcoef(np.vstack(columns)) if known.sum() > 2 else np.full((len(columns),) * 2, np.nan)
+    rx, ryy = r[0, 1:], r[1:, 1:]
+    pairs = []
+    for a, b in itertools.combinations(range(len(keys)), 2):
+        denominator = 1.0 - ryy[a, b] ** 2
+        if not denominator > 1e-9:  # one input is (nearly) the other: the single-input search covers it
+            continue
+        r2 = (rx[a] ** 2 + rx[b] ** 2 - 2.0 * rx[a] * rx[b] * ryy[a, b]) / denominator
+        if np.isnan(r2) or r2 >= _PAIR_R2:
+            pairs.append((keys[a], keys[b]))
+    return pairs
 
 
 def _trimmed_fit(
