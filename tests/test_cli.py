@@ -138,6 +138,18 @@ def test_info_shows_model_rows_and_column_kinds(model_dir):
     assert "primary_key=customer_id" in out
 
 
+def test_info_lists_the_default_models_derived_columns():
+    rng = np.random.default_rng(0)
+    a, b = np.round(rng.normal(50, 10, 400), 1), np.round(rng.normal(20, 5, 400), 1)
+    pd.DataFrame({"a": a, "b": b, "total": np.round(a + b, 1)}).to_csv("sums.csv", index=False)
+    assert run("fit", "sums.csv", "--out", "m", "--seed", "0", "--param", "epochs=1").exit_code == 0
+    result = run("info", "m")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"derived \(computed from other columns when sampling\): total <- [ab], [ab]", result.stdout)
+    assert run("fit", "sums.csv", "--out", "m2", "--model", "copula").exit_code == 0
+    assert "derived" not in run("info", "m2").stdout  # a model without derived columns says nothing of them
+
+
 # ------------------------------------------------------------------------------------------- metadata
 def test_metadata_prints_json_with_the_detected_kinds(data_csv):
     result = run("metadata", data_csv)

@@ -913,6 +913,13 @@ def info(model_dir: Annotated[Path, typer.Argument(help="A model directory writt
             kind += "; fakes: " + (spec.get("fake_style") or ("pseudonym" if private else "realistic"))
         columns.add_row(name, kind)
     console.print(columns)
+    derived = [  # the default model's derived columns: computed from their inputs when sampled
+        f"{c['column']} <- {', '.join(map(str, c['derive'].get('reference', [])))}"
+        for c in (doc.get("state") or {}).get("columns") or []
+        if isinstance(c, dict) and isinstance(c.get("derive"), dict)
+    ]
+    if derived:
+        console.print("derived (computed from other columns when sampling): " + "; ".join(derived))
     keys = {k: meta.get(k) for k in ("primary_key", "entity_key", "time_index") if meta.get(k)}
     if keys:
         console.print("keys: " + ", ".join(f"{k}={v}" for k, v in keys.items()))
