@@ -1463,15 +1463,15 @@ def _derivations(columns: list[dict[str, Any]], arrays: dict[str, np.ndarray]) -
             "clock": [bool(k[1]) for k in keys],
             "residuals": np.quantile(rest, np.linspace(0.0, 1.0, _RESIDUAL_GRID)),
             "clock_out": bool(clock),
-            # the training values' form: whole numbers, and HHMM midnight as 2400 rather than 0
-            "whole": bool(np.all(y[~np.isnan(y)] == np.round(y[~np.isnan(y)]))),
+            # the training values' form: their decimals (0: whole numbers), and HHMM midnight as 2400 rather than 0
             "decimals": _decimals(y[~np.isnan(y)]),
             "midnight": 2400.0 if clock and col["grid"][0] > 0 and col["grid"][-1] == 2400 else 0.0,
         }
 
 
 def _decimals(y: np.ndarray) -> int | None:
-    """The fewest decimals (up to 6) that all of ``y`` is written with; None: more."""
+    """The fewest decimals (up to 6) that all of ``y`` is written with, to a relative 1e-6 (a sum computed in floats
+    is 1e-14 off its decimals, which ``transforms._columns._decimals``'s exact test would reject); None: more."""
     for d in range(7):
         if np.all(np.abs(y * 10.0**d - np.round(y * 10.0**d)) <= 1e-6 * np.maximum(1.0, np.abs(y * 10.0**d))):
             return d
@@ -1620,9 +1620,7 @@ def _derive_values(
     known = np.flatnonzero(~np.isnan(shift))
     u = torch.rand(len(known), generator=gen, dtype=torch.float64).numpy()
     v = shift[known] + np.interp(u, np.linspace(0.0, 1.0, len(grid)), grid)
-    if spec["whole"]:
-        v = np.round(v)
-    elif spec.get("decimals") is not None:  # None: a model saved before decimals were kept
+    if spec["decimals"] is not None:  # None: more than 6 decimals, kept as computed
         v = np.round(v, spec["decimals"])  # 1.4e-14 off a + b is not a value of two decimals
     if spec["clock_out"]:
         v = np.mod(v, _DAY_MINUTES)
