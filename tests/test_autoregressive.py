@@ -704,40 +704,6 @@ def test_exact_residual_cells_cover_the_line():
     np.testing.assert_array_equal(tokens, [1, 0, 3, 4])  # row 1: no reference value, kept; row 2: 2 not allowed
 
 
-def test_bin_cells_leave_the_point_masses_their_own():
-    from twinforge.models.autoregressive import _bin_cells
-
-    # 2 bins of 2 fine ones, [0, 2] and [2, 10]; whole numbers, with point masses 4, 5 and 6 inside the second
-    col = {"quantiles": np.array([0.0, 1.0, 2.0, 6.0, 10.0]), "n_bins": 2, "masses": np.array([4.0, 5, 6]),
-           "decimals": 0}  # fmt: skip
-    cuts, owner = _bin_cells(col)  # bins [0, 2] (open below) and [2, 10] (open above)
-    np.testing.assert_array_equal(cuts, [-np.inf, 2.0, 3.5, 4.5, 5.5, 6.5, np.inf])
-    np.testing.assert_array_equal(owner, [0, 1, -1, -1, -1, 1])
-    col["decimals"] = None  # values of many decimals: masses are points, the bins' cells meet at their edges
-    cuts, owner = _bin_cells(col)
-    assert owner[np.searchsorted(cuts, 5.2) - 1] == 1 and owner[np.searchsorted(cuts, 1.0) - 1] == 0
-
-
-def test_a_bin_reference_draw_follows_the_residual_and_keeps_masses_and_missing():
-    from twinforge.models.autoregressive import _bin_from_reference
-
-    # tokens: masses 4, 5, 6 (0-2), bins [0, 2] and [2, 10] (3, 4), 'missing' (5)
-    col = {"quantiles": np.array([0.0, 1.0, 2.0, 6.0, 10.0]), "n_bins": 2, "masses": np.array([4.0, 5, 6]),
-           "decimals": 0, "residuals": np.linspace(-0.5, 0.5, 257)}  # fmt: skip
-    tokens = np.array([3, 3, 0, 5, 4, 4])
-    ref = np.array([8.0, np.nan, 8.0, 8.0, 1.0, 5.0])
-    _bin_from_reference(col, tokens, ref, None, np.zeros(6), 1.0, torch.Generator().manual_seed(0))
-    # row 0: 8 +- 0.5 is in bin [2, 10]; row 1: no reference value; rows 2, 3: a mass and 'missing', kept;
-    # row 4: 1 +- 0.5 in bin [0, 2]; row 5: 5 +- 0.5 is the mass 5's cell, which no bin owns: kept
-    np.testing.assert_array_equal(tokens, [4, 3, 0, 5, 3, 4])
-    col["residuals"] = np.linspace(-3.0, 3.0, 257)  # from 2: [-1, 2] in bin 0, [2, 3.5] in bin 1, by the biases
-    got = np.full(40_000, 3)
-    bias = np.array([0.0, 0, 0, 0.0, np.log(2.0), 0])
-    _bin_from_reference(col, got, np.full(40_000, 2.0), None, bias, 1.0, torch.Generator().manual_seed(0))
-    share = np.mean(got == 4)
-    assert abs(share - 1.5 * 2 / (3.0 + 1.5 * 2)) < 0.01
-
-
 def test_an_exact_reference_draw_follows_the_cells_times_the_calibration_biases():
     from twinforge.models.autoregressive import _exact_cells, _exact_from_reference
 

@@ -397,8 +397,8 @@ class Autoregressive(Synthesizer):
                 or (gain.mean() > 0 and (gain > 0).mean() > 0.5 + 1 / math.sqrt(n_gain))
             )
             if not clear:
-                for key in ("reference", "slope", "residuals", "decimals"):
-                    col.pop(key, None)
+                for key in ("reference", "slope", "residuals"):
+                    del col[key]
 
     def _calibrate(self, tokens: np.ndarray, rng: np.random.Generator) -> None:
         """Per-token logit biases that make sampled marginals match the training marginals.
@@ -659,8 +659,6 @@ class Autoregressive(Synthesizer):
                     ref = ref[rows]
                 if ref is not None and col["type"] == "exact":
                     _exact_from_reference(col, tokens, ref, plan["weights"], self.bias_[i], temperature, gen)
-                elif ref is not None and "decimals" in col:  # binned (see _bin_from_reference)
-                    _bin_from_reference(col, tokens, ref, plan["weights"], self.bias_[i], temperature, gen)
                 values = _decode(col, tokens, plan, gen, tilt, temperature, fine, ref)
                 if "derive" in col:  # where its inputs are known and it meets its condition (see _derive_values)
                     shift = _reference_shift(col["derive"], out)
@@ -1679,8 +1677,6 @@ def _references(columns: list[dict[str, Any]], arrays: dict[str, np.ndarray], or
         if best is not None and spread_x > 0 and best[0] <= _REFERENCE_SPREAD * spread_x:
             col["reference"], col["slope"] = chosen, [float(b) for b in best[1]]
             col["residuals"] = np.quantile(best[2], np.linspace(0.0, 1.0, _RESIDUAL_GRID))
-            if col["type"] == "binned":  # the values' resolution, for the cells of the bins (see _bin_cells)
-                col["decimals"] = _decimals(x[~np.isnan(x)])
 
 
 def _can_reference(col: dict[str, Any]) -> bool:
@@ -2072,69 +2068,3 @@ def _exact_from_reference(
     pick = (cum <= (u * cum[:, -1])[:, None]).sum(1)
     pick = k[np.arange(len(rows)), np.minimum(pick, k.shape[1] - 1)]
     tokens[rows[use]] = pick[use]
-
-
-def _bin_cells(col: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """The cells of a binned column's coarse bins on the line: breakpoints [cuts] and, per segment between two
-    breakpoints, its bin (-1: a point mass's cell, which no bin owns).
-
-    Bin ``c`` holds the values from ``q[c * n_bins]`` to ``q[(c + 1) * n_bins]`` that are not point masses; the
-    first and last bins are open to the line's ends, as an exact column's first and last cells. A point mass's
-    cell is its value +- half the values' resolution (``col["decimals"]``: 0.5 for whole numbers, none for
-    values of more decimals), so a bin around a run of masses (flights' arrival delays -23 and 10, either side
-    of the masses -22 to 9) keeps only what lies between its masses' cells.
-    """
-    q, n_bins = col["quantiles"], col["n_bins"]
-    edges = q[::n_bins].astype("float64")
-    half = 0.0 if col["decimals"] is None else 0.5 * 10.0 ** -col["decimals"]
-    masses = np.asarray(col["masses"], dtype="float64")
-    cuts = np.unique(np.concatenate([[-np.inf, np.inf], edges[1:-1], masses - half, masses + half]))
-    mid = np.where(np.isfinite(cuts[:-1]) & np.isfinite(cuts[1:]), (cuts[:-1] + cuts[1:]) / 2, 0.0)
-    mid = np.where(np.isneginf(cuts[:-1]), cuts[1] - 1.0, np.where(np.isposinf(cuts[1:]), cuts[-2] + 1.0, mid))
-    owner = np.clip(np.searchsorted(edges[1:-1], mid, side="right"), 0, n_bins - 1)
-    in_mass = (np.abs(mid[:, None] - masses[None, :]) < half).any(1) if half > 0 else np.zeros(len(mid), bool)
-    return cuts, np.where(in_mass, -1, owner)
-
-
-def _bin_from_reference(
-    col: dict[str, Any],
-    tokens: np.ndarray,
-    ref: np.ndarray,
-    weights: np.ndarray | None,
-    bias: np.ndarray,
-    temperature: float,
-    gen: torch.Generator,
-) -> None:
-    """Redraw the coarse bin of the rows whose drawn token is a bin (``tokens``, in place) from ``ref + residual``
-    (see ``_references``): each bin by the residual's probability of its cell (see ``_bin_cells``) times
-    ``exp(bias)``, the calibration biases, as ``_exact_from_reference`` does for an exact column's values.
-
-    The network places a binned value by its coarse token, of which a near-deterministic relation's residual
-    needs a few: on flights, given the departure delay, the network drew arrival-delay bins over an hour away
-    from it in 1.1% of rows (real: 0.35%), which the within-bin draw (``_from_reference``) cannot undo, as the
-    residual does not reach those bins. Rows that drew a point mass or 'missing' keep their token (a mass's
-    share is the network's, which a residual of continuous values would miss); so do rows whose references are
-    not all known, or where the residual reaches no allowed bin. A condition's weights and the temperature
-    apply as for the network.
-    """
-    n_masses, n_bins = len(col["masses"]), col["n_bins"]
-    rows = np.flatnonzero(~np.isnan(ref) & (tokens >= n_masses) & (tokens < n_masses + n_bins))
-    if not len(rows):
-        return
-    cuts, owner = _bin_cells(col)
-    grid = col["residuals"]
-    cdf = np.interp(cuts[None, :] - ref[rows, None], grid, np.linspace(0.0, 1.0, len(grid)), left=0.0, right=1.0)
-    seg = np.diff(cdf, axis=1)
-    probs = np.zeros((len(rows), n_bins))
-    for s in np.flatnonzero(owner >= 0):  # a few dozen segments
-        probs[:, owner[s]] += seg[:, s]
-    if weights is not None:
-        probs = probs * weights[n_masses : n_masses + n_bins]
-    use = probs.sum(1) > 1e-3
-    probs = probs * np.exp(bias[n_masses : n_masses + n_bins])
-    if temperature != 1.0:
-        probs = probs ** (1.0 / temperature)
-    u = torch.rand(len(rows), generator=gen, dtype=torch.float64).numpy()
-    cum = np.cumsum(probs, axis=1)
-    pick = np.minimum((cum <= (u * cum[:, -1])[:, None]).sum(1), n_bins - 1)
-    tokens[rows[use]] = n_masses + pick[use]
