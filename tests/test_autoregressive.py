@@ -1,6 +1,7 @@
 """The default model, ``auto``: conditions, seed data, imputation, rebalancing, temperature, hard tables."""
 
 import copy
+import os
 import time
 
 import numpy as np
@@ -302,6 +303,79 @@ def test_draws_in_chunks_of_rows_sample_the_same_rows(model, monkeypatch):
     assert model.sample(3000, seed=5).equals(plain)
     assert model.sample(3000, seed=6, conditions=conditions).equals(conditioned)
     assert sum(u is not None for u in calls) > 2 * len(model.columns_)  # the chunked path did run
+
+
+def test_any_number_of_workers_samples_the_same_rows(model, monkeypatch):
+    """Blocks of rows draw from generators seeded by (seed, block), so threads only change the speed: byte-identical
+    frames for 1, 2 and 3 workers, plain and with conditions, rebalance, seed data, temperature, and imputation;
+    and the blocks did run on several threads, never more at once than ``workers``."""
+    import threading
+
+    from twinforge.models import autoregressive as ar
+
+    monkeypatch.setattr(ar, "_SAMPLE_BATCH", 400)  # 2,500 rows: six full blocks and a partial one
+    seed_rows = make_mixed(2500, seed=3)[["age", "city"]]
+    seed_rows.loc[seed_rows.index[::4], "age"] = np.nan
+    holes = make_mixed(2500, seed=4)
+    holes.loc[holes.index[::3], "income"] = np.nan
+    holes.loc[holes.index[1::4], "city"] = None
+    requests = [
+        {},
+        {"conditions": {"tier": ["gold", "silver"], "age": (30, 60), "city": "Oslo"}},
+        {"rebalance": {"tier": {"gold": 0.5, "bronze": 0.5}}},
+        {"temperature": 0.7},
+        {"n": None, "seed_data": seed_rows},
+    ]
+    threads, running, most, lock = set(), [0], [0], threading.Lock()
+    sample_rows = ar.Autoregressive._sample_rows
+
+    def counted(self, *args, **kwargs):
+        with lock:
+            threads.add(threading.get_ident())
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.002)  # so that blocks overlap whenever the pool runs them at once
+        try:
+            return sample_rows(self, *args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(ar.Autoregressive, "_sample_rows", counted)
+    for kwargs in requests:
+        kwargs = {"n": 2500, **kwargs}
+        one = model.sample(seed=7, workers=1, **kwargs)
+        assert len(one) == 2500
+        for workers in (2, 3):
+            pd.testing.assert_frame_equal(model.sample(seed=7, workers=workers, **kwargs), one, check_exact=True)
+    filled = model.impute(holes, seed=2, workers=1)
+    pd.testing.assert_frame_equal(model.impute(holes, seed=2, workers=2), filled, check_exact=True)
+    assert filled["income"].notna().all()
+    assert len(threads) >= 3 and most[0] == 3  # the main thread, then pools of 2 and 3 threads
+
+
+def test_workers_default_to_the_usable_cores_and_bad_values_are_refused(model, monkeypatch):
+    import concurrent.futures
+
+    from twinforge.models import autoregressive as ar
+    from twinforge.models import base
+
+    pools = []
+    pool = concurrent.futures.ThreadPoolExecutor
+    monkeypatch.setattr(concurrent.futures, "ThreadPoolExecutor", lambda n: pools.append(n) or pool(n))
+    monkeypatch.setattr(base, "usable_cores", lambda: 3)
+    model.sample(1000, seed=0)  # one block: no pool at all
+    assert pools == []
+    model.sample(2 * ar._SAMPLE_BATCH + 10, seed=0)
+    assert pools == [3]
+    for bad in (0, -2, 1.5, True, "2"):
+        with pytest.raises(ParameterError, match="workers must be an integer >= 1"):
+            model.sample(10, workers=bad)
+        with pytest.raises(ParameterError, match="workers"):
+            model.impute(make_mixed(5), workers=bad)
+    monkeypatch.undo()
+    if hasattr(os, "sched_getaffinity"):
+        assert base.usable_cores() == len(os.sched_getaffinity(0))
 
 
 def test_refine_groups_rows_by_prefix_and_points_at_each_groups_first_row():

@@ -39,6 +39,14 @@ TableOpt = Annotated[str | None, typer.Option("--table", help="Table name, when 
 QueryOpt = Annotated[str | None, typer.Option("--query", help="SQL query, when DATA is a SQL URL.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace the output if it exists.")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed for reproducible results.")]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        help="Threads that draw rows at once (default: the CPU cores this process may use); the same rows for any "
+        "number. Models that draw on one thread ignore it.",
+    ),
+]
 DrawSeedOpt = Annotated[
     int | None,
     typer.Option(
@@ -112,6 +120,12 @@ def _positive_rows(rows: int) -> int:
     if rows <= 0:
         raise ParameterError(f"--rows must be a positive integer, got {rows}")
     return rows
+
+
+def _workers(workers: int | None) -> int | None:
+    if workers is not None and workers < 1:
+        raise ParameterError(f"--workers must be a positive integer (threads that sample at once), got {workers}")
+    return workers
 
 
 def _read(data: str, table: str | None, query: str | None):
@@ -397,6 +411,7 @@ def sample(
         float, typer.Option("--temperature", help="Below 1: more typical rows; above 1: more diverse.")
     ] = 1.0,
     seed: DrawSeedOpt = None,
+    workers: WorkersOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Generate --rows synthetic rows from a saved model into --out, streaming in chunks.
@@ -411,6 +426,7 @@ def sample(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     twinforge.io.table_format(out)
+    _workers(workers)
     twinforge.io.check_output(out, overwrite=overwrite, inputs=[model_dir, model_dir / "model.json"])
     synth = twinforge.load(model_dir)
     if _is_twin(synth):
@@ -430,7 +446,12 @@ def sample(
     mixes = _once([_parse_rebalance(synth, r) for r in rebalance or []], "--rebalance")
     with _as_where():
         chunks = synth.sample_chunks(
-            rows, seed=seed, conditions=conditions or None, rebalance=mixes or None, temperature=temperature
+            rows,
+            seed=seed,
+            conditions=conditions or None,
+            rebalance=mixes or None,
+            temperature=temperature,
+            workers=workers,
         )
     columns = (TextColumn("sampling"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=True) as progress:
@@ -446,6 +467,7 @@ def impute(
     data: Annotated[str, typer.Option("--data", help="Rows with missing cells to fill (.csv/.parquet/...).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .csv, .csv.gz, .tsv or .parquet.")],
     seed: DrawSeedOpt = None,
+    workers: WorkersOpt = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Fill the missing cells of --data with values drawn given the rest of each row; keep every other cell.
@@ -455,6 +477,7 @@ def impute(
     Example: twinforge impute model/ --data partial.csv --out filled.csv
     """
     twinforge.io.table_format(out)
+    _workers(workers)
     twinforge.io.check_output(out, overwrite=overwrite, inputs=[data, model_dir, model_dir / "model.json"])
     synth = twinforge.load(model_dir)
     if _is_twin(synth):
@@ -462,7 +485,7 @@ def impute(
             f"{str(model_dir)!r} is a digital twin: it does not impute; `twinforge forecast` continues its history"
         )
     df = _read(data, None, None)
-    filled = synth.impute(df, seed=seed)
+    filled = synth.impute(df, seed=seed, workers=workers)
     twinforge.write_table(filled, out, overwrite=overwrite, inputs=[data])
     cells = int(df.isna().to_numpy().sum() - filled.isna().to_numpy().sum())
     console.print(f"filled {cells:,} missing cells in {len(df):,} rows; wrote {out}")

@@ -62,12 +62,15 @@ chosen by a dynamic programme over the model's own conditional mutual informatio
 mass that the condition allows (0 or 1 for a level or a value, the in-range share of a bin), renormalised:
 conditions hold exactly, without rejection sampling. With several constrained columns, each is drawn given the
 known columns and the constrained ones drawn before it (the usual sequential approximation of the joint
-conditional). Sampling runs the trunk in bfloat16 where the CPU has it natively; fitting and sampling use one
-CPU thread (see _cpu_threads).
+conditional). Sampling runs the trunk in bfloat16 where the CPU has it natively. Fitting uses one CPU thread (see
+_cpu_threads); sampling draws blocks of ``_SAMPLE_BATCH`` rows on ``workers`` threads, one CPU thread each, every
+block from its own generator seeded by (the draw's seed, the block's number), so that the rows do not depend on
+the number of threads (see ``_sample``).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import copy
 import itertools
@@ -234,6 +237,7 @@ class Autoregressive(Synthesizer):
 
     summary = "any-order autoregressive network; conditions on any columns, rebalances, imputes (default)"
     supports_conditions = True
+    parallel_sampling = True
 
     def __init__(
         self,
@@ -565,8 +569,15 @@ class Autoregressive(Synthesizer):
         rng: np.random.Generator,
         request: SampleRequest | None = None,
         tokens_out: dict[int, np.ndarray] | None = None,
+        workers: int = 1,
     ) -> dict[str, np.ndarray]:
-        """``n`` rows; ``tokens_out`` (unconditional sampling only) also collects each column's drawn tokens."""
+        """``n`` rows; ``tokens_out`` (unconditional sampling only) also collects each column's drawn tokens.
+
+        The rows go in blocks of ``_SAMPLE_BATCH``, block ``b`` drawing from its own generator seeded by
+        ``(rng's next number, b)``, over ``workers`` threads (torch's kernels release the GIL; each thread runs
+        them on one intra-op thread): the rows are the same whatever ``workers`` is. At most ``workers`` blocks are in
+        flight, so the working buffers grow with the threads, not with ``n``; a single block runs without a pool.
+        """
         if not self.columns_:
             return {}
         request = request if request is not None else SampleRequest(n=n)
@@ -574,19 +585,31 @@ class Autoregressive(Synthesizer):
         units = self._passes(plans)
         device = next(self.net_.parameters()).device
         lay = {k: v.to(device) for k, v in self.layout_.items()}
-        parts: list[dict[str, np.ndarray]] = []
-        with torch.inference_mode(), seeded(rng, device) as gen, _cpu_threads(device):
+        root = int(rng.integers(0, 2**63 - 1))
+        blocks = [(start, min(start + _SAMPLE_BATCH, n)) for start in range(0, n, _SAMPLE_BATCH)]
+
+        def block(b: int) -> tuple[dict[str, np.ndarray], dict[int, np.ndarray]]:
+            seed = int(np.random.SeedSequence(root, spawn_key=(b,)).generate_state(1, np.uint64)[0] >> 1)
+            gen = torch.Generator().manual_seed(seed)
+            drawn: dict[int, np.ndarray] = {}
+            with torch.inference_mode(), _cpu_threads(device):
+                start, stop = blocks[b]
+                rows = self._sample_rows(start, stop, plans, units, request.temperature, lay, deltas, heads, gen, drawn)
+            return rows, drawn
+
+        with torch.inference_mode(), _cpu_threads(device):
             deltas = self._deltas(lay)
             heads = self._column_heads(lay, device)
-            for start in range(0, n, _SAMPLE_BATCH):
-                stop = min(start + _SAMPLE_BATCH, n)
-                drawn: dict[int, np.ndarray] = {}
-                parts.append(
-                    self._sample_rows(start, stop, plans, units, request.temperature, lay, deltas, heads, gen, drawn)
-                )
-                for i, got in drawn.items() if tokens_out is not None else ():
-                    tokens_out[i] = np.concatenate([tokens_out[i], got]) if i in tokens_out else got
-        return {col["column"]: np.concatenate([p[col["column"]] for p in parts]) for col in self.columns_}
+            workers = min(workers, len(blocks))
+            if workers <= 1:
+                results = [block(b) for b in range(len(blocks))]
+            else:
+                with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+                    results = list(pool.map(block, range(len(blocks))))
+        if tokens_out is not None:
+            for i in results[0][1] if results else ():
+                tokens_out[i] = np.concatenate([drawn[i] for _, drawn in results])
+        return {col["column"]: np.concatenate([p[col["column"]] for p, _ in results]) for col in self.columns_}
 
     def _sample_rows(
         self,
@@ -1180,6 +1203,9 @@ def _native_bf16() -> bool:
 @contextlib.contextmanager
 def _cpu_threads(device: torch.device) -> Iterator[None]:
     """Run torch on one CPU thread, restoring the caller's setting afterwards.
+
+    Sampling's worker threads enter it too: torch's setting is global to the process, and a new thread takes it up
+    at its first parallel kernel, so each of ``workers`` threads runs on one CPU thread.
 
     The network's matrices are small: a second thread gains little, and on a CPU shared with other processes the
     intra-op threads wait on each other (fitting make_mixed(1000) took 9 s on one thread, over 120 s on two).

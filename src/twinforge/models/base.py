@@ -50,6 +50,8 @@ class Synthesizer:
     summary: ClassVar[str] = ""
     # True when ``_sample`` honours a SampleRequest: conditions, rebalance, seed_data, temperature, impute
     supports_conditions: ClassVar[bool] = False
+    # True when ``_sample`` takes ``workers``: threads that draw blocks of rows at once, the same rows for any number
+    parallel_sampling: ClassVar[bool] = False
 
     def __init__(self, *, seed: int | None = None):
         self.seed = seed
@@ -147,6 +149,7 @@ class Synthesizer:
         rebalance: dict[str, dict[Any, float]] | None = None,
         seed_data: pd.DataFrame | None = None,
         temperature: float = 1.0,
+        workers: int | None = None,
     ) -> pd.DataFrame:
         """``n`` synthetic rows with the original columns, order, dtypes and categories.
 
@@ -160,10 +163,20 @@ class Synthesizer:
         - ``seed_data``: partial rows (a DataFrame with some of the columns; ``n`` may be omitted); their
           non-missing cells are kept, everything else is generated given them;
         - ``temperature``: below 1 gives more typical rows, above 1 more diverse ones.
+
+        ``workers``: threads that draw rows at once, in models whose ``parallel_sampling`` is true (others draw
+        on one thread and ignore it); None: the CPU cores this process may use. The rows are the same whatever
+        its value.
         """
         frames = list(
             self.sample_chunks(
-                n, seed, conditions=conditions, rebalance=rebalance, seed_data=seed_data, temperature=temperature
+                n,
+                seed,
+                conditions=conditions,
+                rebalance=rebalance,
+                seed_data=seed_data,
+                temperature=temperature,
+                workers=workers,
             )
         )
         if len(frames) == 1:
@@ -179,10 +192,12 @@ class Synthesizer:
         rebalance: dict[str, dict[Any, float]] | None = None,
         seed_data: pd.DataFrame | None = None,
         temperature: float = 1.0,
+        workers: int | None = None,
     ) -> Iterator[pd.DataFrame]:
         """``sample(...)`` in chunks of at most :data:`CHUNK_ROWS` rows, for bounded memory."""
         self._check_fitted()
         _check_seed(seed, "seed")
+        workers = _check_workers(workers)
         entropy = self._seed_sequence(seed, stream=1).entropy
         if conditions or rebalance or seed_data is not None or temperature != 1.0:
             self._check_supports_conditions()
@@ -195,12 +210,15 @@ class Synthesizer:
             temperature=temperature,
             rng=np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(2**32 - 1,))),
         )
-        return self._chunks(request, entropy)
+        return self._chunks(request, entropy, workers)
 
-    def impute(self, data: pd.DataFrame | str | os.PathLike, seed: int | None = None) -> pd.DataFrame:
+    def impute(
+        self, data: pd.DataFrame | str | os.PathLike, seed: int | None = None, *, workers: int | None = None
+    ) -> pd.DataFrame:
         """Fill the missing cells of learned columns in real rows ``data``; every other cell is kept as is.
 
         ``data`` has the columns the model was fitted on. Returns a new frame with ``data``'s index.
+        ``workers`` as in :meth:`sample`.
         """
         self._check_fitted()
         df = read_table(data)
@@ -213,9 +231,10 @@ class Synthesizer:
             )
         self._check_supports_conditions()
         _check_seed(seed, "seed")
+        workers = _check_workers(workers)
         entropy = self._seed_sequence(seed, stream=1).entropy
         request = build_request(self.transformer_, None, seed_data=df[expected], fill_missing=True)
-        filled = pd.concat(list(self._chunks(request, entropy)), ignore_index=True)
+        filled = pd.concat(list(self._chunks(request, entropy, workers)), ignore_index=True)
         filled.index = df.index
         for col, t in self.transformer_.transforms_.items():
             if isinstance(t, GeneratedColumn):  # ids, text, PII are not learned; a made-up id could repeat a given one
@@ -229,8 +248,9 @@ class Synthesizer:
                 f"use one that does: {', '.join(_conditional_models()) or 'none is installed yet'}"
             )
 
-    def _chunks(self, request: SampleRequest, entropy: Any) -> Iterator[pd.DataFrame]:
+    def _chunks(self, request: SampleRequest, entropy: Any, workers: int = 1) -> Iterator[pd.DataFrame]:
         n = request.n
+        threads = {"workers": workers} if self.parallel_sampling else {}
         call_key = int(np.random.SeedSequence(entropy, spawn_key=(2**32 - 2,)).generate_state(2, np.uint64)[0] >> 2)
         shifts = self._id_shifts(request)
         for i, start in enumerate(range(0, n, CHUNK_ROWS)):
@@ -238,9 +258,9 @@ class Synthesizer:
             rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(i,)))
             part = request.chunk(start, stop)
             if request.empty:  # no condition on a learned column; seed data may still give ids, text or PII
-                arrays = self._sample(stop - start, rng)
+                arrays = self._sample(stop - start, rng, **threads)
             else:
-                arrays = self._sample(stop - start, rng, part)
+                arrays = self._sample(stop - start, rng, part, **threads)
                 part.check(arrays)
             frame = self.transformer_.inverse_transform(arrays, stop - start, rng, offset=start, call_key=call_key)
             if part.given is not None:
@@ -333,6 +353,25 @@ def _check_seed(seed: Any, name: str) -> None:
         return
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ParameterError(f"{name} must be a non-negative integer or None, got {seed!r}")
+
+
+def _check_workers(workers: Any) -> int:
+    """``workers`` as a number of threads: None gives the CPU cores this process may use."""
+    if workers is None:
+        return usable_cores()
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ParameterError(f"workers must be an integer >= 1 (threads that sample at once) or None, got {workers!r}")
+    return int(workers)
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one), at least 1."""
+    count = getattr(os, "process_cpu_count", None)  # Python 3.13
+    if count is not None:
+        return max(count() or 1, 1)
+    if hasattr(os, "sched_getaffinity"):
+        return max(len(os.sched_getaffinity(0)), 1)
+    return max(os.cpu_count() or 1, 1)
 
 
 def _coerce_metadata(metadata: Any, df: pd.DataFrame) -> Metadata:

@@ -1155,7 +1155,7 @@ class SequenceModel(Synthesizer):
         """The tabular chunked API does not apply: use ``sample(entities=N)``."""
         raise ParameterError("the sequence model samples whole entities: use sample(entities=N)")
 
-    def impute(self, data, seed=None):
+    def impute(self, data, seed=None, *, workers=None):
         raise ParameterError("the sequence model does not impute; use personalize(history) and forecast")
 
     # ------------------------------------------------------------------------------------ twins
