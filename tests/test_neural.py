@@ -725,3 +725,63 @@ def test_value_map_tail_rows_send_the_extreme_ranks_to_the_real_extremes():
     # the even map sends most of them into the empty gap (72%); with tail rows only the rank interval between the
     # last bulk row and the first far one does (36%)
     assert in_gap["even"] > 0.6 and in_gap["tails"] < 0.45
+
+
+def test_ddpm_wide_token_is_gathered_in_and_its_logits_computed_where_needed_only():
+    """A token with more categories than the width (flights' ``tailnum``) takes the cheaper path: its input
+    gathered, its logits only on the rows that need them. Same loss, gradients and draws as the dense one-hot
+    path, which a hooked layer (Opacus under DP) still takes."""
+    from twinforge.models._tabular_nn import QuantileConstraints
+    from twinforge.models.diffusion import Denoiser, Sampler, diffusion_loss
+
+    sizes = [40, 3, 5, 30]
+    gen = torch.Generator().manual_seed(0)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = Denoiser(3, sizes, width=16, depth=2)
+    assert net.wide == [0, 3]
+    x, t = torch.randn(64, 3, generator=gen), torch.rand(64, generator=gen).clamp_min(1e-3)
+    tokens = torch.stack([torch.randint(0, k, (64,), generator=gen) for k in sizes], dim=1)
+    valid = torch.ones_like(x, dtype=torch.bool)
+    n = 300
+    cons = QuantileConstraints(
+        np.full((n, 3), np.nan), np.full(3, -np.inf), np.full(3, np.inf), np.full((n, 4), -1, dtype="int64"), {}
+    )
+
+    def run(hooked):
+        hooks = [m.register_forward_hook(lambda *a: None) for m in (net.proj, net.head)] if hooked else []
+        with torch.random.fork_rng():
+            torch.manual_seed(1)
+            net.zero_grad()
+            loss = diffusion_loss(net, x, valid, tokens, t)
+            loss.backward()
+            torch.manual_seed(2)
+            _, drawn = Sampler(net, 6, 1.0)(cons, [np.ones(k, dtype=bool) for k in sizes], 1.0, torch.device("cpu"))
+        for h in hooks:
+            h.remove()
+        return float(loss.detach()), torch.cat([p.grad.flatten() for p in net.parameters()]), drawn
+
+    (loss, grad, drawn), (dense_loss, dense_grad, dense_drawn) = run(False), run(True)
+    assert loss == pytest.approx(dense_loss, rel=1e-5)
+    assert torch.allclose(grad, dense_grad, atol=1e-6)
+    assert (drawn == dense_drawn).all() and (drawn < np.asarray(sizes)).all()
+
+
+def test_ddpm_learns_a_wide_token_with_its_parent_and_honours_conditions_on_it(tmp_path):
+    """A table whose id-like category has more levels than the width: each level's parent is learned, a level
+    given as a condition is kept, and the model round-trips."""
+    rng = np.random.default_rng(0)
+    n = 1200
+    plane = rng.integers(0, 60, n)
+    data = pd.DataFrame(
+        {"plane": [f"P{i:02d}" for i in plane], "carrier": np.array(list("ABC"))[plane % 3], "x": rng.normal(size=n)}
+    )
+    model = quick("ddpm", epochs=60, width=32, depth=2, steps=10).fit(data)
+    assert model.denoiser_.wide == [model.encoding_.columns_[0]["token"]]
+    out = model.sample(1000, seed=0)
+    parent = np.array(list("ABC"))[out["plane"].str[1:].astype(int) % 3]
+    assert (out["carrier"] == parent).mean() > 0.75  # unlearned: 1/3
+    given = model.sample(100, seed=1, conditions={"plane": "P07"})
+    assert (given["plane"] == "P07").all() and (given["carrier"] == "B").mean() > 0.75
+    model.save(tmp_path / "m")
+    assert twinforge.load(tmp_path / "m").sample(50, seed=3).equals(model.sample(50, seed=3))

@@ -93,7 +93,15 @@ def timestep_embedding(t: torch.Tensor, dim: int = _TIME_DIM) -> torch.Tensor:
 
 
 class Denoiser(nn.Module):
-    """``(x_t scores, token one-hots with a mask state, t) -> (v for each score, logits for each token)``."""
+    """``(x_t scores, token one-hots with a mask state, t) -> (v for each score, logits for each token)``.
+
+    A token with more categories than the hidden width (flights' ``tailnum``: 1,839 in 4,000 rows) is "wide": its
+    one-hot input and its logits would be most of the network's work (flights: about 85% of the multiply-adds per
+    row), though a row needs its logits only where the token is masked (training) or revealed (sampling). With a
+    wide token the input layer gathers the tokens' weight columns instead of multiplying their one-hots, and the
+    wide token's logits are computed for those rows only; the function is the same. Without one (every other
+    table so far) the network runs as one dense product per layer, as before.
+    """
 
     def __init__(self, d_num: int, token_sizes: list[int], width: int, depth: int):
         super().__init__()
@@ -104,45 +112,96 @@ class Denoiser(nn.Module):
         self.time = nn.Sequential(nn.Linear(_TIME_DIM, width), nn.SiLU(), nn.Linear(width, width))
         self.body = MLP(width, width, depth, d_num + sum(self.token_sizes))
         sizes = np.asarray(self.token_sizes, dtype="int64")
-        # where token j's one-hot starts in the input, and its logits (padded to the widest token) in the output
+        self.wide = [j for j, k in enumerate(self.token_sizes) if k > width]
+        narrow = np.asarray([k <= width for k in self.token_sizes], dtype=bool)
+        # where token j's one-hot starts in the input, and its logits in the output of the last layer
         self._in_start = d_num + np.concatenate([[0], np.cumsum(sizes + 1)[:-1]]).astype("int64")
-        widest = int(sizes.max()) if len(sizes) else 0
-        out_start = d_num + np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype("int64")
-        self._logit_index = out_start[:, None] + np.arange(widest)[None, :]
-        self._logit_valid = np.arange(widest)[None, :] < sizes[:, None]
-        self._logit_index = np.where(self._logit_valid, self._logit_index, d_num)
+        head_start = d_num + np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype("int64")
+        self._wide_span = {j: (int(head_start[j]), int(head_start[j] + sizes[j])) for j in self.wide}
+        # the "dense" output: the scores' v and the narrow tokens' logits (everything, when no token is wide)
+        self._dense_rows = None
+        if self.wide:
+            keep = [np.arange(d_num)] + [np.arange(head_start[j], head_start[j] + k) for j, k in enumerate(sizes)]
+            self._dense_rows = np.concatenate([keep[0], *(keep[j + 1] for j in np.flatnonzero(narrow))])
+        dense_sizes = np.where(narrow, sizes, 0)
+        dense_start = d_num + np.concatenate([[0], np.cumsum(dense_sizes)[:-1]]).astype("int64")
+        widest = int(dense_sizes.max()) if len(sizes) else 0
+        # each narrow token's logits, padded to the widest narrow token, in the dense output
+        self._logit_valid = np.arange(widest)[None, :] < dense_sizes[:, None]
+        self._logit_index = np.where(self._logit_valid, dense_start[:, None] + np.arange(widest)[None, :], d_num)
+        self._narrow = np.flatnonzero(narrow)
         self._cache: dict[Any, tuple[torch.Tensor, ...]] = {}
 
-    def layout(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(input starts of the tokens, padded logit positions (tokens, widest), their valid mask)``."""
-        if device not in self._cache:
-            arrays = (self._in_start, self._logit_index, self._logit_valid)
-            with torch.inference_mode(False):  # normal tensors even when first asked for under inference mode
-                self._cache[device] = tuple(torch.as_tensor(a, device=device) for a in arrays)
-        return self._cache[device]
+    @property
+    def head(self) -> nn.Linear:
+        """The last layer: scores' v and every token's logits."""
+        return self.body.net[-1]
 
-    def token_segments(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(output positions of the tokens' logits, token of each, where each token starts among them)``."""
-        key = ("segments", device)
-        if key not in self._cache:
-            sizes = np.asarray(self.token_sizes, dtype="int64")
+    def _tensors(self, key: str, device: torch.device, make) -> tuple[torch.Tensor, ...]:
+        if (key, device) not in self._cache:
+            with torch.inference_mode(False):  # normal tensors even when first asked for under inference mode
+                self._cache[key, device] = tuple(torch.as_tensor(a, device=device) for a in make())
+        return self._cache[key, device]
+
+    def layout(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(input starts of the tokens, padded narrow logit positions in the dense output (tokens, widest
+        narrow), their valid mask)``."""
+        return self._tensors("layout", device, lambda: (self._in_start, self._logit_index, self._logit_valid))
+
+    def token_segments(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(dense output positions of the narrow tokens' logits, narrow token of each, where each starts among
+        them, the narrow tokens)``."""
+
+        def make():
+            sizes = np.asarray(self.token_sizes, dtype="int64")[self._narrow]
             positions = self.d_num + np.arange(int(sizes.sum()))
-            arrays = (positions, np.repeat(np.arange(len(sizes)), sizes), np.concatenate([[0], np.cumsum(sizes)[:-1]]))
-            with torch.inference_mode(False):
-                self._cache[key] = tuple(torch.as_tensor(a, dtype=torch.long, device=device) for a in arrays)
-        return self._cache[key]
+            segment = np.repeat(np.arange(len(sizes)), sizes)
+            return positions, segment, np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype("int64"), self._narrow
+
+        return self._tensors("segments", device, make)
+
+    def _hooked(self) -> bool:
+        """Opacus (DP-SGD) hooks the layers for per-sample gradients: they must then be called as modules."""
+        return any(m._forward_hooks or m._forward_pre_hooks for m in (self.proj, self.head))
+
+    def hidden(self, x: torch.Tensor, tokens: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The last hidden layer; ``t`` holds one time per row, or a single time for every row (embedded once)."""
+        start = self.layout(x.device)[0]
+        if self.wide and not self._hooked():  # a sum of the tokens' weight columns, gathered
+            w = self.proj.weight
+            h = F.linear(x, w[:, : self.d_num], self.proj.bias) + F.embedding_bag(tokens + start, w.t(), mode="sum")
+        else:
+            inp = F.pad(x, (0, self.proj.in_features - self.d_num))
+            if self.token_sizes:  # every token's one-hot in one scatter
+                inp = inp.scatter(1, tokens + start, 1.0)
+            h = self.proj(inp)
+        h = h + self.time(timestep_embedding(t.reshape(-1)))
+        return self.body.net[:-1](h)
+
+    def dense(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(the dense output, every output or None)``: with a wide token every output only when hooked."""
+        if self._dense_rows is None:
+            return self.head(h), None
+        rows = self._tensors("dense", h.device, lambda: (self._dense_rows,))[0]
+        if self._hooked():
+            out = self.head(h)
+            return out[:, rows], out
+        return F.linear(h, self.head.weight[rows], self.head.bias[rows]), None
+
+    def wide_logits(self, h: torch.Tensor, out: torch.Tensor | None, j: int, rows: torch.Tensor) -> torch.Tensor:
+        """The logits of wide token ``j`` for ``rows`` only."""
+        a, b = self._wide_span[j]
+        if out is not None:
+            return out[rows, a:b]
+        return F.linear(h[rows], self.head.weight[a:b], self.head.bias[a:b])
 
     def forward(self, x: torch.Tensor, tokens: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """``t`` holds one time per row, or a single time for every row (embedded once)."""
-        inp = F.pad(x, (0, self.proj.in_features - self.d_num))
-        if self.token_sizes:  # every token's one-hot in one scatter
-            inp = inp.scatter(1, tokens + self.layout(x.device)[0], 1.0)
-        h = self.proj(inp) + self.time(timestep_embedding(t.reshape(-1)))
-        return self.body(h)
+        """Every output: the scores' v, then each token's logits."""
+        return self.head(self.hidden(x, tokens, t))
 
     def token_logits(self, out: torch.Tensor, rows: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """The logits of token ``tokens[i]`` of row ``rows[i]``, as one (pairs, widest) float tensor, padding at
-        -inf."""
+        """The logits of narrow token ``tokens[i]`` of row ``rows[i]`` in the dense output, as one (pairs, widest
+        narrow) float tensor, padding at -inf."""
         _, index, valid = self.layout(out.device)
         return out[rows[:, None], index[tokens]].float().masked_fill(~valid[tokens], -torch.inf)
 
@@ -170,12 +229,18 @@ def diffusion_loss(
     v = a.sqrt() * eps - (1 - a).sqrt() * x0
     masked = torch.rand(tokens.shape, device=tokens.device) < t[:, None]
     mask_ids = torch.as_tensor(net.token_sizes, device=tokens.device)
-    out = net(x_t, torch.where(masked, mask_ids, tokens), t).float()
+    h = net.hidden(x_t, torch.where(masked, mask_ids, tokens), t)
+    out, every = net.dense(h)
+    out = out.float()
     total = (((out[:, :d] - v) ** 2) * valid).sum()
-    if net.token_sizes:  # cross-entropy of every masked token at once
-        positions, segment, starts = net.token_segments(out.device)
-        ce = segment_nll(out[:, positions], segment, len(net.token_sizes), tokens + starts)
-        total = total + (ce * masked).sum()
+    positions, segment, starts, narrow = net.token_segments(out.device)
+    if len(narrow):  # cross-entropy of every masked narrow token at once
+        ce = segment_nll(out[:, positions], segment, len(narrow), tokens[:, narrow] + starts)
+        total = total + (ce * masked[:, narrow]).sum()
+    for j in net.wide:  # a wide token's, on its masked rows only
+        rows = masked[:, j].nonzero(as_tuple=True)[0]
+        logits = net.wide_logits(h, every, j, rows).float()
+        total = total + (torch.logsumexp(logits, 1) - logits.gather(1, tokens[rows, j, None])[:, 0]).sum()
     return total / (n * max(1, d + tokens.shape[1]))
 
 
@@ -219,7 +284,8 @@ class Sampler:
         x0 = x
         for i in range(self.steps):
             t, s = ts[i], ts[i + 1]
-            out = net(x, tokens, t)
+            h = net.hidden(x, tokens, t)
+            out, every = net.dense(h)
             a_t, a_s = alpha_bar(t), alpha_bar(s)
             x0 = a_t.sqrt() * x - (1 - a_t).sqrt() * out[:, :d]
             x0 = torch.maximum(torch.minimum(x0, high), low)
@@ -234,14 +300,32 @@ class Sampler:
             if sizes:
                 reveal = (tokens == mask_ids) & (torch.rand(tokens.shape, device=device) < float((t - s) / t))
                 rows, cols = reveal.nonzero(as_tuple=True)
-                if len(rows):
-                    logits = net.token_logits(out, rows, cols) + shift[cols]
-                    logits = (logits / temperature).masked_fill(~allowed[cols], -math.inf)
+                for r, c, logits in self._reveal_logits(h, out, every, rows, cols):
+                    k = logits.shape[1]
+                    logits = logits + shift[c, :k]
+                    logits = (logits / temperature).masked_fill(~allowed[c, :k], -math.inf)
                     gumbel = -torch.empty_like(logits).exponential_().log()
-                    tokens = tokens.index_put((rows, cols), (logits + gumbel).argmax(1))
+                    tokens = tokens.index_put((r, c), (logits + gumbel).argmax(1))
                     if self.revealed is not None:  # the categories' probabilities where revealed (calibration)
-                        self.revealed.index_add_(0, cols, torch.softmax(logits, 1).nan_to_num())
+                        self.revealed[:, :k].index_add_(0, c, torch.softmax(logits, 1).nan_to_num())
         return x0.cpu().numpy().astype("float64"), tokens.cpu().numpy()
+
+    def _reveal_logits(self, h: torch.Tensor, out: torch.Tensor, every: torch.Tensor | None, rows, cols):
+        """``(rows, tokens, logits)`` of the tokens revealed now: the narrow ones together, each wide one alone."""
+        net = self.net
+        if not len(rows):
+            return
+        if not net.wide:
+            yield rows, cols, net.token_logits(out, rows, cols)
+            return
+        narrow = torch.as_tensor([j not in net.wide for j in range(len(net.token_sizes))], device=cols.device)
+        sel = narrow[cols]
+        if sel.any():
+            yield rows[sel], cols[sel], net.token_logits(out, rows[sel], cols[sel])
+        for j in net.wide:
+            sel = cols == j
+            if sel.any():
+                yield rows[sel], cols[sel], net.wide_logits(h, every, j, rows[sel]).float()
 
 
 @register("ddpm")
