@@ -1466,7 +1466,15 @@ def _derivations(columns: list[dict[str, Any]], arrays: dict[str, np.ndarray]) -
             # the training values' form: their decimals (0: whole numbers), and HHMM midnight as 2400 rather than 0
             "decimals": _decimals(y[~np.isnan(y)]),
             "midnight": 2400.0 if clock and col["grid"][0] > 0 and col["grid"][-1] == 2400 else 0.0,
+            # the inputs' decimals: a binned input's drawn value lies between two training values (day 142.37),
+            # which its column then rounds (142); the derived value is computed from the rounded one
+            "input_decimals": [_decimals(_known(arrays[columns[k[0]]["column"]])) for k in keys],
         }
+
+
+def _known(a: np.ndarray) -> np.ndarray:
+    y = np.asarray(a, dtype="float64")
+    return y[~np.isnan(y)]
 
 
 def _decimals(y: np.ndarray) -> int | None:
@@ -1741,13 +1749,15 @@ def _open_bins(col: dict[str, Any]) -> np.ndarray:
 
 def _reference_shift(col: dict[str, Any], out: dict[str, np.ndarray]) -> np.ndarray:
     """Per row, ``b . y`` over a column's references' values drawn or given so far (NaN: one is not known); a
-    reference read as a clock time (``col["clock"]``, see ``_derivations``) in minutes after midnight."""
+    reference read as a clock time (``col["clock"]``, see ``_derivations``) in minutes after midnight, and rounded
+    to its training values' decimals where ``col["input_decimals"]`` gives them (a derived column's inputs)."""
     clock = col.get("clock") or [False] * len(col["reference"])
+    decimals = col.get("input_decimals") or [None] * len(col["reference"])  # none: a model saved before them
     return sum(
         w * (_clock_minutes(y) if c else y)
         for y, w, c in (
-            (np.asarray(out[name], dtype="float64"), w, c)
-            for name, w, c in zip(col["reference"], col["slope"], clock, strict=True)
+            (np.asarray(out[name], dtype="float64") if d is None else np.round(out[name], d), w, c)
+            for name, w, c, d in zip(col["reference"], col["slope"], clock, decimals, strict=True)
         )
     )
 
