@@ -165,6 +165,9 @@ _SCREEN_SHARE = 0.97
 _EXACT_SCREEN_ROWS = 500
 _PAIR_R2 = 0.5  # the least multiple R^2 of a pair of inputs screened for an exact relation (see _linear_pairs)
 _CLOCK_VALUES = 20
+# Redraws of a derived column's first input, where its value is fixed, until the other input computed from them
+# can hold the relation (see _hold_relations)
+_SOLVE_TRIES = 32
 _DAY_MINUTES = 1440.0
 _REFERENCE_TEST_ROWS = 2_000  # rows on which the residual's and the network's within-bin likelihoods are compared
 # Sampling order: binned columns, and numeric columns with more tokens than this, go last, ordered by how well the
@@ -571,7 +574,7 @@ class Autoregressive(Synthesizer):
             return {}
         request = request if request is not None else SampleRequest(n=n)
         plans = [_column_request(col, request) for col in self.columns_]
-        units = self._passes(plans)
+        units = _relation_units(self.columns_, plans, self._passes(plans))
         device = next(self.net_.parameters()).device
         lay = {k: v.to(device) for k, v in self.layout_.items()}
         parts: list[dict[str, np.ndarray]] = []
@@ -650,16 +653,13 @@ class Autoregressive(Synthesizer):
             fines: dict[int, np.ndarray] = {}
             for i, out_i in zip(unit, outs, strict=True):
                 col, plan = self.columns_[i], plans[i]
-                tokens, tilt = _finish_draw(heads[i], out_i, plan["weights"], temperature, gen, inverse_t)
-                if tilt is not None and inverse_t is not None:
-                    tilt = tilt[inverse_t]
-                fine = np.full(len(tokens), -1, dtype="int64") if heads[i].place is not None else None
                 ref = _reference_shift(col, out) if "reference" in col else None
                 if ref is not None and rows is not None:
                     ref = ref[rows]
-                if ref is not None and col["type"] == "exact":
-                    _exact_from_reference(col, tokens, ref, plan["weights"], self.bias_[i], temperature, gen)
-                values = _decode(col, tokens, plan, gen, tilt, temperature, fine, ref)
+                tokens, values, fine = self._draw_column(i, plan, heads[i], out_i, inverse_t, ref, temperature, gen)
+                if plan.get("relations"):  # an input of a derived column whose value is fixed (see _hold_relations)
+                    redraw = (i, plan, heads[i], out_i, inverse_t, ref, temperature, gen)
+                    _hold_relations(self, i, plans, out, rows, start, tokens, values, fine, redraw)
                 if "derive" in col:  # where its inputs are known and it meets its condition (see _derive_values)
                     shift = _reference_shift(col["derive"], out)
                     tokens = _derive_values(col, values, shift if rows is None else shift[rows], gen, fine, plan)
@@ -678,6 +678,32 @@ class Autoregressive(Synthesizer):
                 first, inverse = _refine(first, inverse, drawn[i], _n_tokens(self.columns_[i]) + 1)
             sharing = sharing and not placed  # a place inside a bin makes rows of one prefix differ
         return out
+
+    def _draw_column(
+        self,
+        i: int,
+        plan: dict[str, Any],
+        head: _ColumnHead,
+        out_i: torch.Tensor,
+        inverse: torch.Tensor | None,
+        ref: np.ndarray | None,
+        temperature: float,
+        gen: torch.Generator,
+        some: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Column ``i``'s tokens, values and within-bin places (None: not binned) for the rows of a pass, from the
+        trunk's outputs ``out_i`` (one per distinct prefix with ``inverse``); ``some``: for these rows only."""
+        if some is not None:  # their own outputs, one each
+            out_i = out_i[torch.as_tensor(some) if inverse is None else inverse[torch.as_tensor(some)]]
+            inverse, ref = None, None if ref is None else ref[some]
+        col = self.columns_[i]
+        tokens, tilt = _finish_draw(head, out_i, plan["weights"], temperature, gen, inverse)
+        if tilt is not None and inverse is not None:
+            tilt = tilt[inverse]
+        fine = np.full(len(tokens), -1, dtype="int64") if head.place is not None else None
+        if ref is not None and col["type"] == "exact":
+            _exact_from_reference(col, tokens, ref, plan["weights"], self.bias_[i], temperature, gen)
+        return tokens, _decode(col, tokens, plan, gen, tilt, temperature, fine, ref), fine
 
     def _passes(self, plans: list[dict[str, Any]]) -> list[list[int]]:
         """The columns drawn by each trunk pass: constrained columns first, one per pass, then ``groups_``.
@@ -1643,6 +1669,187 @@ def _derive_values(
     if fine is not None:
         fine[:] = places
     return tokens
+
+
+def _relation_units(
+    columns: list[dict[str, Any]], plans: list[dict[str, Any]], units: list[list[int]]
+) -> list[list[int]]:
+    """``units`` (see ``Autoregressive._passes``), with each input of a derived column whose value is fixed in
+    some rows (given, or drawn first under a condition) marked in ``plans`` (``"relations"``), to be computed from
+    it in those rows where it is drawn last of the inputs (see ``_hold_relations``).
+
+    Only inputs that are not derived themselves are computed (the departure delay, not the schedule, which comes
+    from the hour and minute); each goes after the relation's derived inputs, in a pass of its own.
+    """
+    names = {col["column"]: i for i, col in enumerate(columns)}
+    fixed = [
+        d
+        for d, col in enumerate(columns)
+        if "derive" in col and (plans[d]["weights"] is not None or plans[d]["known"] is not None)
+    ]
+    for d in fixed:
+        inputs = [names[r] for r in columns[d]["derive"]["reference"]]
+        solvable = [k for k in inputs if "derive" not in columns[k]]
+        after = [k for k in inputs if k not in solvable]
+        for k in solvable if after else ():
+            where = {j: u for u, unit in enumerate(units) for j in unit}
+            last = max(where[j] for j in after)
+            if where[k] <= last:  # drawn before a derived input, or in its pass
+                units = [[j for j in unit if j != k] for unit in units]
+                units.insert(last + 1, [k])
+                units = [unit for unit in units if unit]
+    place = {j: (u, w) for u, unit in enumerate(units) for w, j in enumerate(unit)}
+    for d in fixed:
+        inputs = [names[r] for r in columns[d]["derive"]["reference"]]
+        for k in inputs:
+            if "derive" not in columns[k]:
+                others = [(j, place[j] < place[k]) for j in inputs if j != k]
+                plans[k].setdefault("relations", []).append((d, place[d] < place[k], others))
+    return units
+
+
+def _given(plan: dict[str, Any], start: int, rows: np.ndarray) -> np.ndarray:
+    """Whether a column's value is given in batch rows ``rows`` (the batch starting at ``start``)."""
+    if plan["known"] is None:
+        return np.zeros(len(rows), dtype=bool)
+    return plan["known_mask"][start + rows]
+
+
+def _hold_relations(
+    model: Autoregressive,
+    i: int,
+    plans: list[dict[str, Any]],
+    out: dict[str, np.ndarray],
+    rows: np.ndarray | None,
+    start: int,
+    tokens: np.ndarray,
+    values: np.ndarray,
+    fine: np.ndarray | None,
+    redraw: tuple,
+) -> None:
+    """Column ``i`` just drawn (``tokens``, ``values``, ``fine`` for the pass's ``rows``; changed in place) is an
+    input of derived columns whose values are fixed in some rows (see ``_relation_units``): make their relations
+    hold there, as they hold in the data (a condition on the total drew the total first; its parts were then drawn
+    loosely around it, and total = a + b held on 0.2% of rows).
+
+    Where the derived value and the relation's other inputs are known, the value of ``i`` is computed from them
+    (see ``_invert``) when it is one the column can take: in its training range and its decimals, one of its values
+    for a column of few values, inside its own condition; elsewhere the network's draw stays. Where the other input
+    is still to be drawn, it will be computed in turn: ``i`` is redrawn from the same conditional, up to
+    ``_SOLVE_TRIES`` times, in the rows where no value of the other input would make the relation hold (a
+    total of 15 with a part of 40 needs the other part at -25, below its range). That is a draw from the network's
+    conditional restricted to the values that allow the relation, without a loop that may never end: rows that
+    find none keep their last draw, and their relation may not hold.
+    """
+    columns = model.columns_
+    col = columns[i]
+    batch = np.arange(len(values)) if rows is None else rows  # each value's row in the batch
+    for d, d_done, others in plans[i]["relations"]:
+        fixed = (_given(plans[d], start, batch) | d_done) & ~np.isnan(out[columns[d]["column"]][batch])
+        ready = fixed.copy()
+        for j, done in others:
+            ready &= (_given(plans[j], start, batch) | done) & ~np.isnan(out[columns[j]["column"]][batch])
+        solve = np.flatnonzero(ready)
+        if len(solve):
+            v, ok = _invert(columns, d, i, out, batch[solve], {col["column"]: values[solve]}, plans[i])
+            _set_values(col, solve[ok], v[ok], tokens, values, fine)
+        if len(others) != 1 or "derive" in columns[others[0][0]]:
+            continue
+        j, done = others[0]
+        if done:
+            continue
+        open_ = np.flatnonzero(fixed & ~_given(plans[j], start, batch))
+        name = col["column"]
+        for attempt in range(_SOLVE_TRIES + 1):
+            if not len(open_):
+                break
+            ok = _invert(columns, d, j, out, batch[open_], {name: values[open_]}, plans[j])[1]
+            open_ = open_[~ok]
+            if len(open_) and attempt < _SOLVE_TRIES:
+                t, v, f = model._draw_column(*redraw, some=open_)
+                tokens[open_], values[open_] = t, v
+                if fine is not None:
+                    fine[open_] = f
+
+
+def _set_values(
+    col: dict[str, Any], where: np.ndarray, v: np.ndarray, tokens: np.ndarray, values: np.ndarray, fine: np.ndarray
+) -> None:
+    """Set ``values[where] = v`` and the rows' tokens (and within-bin places) to match."""
+    if not len(where):
+        return
+    values[where] = v
+    if col["type"] == "binned":
+        tokens[where], places = _encode(col, v, within=True)
+        if fine is not None:
+            fine[where] = places
+    else:
+        tokens[where] = _encode(col, v)
+
+
+def _invert(
+    columns: list[dict[str, Any]],
+    d: int,
+    k: int,
+    out: dict[str, np.ndarray],
+    rows: np.ndarray,
+    current: dict[str, np.ndarray],
+    plan: dict[str, Any],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``rows``, the value of input ``k`` that makes derived column ``d``'s relation hold (see
+    ``_derivations``) given ``d``'s value and the other inputs' (from ``out``, or ``current``: values over
+    ``rows``), and whether it is one ``k`` can take: inside its training range and ``plan``'s condition, in its
+    training values' decimals, one of its values for a column of few values, a clock time for a clock.
+
+    The relation's residual is its median (the constant of an exact relation). With clock arithmetic (modulo a
+    day), the value is the one inside ``k``'s range (a delay of 1,430 minutes is 10 minutes early, if the delays
+    go that far back), or a time of day for a clock input.
+    """
+    spec, target = columns[d]["derive"], columns[k]
+    values = {
+        name: np.asarray(current[name] if name in current else out[name][rows], dtype="float64")
+        for name in [columns[d]["column"], *spec["reference"]]
+    }
+    x = values[columns[d]["column"]]
+    if spec["decimals"] is not None:
+        x = np.round(x, spec["decimals"])
+    if spec["clock_out"]:
+        x = _clock_minutes(x)
+    n = len(spec["reference"])
+    at = spec["reference"].index(target["column"])
+    rest = [m for m in range(n) if m != at]
+    decimals = spec.get("input_decimals") or [None] * n
+    others = _reference_shift(
+        {key: [spec[key][m] for m in rest] for key in ("reference", "slope", "clock")}
+        | {"input_decimals": [decimals[m] for m in rest]},
+        values,
+    )
+    grid = spec["residuals"]
+    raw = (x - grid[len(grid) // 2] - others) / spec["slope"][at]
+    lo, hi = max(float(target["grid"][0]), plan["low"]), min(float(target["grid"][-1]), plan["high"])
+    with np.errstate(invalid="ignore"):
+        if spec["clock"][at]:  # minutes after midnight, written as HHMM
+            minutes = np.mod(raw, _DAY_MINUTES) if spec["clock_out"] else raw
+            ok = (minutes >= 0) & (minutes <= _DAY_MINUTES)
+            v = 100.0 * np.floor(minutes / 60.0) + np.mod(minutes, 60.0)
+            if target["grid"][0] > 0 and target["grid"][-1] == 2400:  # midnight written 2400
+                v[v == 0] = 2400.0
+        elif spec["clock_out"]:  # the value k * a day / slope away that falls in the range
+            period = _DAY_MINUTES / abs(spec["slope"][at])
+            v = lo + np.mod(raw - lo, period)
+            ok = np.ones(len(v), dtype=bool)
+        else:
+            v, ok = raw, np.ones(len(raw), dtype=bool)
+        if decimals[at] is not None:
+            rounded = np.round(v, decimals[at])
+            ok &= np.abs(rounded - v) <= 1e-6 * np.maximum(1.0, np.abs(v))
+            v = rounded
+        ok &= np.isfinite(v) & (v >= lo) & (v <= hi)
+        if target["type"] == "exact":
+            nearest = target["values"][np.clip(_encode(target, np.where(ok, v, lo)), 0, len(target["values"]) - 1)]
+            ok &= np.abs(nearest - v) <= 1e-9 * np.maximum(1.0, np.abs(v))
+            v = np.where(ok, nearest, v)
+    return v, ok
 
 
 def _references(columns: list[dict[str, Any]], arrays: dict[str, np.ndarray], order: list[int]) -> None:
