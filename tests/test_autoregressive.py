@@ -900,6 +900,22 @@ def test_a_condition_on_a_derived_column_keeps_its_relation():
     assert min(holds(unconditional)) > 0.99
 
 
+def test_impute_of_a_derived_cell_and_one_of_its_inputs_draws_the_input_and_computes_the_cell():
+    """With the total before its parts in the table, imputing the total and one part drew the total first (its
+    'not missing' condition made it a constrained column) and the relation held by chance; now the missing part is
+    drawn and the total computed from the parts."""
+    rng = np.random.default_rng(3)
+    a, b = np.round(rng.gamma(2, 50, 1500), 2), np.round(rng.normal(0, 30, 1500), 2)
+    data = pd.DataFrame({"total": a + b, "a": a, "b": b})
+    fitted = twinforge.create("auto", seed=0, epochs=1, **FAST).fit(data)
+    assert fitted.columns_[0]["derive"]["reference"] == ["a", "b"]
+    rows = data.dropna().head(40).copy()
+    rows.loc[:, ["total", "a"]] = np.nan
+    filled = fitted.impute(rows, seed=0)
+    assert filled[["total", "a"]].notna().all().all()
+    assert ((filled["total"] - filled["a"] - filled["b"]).abs() <= 0.011).all()
+
+
 def test_a_relation_with_a_few_exceptions_passes_the_screen():
     """0.5% exceptions (0.995 of rows exact) show as 1.2% on these data's 500 screen rows: still a relation."""
     from twinforge.models.autoregressive import _exact_relations

@@ -711,7 +711,12 @@ class Autoregressive(Synthesizer):
         A column with given values in some rows (seed data, imputation) also gets a pass of its own: a pass
         serves rows whose known columns are the same set.
         """
-        constrained = [i for i, p in enumerate(plans) if p["weights"] is not None]
+        # a derived column that only may not be missing (imputation) is computed after its inputs instead
+        constrained = [
+            i
+            for i, p in enumerate(plans)
+            if p["weights"] is not None and not ("derive" in self.columns_[i] and _not_missing(self.columns_[i], p))
+        ]
         groups = getattr(self, "groups_", None) or [[i] for i in self.order_]  # None: fitted before groups
         units = [[i] for i in constrained]
         for group in groups:
@@ -1706,6 +1711,16 @@ def _relation_units(
                 others = [(j, place[j] < place[k]) for j in inputs if j != k]
                 plans[k].setdefault("relations", []).append((d, place[d] < place[k], others))
     return units
+
+
+def _not_missing(col: dict[str, Any], plan: dict[str, Any]) -> bool:
+    """Whether a column's condition allows every value token and excludes only 'missing' (imputation's: a missing
+    cell is drawn non-missing). A derived column under it is computed after its inputs, where they are known (see
+    ``_derive_values``): drawn first, its value had left the inputs' relation to chance (an impute of the total
+    and one part held total = a + b only where the total came after its parts in the table)."""
+    w = plan["weights"]
+    values = w[:-1] if col["missing"] else w
+    return bool(np.all(values == 1) and (not col["missing"] or w[-1] == 0))
 
 
 def _given(plan: dict[str, Any], start: int, rows: np.ndarray) -> np.ndarray:
