@@ -168,6 +168,9 @@ _SCREEN_SHARE = 0.97
 _EXACT_SCREEN_ROWS = 500
 _PAIR_R2 = 0.5  # the least multiple R^2 of a pair of inputs screened for an exact relation (see _linear_pairs)
 _CLOCK_VALUES = 20
+# Redraws of a derived column's first input, where its value is fixed, until the other input computed from them
+# can hold the relation (see _hold_relations)
+_SOLVE_TRIES = 32
 _DAY_MINUTES = 1440.0
 _REFERENCE_TEST_ROWS = 2_000  # rows on which the residual's and the network's within-bin likelihoods are compared
 # Sampling order: binned columns, and numeric columns with more tokens than this, go last, ordered by how well the
@@ -582,7 +585,7 @@ class Autoregressive(Synthesizer):
             return {}
         request = request if request is not None else SampleRequest(n=n)
         plans = [_column_request(col, request) for col in self.columns_]
-        units = self._passes(plans)
+        units = _relation_units(self.columns_, plans, self._passes(plans))
         device = next(self.net_.parameters()).device
         lay = {k: v.to(device) for k, v in self.layout_.items()}
         root = int(rng.integers(0, 2**63 - 1))
@@ -673,16 +676,13 @@ class Autoregressive(Synthesizer):
             fines: dict[int, np.ndarray] = {}
             for i, out_i in zip(unit, outs, strict=True):
                 col, plan = self.columns_[i], plans[i]
-                tokens, tilt = _finish_draw(heads[i], out_i, plan["weights"], temperature, gen, inverse_t)
-                if tilt is not None and inverse_t is not None:
-                    tilt = tilt[inverse_t]
-                fine = np.full(len(tokens), -1, dtype="int64") if heads[i].place is not None else None
                 ref = _reference_shift(col, out) if "reference" in col else None
                 if ref is not None and rows is not None:
                     ref = ref[rows]
-                if ref is not None and col["type"] == "exact":
-                    _exact_from_reference(col, tokens, ref, plan["weights"], self.bias_[i], temperature, gen)
-                values = _decode(col, tokens, plan, gen, tilt, temperature, fine, ref)
+                tokens, values, fine = self._draw_column(i, plan, heads[i], out_i, inverse_t, ref, temperature, gen)
+                if plan.get("relations"):  # an input of a derived column whose value is fixed (see _hold_relations)
+                    redraw = (i, plan, heads[i], out_i, inverse_t, ref, temperature, gen)
+                    _hold_relations(self, i, plans, out, rows, start, tokens, values, fine, redraw)
                 if "derive" in col:  # where its inputs are known and it meets its condition (see _derive_values)
                     shift = _reference_shift(col["derive"], out)
                     tokens = _derive_values(col, values, shift if rows is None else shift[rows], gen, fine, plan)
@@ -702,13 +702,44 @@ class Autoregressive(Synthesizer):
             sharing = sharing and not placed  # a place inside a bin makes rows of one prefix differ
         return out
 
+    def _draw_column(
+        self,
+        i: int,
+        plan: dict[str, Any],
+        head: _ColumnHead,
+        out_i: torch.Tensor,
+        inverse: torch.Tensor | None,
+        ref: np.ndarray | None,
+        temperature: float,
+        gen: torch.Generator,
+        some: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Column ``i``'s tokens, values and within-bin places (None: not binned) for the rows of a pass, from the
+        trunk's outputs ``out_i`` (one per distinct prefix with ``inverse``); ``some``: for these rows only."""
+        if some is not None:  # their own outputs, one each
+            out_i = out_i[torch.as_tensor(some) if inverse is None else inverse[torch.as_tensor(some)]]
+            inverse, ref = None, None if ref is None else ref[some]
+        col = self.columns_[i]
+        tokens, tilt = _finish_draw(head, out_i, plan["weights"], temperature, gen, inverse)
+        if tilt is not None and inverse is not None:
+            tilt = tilt[inverse]
+        fine = np.full(len(tokens), -1, dtype="int64") if head.place is not None else None
+        if ref is not None and col["type"] == "exact":
+            _exact_from_reference(col, tokens, ref, plan["weights"], self.bias_[i], temperature, gen)
+        return tokens, _decode(col, tokens, plan, gen, tilt, temperature, fine, ref), fine
+
     def _passes(self, plans: list[dict[str, Any]]) -> list[list[int]]:
         """The columns drawn by each trunk pass: constrained columns first, one per pass, then ``groups_``.
 
         A column with given values in some rows (seed data, imputation) also gets a pass of its own: a pass
         serves rows whose known columns are the same set.
         """
-        constrained = [i for i, p in enumerate(plans) if p["weights"] is not None]
+        # a derived column that only may not be missing (imputation) is computed after its inputs instead
+        constrained = [
+            i
+            for i, p in enumerate(plans)
+            if p["weights"] is not None and not ("derive" in self.columns_[i] and _not_missing(self.columns_[i], p))
+        ]
         groups = getattr(self, "groups_", None) or [[i] for i in self.order_]  # None: fitted before groups
         units = [[i] for i in constrained]
         for group in groups:
@@ -1492,7 +1523,25 @@ def _derivations(columns: list[dict[str, Any]], arrays: dict[str, np.ndarray]) -
             # the training values' form: their decimals (0: whole numbers), and HHMM midnight as 2400 rather than 0
             "decimals": _decimals(y[~np.isnan(y)]),
             "midnight": 2400.0 if clock and col["grid"][0] > 0 and col["grid"][-1] == 2400 else 0.0,
+            # the inputs' decimals: a binned input's drawn value lies between two training values (day 142.37),
+            # which its column then rounds (142); the derived value is computed from the rounded one
+            "input_decimals": [_decimals(_known(arrays[columns[k[0]]["column"]])) for k in keys],
+            # where an input is missing (a cancelled flight's delay), the share of rows whose value is missing too
+            "missing_open": _missing_share(arrays, [columns[k[0]]["column"] for k in keys], col["column"]),
         }
+
+
+def _missing_share(arrays: dict[str, np.ndarray], inputs: list[str], name: str) -> float:
+    """The share of rows with a missing input where column ``name`` is missing too (0: no such row)."""
+    open_ = np.zeros(len(arrays[name]), dtype=bool)
+    for r in inputs:
+        open_ |= np.isnan(np.asarray(arrays[r], dtype="float64"))
+    return float(np.isnan(np.asarray(arrays[name], dtype="float64")[open_]).mean()) if open_.any() else 0.0
+
+
+def _known(a: np.ndarray) -> np.ndarray:
+    y = np.asarray(a, dtype="float64")
+    return y[~np.isnan(y)]
 
 
 def _decimals(y: np.ndarray) -> int | None:
@@ -1655,12 +1704,208 @@ def _derive_values(
             v[v == 0] = spec["midnight"]
     inside = (v >= plan["low"]) & (v <= plan["high"])
     values[known[inside]] = v[inside]
+    # missing where an input is, as in the data (the network's draw there had missed it on 0.79 of rows, 1 epoch),
+    # where the request allows 'missing'
+    allowed = col["missing"] and (plan["weights"] is None or plan["weights"][-1] > 0)
+    if allowed and spec.get("missing_open", 0.0) >= _DERIVE_SHARE:
+        values[np.isnan(shift)] = np.nan
     if col["type"] != "binned":
         return _encode(col, values)
     tokens, places = _encode(col, values, within=True)
     if fine is not None:
         fine[:] = places
     return tokens
+
+
+def _relation_units(
+    columns: list[dict[str, Any]], plans: list[dict[str, Any]], units: list[list[int]]
+) -> list[list[int]]:
+    """``units`` (see ``Autoregressive._passes``), with each input of a derived column whose value is fixed in
+    some rows (given, or drawn first under a condition) marked in ``plans`` (``"relations"``), to be computed from
+    it in those rows where it is drawn last of the inputs (see ``_hold_relations``).
+
+    Only inputs that are not derived themselves are computed (the departure delay, not the schedule, which comes
+    from the hour and minute); each goes after the relation's derived inputs, in a pass of its own.
+    """
+    names = {col["column"]: i for i, col in enumerate(columns)}
+    fixed = [
+        d
+        for d, col in enumerate(columns)
+        if "derive" in col and (plans[d]["weights"] is not None or plans[d]["known"] is not None)
+    ]
+    for d in fixed:
+        inputs = [names[r] for r in columns[d]["derive"]["reference"]]
+        solvable = [k for k in inputs if "derive" not in columns[k]]
+        after = [k for k in inputs if k not in solvable]
+        for k in solvable if after else ():
+            where = {j: u for u, unit in enumerate(units) for j in unit}
+            last = max(where[j] for j in after)
+            if where[k] <= last:  # drawn before a derived input, or in its pass
+                units = [[j for j in unit if j != k] for unit in units]
+                units.insert(last + 1, [k])
+                units = [unit for unit in units if unit]
+    place = {j: (u, w) for u, unit in enumerate(units) for w, j in enumerate(unit)}
+    for d in fixed:
+        inputs = [names[r] for r in columns[d]["derive"]["reference"]]
+        for k in inputs:
+            if "derive" not in columns[k]:
+                others = [(j, place[j] < place[k]) for j in inputs if j != k]
+                plans[k].setdefault("relations", []).append((d, place[d] < place[k], others))
+    return units
+
+
+def _not_missing(col: dict[str, Any], plan: dict[str, Any]) -> bool:
+    """Whether a column's condition allows every value token and excludes only 'missing' (imputation's: a missing
+    cell is drawn non-missing). A derived column under it is computed after its inputs, where they are known (see
+    ``_derive_values``): drawn first, its value had left the inputs' relation to chance (an impute of the total
+    and one part held total = a + b only where the total came after its parts in the table)."""
+    w = plan["weights"]
+    values = w[:-1] if col["missing"] else w
+    return bool(np.all(values == 1) and (not col["missing"] or w[-1] == 0))
+
+
+def _given(plan: dict[str, Any], start: int, rows: np.ndarray) -> np.ndarray:
+    """Whether a column's value is given in batch rows ``rows`` (the batch starting at ``start``)."""
+    if plan["known"] is None:
+        return np.zeros(len(rows), dtype=bool)
+    return plan["known_mask"][start + rows]
+
+
+def _hold_relations(
+    model: Autoregressive,
+    i: int,
+    plans: list[dict[str, Any]],
+    out: dict[str, np.ndarray],
+    rows: np.ndarray | None,
+    start: int,
+    tokens: np.ndarray,
+    values: np.ndarray,
+    fine: np.ndarray | None,
+    redraw: tuple,
+) -> None:
+    """Column ``i`` just drawn (``tokens``, ``values``, ``fine`` for the pass's ``rows``; changed in place) is an
+    input of derived columns whose values are fixed in some rows (see ``_relation_units``): make their relations
+    hold there, as they hold in the data (a condition on the total drew the total first; its parts were then drawn
+    loosely around it, and total = a + b held on 0.2% of rows).
+
+    Where the derived value and the relation's other inputs are known, the value of ``i`` is computed from them
+    (see ``_invert``) when it is one the column can take: in its training range and its decimals, one of its values
+    for a column of few values, inside its own condition; elsewhere the network's draw stays. Where the other input
+    is still to be drawn, it will be computed in turn: ``i`` is redrawn from the same conditional, up to
+    ``_SOLVE_TRIES`` times, in the rows where no value of the other input would make the relation hold (a
+    total of 15 with a part of 40 needs the other part at -25, below its range). That is a draw from the network's
+    conditional restricted to the values that allow the relation, without a loop that may never end: rows that
+    find none keep their last draw, and their relation may not hold.
+    """
+    columns = model.columns_
+    col = columns[i]
+    batch = np.arange(len(values)) if rows is None else rows  # each value's row in the batch
+    for d, d_done, others in plans[i]["relations"]:
+        fixed = (_given(plans[d], start, batch) | d_done) & ~np.isnan(out[columns[d]["column"]][batch])
+        ready = fixed.copy()
+        for j, done in others:
+            ready &= (_given(plans[j], start, batch) | done) & ~np.isnan(out[columns[j]["column"]][batch])
+        solve = np.flatnonzero(ready)
+        if len(solve):
+            v, ok = _invert(columns, d, i, out, batch[solve], {col["column"]: values[solve]}, plans[i])
+            _set_values(col, solve[ok], v[ok], tokens, values, fine)
+        if len(others) != 1 or "derive" in columns[others[0][0]]:
+            continue
+        j, done = others[0]
+        if done:
+            continue
+        open_ = np.flatnonzero(fixed & ~_given(plans[j], start, batch))
+        name = col["column"]
+        for attempt in range(_SOLVE_TRIES + 1):
+            if not len(open_):
+                break
+            ok = _invert(columns, d, j, out, batch[open_], {name: values[open_]}, plans[j])[1]
+            open_ = open_[~ok]
+            if len(open_) and attempt < _SOLVE_TRIES:
+                t, v, f = model._draw_column(*redraw, some=open_)
+                tokens[open_], values[open_] = t, v
+                if fine is not None:
+                    fine[open_] = f
+
+
+def _set_values(
+    col: dict[str, Any], where: np.ndarray, v: np.ndarray, tokens: np.ndarray, values: np.ndarray, fine: np.ndarray
+) -> None:
+    """Set ``values[where] = v`` and the rows' tokens (and within-bin places) to match."""
+    if not len(where):
+        return
+    values[where] = v
+    if col["type"] == "binned":
+        tokens[where], places = _encode(col, v, within=True)
+        if fine is not None:
+            fine[where] = places
+    else:
+        tokens[where] = _encode(col, v)
+
+
+def _invert(
+    columns: list[dict[str, Any]],
+    d: int,
+    k: int,
+    out: dict[str, np.ndarray],
+    rows: np.ndarray,
+    current: dict[str, np.ndarray],
+    plan: dict[str, Any],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``rows``, the value of input ``k`` that makes derived column ``d``'s relation hold (see
+    ``_derivations``) given ``d``'s value and the other inputs' (from ``out``, or ``current``: values over
+    ``rows``), and whether it is one ``k`` can take: inside its training range and ``plan``'s condition, in its
+    training values' decimals, one of its values for a column of few values, a clock time for a clock.
+
+    The relation's residual is its median (the constant of an exact relation). With clock arithmetic (modulo a
+    day), the value is the one inside ``k``'s range (a delay of 1,430 minutes is 10 minutes early, if the delays
+    go that far back), or a time of day for a clock input.
+    """
+    spec, target = columns[d]["derive"], columns[k]
+    values = {
+        name: np.asarray(current[name] if name in current else out[name][rows], dtype="float64")
+        for name in [columns[d]["column"], *spec["reference"]]
+    }
+    x = values[columns[d]["column"]]
+    if spec["decimals"] is not None:
+        x = np.round(x, spec["decimals"])
+    if spec["clock_out"]:
+        x = _clock_minutes(x)
+    n = len(spec["reference"])
+    at = spec["reference"].index(target["column"])
+    rest = [m for m in range(n) if m != at]
+    decimals = spec.get("input_decimals") or [None] * n
+    others = _reference_shift(
+        {key: [spec[key][m] for m in rest] for key in ("reference", "slope", "clock")}
+        | {"input_decimals": [decimals[m] for m in rest]},
+        values,
+    )
+    grid = spec["residuals"]
+    raw = (x - grid[len(grid) // 2] - others) / spec["slope"][at]
+    lo, hi = max(float(target["grid"][0]), plan["low"]), min(float(target["grid"][-1]), plan["high"])
+    with np.errstate(invalid="ignore"):
+        if spec["clock"][at]:  # minutes after midnight, written as HHMM
+            minutes = np.mod(raw, _DAY_MINUTES) if spec["clock_out"] else raw
+            ok = (minutes >= 0) & (minutes <= _DAY_MINUTES)
+            v = 100.0 * np.floor(minutes / 60.0) + np.mod(minutes, 60.0)
+            if target["grid"][0] > 0 and target["grid"][-1] == 2400:  # midnight written 2400
+                v[v == 0] = 2400.0
+        elif spec["clock_out"]:  # the value k * a day / slope away that falls in the range
+            period = _DAY_MINUTES / abs(spec["slope"][at])
+            v = lo + np.mod(raw - lo, period)
+            ok = np.ones(len(v), dtype=bool)
+        else:
+            v, ok = raw, np.ones(len(raw), dtype=bool)
+        if decimals[at] is not None:
+            rounded = np.round(v, decimals[at])
+            ok &= np.abs(rounded - v) <= 1e-6 * np.maximum(1.0, np.abs(v))
+            v = rounded
+        ok &= np.isfinite(v) & (v >= lo) & (v <= hi)
+        if target["type"] == "exact":
+            nearest = target["values"][np.clip(_encode(target, np.where(ok, v, lo)), 0, len(target["values"]) - 1)]
+            ok &= np.abs(nearest - v) <= 1e-9 * np.maximum(1.0, np.abs(v))
+            v = np.where(ok, nearest, v)
+    return v, ok
 
 
 def _references(columns: list[dict[str, Any]], arrays: dict[str, np.ndarray], order: list[int]) -> None:
@@ -1767,13 +2012,15 @@ def _open_bins(col: dict[str, Any]) -> np.ndarray:
 
 def _reference_shift(col: dict[str, Any], out: dict[str, np.ndarray]) -> np.ndarray:
     """Per row, ``b . y`` over a column's references' values drawn or given so far (NaN: one is not known); a
-    reference read as a clock time (``col["clock"]``, see ``_derivations``) in minutes after midnight."""
+    reference read as a clock time (``col["clock"]``, see ``_derivations``) in minutes after midnight, and rounded
+    to its training values' decimals where ``col["input_decimals"]`` gives them (a derived column's inputs)."""
     clock = col.get("clock") or [False] * len(col["reference"])
+    decimals = col.get("input_decimals") or [None] * len(col["reference"])  # none: a model saved before them
     return sum(
         w * (_clock_minutes(y) if c else y)
         for y, w, c in (
-            (np.asarray(out[name], dtype="float64"), w, c)
-            for name, w, c in zip(col["reference"], col["slope"], clock, strict=True)
+            (np.asarray(out[name], dtype="float64") if d is None else np.round(out[name], d), w, c)
+            for name, w, c, d in zip(col["reference"], col["slope"], clock, decimals, strict=True)
         )
     )
 
