@@ -3,7 +3,7 @@
 Usage, from the repository root (heavy: one CPU slot)::
 
     /work/heavy .venv/bin/python benchmarks/diagnose_twin_channels.py [basic_motions|turbines] [SEED] [METHODS]
-        [--bound] [--hidden]
+        [--bound] [--hidden] [--params=JSON]
 
 Settings are chosen on training entities only, so by default this never touches the bench's holdout: a
 ``sequence`` model (seed ``SEED``) is fitted on 48 of ``bench_twins.py``'s 64 train entities and the other 16
@@ -21,11 +21,13 @@ constant that its first 100 steps show at most once, so no forecaster of the dat
 ``--bound`` scores the bench's own fit and 10 holdout entities instead, for the oracle's decomposition only (no
 setting is chosen from it). ``--hidden`` (turbines) regresses the simulator's hidden quantities on the fitted
 model's entity embeddings (ridge, 8-fold CV R^2 over the 48 entities), then asks how well the latents a twin
-infers from k steps predict them on the 16 inner entities (R^2 through the same regressions).
+infers from k steps predict them on the 16 inner entities (R^2 through the same regressions). ``--params=JSON``:
+the ``sequence`` model's parameters (e.g. ``--params='{"drift": false}'``).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -150,7 +152,8 @@ def main(argv: list[str]) -> None:
     import twinforge
     from twinforge.evaluate import forecast as F
 
-    flags = {a for a in argv if a.startswith("--")}
+    flags = {a.split("=")[0] for a in argv if a.startswith("--")}
+    params = json.loads(next((a.split("=", 1)[1] for a in argv if a.startswith("--params=")), "{}"))
     argv = [a for a in argv if not a.startswith("--")]
     name = argv[0] if argv else "turbines"
     seed = int(argv[1]) if len(argv) > 1 else 0
@@ -169,7 +172,7 @@ def main(argv: list[str]) -> None:
     channels = [c for c in scored.columns if c not in (ek, tk, *static)]
     numeric = [c for c in channels if fit_df[c].dtype.kind in "fiu"]
     scale = {c: float(np.nanstd(fit_df[c].to_numpy(dtype="float64"))) for c in numeric}
-    model = twinforge.create("sequence", seed=seed, progress=False)
+    model = twinforge.create("sequence", **{"seed": seed, "progress": False, **params})
     model.fit(fit_df, entity_key=ek, time_key=tk, static=static)
     if "--hidden" in flags:
         hidden_recovery(model, fit_df, scored, ek, tk, args)
