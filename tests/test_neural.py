@@ -767,6 +767,34 @@ def test_ddpm_wide_token_is_gathered_in_and_its_logits_computed_where_needed_onl
     assert (drawn == dense_drawn).all() and (drawn < np.asarray(sizes)).all()
 
 
+def test_ddpm_weights_a_masked_tokens_cross_entropy_half_by_one_and_half_by_one_over_t(monkeypatch):
+    """``1 - s + s / t`` (s = 0.5; ``1 / t`` the masked-diffusion ELBO's weight), ``t`` floored at 0.02: at one time
+    for every row the token loss is the unweighted one times that weight (same draws); wide tokens too."""
+    from twinforge.models import diffusion
+    from twinforge.models.diffusion import Denoiser, diffusion_loss
+
+    assert diffusion._ELBO_SHARE == 0.5
+    sizes = [3, 40]  # a narrow token and a wide one (width 16)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = Denoiser(1, sizes, width=16, depth=1)
+    gen = torch.Generator().manual_seed(0)
+    tokens = torch.stack([torch.randint(0, k, (2_000,), generator=gen) for k in sizes], dim=1)
+    x = torch.zeros(2_000, 1)
+    missing = torch.zeros_like(x, dtype=torch.bool)  # no score in the loss: the tokens' cross-entropy only
+
+    def loss(t, share):
+        monkeypatch.setattr(diffusion, "_ELBO_SHARE", share)
+        with torch.random.fork_rng(), torch.no_grad():
+            torch.manual_seed(1)
+            return float(diffusion_loss(net, x, missing, tokens, torch.full((2_000,), t)))
+
+    for t, weight in [(0.05, 0.5 + 0.5 / 0.05), (0.5, 0.5 + 0.5 / 0.5), (0.001, 0.5 + 0.5 / 0.02)]:
+        plain = loss(t, 0.0)
+        assert plain > 0
+        assert loss(t, 0.5) == pytest.approx(weight * plain, rel=1e-5)
+
+
 def test_ddpm_learns_a_wide_token_with_its_parent_and_honours_conditions_on_it(tmp_path):
     """A table whose id-like category has more levels than the width: each level's parent is learned, a level
     given as a condition is kept, and the model round-trips."""
