@@ -1094,6 +1094,7 @@ _DERIVE_R2 = 0.99  # the least multiple R^2 (on the screen rows) of a candidate 
 _DERIVE_SCREEN_ROWS = 2_000
 _DERIVE_MIN_VALUES = 32  # a derived column has more distinct values than this (not a flag, nor a few levels)
 _DERIVE_TOL = 1e-9  # residual tolerance, relative to the largest absolute value of the derived column
+_DERIVE_TRIES = 8  # least-squares fits per column and relation size, the best-screened candidates first
 
 
 def fit_derived(arrays: dict[str, np.ndarray], transforms: dict[str, Any], private: bool) -> dict[str, dict]:
@@ -1125,29 +1126,31 @@ def fit_derived(arrays: dict[str, np.ndarray], transforms: dict[str, Any], priva
     if len(names) < 2:
         return {}
     n = len(numeric[names[0]])
-    x = np.column_stack([numeric[c] for c in names])
-    screen = x[:: max(1, n // _DERIVE_SCREEN_ROWS)]
-    screen = screen[~np.isnan(screen).any(axis=1)]
-    if len(screen) < 10:
-        return {}
+    screen = np.column_stack([numeric[c] for c in names])[:: max(1, n // _DERIVE_SCREEN_ROWS)]
+    # a missing cell is its column's mean here: an exact relation among complete columns keeps its R^2
+    screen = np.where(np.isnan(screen), np.nanmean(screen, axis=0), screen)
     with np.errstate(invalid="ignore", divide="ignore"):
         r = np.nan_to_num(np.corrcoef(screen, rowvar=False))
     distinct = {c: len(np.unique(numeric[c][~np.isnan(numeric[c])])) for c in names}
+    k = len(names)
+    apart = 1.0 - r**2  # 0 for a pair of (nearly) collinear inputs, which cannot be told apart
     candidates = []
     for t, target in enumerate(names):
         if distinct[target] <= _DERIVE_MIN_VALUES:
             continue
-        for a in range(len(names)):
-            if a == t:
-                continue
-            if r[t, a] ** 2 >= _DERIVE_R2:
-                candidates.append((target, (names[a],)))
-            for b in range(a + 1, len(names)):
-                if b == t or r[a, b] ** 2 >= 1.0 - 1e-12:
-                    continue
-                r2 = (r[t, a] ** 2 + r[t, b] ** 2 - 2 * r[t, a] * r[t, b] * r[a, b]) / (1 - r[a, b] ** 2)
-                if r2 >= _DERIVE_R2:
-                    candidates.append((target, (names[a], names[b])))
+        rt = r[t]
+        singles = [(float(rt[a] ** 2), (names[a],)) for a in range(k) if a != t and rt[a] ** 2 >= _DERIVE_R2]
+        # the multiple R^2 of every pair of inputs at once (k x k; O(k^3) over all targets, vectorised)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r2 = (rt[:, None] ** 2 + rt[None, :] ** 2 - 2 * rt[:, None] * rt[None, :] * r) / apart
+        r2[t, :] = r2[:, t] = -1.0
+        r2[np.tril_indices(k)] = -1.0
+        r2[apart < 1e-12] = -1.0
+        a, b = np.nonzero(r2 >= _DERIVE_R2)
+        pairs = [(float(r2[i, j]), (names[i], names[j])) for i, j in zip(a, b, strict=True)]
+        # the best-screened relations first, a few per column: the exact one, if any, screens at about 1
+        best = sorted(singles, key=lambda c: -c[0])[:_DERIVE_TRIES] + sorted(pairs, key=lambda c: -c[0])[:_DERIVE_TRIES]
+        candidates += [(target, ins) for _, ins in best]
     out: dict[str, dict] = {}
     inputs: set[str] = set()
     # the most varied column of a relation is derived (among equals the last in the table: a total after its
