@@ -813,3 +813,68 @@ def test_ddpm_learns_a_wide_token_with_its_parent_and_honours_conditions_on_it(t
     assert (given["plane"] == "P07").all() and (given["carrier"] == "B").mean() > 0.75
     model.save(tmp_path / "m")
     assert twinforge.load(tmp_path / "m").sample(50, seed=3).equals(model.sample(50, seed=3))
+
+
+def _stamped_table(seed: int = 0) -> pd.DataFrame:
+    """Every (day, hour) of four weeks, a stamp = start + day days + hour hours, a noisy reading, a category."""
+    rng = np.random.default_rng(seed)
+    day, hour = np.divmod(np.arange(28 * 24), 24)
+    day = day + 1
+    stamp = pd.Timestamp("2020-01-01 05:00") + pd.to_timedelta(day - 1, "D") + pd.to_timedelta(hour, "h")
+    return pd.DataFrame(
+        {
+            "site": rng.choice(["a", "b"], len(day)),
+            "day": day,
+            "hour": hour,
+            "temp": np.round(10 + 5 * np.sin(hour / 4) + rng.normal(size=len(day)), 2),
+            "stamp": stamp.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+    )
+
+
+def _stamp_holds(out: pd.DataFrame) -> pd.Series:
+    expected = pd.Timestamp("2020-01-01 05:00") + pd.to_timedelta(out["day"] - 1, "D")
+    return pd.to_datetime(out["stamp"]) == expected + pd.to_timedelta(out["hour"], "h")
+
+
+def test_ctgan_computes_a_derived_column_from_its_inputs(tmp_path):
+    """An exact linear relation (stamp = 24 day + hour hours) is found and holds on every sampled row; conditions
+    on the inputs carry into it, and conditions or given values on the derived column itself are kept."""
+    data = _stamped_table()
+    model = quick("ctgan").fit(data)
+    assert list(model.derived_) == ["stamp"] and sorted(model.derived_["stamp"]["inputs"]) == ["day", "hour"]
+    out = model.sample(500, seed=0)
+    assert _stamp_holds(out).all()
+    at5 = model.sample(100, seed=1, conditions={"hour": 5})
+    assert (at5["hour"] == 5).all() and _stamp_holds(at5).all()
+    # a range on the derived column: honoured (the network's draw, which the range conditioned)
+    low, high = "2020-01-10 00:00:00", "2020-01-12 00:00:00"
+    ranged = pd.to_datetime(model.sample(50, seed=2, conditions={"stamp": (low, high)})["stamp"])
+    assert ranged.between(pd.Timestamp(low), pd.Timestamp(high)).all()
+    given = data.head(5)[["stamp"]].assign(stamp=["2020-01-03 07:00:00"] * 5)
+    assert (model.sample(seed_data=given, seed=3)["stamp"] == "2020-01-03 07:00:00").all()
+    model.save(tmp_path / "m")
+    assert twinforge.load(tmp_path / "m").sample(100, seed=4).equals(model.sample(100, seed=4))
+
+
+def test_derived_columns_need_an_exact_relation_on_99_percent_of_rows():
+    from twinforge.models._tabular_nn import fit_derived
+
+    rng = np.random.default_rng(0)
+    n = 1000
+    a, b = rng.normal(size=n), rng.integers(0, 50, n).astype(float)
+    total = a + 3 * b
+    transforms = {k: type("T", (), {"discrete": False})() for k in ("a", "b", "total")}
+    found = fit_derived({"a": a, "b": b, "total": total}, transforms, private=False)
+    assert found["total"]["inputs"] == ["a", "b"] and np.allclose(found["total"]["coef"], [1, 3])
+    off = total.copy()
+    off[:5] += 0.5  # 0.5% of rows off the relation: still found
+    assert list(fit_derived({"a": a, "b": b, "total": off}, transforms, private=False)) == ["total"]
+    off[:20] += 0.5  # 2%: not
+    assert not fit_derived({"a": a, "b": b, "total": off}, transforms, private=False)
+    assert not fit_derived({"a": a, "b": b, "total": total}, transforms, private=True)  # under DP: none
+    # a column missing on nearly every row does not hide a relation among the others
+    gappy = np.where(np.arange(n) % 200 == 0, 1.0, np.nan) * rng.normal(size=n)
+    with_gaps = {"a": a, "b": b, "total": total, "gappy": gappy}
+    assert list(fit_derived(with_gaps, {**transforms, "gappy": transforms["a"]}, private=False)) == ["total"]
+    assert not quick("ctgan").fit(make_mixed(200)).derived_  # no relation in the demo table

@@ -35,8 +35,10 @@ __all__ = [
     "ModeEncoding",
     "QuantileConstraints",
     "QuantileEncoding",
+    "apply_derived",
     "apply_value_map",
     "finish",
+    "fit_derived",
     "fit_value_map",
     "fit_vgmm",
     "split_rows",
@@ -1084,3 +1086,144 @@ def expand_rare(
             out[other] = levels[drawn]
         arrays[name] = out
     return arrays
+
+
+# ------------------------------------------------------------------------------------------ derived columns
+_DERIVE_SHARE = 0.99  # the least share of complete rows on which a relation must hold
+_DERIVE_R2 = 0.99  # the least multiple R^2 (on the screen rows) of a candidate relation
+_DERIVE_SCREEN_ROWS = 2_000
+_DERIVE_MIN_VALUES = 32  # a derived column has more distinct values than this (not a flag, nor a few levels)
+_DERIVE_TOL = 1e-9  # residual tolerance, relative to the largest absolute value of the derived column
+_DERIVE_TRIES = 8  # least-squares fits per column and relation size, the best-screened candidates first
+
+
+def fit_derived(arrays: dict[str, np.ndarray], transforms: dict[str, Any], private: bool) -> dict[str, dict]:
+    """Numeric or datetime columns that are an exact linear function of one or two others: ``{name: spec}``.
+
+    Weather's and flights' hourly stamp is ``24 * day + hour`` hours from a fixed start, and flights' scheduled
+    departure ``100 * hour + minute``. A GAN draws each column of such a relation with its own blur, so the sampled
+    rows break it (weather: on 0.1-0.4% of ctgan's rows did the stamp match the day and hour), and a detector
+    tells them apart by that alone. The derived column is instead computed from its drawn inputs after sampling
+    (:func:`apply_derived`); the network still learns it, so conditions on it are drawn as before.
+
+    Candidates are screened by their multiple R^2 (at least 0.99 on up to 2,000 rows), then fitted by least
+    squares on all complete rows and kept where the residual is below 1e-9 of the column's scale on at least 99%
+    of them. Of a relation's columns the one with the most distinct values is derived (a sum varies more than its
+    parts; among equals the last in the table); a column is derived once and is never an input of another. Not
+    under DP: the relation would come from the private rows.
+    """
+    if private:
+        return {}
+    numeric = {}
+    for name, a in arrays.items():
+        if transforms[name].discrete:
+            continue
+        y = np.asarray(a, dtype="float64")
+        known = y[~np.isnan(y)]
+        if len(known) >= 2 and known.std() > 0:
+            numeric[name] = y
+    names = list(numeric)
+    if len(names) < 2:
+        return {}
+    n = len(numeric[names[0]])
+    screen = np.column_stack([numeric[c] for c in names])[:: max(1, n // _DERIVE_SCREEN_ROWS)]
+    # a missing cell is its column's mean here: an exact relation among complete columns keeps its R^2
+    screen = np.where(np.isnan(screen), np.nanmean(screen, axis=0), screen)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.nan_to_num(np.corrcoef(screen, rowvar=False))
+    distinct = {c: len(np.unique(numeric[c][~np.isnan(numeric[c])])) for c in names}
+    k = len(names)
+    apart = 1.0 - r**2  # 0 for a pair of (nearly) collinear inputs, which cannot be told apart
+    candidates = []
+    for t, target in enumerate(names):
+        if distinct[target] <= _DERIVE_MIN_VALUES:
+            continue
+        rt = r[t]
+        singles = [(float(rt[a] ** 2), (names[a],)) for a in range(k) if a != t and rt[a] ** 2 >= _DERIVE_R2]
+        # the multiple R^2 of every pair of inputs at once (k x k; O(k^3) over all targets, vectorised)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r2 = (rt[:, None] ** 2 + rt[None, :] ** 2 - 2 * rt[:, None] * rt[None, :] * r) / apart
+        r2[t, :] = r2[:, t] = -1.0
+        r2[np.tril_indices(k)] = -1.0
+        r2[apart < 1e-12] = -1.0
+        a, b = np.nonzero(r2 >= _DERIVE_R2)
+        pairs = [(float(r2[i, j]), (names[i], names[j])) for i, j in zip(a, b, strict=True)]
+        # the best-screened relations first, a few per column: the exact one, if any, screens at about 1
+        best = sorted(singles, key=lambda c: -c[0])[:_DERIVE_TRIES] + sorted(pairs, key=lambda c: -c[0])[:_DERIVE_TRIES]
+        candidates += [(target, ins) for _, ins in best]
+    out: dict[str, dict] = {}
+    inputs: set[str] = set()
+    # the most varied column of a relation is derived (among equals the last in the table: a total after its
+    # parts); single inputs before pairs
+    order = {c: i for i, c in enumerate(names)}
+    for target, ins in sorted(candidates, key=lambda c: (-distinct[c[0]], -order[c[0]], len(c[1]))):
+        if target in out or target in inputs or any(i in out for i in ins):
+            continue
+        y = numeric[target]
+        cols = np.column_stack([numeric[i] for i in ins])
+        complete = ~np.isnan(y) & ~np.isnan(cols).any(axis=1)
+        if complete.sum() < 10:
+            continue
+        design = np.column_stack([cols[complete], np.ones(int(complete.sum()))])
+        yc = y[complete]
+        tol = _DERIVE_TOL * max(float(np.abs(yc).max()), 1.0)
+        fit_rows = np.ones(len(yc), dtype=bool)
+        for _ in range(3):  # least squares, refitted without the rows farthest off (the exceptions)
+            coef, *_ = np.linalg.lstsq(design[fit_rows], yc[fit_rows], rcond=None)
+            off = np.abs(design @ coef - yc)
+            fit_rows = off <= max(tol, float(np.quantile(off, _DERIVE_SHARE - 0.01)))
+        holds = np.abs(design @ coef - yc) <= tol
+        if holds.mean() < _DERIVE_SHARE:
+            continue
+        out[target] = {
+            "inputs": list(ins),
+            "coef": [float(c) for c in coef[:-1]],
+            "intercept": float(coef[-1]),
+            # a drawn input lies between training values until its column rounds it (day 12.37 -> 12): the
+            # derived value is computed from the rounded input
+            "input_decimals": [_decimals(numeric[i][~np.isnan(numeric[i])]) for i in ins],
+        }
+        inputs.update(ins)
+    return out
+
+
+def apply_derived(
+    arrays: dict[str, np.ndarray], derived: dict[str, dict], request: SampleRequest | None
+) -> dict[str, np.ndarray]:
+    """Compute each derived column (see :func:`fit_derived`) from its inputs, where they are present.
+
+    A derived column under a range condition keeps the network's draw (which honours it), and so does each row
+    where its value is given; rows with a missing input keep the draw too.
+    """
+    for name, spec in derived.items():
+        if request is not None and name in request.ranges:
+            continue
+        value = np.full(len(arrays[name]), float(spec["intercept"]))
+        for col, c, d in zip(spec["inputs"], spec["coef"], spec["input_decimals"], strict=True):
+            x = _final(np.asarray(arrays[col], dtype="float64"), col, request)
+            value = value + c * (x if d is None else np.round(x, d))
+        keep = np.isnan(value)
+        if request is not None and name in request.known_mask:
+            keep |= request.known_mask[name]
+        arrays[name] = np.where(keep, arrays[name], value)
+    return arrays
+
+
+def _final(x: np.ndarray, col: str, request: SampleRequest | None) -> np.ndarray:
+    """An input's values as :func:`finish` will leave them: its range clipped, its given values written."""
+    if request is None:
+        return x
+    if col in request.ranges:
+        x = np.clip(x, *request.ranges[col])
+    if col in request.known_mask:
+        x = np.where(request.known_mask[col], request.known[col], x)
+    return x
+
+
+def _decimals(y: np.ndarray) -> int | None:
+    """The fewest decimals (up to 6) all of ``y`` is written with, to a relative 1e-9; None: more."""
+    for d in range(7):
+        scaled = y * 10.0**d
+        if np.all(np.abs(scaled - np.round(scaled)) <= 1e-9 * np.maximum(1.0, np.abs(scaled))):
+            return d
+    return None

@@ -64,12 +64,14 @@ from twinforge.models._tabular_nn import (
     CondVector,
     ModeConstraints,
     ModeEncoding,
+    apply_derived,
     apply_value_map,
     collapse_rare,
     collapse_request,
     draw_keylike,
     expand_rare,
     finish,
+    fit_derived,
     fit_keylike,
     fit_rare_levels,
     fit_value_map,
@@ -339,6 +341,7 @@ class CTGAN(Synthesizer):
         transforms = self.transformer_.transforms_
         self.rare_ = fit_rare_levels(arrays, transforms, self.max_levels, is_private(self))
         arrays = collapse_rare(arrays, self.rare_)
+        self.derived_ = fit_derived(arrays, transforms, is_private(self))
         public = public_arrays(self, arrays)
         self.encoding_ = ModeEncoding().fit(public, rare_transforms(transforms, self.rare_), rng, self.max_modes)
         enc = self.encoding_
@@ -611,6 +614,7 @@ class CTGAN(Synthesizer):
             out = self._draw(n, rng, cons, temperature)
         # a federated model has no value map (its sites' rows never meet): getattr
         out = apply_value_map(out, getattr(self, "value_map_", {}), request, rng)
+        out = apply_derived(out, getattr(self, "derived_", {}), request)  # none in older or federated models
         return finish({**expand_rare(out, rare, rng, request), **keys}, request)
 
     @torch.no_grad()
@@ -657,6 +661,7 @@ class CTGAN(Synthesizer):
             "modes": getattr(self, "modes_", "drawn"),
             "keylike": getattr(self, "keylike_", {}),
             "rare": getattr(self, "rare_", {}),
+            "derived": getattr(self, "derived_", {}),
             "training": self.training_,
         }
 
@@ -673,6 +678,7 @@ class CTGAN(Synthesizer):
         self.modes_ = state.get("modes", "drawn")  # models saved before likeliest modes drew them
         self.keylike_ = state.get("keylike", {})  # none in models saved before key-like columns
         self.rare_ = state.get("rare", {})  # none in models saved before many-level columns
+        self.derived_ = state.get("derived", {})  # none in models saved before derived columns
         self.training_ = state["training"]
 
 
