@@ -730,12 +730,72 @@ def test_numeric_columns_the_others_predict_are_drawn_last(monkeypatch):
     assert by_tokens == [int(i) for i in np.argsort([_n_tokens(c) for c in fitted.columns_], kind="stable")]
 
 
-def test_width_narrows_below_two_rows_per_token():
+def test_width_is_64_or_128_by_rows_and_rows_per_token():
+    """The capacity rule: 64 below 1,000 rows or two rows per token, else 128 (no 256 for large tables)."""
     from twinforge.models.autoregressive import _auto_width
 
-    assert [_auto_width(n) for n in (999, 5_000, 20_000)] == [64, 128, 256]
-    assert _auto_width(2_344, tokens=1_344) == 64 and _auto_width(1_781, tokens=465) == 128  # ames, weather
-    assert _auto_width(20_000, tokens=11_000) == 64
+    assert [_auto_width(n) for n in (999, 1_000, 20_000, 1_000_000)] == [64, 128, 128, 128]
+    assert _auto_width(5_634, tokens=183) == 128  # a typical table (churn: 31 rows per token)
+    assert _auto_width(21_603, tokens=1_146) == 128  # flights (19 rows per token): 256 before
+    assert _auto_width(2_344, tokens=1_350) == 64  # ames: 1.7 rows per token
+    assert _auto_width(1_781, tokens=461) == 128  # weather: 3.9 rows per token
+    assert _auto_width(2_000, tokens=1_000) == 128 and _auto_width(1_999, tokens=1_000) == 64  # the edge: 2
+
+
+def test_many_token_frame_fits_the_narrow_network():
+    """A frame of few rows per token (two 300-level columns over 2,000 rows) gets width 64; a typical one 128."""
+    rng = np.random.default_rng(3)
+    n = 2_000
+    wide = pd.DataFrame({f"k{j}": rng.integers(0, 300, n).astype(str) for j in range(4)})
+    typical = pd.DataFrame({"a": rng.choice(list("abc"), n), "x": rng.normal(size=n)})
+    assert twinforge.create("auto", seed=0, epochs=1, **FAST).fit(wide).config_["width"] == 64
+    assert twinforge.create("auto", seed=0, epochs=1, **FAST).fit(typical).config_["width"] == 128
+
+
+def test_capped_grouping_is_the_cheapest_within_the_cap():
+    """_capped_cuts: the least cost plus pass price over every grouping of at most the cap (brute force)."""
+    import itertools
+
+    from twinforge.models.autoregressive import _PASS_COST, _capped_cuts
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        d = int(rng.integers(1, 8))
+        cap = int(rng.integers(1, d + 1))
+        nll = rng.random((d, d))
+        extra = np.cumsum(np.triu(np.clip(nll - np.diag(nll)[None, :], 0, None)), axis=1)
+
+        def cost(bounds, extra=extra):
+            return sum(extra[a, b - 1] for a, b in itertools.pairwise(bounds)) + _PASS_COST * (len(bounds) - 1)
+
+        every = [[0, *c, d] for k in range(cap) for c in itertools.combinations(range(1, d), k)]
+        bounds = [0, *_capped_cuts(extra, cap)[::-1]]
+        assert len(bounds) - 1 <= cap and cost(bounds) == pytest.approx(min(map(cost, every)))
+
+
+def test_a_wide_table_shares_passes_beyond_the_cap(monkeypatch):
+    """Dependent columns get a pass each, up to _MAX_PASSES; past it they share passes (and sampling runs one trunk
+    pass per group); under the cap the grouping is the same as without one."""
+    from twinforge.models import autoregressive as ar
+
+    rng = np.random.default_rng(6)
+    n = 1500
+    base = rng.choice(list("abcd"), n)
+    flip = lambda: np.where(rng.random(n) < 0.1, rng.choice(list("abcd"), n), base)  # noqa: E731
+    data = pd.DataFrame({f"c{i}": flip() for i in range(8)})
+    free = twinforge.create("auto", seed=0, epochs=5, **FAST).fit(data)
+    assert len(free.groups_) > 3  # dependent columns: the uncapped grouping needs passes
+    monkeypatch.setattr(ar, "_MAX_PASSES", len(free.groups_))
+    assert twinforge.create("auto", seed=0, epochs=5, **FAST).fit(data).groups_ == free.groups_
+    monkeypatch.setattr(ar, "_MAX_PASSES", 3)
+    capped = twinforge.create("auto", seed=0, epochs=5, **FAST).fit(data)
+    assert len(capped.groups_) <= 3
+    assert [i for g in capped.groups_ for i in g] == [i for g in free.groups_ for i in g]  # the same order
+    passes = []
+    real = ar._hidden_inplace
+    monkeypatch.setattr(ar, "_hidden_inplace", lambda net, x, *a: passes.append(len(x)) or real(net, x, *a))
+    out = capped.sample(3000, seed=0)
+    assert len(passes) == len(capped.groups_) and out.shape == (3000, 8)
 
 
 def test_a_many_valued_exact_column_draws_from_its_reference(tmp_path):

@@ -146,8 +146,11 @@ def test_info_lists_the_default_models_derived_columns():
     result = run("info", "m")
     assert result.exit_code == 0, result.output
     assert re.search(r"derived \(computed from other columns when sampling\): total <- [ab], [ab]", result.stdout)
+    # the network the capacity rule chose (64: under 1,000 rows) and its trunk passes per sampled row
+    assert re.search(r"network\W+width 64, depth 2, [1-3] passes per row", result.stdout)
     assert run("fit", "sums.csv", "--out", "m2", "--model", "copula").exit_code == 0
-    assert "derived" not in run("info", "m2").stdout  # a model without derived columns says nothing of them
+    other = run("info", "m2").stdout
+    assert "derived" not in other and "network" not in other  # a model without them says nothing of them
 
 
 # ------------------------------------------------------------------------------------------- metadata

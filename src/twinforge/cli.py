@@ -352,6 +352,18 @@ _STOPPED = {
 }
 
 
+def _network_line(state: dict) -> str:
+    """The network's width and depth, and (``auto``) its trunk passes per sampled row; "" if the state has none."""
+    config = state.get("config") if isinstance(state.get("config"), dict) else {}
+    if not isinstance(config.get("width"), int):
+        return ""
+    line = f"width {config['width']}" + (f", depth {config['depth']}" if isinstance(config.get("depth"), int) else "")
+    groups = state.get("groups")
+    if isinstance(groups, list) and groups:
+        line += f", {len(groups)} passes per row"
+    return line
+
+
 def _training_line(training: Any) -> str | None:
     """How a neural model's training ended, from its saved state (None for models without a training loop)."""
     if not isinstance(training, dict) or "epochs" not in training:
@@ -893,6 +905,9 @@ def info(model_dir: Annotated[Path, typer.Argument(help="A model directory writt
     training = _training_line((doc.get("state") or {}).get("training") or (doc.get("state") or {}).get("train_info"))
     if training:
         head.add_row("training", training)
+    network = _network_line(doc.get("state") or {})
+    if network:
+        head.add_row("network", network)
     fed = fit_info.get("federated")
     fed_privacy = (fed or {}).get("privacy") or {}
     fed_private = bool(fed_privacy.get("dp")) or fed_privacy.get("mode") == "local"

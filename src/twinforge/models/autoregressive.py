@@ -57,12 +57,13 @@ The biases are part of the model and apply to every draw.
 
 Sampling draws the columns in a fixed order, the constrained ones (sets, ranges) first. Columns that are
 nearly independent given the ones before them share one trunk pass (``_group_columns``: ARDM's parallel steps,
-chosen by a dynamic programme over the model's own conditional mutual information); on ames, 74 columns take
-35 passes. Each column costs a draw from ``softmax(logits / temperature)`` times the share of each token's
-mass that the condition allows (0 or 1 for a level or a value, the in-range share of a bin), renormalised:
-conditions hold exactly, without rejection sampling. With several constrained columns, each is drawn given the
-known columns and the constrained ones drawn before it (the usual sequential approximation of the joint
-conditional). Sampling runs the trunk in bfloat16 where the CPU has it natively. Fitting uses one CPU thread (see
+chosen by a dynamic programme over the model's own conditional mutual information, at most ``_MAX_PASSES``
+(16) of them); on ames, 74 columns take 16 passes. Each column costs a draw from
+``softmax(logits / temperature)`` times the share of each token's mass that the condition allows (0 or 1 for a
+level or a value, the in-range share of a bin), renormalised: conditions hold exactly, without rejection
+sampling. With several constrained columns, each is drawn given the known columns and the constrained ones
+drawn before it (the usual sequential approximation of the joint conditional). Sampling runs the trunk in
+bfloat16 where the CPU has it natively. Fitting uses one CPU thread (see
 _cpu_threads); sampling draws blocks of ``_SAMPLE_BATCH`` rows on ``workers`` threads, one CPU thread each, every
 block from its own generator seeded by (the draw's seed, the block's number), so that the rows do not depend on
 the number of threads (see ``_sample``).
@@ -106,7 +107,10 @@ _MAX_MASSES = 32
 _GRID = 65  # quantiles kept per numeric column to place a value on [-1, 1] (its ordinal input feature)
 _MIN_VALIDATION = 20  # rows held out for early stopping at least (see _train)
 _MIN_EPOCH_ROWS = 4096  # rows per epoch at least (several passes over a small table)
-_ROWS_PER_TOKEN = 2  # fewer training rows per token than this: the narrow network (see _auto_width)
+# The network's width (see _auto_width): 64 below _MIN_ROWS rows or _ROWS_PER_TOKEN training rows per token,
+# else 128
+_MIN_ROWS = 1_000
+_ROWS_PER_TOKEN = 2
 # Sampling: rows per pass, and one trunk pass per distinct prefix of drawn tokens while there are at most
 # rows / _DISTINCT_SHARE of them. On churn (CPU time, one thread): 4,096 and 4 gave 147,000 rows/s, 16,384 and 2
 # 175,000 to 204,000 (8,192 or 32,768 rows, shares 1.5 or 4: slower).
@@ -138,6 +142,8 @@ _CALIBRATION_ROUNDS = 6
 # what one pass is worth in nats per row.
 _GROUPING_ROWS = 2_000
 _PASS_COST = 0.01
+# Most trunk passes per row: a wide table's columns share passes beyond this many (see _group_columns)
+_MAX_PASSES = 16
 _MAX_BIAS = 5.0
 # The ordinal and within-bin shape coefficients are the network's outputs times this. A sharp conditional (weather's
 # dew point given temperature and humidity) needs coefficients in the hundreds, which plain outputs reach only after
@@ -198,8 +204,8 @@ class Autoregressive(Synthesizer):
     learning_rate : float, default 2e-3
         AdamW learning rate, halved whenever the validation loss stalls for 2 epochs.
     width : int, optional
-        Embedding and hidden width; by default sized by the number of rows (64 to 256), so that a small
-        table gets a small network (64 also below two rows per token, as for a wide table of few rows).
+        Embedding and hidden width; by default 128, or 64 below 1,000 rows or below two rows per token (a
+        table whose rows are too few for its tokens' weights, such as a wide table of few rows).
     depth : int, default 2
         Hidden layers, counting the embedding sum as the first.
     trunk : {"layernorm", "plain"}, default "layernorm"
@@ -758,8 +764,10 @@ class Autoregressive(Synthesizer):
         nats per row, the columns' conditional mutual information. The any-order network gives every term, so
         the costs are measured on ``_GROUPING_ROWS`` rows sampled from the model itself (no data is looked at
         again, which keeps DP intact) and a dynamic programme picks the groups that minimise the cost plus
-        ``_PASS_COST`` nats per pass. On ames (74 columns): 35 passes for 0.1 nats per row (of 69); 0.05 nats
-        per pass gave 17 passes for 0.56 nats, and lowered its quality score from 0.925 to 0.916.
+        ``_PASS_COST`` nats per pass, with at most ``_MAX_PASSES`` passes: a pass runs the trunk over every row,
+        so a wide table's many columns would otherwise make sampling slow however few tokens they have. On ames (74
+        columns): 31 passes for 0.09 nats per row (of 69) and 46,500 rows per CPU second; at most 16 passes: 0.50
+        nats and 59,400 (draws, not the trunk, take most of the rest).
         """
         d = len(self.columns_)
         order = list(self.order_)
@@ -791,9 +799,11 @@ class Autoregressive(Synthesizer):
         while stop > 0:
             cuts.append(stop)
             stop = back[stop]
+        if len(cuts) > _MAX_PASSES:  # a wide table: the cheapest grouping of at most _MAX_PASSES passes
+            cuts = _capped_cuts(extra, _MAX_PASSES)
         bounds = [0, *cuts[::-1]]
         self.groups_ = [order[a:b] for a, b in itertools.pairwise(bounds)]
-        self.grouping_cost_ = float(best[d] - _PASS_COST * len(self.groups_))
+        self.grouping_cost_ = float(sum(extra[a, b - 1] for a, b in itertools.pairwise(bounds)))
         return self.groups_
 
     def _sampling_net(self, device: torch.device) -> tuple[_Net, torch.dtype]:
@@ -985,6 +995,26 @@ class _ColumnHead:
         # without 'missing', the normaliser is one constant per row, which a draw ignores: skipped
         logits[:, :n] += shape
         return logits + self.calibration, tilt
+
+
+def _capped_cuts(extra: np.ndarray, passes: int) -> list[int]:
+    """The ends of the passes (last first) of the grouping of least ``extra`` cost plus ``_PASS_COST`` per pass
+    among those of at most ``passes`` passes (``extra[s, e - 1]``: the cost of one pass drawing positions s..e-1)."""
+    d = len(extra)
+    best = np.full((passes + 1, d + 1), np.inf)  # best[k, e]: positions 0..e-1 in exactly k passes
+    best[0, 0] = 0.0
+    back = np.zeros((passes + 1, d + 1), dtype="int64")
+    for k in range(1, passes + 1):
+        for stop in range(k, d + 1):
+            cost = best[k - 1, :stop] + extra[np.arange(stop), stop - 1] + _PASS_COST
+            back[k, stop] = int(np.argmin(cost))
+            best[k, stop] = cost[back[k, stop]]
+    k = int(np.argmin(best[1:, d])) + 1
+    cuts, stop = [], d
+    while stop > 0:
+        cuts.append(stop)
+        stop, k = int(back[k, stop]), k - 1
+    return cuts
 
 
 def _group_linear(heads: list[_ColumnHead], unit: list[int], hidden: torch.Tensor) -> list[torch.Tensor]:
@@ -1307,18 +1337,26 @@ def _predictability(columns: list[dict[str, Any]], arrays: dict[str, np.ndarray]
 
 
 def _auto_width(n: int, tokens: int | None = None) -> int:
-    """64 below 1,000 rows, 128 below 10,000, 256 above: capacity grows with the evidence; and 64 with fewer than
-    ``_ROWS_PER_TOKEN`` rows per token (``tokens``: all columns' tokens), where every token's input embedding and
-    output row of ``width`` numbers are fitted on a row or two.
+    """64 below ``_MIN_ROWS`` rows, or with fewer than ``_ROWS_PER_TOKEN`` rows per token (``tokens``: all
+    columns' tokens), where every token's input embedding and output row of ``width`` numbers are fitted on a row
+    or two; else 128, however many the rows.
 
-    Ames (2,344 rows, 74 columns, 1,344 tokens) is the one benchmark table below two rows per token (the next,
-    weather, has 3.8). On a split of its training rows (80% fitted, 20% scored), 3 sampling seeds per fit, width
-    128 -> 64: TSTR/TRTR 0.938 0.940 0.946 -> 0.955 0.972 0.965 (fit seeds 0-2), DCR share 0.538 -> 0.520 (fit
-    seed 0, 8 draws); width 32 0.946. Weather at 64 fell (0.962 0.965 -> 0.953 0.951), so the rule stops below it.
+    Ames (2,344 rows, 1,350 tokens) is the one benchmark table below two rows per token (the next, weather, has
+    3.9). On a split of its training rows (80% fitted, 20% scored), 3 sampling seeds per fit, width 128 -> 64:
+    TSTR/TRTR 0.938 0.940 0.946 -> 0.955 0.972 0.965 (fit seeds 0-2), DCR share 0.538 -> 0.520 (fit seed 0, 8
+    draws); width 32 0.946. The rule stops there: weather at 64 (fit seeds 0-1, 3 sampling seeds each) lowered its
+    DCR share (8 draws) 0.570 -> 0.536 and detection AUC 0.605 -> 0.593 but lost quality 0.9728 -> 0.9678 (both
+    seeds), TSTR/TRTR 0.988 either way.
+
+    No width above 128 (256 from 10,000 rows until session 22): the trunk runs once per pass over every sampled
+    row, and at 256 flights (21,600 rows) sampled 28,000 rows per CPU second against 59,000 at 128 (one loaded
+    core), short of the 100,000 rows/s asked of two cores. Flights' split at 128 (fit seed 1, 3 sampling seeds):
+    quality 0.8410 -> 0.8415, TSTR/TRTR 0.978 -> 0.969 (draws 0.95-1.00 at either), DCR share 0.538 -> 0.529, fit
+    CPU 124 s either way, but detection AUC 0.702 -> 0.715 (fit seed 0, older code: 0.696 -> 0.718).
     """
-    if n < 1_000 or (tokens is not None and n < _ROWS_PER_TOKEN * tokens):
+    if n < _MIN_ROWS or (tokens is not None and n < _ROWS_PER_TOKEN * tokens):
         return 64
-    return 128 if n < 10_000 else 256
+    return 128
 
 
 def _finish_draw(
