@@ -43,6 +43,7 @@ __all__ = [
     "fit_vgmm",
     "split_rows",
     "truncated_normal",
+    "written_decimals",
 ]
 
 _GMM_ROWS = 5_000  # values the mixture of one column is fitted on (more barely moves it)
@@ -1181,7 +1182,7 @@ def fit_derived(arrays: dict[str, np.ndarray], transforms: dict[str, Any], priva
             "intercept": float(coef[-1]),
             # a drawn input lies between training values until its column rounds it (day 12.37 -> 12): the
             # derived value is computed from the rounded input
-            "input_decimals": [_decimals(numeric[i][~np.isnan(numeric[i])]) for i in ins],
+            "input_decimals": [written_decimals(numeric[i][~np.isnan(numeric[i])]) for i in ins],
         }
         inputs.update(ins)
     return out
@@ -1220,10 +1221,13 @@ def _final(x: np.ndarray, col: str, request: SampleRequest | None) -> np.ndarray
     return x
 
 
-def _decimals(y: np.ndarray) -> int | None:
-    """The fewest decimals (up to 6) all of ``y`` is written with, to a relative 1e-9; None: more."""
+def written_decimals(y: np.ndarray) -> int | None:
+    """The fewest decimals (up to 6) that all of ``y`` is written with, to a relative 1e-6 (a sum computed in floats
+    is 1e-14 off its decimals, which ``transforms._columns._decimals``'s exact test would reject); None: more.
+
+    A derived column's inputs (here and in ``auto``) are rounded to it before the relation is applied."""
     for d in range(7):
         scaled = y * 10.0**d
-        if np.all(np.abs(scaled - np.round(scaled)) <= 1e-9 * np.maximum(1.0, np.abs(scaled))):
+        if np.all(np.abs(scaled - np.round(scaled)) <= 1e-6 * np.maximum(1.0, np.abs(scaled))):
             return d
     return None

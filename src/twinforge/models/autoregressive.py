@@ -97,6 +97,7 @@ from twinforge.models._nn import (
 )
 from twinforge.models._registry import register
 from twinforge.models._request import SampleRequest
+from twinforge.models._tabular_nn import written_decimals
 from twinforge.models.base import Synthesizer
 from twinforge.privacy import dp_sgd, is_private, public_arrays
 
@@ -1559,11 +1560,11 @@ def _derivations(columns: list[dict[str, Any]], arrays: dict[str, np.ndarray]) -
             "residuals": np.quantile(rest, np.linspace(0.0, 1.0, _RESIDUAL_GRID)),
             "clock_out": bool(clock),
             # the training values' form: their decimals (0: whole numbers), and HHMM midnight as 2400 rather than 0
-            "decimals": _decimals(y[~np.isnan(y)]),
+            "decimals": written_decimals(y[~np.isnan(y)]),
             "midnight": 2400.0 if clock and col["grid"][0] > 0 and col["grid"][-1] == 2400 else 0.0,
             # the inputs' decimals: a binned input's drawn value lies between two training values (day 142.37),
             # which its column then rounds (142); the derived value is computed from the rounded one
-            "input_decimals": [_decimals(_known(arrays[columns[k[0]]["column"]])) for k in keys],
+            "input_decimals": [written_decimals(_known(arrays[columns[k[0]]["column"]])) for k in keys],
             # where an input is missing (a cancelled flight's delay), the share of rows whose value is missing too
             "missing_open": _missing_share(arrays, [columns[k[0]]["column"] for k in keys], col["column"]),
         }
@@ -1580,15 +1581,6 @@ def _missing_share(arrays: dict[str, np.ndarray], inputs: list[str], name: str) 
 def _known(a: np.ndarray) -> np.ndarray:
     y = np.asarray(a, dtype="float64")
     return y[~np.isnan(y)]
-
-
-def _decimals(y: np.ndarray) -> int | None:
-    """The fewest decimals (up to 6) that all of ``y`` is written with, to a relative 1e-6 (a sum computed in floats
-    is 1e-14 off its decimals, which ``transforms._columns._decimals``'s exact test would reject); None: more."""
-    for d in range(7):
-        if np.all(np.abs(y * 10.0**d - np.round(y * 10.0**d)) <= 1e-6 * np.maximum(1.0, np.abs(y * 10.0**d))):
-            return d
-    return None
 
 
 def _derived_last(columns: list[dict[str, Any]], order: list[int]) -> list[int]:
