@@ -837,11 +837,12 @@ def _stamp_holds(out: pd.DataFrame) -> pd.Series:
     return pd.to_datetime(out["stamp"]) == expected + pd.to_timedelta(out["hour"], "h")
 
 
-def test_ctgan_computes_a_derived_column_from_its_inputs(tmp_path):
+@pytest.mark.parametrize("name", ["ctgan", "ddpm"])
+def test_a_derived_column_is_computed_from_its_inputs(tmp_path, name):
     """An exact linear relation (stamp = 24 day + hour hours) is found and holds on every sampled row; conditions
     on the inputs carry into it, and conditions or given values on the derived column itself are kept."""
     data = _stamped_table()
-    model = quick("ctgan").fit(data)
+    model = quick(name).fit(data)
     assert list(model.derived_) == ["stamp"] and sorted(model.derived_["stamp"]["inputs"]) == ["day", "hour"]
     out = model.sample(500, seed=0)
     assert _stamp_holds(out).all()
@@ -878,3 +879,4 @@ def test_derived_columns_need_an_exact_relation_on_99_percent_of_rows():
     with_gaps = {"a": a, "b": b, "total": total, "gappy": gappy}
     assert list(fit_derived(with_gaps, {**transforms, "gappy": transforms["a"]}, private=False)) == ["total"]
     assert not quick("ctgan").fit(make_mixed(200)).derived_  # no relation in the demo table
+    assert not quick("ddpm").fit(make_mixed(200)).derived_

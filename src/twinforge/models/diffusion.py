@@ -36,6 +36,11 @@ that the generated categories follow the training frequencies (:meth:`TabDDPM._c
 per numeric column sends generated values onto the training marginal
 (:func:`~twinforge.models._tabular_nn.fit_value_map`, the same map as ``ctgan``'s, with a knot at each real row in
 the outer 0.5% of each end), which keeps every row's rank, so the dependencies the network learned are untouched.
+
+Derived columns: a numeric or datetime column that is an exact linear function of one or two others (weather's and
+flights' hourly stamp, ``24 day + hour`` hours; flights' ``sched_dep_time = 100 hour + minute``) is computed from
+its drawn inputs after sampling (:func:`~twinforge.models._tabular_nn.fit_derived`, as ``ctgan``); the network
+still learns it, so conditions on it are drawn as before.
 """
 
 from __future__ import annotations
@@ -66,9 +71,11 @@ from twinforge.models._request import SampleRequest
 from twinforge.models._tabular_nn import (
     QuantileConstraints,
     QuantileEncoding,
+    apply_derived,
     apply_value_map,
     draw_keylike,
     finish,
+    fit_derived,
     fit_keylike,
     fit_value_map,
     split_rows,
@@ -474,6 +481,8 @@ class TabDDPM(Synthesizer):
         self.device_ = resolve_device(self.device)
         self.keylike_ = fit_keylike(arrays, self.transformer_.transforms_, is_private(self))
         arrays = without(arrays, self.keylike_)
+        # no random numbers: tables without an exact relation draw the same rows as before
+        self.derived_ = fit_derived(arrays, self.transformer_.transforms_, is_private(self))
         self.encoding_ = QuantileEncoding().fit(
             public_arrays(self, arrays),
             self.transformer_.transforms_,
@@ -625,6 +634,7 @@ class TabDDPM(Synthesizer):
             out = self._draw(n, cons, temperature)
         # a federated model, or one saved before calibration, has no value map: getattr
         out = apply_value_map(out, getattr(self, "value_map_", {}), request, rng)
+        out = apply_derived(out, getattr(self, "derived_", {}), request)  # none in older or federated models
         return finish({**out, **keys}, request)
 
     def _draw(self, n: int, cons: QuantileConstraints, temperature: float) -> dict[str, np.ndarray]:
@@ -657,6 +667,7 @@ class TabDDPM(Synthesizer):
             "denoiser": state_to_arrays(self.denoiser_),
             "keylike": getattr(self, "keylike_", {}),  # none in a federated model
             "value_map": getattr(self, "value_map_", {}),
+            "derived": getattr(self, "derived_", {}),
             "token_bias": getattr(self, "token_bias_", None),
             "training": self.training_,
         }
@@ -669,6 +680,7 @@ class TabDDPM(Synthesizer):
         self.keylike_ = state.get("keylike", {})  # none in models saved before key-like columns
         maps = state.get("value_map", {})  # none in models saved before calibration
         self.value_map_ = {k: [np.asarray(a, dtype="float64") for a in v] for k, v in maps.items()}
+        self.derived_ = state.get("derived", {})  # none in models saved before derived columns
         if state.get("token_bias") is not None:
             self.token_bias_ = [np.asarray(b, dtype="float64") for b in state["token_bias"]]
         self.training_ = state["training"]
