@@ -378,39 +378,6 @@ def test_workers_default_to_the_usable_cores_and_bad_values_are_refused(model, m
         assert base.usable_cores() == len(os.sched_getaffinity(0))
 
 
-def test_sampling_keeps_freed_heap_once_per_process_unless_malloc_is_configured(model, monkeypatch):
-    """The first sample sets glibc's mmap and trim thresholds once (see _keep_heap); a process whose environment
-    configures malloc keeps its own settings; the rows do not depend on it."""
-    import ctypes
-
-    from twinforge.models import autoregressive as ar
-
-    calls = []
-
-    class FakeLibc:
-        def mallopt(self, param, value):
-            calls.append((param, value))
-            return 1
-
-    monkeypatch.setattr(ctypes, "CDLL", lambda name: FakeLibc())
-    monkeypatch.setattr(ar.sys, "platform", "linux")
-    for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.pthread.rseq=0")
-    monkeypatch.setattr(ar, "_HEAP_KEPT", [])
-    first = model.sample(300, seed=4)
-    model.sample(300, seed=5)
-    assert calls == [(ar._M_MMAP_THRESHOLD, ar._MMAP_BELOW), (ar._M_TRIM_THRESHOLD, ar._TRIM_ABOVE)]
-    for env in ({"MALLOC_TRIM_THRESHOLD_": "0"}, {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=65536"}):
-        calls.clear()
-        monkeypatch.setattr(ar, "_HEAP_KEPT", [])
-        with monkeypatch.context() as m:
-            for k, v in env.items():
-                m.setenv(k, v)
-            pd.testing.assert_frame_equal(model.sample(300, seed=4), first, check_exact=True)
-        assert calls == []
-
-
 def test_a_fitted_model_and_its_loaded_copy_sample_the_same_rows_on_several_threads(model, tmp_path, monkeypatch):
     from twinforge.models import autoregressive as ar
 

@@ -66,7 +66,7 @@ drawn before it (the usual sequential approximation of the joint conditional). S
 bfloat16 where the CPU has it natively. Fitting uses one CPU thread (see
 _cpu_threads); sampling draws blocks of ``_SAMPLE_BATCH`` rows on ``workers`` threads, one CPU thread each, every
 block from its own generator seeded by (the draw's seed, the block's number), so that the rows do not depend on
-the number of threads (see ``_sample``), and with malloc keeping freed memory for the next buffers (``_keep_heap``).
+the number of threads (see ``_sample``).
 """
 
 from __future__ import annotations
@@ -74,11 +74,8 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import copy
-import ctypes
 import itertools
 import math
-import os
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -130,10 +127,6 @@ _DRAW_CHUNK = 2_097_152
 # (LayerNorm-SiLU-Linear-LayerNorm-SiLU at width 256 in bfloat16, one thread: 14.9 ms per 16,384 rows at once,
 # 12.3 ms in chunks of 2,048; 13.3 ms in chunks of 512)
 _TRUNK_CHUNK = 2_048
-# glibc malloc while sampling (see _keep_heap): buffers below _MMAP_BELOW bytes come from the heap, and up to
-# _TRIM_ABOVE bytes of freed heap stay in the process for the next block
-_MMAP_BELOW = 32 << 20
-_TRIM_ABOVE = 512 << 20
 # Share of training rows whose known columns are a prefix of the sampling order rather than a random subset.
 # Plain sampling only asks for those conditionals; on churn, 0.5 raised column shapes (an SDMetrics-like score)
 # from 0.94 to 0.98 against all-random orders, which spread the capacity over all 2^D subsets.
@@ -597,7 +590,6 @@ class Autoregressive(Synthesizer):
         """
         if not self.columns_:
             return {}
-        _keep_heap()
         request = request if request is not None else SampleRequest(n=n)
         plans = [_column_request(col, request) for col in self.columns_]
         units = _relation_units(self.columns_, plans, self._passes(plans))
@@ -1289,49 +1281,6 @@ def _cpu_threads(device: torch.device) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-_HEAP_KEPT: list[bool] = []  # one entry once _keep_heap has run in this process
-
-
-def _keep_heap() -> None:
-    """Have glibc's malloc keep freed memory in the process for the next buffers (once per process, Linux only).
-
-    A block's draws allocate and free buffers of 0.1 to 16 MB per column (logits, probabilities, outputs). By
-    default glibc returns such memory to the OS (``mmap`` above a threshold that adapts only up to the largest
-    freed chunk, and a trim of the heap's free top), so the next column's buffer is faulted in again page by page:
-    30,000 to 120,000 minor page faults per draw of 100,000 ames rows, more after a fit (whose heap is fragmented)
-    than on a loaded model, and each is costly in a virtual machine. With ``mmap`` from ``_MMAP_BELOW`` and trims from
-    ``_TRIM_ABOVE`` bytes only, the pages are reused: on two calm cores (measured with mmap from 256 MB, which the
-    buffers here, under 32 MB, do not reach, and trims from 1 GB), ames in the process that fitted it went from
-    83,000-101,000 to 101,000-103,500 rows/s (2 workers) and 50,600-56,700 to 57,200-60,100 (1 worker), faults
-    from 120,000 to about 0 per draw after the first. The memory kept is at most the peak the draws already reached.
-
-    These settings are global to the process, and they are left in place after sampling (glibc has no way to
-    restore its adaptive thresholds). A process that sets malloc's thresholds itself (``MALLOC_MMAP_THRESHOLD_``,
-    ``MALLOC_TRIM_THRESHOLD_`` or ``GLIBC_TUNABLES``) keeps its own.
-    """
-    if _HEAP_KEPT:
-        return
-    _HEAP_KEPT.append(True)
-    if not sys.platform.startswith("linux") or _malloc_configured(os.environ):
-        return
-    try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt  # glibc (musl has no mallopt)
-    except (OSError, AttributeError):
-        return
-    mallopt(_M_MMAP_THRESHOLD, _MMAP_BELOW)
-    mallopt(_M_TRIM_THRESHOLD, _TRIM_ABOVE)
-
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
-
-
-def _malloc_configured(env: Any) -> bool:
-    """Whether the environment sets glibc malloc's thresholds (which ``_keep_heap`` then leaves alone)."""
-    names = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")
-    return any(name in env for name in names) or "glibc.malloc." in env.get("GLIBC_TUNABLES", "")
 
 
 def _sampling_order(columns: list[dict[str, Any]], arrays: dict[str, np.ndarray] | None = None) -> list[int]:
