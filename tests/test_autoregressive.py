@@ -378,6 +378,17 @@ def test_workers_default_to_the_usable_cores_and_bad_values_are_refused(model, m
         assert base.usable_cores() == len(os.sched_getaffinity(0))
 
 
+def test_a_fitted_model_and_its_loaded_copy_sample_the_same_rows_on_several_threads(model, tmp_path, monkeypatch):
+    from twinforge.models import autoregressive as ar
+
+    monkeypatch.setattr(ar, "_SAMPLE_BATCH", 300)  # 1,000 rows: three full blocks and a partial one
+    model.save(tmp_path / "m")
+    loaded = twinforge.load(tmp_path / "m")
+    fresh = model.sample(1000, seed=3, workers=2)
+    pd.testing.assert_frame_equal(loaded.sample(1000, seed=3, workers=2), fresh, check_exact=True)
+    pd.testing.assert_frame_equal(loaded.sample(1000, seed=3, workers=1), fresh, check_exact=True)
+
+
 def test_refine_groups_rows_by_prefix_and_points_at_each_groups_first_row():
     from twinforge.models.autoregressive import _refine
 
