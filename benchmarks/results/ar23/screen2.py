@@ -23,6 +23,10 @@ for name in tables:
         cfg = dict(cfg)
         cfg_loo = cfg.pop("loo", False)
         label, mods, fs, temps = cfg.pop("label"), cfg.pop("mod", {}), cfg.pop("fit_seed", 0), cfg.pop("temps", [1.0])
+        order = cfg.pop("order", None)
+        if order == "reverse":
+            base_order = ar._sampling_order
+            mods["_sampling_order"] = lambda *a, **k: base_order(*a, **k)[::-1]
         saved = {k: getattr(ar, k) for k in mods}
         for k, v in mods.items():
             setattr(ar, k, v)
@@ -42,7 +46,7 @@ for name in tables:
                         v = np.mean([xm.dcr_share(e2, draws.iloc[c * len(test_x):(c + 1) * len(test_x)].drop(columns=[col]),
                                                   train_sample.drop(columns=[col]), test_x.drop(columns=[col])) for c in range(8)])
                         print(f"  loo {name} {label} without {col} ({enc.kinds[col]}, {fit_x[col].nunique()} values): {v:.4f}", flush=True)
-                print(f"{name} {label} f{fs} T={temp}: dcr8 {np.mean(shares):.4f} {np.round(shares, 3).tolist()} "
+                print(f"{name} {label} f{fs} T={temp} order {[model.columns_[i]['column'] for i in model.order_][:6]}: dcr8 {np.mean(shares):.4f} {np.round(shares, 3).tolist()} "
                       f"val {info.get('best_validation'):.4f} epochs {info.get('best_epoch')}/{info.get('epochs')} "
                       f"fit {fit_cpu:.1f} CPU s", flush=True)
         finally:
