@@ -531,9 +531,11 @@ def _delays(n=1000):
     return pd.DataFrame({"dep": dep, "arr": dep + rng.normal(0, 5, n), "kind": rng.choice(["a", "b"], n)})
 
 
-def test_tvae_likeliest_modes_keep_a_strong_numeric_correlation(tmp_path):
+def test_tvae_likeliest_modes_keep_a_strong_numeric_correlation(tmp_path, monkeypatch):
     """Independent mode draws split two nearly equal columns between unrelated modes; the likeliest mode does not,
-    and the value map keeps the marginal (the share of late rows)."""
+    and the value map keeps the marginal (the share of late rows). (Without the residual column, which would keep
+    the pair together either way.)"""
+    monkeypatch.setattr("twinforge.models.vae._RESIDUAL_R", 1.1)
     data = _delays()
     model = twinforge.create("tvae", seed=0, progress=False, **TRAINED["tvae"]).fit(data)
     assert data[["dep", "arr"]].corr().iloc[0, 1] > 0.99
@@ -897,3 +899,33 @@ def test_derived_columns_need_an_exact_relation_on_99_percent_of_rows():
     assert list(fit_derived(with_gaps, {**transforms, "gappy": transforms["a"]}, private=False)) == ["total"]
     assert not quick("ctgan").fit(make_mixed(200)).derived_  # no relation in the demo table
     assert not quick("ddpm").fit(make_mixed(200)).derived_
+
+
+def _heavy_pair(n: int = 1_500) -> pd.DataFrame:
+    """A heavy-tailed pair (a delay and a later one, correlation about 0.98) beside a category."""
+    rng = np.random.default_rng(0)
+    dep = np.round(rng.standard_t(2, n) * 10 + np.where(rng.random(n) < 0.2, rng.exponential(60, n), 0))
+    arr = np.round(dep - 5 + rng.normal(0, 8, n))
+    arr[rng.random(n) < 0.03] = np.nan
+    return pd.DataFrame({"dep": dep, "g": rng.choice(list("abc"), n), "arr": arr})
+
+
+def test_tvae_learns_a_heavy_tailed_linear_pair_through_the_residual_and_honours_conditions_on_it(tmp_path):
+    data = _heavy_pair()
+    model = twinforge.create("tvae", seed=0, progress=False, epochs=40, width=64).fit(data)
+    assert list(model.residuals_) == ["arr"] and model.residuals_["arr"]["input"] == "dep"
+    out = model.sample(2_000, seed=0)
+    assert list(out.columns) == ["dep", "g", "arr"]
+    assert out[["dep", "arr"]].corr().iloc[0, 1] > 0.9
+    assert 0.0 < out["arr"].isna().mean() < 0.1
+    late = model.sample(200, seed=1, conditions={"dep": 100.0})
+    assert (late["dep"] == 100).all() and abs(late["arr"].median() - 95) < 10  # arr follows the given dep
+    assert (model.sample(50, seed=2, conditions={"arr": 30.0})["arr"] == 30).all()
+    assert model.sample(50, seed=3, conditions={"arr": (0, 10)})["arr"].between(0, 10).all()
+    model.save(tmp_path / "m")
+    assert twinforge.load(tmp_path / "m").sample(100, seed=4).equals(model.sample(100, seed=4))
+    # a light-tailed or weak pair keeps the plain encoding
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=1_500)
+    plain = pd.DataFrame({"x": x, "y": x + rng.normal(0, 0.1, 1_500), "z": rng.standard_t(2, 1_500)})
+    assert twinforge.create("tvae", seed=0, progress=False, epochs=1).fit(plain).residuals_ == {}
