@@ -763,9 +763,9 @@ def _record_draws(monkeypatch) -> list[np.ndarray]:
 
 
 def test_weight_averaging_fits_a_better_next_step_model(fleet):
-    """The default fit keeps an exponential moving average of the iterates (``average=0.9``): on the same
-    iterates (the average does not change the training path), it scores a lower validation negative
-    log-likelihood than the best raw iterate."""
+    """``average=0.9`` keeps an exponential moving average of the iterates: on the same iterates (the average
+    does not change the training path), it scores a lower validation negative log-likelihood than the best raw
+    iterate (``average=0``, the default)."""
     kw = {**FAST, "epochs": 20, "patience": 20, "validation_share": 0.2}
 
     def best_validation(average: float) -> float:
