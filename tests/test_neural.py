@@ -584,14 +584,15 @@ def test_tvae_trains_a_small_table_for_at_least_600_steps_unless_epochs_are_give
 
 
 def test_ctgan_default_epochs_reach_its_step_floors_unless_epochs_are_given(monkeypatch):
-    """160 epochs, or at least 600 steps (and 100,000 / row width), or 3,000 steps where 300 epochs reach them
-    (constants shrunk here)."""
+    """160 epochs, or at least 600 steps (and 100,000 / row width), or 6,000 steps where 300 epochs reach them,
+    else 3,000 where they reach those (constants shrunk here)."""
     from twinforge.models import gan
 
     monkeypatch.setattr(gan, "_EPOCHS", 2)
     monkeypatch.setattr(gan, "_MIN_STEPS", 12)
     monkeypatch.setattr(gan, "_MIN_WORK", 0)
     monkeypatch.setattr(gan, "_TARGET_STEPS", 30)
+    monkeypatch.setattr(gan, "_LONG_STEPS", 36)
     data = make_mixed(150)  # batch 50: 3 steps an epoch
     small = {"batch_size": 50, "pac": 1, "width": 8, "depth": 1, "noise_dim": 4, "min_epochs": 0}
 
@@ -601,8 +602,10 @@ def test_ctgan_default_epochs_reach_its_step_floors_unless_epochs_are_given(monk
     monkeypatch.setattr(gan, "_MAX_EPOCHS", 9)
     assert epochs() == 4  # 30 steps would take 10 epochs, over the cap: the 12-step floor
     monkeypatch.setattr(gan, "_MAX_EPOCHS", 10)
-    assert epochs() == 10  # 30 steps in 10 epochs
+    assert epochs() == 10  # 30 steps in 10 epochs (36 would take 12)
     assert epochs(epochs=7) == 7
+    monkeypatch.setattr(gan, "_MAX_EPOCHS", 12)
+    assert epochs() == 12  # the longer target: 36 steps in 12 epochs
     # the work floor: 24 steps of this table's row width (encoded columns + conditional vector)
     monkeypatch.setattr(gan, "_MAX_EPOCHS", 9)
     fitted = twinforge.create("ctgan", seed=0, progress=False, epochs=1, **small).fit(data)
