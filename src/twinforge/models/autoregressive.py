@@ -120,6 +120,11 @@ _DISTINCT_SHARE = 2
 # rows, one thread: 5 tokens 0.09 against 0.16 ms, 33 tokens 0.40 against 0.39 ms)
 _SEARCH_TOKENS = 16
 _SAMPLE_BATCH = 16_384
+# Rows of a pass over distinct prefixes are padded to a multiple of this (see _sample_rows)
+_SHARED_ROWS = 256
+# At most this many logits (rows x tokens) of a unit's head product get their calibration in one float32 copy (see
+# _group_linear): ames' largest unit, 345 tokens, is 5.7 million at 16,384 rows
+_FUSED_LOGITS = 8_388_608
 # Logits per chunk when a column's draws go through in chunks of rows (see _finish_draw); only columns of more
 # logits than this are chunked: at 262,144 or 1,048,576, flights and ames gained 5-10% but covid lost about 5%
 _DRAW_CHUNK = 2_097_152
@@ -587,6 +592,8 @@ class Autoregressive(Synthesizer):
         ``(rng's next number, b)``, over ``workers`` threads (torch's kernels release the GIL; each thread runs
         them on one intra-op thread): the rows are the same whatever ``workers`` is. At most ``workers`` blocks are in
         flight, so the working buffers grow with the threads, not with ``n``; a single block runs without a pool.
+        Each block writes its rows straight into the output arrays (no per-block arrays kept for a final concatenate:
+        half the memory of a large draw, one copy fewer).
         """
         if not self.columns_:
             return {}
@@ -597,15 +604,18 @@ class Autoregressive(Synthesizer):
         lay = {k: v.to(device) for k, v in self.layout_.items()}
         root = int(rng.integers(0, 2**63 - 1))
         blocks = [(start, min(start + _SAMPLE_BATCH, n)) for start in range(0, n, _SAMPLE_BATCH)]
+        result = {col["column"]: np.empty(n, dtype="int64" if col["type"] == "discrete" else "float64")
+                  for col in self.columns_}  # fmt: skip
 
-        def block(b: int) -> tuple[dict[str, np.ndarray], dict[int, np.ndarray]]:
+        def block(b: int) -> dict[int, np.ndarray]:
             seed = int(np.random.SeedSequence(root, spawn_key=(b,)).generate_state(1, np.uint64)[0] >> 1)
             gen = torch.Generator().manual_seed(seed)
             drawn: dict[int, np.ndarray] = {}
+            start, stop = blocks[b]
+            out = {name: a[start:stop] for name, a in result.items()}
             with torch.inference_mode(), _cpu_threads(device):
-                start, stop = blocks[b]
-                rows = self._sample_rows(start, stop, plans, units, request.temperature, lay, deltas, heads, gen, drawn)
-            return rows, drawn
+                self._sample_rows(start, stop, plans, units, request.temperature, lay, deltas, heads, gen, drawn, out)
+            return drawn
 
         with torch.inference_mode(), _cpu_threads(device):
             deltas = self._deltas(lay)
@@ -617,9 +627,9 @@ class Autoregressive(Synthesizer):
                 with concurrent.futures.ThreadPoolExecutor(workers) as pool:
                     results = list(pool.map(block, range(len(blocks))))
         if tokens_out is not None:
-            for i in results[0][1] if results else ():
-                tokens_out[i] = np.concatenate([drawn[i] for _, drawn in results])
-        return {col["column"]: np.concatenate([p[col["column"]] for p, _ in results]) for col in self.columns_}
+            for i in results[0] if results else ():
+                tokens_out[i] = np.concatenate([drawn[i] for drawn in results])
+        return result
 
     def _sample_rows(
         self,
@@ -633,8 +643,10 @@ class Autoregressive(Synthesizer):
         heads: list[_ColumnHead],
         gen: torch.Generator,
         drawn: dict[int, np.ndarray],
-    ) -> dict[str, np.ndarray]:
-        """Rows ``start:stop``: given values first, then per unit of ``units`` one trunk pass and one draw per column.
+        out: dict[str, np.ndarray],
+    ) -> None:
+        """Rows ``start:stop`` into ``out`` (per column, an array of ``stop - start`` values, written in place):
+        given values first, then per unit of ``units`` one trunk pass and one draw per column.
 
         ``drawn`` receives each column's drawn tokens (for its free rows).
         """
@@ -642,7 +654,6 @@ class Autoregressive(Synthesizer):
         device = net.embed.weight.device
         fast, dtype = self._sampling_net(device)
         x0 = net.embed.weight[lay["unknown"]].sum(0).expand(m, -1).clone()
-        out: dict[str, np.ndarray] = {}
         free: list[np.ndarray | None] = []
         # Rows that drew the same tokens so far have the same input: while such prefixes are few (the first,
         # low-cardinality columns of the sampling order), one trunk pass per distinct prefix serves them all
@@ -650,7 +661,8 @@ class Autoregressive(Synthesizer):
         sharing = True
         for i, col in enumerate(self.columns_):
             plan = plans[i]
-            values = np.full(m, -1, dtype="int64") if col["type"] == "discrete" else np.full(m, np.nan)
+            values = out[col["column"]]
+            values.fill(-1 if col["type"] == "discrete" else np.nan)
             rows = None  # every row is free
             if plan["known"] is not None:
                 given = plan["known_mask"][start:stop]
@@ -662,7 +674,6 @@ class Autoregressive(Synthesizer):
                     self._add(x0, np.flatnonzero(given), tokens, deltas[i])
                     self._add_place(x0, np.flatnonzero(given), fine, heads[i], col)
                     sharing = False
-            out[col["column"]] = values
             free.append(rows)
         # ``first``: one row per distinct prefix; ``inverse``: each row's prefix number (0 .. len(first) - 1)
         first, inverse = np.zeros(1, dtype="int64"), np.zeros(m, dtype="int64")
@@ -675,27 +686,33 @@ class Autoregressive(Synthesizer):
             inputs = x0 if rows is None else x0[torch.as_tensor(rows, device=device)]
             sharing = sharing and len(first) * _DISTINCT_SHARE <= m
             if sharing:
-                hidden = _hidden_inplace(fast, inputs[torch.as_tensor(first, device=device)], net.norm, dtype)
+                # padded to a multiple of _SHARED_ROWS rows (repeats of the first prefix): the matrix products then
+                # come in few shapes, whose kernels oneDNN builds once and caches, instead of one new shape per
+                # block and pass (ames' first 100,000-row draw, both cores: 41-47k -> 49-50k rows per CPU s)
+                size = min(-(-len(first) // _SHARED_ROWS) * _SHARED_ROWS, m)
+                padded = np.concatenate([first, np.full(size - len(first), first[0])]) if size > len(first) else first
+                hidden = _hidden_inplace(fast, inputs[torch.as_tensor(padded, device=device)], net.norm, dtype)
                 inverse_t = torch.as_tensor(inverse, device=device)
             else:
                 hidden, inverse_t = _hidden_inplace(fast, inputs, net.norm, dtype), None
-            outs = _group_linear(heads, unit, hidden)
+            outs, calibrated = _group_linear(heads, unit, hidden)
             fines: dict[int, np.ndarray] = {}
             for i, out_i in zip(unit, outs, strict=True):
                 col, plan = self.columns_[i], plans[i]
                 ref = _reference_shift(col, out) if "reference" in col else None
                 if ref is not None and rows is not None:
                     ref = ref[rows]
-                tokens, values, fine = self._draw_column(i, plan, heads[i], out_i, inverse_t, ref, temperature, gen)
+                draw = (i, plan, heads[i], out_i, inverse_t, ref, temperature, gen, calibrated)
+                tokens, values, fine = self._draw_column(*draw)
                 if plan.get("relations"):  # an input of a derived column whose value is fixed (see _hold_relations)
-                    redraw = (i, plan, heads[i], out_i, inverse_t, ref, temperature, gen)
+                    redraw = draw
                     _hold_relations(self, i, plans, out, rows, start, tokens, values, fine, redraw)
                 if "derive" in col:  # where its inputs are known and it meets its condition (see _derive_values)
                     shift = _reference_shift(col["derive"], out)
                     tokens = _derive_values(col, values, shift if rows is None else shift[rows], gen, fine, plan)
                 drawn[i] = tokens
                 if rows is None:
-                    out[col["column"]] = values
+                    out[col["column"]][:] = values
                 else:
                     out[col["column"]][rows] = values
                 if fine is not None:
@@ -707,7 +724,6 @@ class Autoregressive(Synthesizer):
             for i in unit if sharing else ():
                 first, inverse = _refine(first, inverse, drawn[i], _n_tokens(self.columns_[i]) + 1)
             sharing = sharing and not placed  # a place inside a bin makes rows of one prefix differ
-        return out
 
     def _draw_column(
         self,
@@ -719,15 +735,17 @@ class Autoregressive(Synthesizer):
         ref: np.ndarray | None,
         temperature: float,
         gen: torch.Generator,
+        calibrated: bool = False,
         some: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Column ``i``'s tokens, values and within-bin places (None: not binned) for the rows of a pass, from the
-        trunk's outputs ``out_i`` (one per distinct prefix with ``inverse``); ``some``: for these rows only."""
+        trunk's outputs ``out_i`` (one per distinct prefix with ``inverse``; ``calibrated``: see ``_group_linear``);
+        ``some``: for these rows only."""
         if some is not None:  # their own outputs, one each
             out_i = out_i[torch.as_tensor(some) if inverse is None else inverse[torch.as_tensor(some)]]
             inverse, ref = None, None if ref is None else ref[some]
         col = self.columns_[i]
-        tokens, tilt = _finish_draw(head, out_i, plan["weights"], temperature, gen, inverse)
+        tokens, tilt = _finish_draw(head, out_i, plan["weights"], temperature, gen, inverse, calibrated)
         if tilt is not None and inverse is not None:
             tilt = tilt[inverse]
         fine = np.full(len(tokens), -1, dtype="int64") if head.place is not None else None
@@ -978,17 +996,29 @@ class _ColumnHead:
     def __call__(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         return self.finish(F.linear(hidden, self.weight, self.bias))
 
-    def finish(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def fused_calibration(self) -> torch.Tensor:
+        """What ``_group_linear`` adds to this column's outputs: its calibration biases on its tokens where
+        ``finish`` would add them first (no ordinal term), else nothing."""
+        extra = torch.zeros(len(self.weight) - len(self.calibration), device=self.calibration.device)
+        if self.positions is None:
+            return torch.cat([self.calibration.float(), extra])
+        return torch.zeros(len(self.weight), device=self.calibration.device)
+
+    def finish(self, out: torch.Tensor, calibrated: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The logits [rows, tokens] and, for a binned column, the within-bin coefficients [rows, 3] (see _fine),
-        from this column's outputs of the head's product."""
+        from this column's outputs of the head's product (``calibrated``: from ``_group_linear``, in float32 with
+        ``fused_calibration`` added; never changed in place)."""
         tilt = None
         if self.tilted:
             out, tilt = out[:, :-3], out[:, -3:].float()
         if self.positions is None:
+            if calibrated:
+                return out, tilt
             # float32 biases + bfloat16 outputs: one pass that casts and adds (out.float() + biases took two)
             return self.calibration + out, tilt
-        out = out.float()
-        logits, a, b = out[:, :-2], out[:, -2:-1], out[:, -1:]
+        # a copy: ``out`` may be float32 already (the product's own storage), and a redraw reads it again
+        logits = out[:, :-2].to(torch.float32, copy=True)
+        a, b = out[:, -2:-1].float(), out[:, -1:].float()
         n = len(self.positions)  # value tokens come first; 'missing' (if any) is last
         shape = a * self.positions + b * self.squares
         if n < logits.shape[1]:  # normalised, so that it leaves the share of 'missing' alone
@@ -1018,10 +1048,16 @@ def _capped_cuts(extra: np.ndarray, passes: int) -> list[int]:
     return cuts
 
 
-def _group_linear(heads: list[_ColumnHead], unit: list[int], hidden: torch.Tensor) -> list[torch.Tensor]:
-    """The head products of the columns in ``unit``: one matrix product for all of them (cached per unit)."""
-    if len(unit) == 1:
-        return [F.linear(hidden, heads[unit[0]].weight, heads[unit[0]].bias)]
+def _group_linear(heads: list[_ColumnHead], unit: list[int], hidden: torch.Tensor) -> tuple[list[torch.Tensor], bool]:
+    """The head outputs of the columns in ``unit``, one matrix product for all of them (cached per unit), and
+    whether they are calibrated (see ``_ColumnHead.finish``): a unit of several columns gets them in float32 with
+    the calibration biases added, by one cast and one in-place add over the whole product.
+
+    Adding a column's float32 biases to its bfloat16 slice of a unit's product took torch's slow path for mixed
+    dtypes on a strided view (about 1 ns per logit, 1.4 us of 16 per row on ames); the whole product's cast and
+    add cost a fraction of that, with the same numbers to the bit. Not above ``_FUSED_LOGITS`` logits: flights'
+    unit of 611 tokens (16,384 rows, 40 MB in float32) sampled 8% slower so.
+    """
     key = tuple(unit)
     cache = heads[unit[0]].group_cache
     if key not in cache:
@@ -1029,9 +1065,16 @@ def _group_linear(heads: list[_ColumnHead], unit: list[int], hidden: torch.Tenso
             torch.cat([heads[i].weight for i in unit]),
             torch.cat([heads[i].bias for i in unit]),
             [len(heads[i].weight) for i in unit],
+            torch.cat([heads[i].fused_calibration() for i in unit]),
         )
-    weight, bias, sizes = cache[key]
-    return list(F.linear(hidden, weight, bias).split(sizes, dim=1))
+    weight, bias, sizes, calibration = cache[key]
+    out = F.linear(hidden, weight, bias)
+    if len(unit) == 1:  # a contiguous product: ``finish`` casts and adds in one vectorised pass, chunk by chunk
+        return [out], False
+    if out.numel() > _FUSED_LOGITS:  # a float32 copy would be too large: added per column, chunk by chunk
+        return list(out.split(sizes, dim=1)), False
+    out = out.float() if out.dtype != torch.float32 else out
+    return list(out.add_(calibration).split(sizes, dim=1)), True
 
 
 # ---------------------------------------------------------------------------------------- network and loss
@@ -1367,8 +1410,10 @@ def _finish_draw(
     temperature: float,
     gen: torch.Generator,
     inverse: torch.Tensor | None = None,
+    calibrated: bool = False,
 ) -> tuple[np.ndarray, torch.Tensor | None]:
-    """A column's draws (see ``_draw``) and within-bin coefficients (see ``_ColumnHead.finish``) from its outputs.
+    """A column's draws (see ``_draw``) and within-bin coefficients (see ``_ColumnHead.finish``) from its outputs
+    (``_group_linear``'s, ``calibrated`` or not).
 
     Over many rows and tokens, in chunks of about ``_DRAW_CHUNK`` logits with the uniforms drawn first, all at
     once: the same draws to the last bit, as every step works row by row, but the chunk's logits, probabilities
@@ -1377,12 +1422,12 @@ def _finish_draw(
     """
     step = max(_DRAW_CHUNK // out.shape[1], 1)
     if inverse is not None or len(out) <= step:
-        logits, tilt = head.finish(out)
+        logits, tilt = head.finish(out, calibrated)
         return _draw(logits, weights, temperature, gen, inverse), tilt
     u = torch.rand(len(out), 1, generator=gen)
     tokens, tilts = [], []
     for start in range(0, len(out), step):
-        logits, tilt = head.finish(out[start : start + step])
+        logits, tilt = head.finish(out[start : start + step], calibrated)
         tokens.append(_draw(logits, weights, temperature, gen, u=u[start : start + step]))
         tilts.append(tilt)
     return np.concatenate(tokens), None if tilts[0] is None else torch.cat(tilts)
