@@ -705,8 +705,7 @@ class Autoregressive(Synthesizer):
                 draw = (i, plan, heads[i], out_i, inverse_t, ref, temperature, gen, calibrated)
                 tokens, values, fine = self._draw_column(*draw)
                 if plan.get("relations"):  # an input of a derived column whose value is fixed (see _hold_relations)
-                    redraw = draw
-                    _hold_relations(self, i, plans, out, rows, start, tokens, values, fine, redraw)
+                    _hold_relations(self, i, plans, out, rows, start, tokens, values, fine, draw)
                 if "derive" in col:  # where its inputs are known and it meets its condition (see _derive_values)
                     shift = _reference_shift(col["derive"], out)
                     tokens = _derive_values(col, values, shift if rows is None else shift[rows], gen, fine, plan)
@@ -999,10 +998,10 @@ class _ColumnHead:
     def fused_calibration(self) -> torch.Tensor:
         """What ``_group_linear`` adds to this column's outputs: its calibration biases on its tokens where
         ``finish`` would add them first (no ordinal term), else nothing."""
+        if self.positions is not None:
+            return torch.zeros(len(self.weight), device=self.calibration.device)
         extra = torch.zeros(len(self.weight) - len(self.calibration), device=self.calibration.device)
-        if self.positions is None:
-            return torch.cat([self.calibration.float(), extra])
-        return torch.zeros(len(self.weight), device=self.calibration.device)
+        return torch.cat([self.calibration.float(), extra])
 
     def finish(self, out: torch.Tensor, calibrated: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The logits [rows, tokens] and, for a binned column, the within-bin coefficients [rows, 3] (see _fine),
