@@ -913,9 +913,10 @@ def _heavy_pair(n: int = 1_500) -> pd.DataFrame:
     return pd.DataFrame({"dep": dep, "g": rng.choice(list("abc"), n), "arr": arr})
 
 
-def test_tvae_learns_a_heavy_tailed_linear_pair_through_the_residual_and_honours_conditions_on_it(tmp_path):
+@pytest.mark.parametrize("name", ["tvae", "ddpm"])
+def test_a_heavy_tailed_linear_pair_is_learned_through_the_residual_and_conditions_on_it_hold(tmp_path, name):
     data = _heavy_pair()
-    model = twinforge.create("tvae", seed=0, progress=False, epochs=40, width=64).fit(data)
+    model = twinforge.create(name, seed=0, progress=False, epochs=40, width=64).fit(data)
     assert list(model.residuals_) == ["arr"] and model.residuals_["arr"]["input"] == "dep"
     out = model.sample(2_000, seed=0)
     assert list(out.columns) == ["dep", "g", "arr"]
@@ -931,4 +932,4 @@ def test_tvae_learns_a_heavy_tailed_linear_pair_through_the_residual_and_honours
     rng = np.random.default_rng(1)
     x = rng.normal(size=1_500)
     plain = pd.DataFrame({"x": x, "y": x + rng.normal(0, 0.1, 1_500), "z": rng.standard_t(2, 1_500)})
-    assert twinforge.create("tvae", seed=0, progress=False, epochs=1).fit(plain).residuals_ == {}
+    assert twinforge.create(name, seed=0, progress=False, epochs=1).fit(plain).residuals_ == {}

@@ -41,6 +41,11 @@ Derived columns: a numeric or datetime column that is an exact linear function o
 flights' hourly stamp, ``24 day + hour`` hours; flights' ``sched_dep_time = 100 hour + minute``) is computed from
 its drawn inputs after sampling (:func:`~twinforge.models._tabular_nn.fit_derived`, as ``ctgan``); the network
 still learns it, so conditions on it are drawn as before.
+
+Residual pairs: the later column ``y`` of a heavy-tailed numeric pair with a strong linear relation (flights'
+departure and arrival delays, correlation 0.93) is also learned as its residual on the earlier ``x``, and rebuilt
+from the drawn ``x`` and residual after sampling, as in ``tvae`` (:func:`~twinforge.models.vae.fit_residuals`);
+``y``'s value map is fitted on the rebuilt values, so its marginal is kept too.
 """
 
 from __future__ import annotations
@@ -82,6 +87,7 @@ from twinforge.models._tabular_nn import (
     without,
 )
 from twinforge.models.base import Synthesizer
+from twinforge.models.vae import apply_residuals, fit_residuals, with_residuals
 from twinforge.privacy import dp_sgd, is_private, public_arrays
 
 _TIME_DIM = 128  # size of the sinusoidal timestep embedding
@@ -488,9 +494,15 @@ class TabDDPM(Synthesizer):
         arrays = without(arrays, self.keylike_)
         # no random numbers: tables without an exact relation draw the same rows as before
         self.derived_ = fit_derived(arrays, self.transformer_.transforms_, is_private(self))
+        # a heavy-tailed linear pair's later column is also learned as its residual (no random numbers, and no
+        # such pair on most tables: the same rows as before there)
+        transforms = self.transformer_.transforms_
+        self.residuals_ = fit_residuals(arrays, transforms, is_private(self))
+        arrays = with_residuals(arrays, self.residuals_)
+        transforms = {**transforms, **{spec["key"]: transforms[y] for y, spec in self.residuals_.items()}}
         self.encoding_ = QuantileEncoding().fit(
             public_arrays(self, arrays),
-            self.transformer_.transforms_,
+            transforms,
             self.n_quantiles,
             max_points=0 if is_private(self) else int(self.max_points),
         )
@@ -628,7 +640,8 @@ class TabDDPM(Synthesizer):
         """Quantile maps of the numeric columns from a batch of generated rows (see ``fit_value_map``).
 
         The quantile decoding alone leaves the marginals as the network's scores fall: on covid the column shapes
-        scored 0.974 against ctgan's 0.988, which maps its values so.
+        scored 0.974 against ctgan's 0.988, which maps its values so. A residual pair's ``y`` is mapped after it is
+        rebuilt (:meth:`_sample`), so its map is fitted on rebuilt values.
         """
         enc = self.encoding_
         names = [c["name"] for c in enc.columns_ if c["type"] == "numeric"]
@@ -637,11 +650,16 @@ class TabDDPM(Synthesizer):
         n = int(np.clip(len(next(iter(real.values()))), 1_000, _CALIBRATION_ROWS))
         with seeded(rng, self.device_):
             fake = self._draw(n, enc.constraints(None, n), 1.0)
+        residuals = getattr(self, "residuals_", {})
         # every numeric score column, few-valued ones too when ``max_points`` leaves them scores (covid's 0/1
         # ``drive_thru_ind`` as a score: 0.947 in SDMetrics' column shapes unmapped, ctgan 0.984); knots at the
         # real rows in the outer 0.5% of each end, so a few far rows are reached (airports' ``lon`` on a split
         # of the training rows, 3 sampling seeds: quality 0.880 -> 0.906 mean; flights 0.809 -> 0.816)
-        return fit_value_map(real, fake, names, min_distinct=2, tail_rows=True)
+        out = fit_value_map(real, fake, [c for c in names if c not in residuals], min_distinct=2, tail_rows=True)
+        if residuals:
+            fake = apply_residuals(apply_value_map(fake, out, None, rng), residuals, None)
+            out.update(fit_value_map(real, fake, list(residuals), min_distinct=2, tail_rows=True))
+        return out
 
     # ------------------------------------------------------------------------------------ sample
     def _sample(self, n: int, rng: np.random.Generator, request: SampleRequest | None = None) -> dict[str, np.ndarray]:
@@ -653,9 +671,14 @@ class TabDDPM(Synthesizer):
         temperature = request.temperature if request is not None else 1.0
         with seeded(rng, self.device_):
             out = self._draw(n, cons, temperature)
-        # a federated model, or one saved before calibration, has no value map: getattr
-        out = apply_value_map(out, getattr(self, "value_map_", {}), request, rng)
-        out = apply_derived(out, getattr(self, "derived_", {}), request)  # none in older or federated models
+        # a federated model, or one saved before calibration, has no value map, and older or federated models
+        # have no residual pairs or derived columns: getattr
+        value_map, residuals = getattr(self, "value_map_", {}), getattr(self, "residuals_", {})
+        out = apply_value_map(out, {k: v for k, v in value_map.items() if k not in residuals}, request, rng)
+        if residuals:  # each rebuilt y, then its map
+            out = apply_residuals(out, residuals, request)
+            out = apply_value_map(out, {k: v for k, v in value_map.items() if k in residuals}, request, rng)
+        out = apply_derived(out, getattr(self, "derived_", {}), request)
         return finish({**out, **keys}, request)
 
     def _draw(self, n: int, cons: QuantileConstraints, temperature: float) -> dict[str, np.ndarray]:
@@ -689,6 +712,7 @@ class TabDDPM(Synthesizer):
             "keylike": getattr(self, "keylike_", {}),  # none in a federated model
             "value_map": getattr(self, "value_map_", {}),
             "derived": getattr(self, "derived_", {}),
+            "residuals": getattr(self, "residuals_", {}),
             "token_bias": getattr(self, "token_bias_", None),
             "training": self.training_,
         }
@@ -702,6 +726,7 @@ class TabDDPM(Synthesizer):
         maps = state.get("value_map", {})  # none in models saved before calibration
         self.value_map_ = {k: [np.asarray(a, dtype="float64") for a in v] for k, v in maps.items()}
         self.derived_ = state.get("derived", {})  # none in models saved before derived columns
+        self.residuals_ = state.get("residuals", {})  # none in models saved before residual pairs
         if state.get("token_bias") is not None:
             self.token_bias_ = [np.asarray(b, dtype="float64") for b in state["token_bias"]]
         self.training_ = state["training"]
