@@ -820,9 +820,10 @@ def test_ddpm_learns_a_wide_token_with_its_parent_and_honours_conditions_on_it(t
     assert twinforge.load(tmp_path / "m").sample(50, seed=3).equals(model.sample(50, seed=3))
 
 
-def test_ddpm_trains_twice_the_default_epochs_with_a_wide_token():
-    """Defaults: 85 epochs, 170 with a token wider than the network (its levels are seen on a few rows each); given
-    epochs are kept, and under DP the default stays 85."""
+def test_ddpm_trains_longer_and_on_every_row_with_a_wide_token():
+    """Defaults: 85 epochs, 200 with a token wider than the network (its levels are seen on a few rows each); given
+    epochs are kept, and under DP the default stays 85. With a wide token no rows are held out by default (the full
+    schedule runs, no early stopping); without one a tenth are; a given share is kept."""
     rng = np.random.default_rng(0)
     n = 200
     wide = pd.DataFrame({"plane": [f"P{i:02d}" for i in rng.integers(0, 60, n)], "x": rng.normal(size=n)})
@@ -832,9 +833,16 @@ def test_ddpm_trains_twice_the_default_epochs_with_a_wide_token():
         base = {"batch_size": 200, "width": 32, "depth": 1, "steps": 2, "validation_share": 0.0, "epochs": None}
         return quick("ddpm", **{**base, **params}).fit(data).training_["epochs"]
 
-    assert epochs(wide) == 170 and epochs(narrow) == 85
+    assert epochs(wide) == 200 and epochs(narrow) == 85
     assert epochs(wide, epochs=7) == 7
     assert epochs(wide, epsilon=50.0) == 85
+
+    def held_out(data, **params):
+        base = {"batch_size": 200, "width": 32, "depth": 1, "steps": 2, "epochs": 3, "validation_share": None}
+        return quick("ddpm", **{**base, **params}).fit(data).training_["best_validation"] is not None
+
+    assert not held_out(wide) and held_out(narrow)
+    assert held_out(wide, validation_share=0.2) and not held_out(narrow, validation_share=0.0)
 
 
 def _stamped_table(seed: int = 0) -> pd.DataFrame:
