@@ -213,9 +213,9 @@ class _Reparameterise(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, h: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         latent = eps.shape[1]
-        mu, logvar = h[:, :latent], h[:, latent:]
-        inside = (logvar >= -10.0) & (logvar <= 10.0)
-        logvar = logvar.clamp(-10.0, 10.0)
+        mu, unclamped = h[:, :latent], h[:, latent:]
+        logvar = unclamped.clamp(-10.0, 10.0)
+        inside = logvar == unclamped  # the clamp's gradient mask: within [-10, 10] (NaN: no gradient)
         std = (0.5 * logvar).exp()
         var = logvar.exp()
         kl = -0.5 * (1 + logvar - mu**2 - var).sum()
