@@ -458,16 +458,28 @@ def test_padded_cross_entropies_equal_the_per_column_loop():
         assert torch.allclose(net(x, masked, t), net.body(net.proj(hot) + net.time(_embed(t))), atol=1e-6)
 
 
-def test_tvae_loss_equals_the_per_span_negative_elbo():
+@pytest.mark.parametrize("wide", [False, True])
+def test_tvae_loss_equals_the_per_span_negative_elbo(wide):
+    """Loss and gradients equal a loop of one cross-entropy per span; with ``wide``, a 40-level column is a span of
+    its own softmax (``vae._WIDE_SPAN``) beside the narrow spans' shared one."""
     from torch.nn import functional as F
 
-    model = quick("tvae", epochs=1).fit(make_mixed(80))
+    def table(n, seed):
+        data = make_mixed(n, seed=seed)
+        if wide:
+            data["code"] = [f"c{i}" for i in np.random.default_rng(seed).integers(0, 40, n)]
+        return data
+
+    model = quick("tvae", epochs=1).fit(table(200, 0))
     enc = model.encoding_
-    arrays = model.transformer_.transform(make_mixed(30, seed=3))
+    assert (max(enc.span_sizes_) >= 32) == wide == bool(model._layout(torch.device("cpu"))["wide"])
+    arrays = model.transformer_.transform(table(30, 3))
     codes, scalars = enc.encode({c["name"]: arrays[c["name"]] for c in enc.columns_}, None)
     x, codes_t, scalars_t, present = model._tensors(codes, scalars)
+    params = list(model.encoder_.parameters()) + list(model.decoder_.parameters())
     torch.manual_seed(0)
     got = model._loss(x, codes_t, scalars_t, present)
+    got_grads = torch.autograd.grad(got, params)
     torch.manual_seed(0)
     mu, logvar = model.encoder_(x)
     raw = model.decoder_(mu + torch.randn_like(mu) * (0.5 * logvar).exp())
@@ -479,7 +491,30 @@ def test_tvae_loss_equals_the_per_span_negative_elbo():
     mean = torch.tanh(raw[:, torch.as_tensor(enc.scalar_pos_)])
     rec = rec + ((0.5 * ((scalars_t - mean) / sigma) ** 2 + sigma.log()) * present).sum()
     kl = -0.5 * (1 + logvar - mu**2 - logvar.exp()).sum()
-    assert torch.allclose(got, (model.loss_factor * rec + kl) / len(x), rtol=1e-5)
+    want = (model.loss_factor * rec + kl) / len(x)
+    assert torch.allclose(got, want, rtol=1e-5)
+    for g, w in zip(got_grads, torch.autograd.grad(want, params), strict=True):
+        assert torch.allclose(g, w, rtol=1e-4, atol=1e-6)
+
+
+def test_tvae_reparameterisation_gradient_is_autograds_to_the_bit():
+    """The hand-written backward of z = mu + eps exp(logvar / 2) and the KL gives autograd's numbers exactly, the
+    clamp of the log variance included (entries beyond +-10 get no gradient)."""
+    from twinforge.models.vae import _Reparameterise
+
+    gen = torch.Generator().manual_seed(0)
+    h = torch.randn(64, 16, generator=gen) * 6  # some log variances beyond +-10
+    eps, g_z = torch.randn(64, 8, generator=gen), torch.randn(64, 8, generator=gen)
+    a = h.clone().requires_grad_()
+    z, kl = _Reparameterise.apply(a, eps)
+    ((z * g_z).sum() + 0.3 * kl).backward()
+    b = h.clone().requires_grad_()
+    mu, logvar = b[:, :8], b[:, 8:].clamp(-10.0, 10.0)
+    z_ref = mu + eps * (0.5 * logvar).exp()
+    kl_ref = -0.5 * (1 + logvar - mu**2 - logvar.exp()).sum()
+    ((z_ref * g_z).sum() + 0.3 * kl_ref).backward()
+    assert torch.equal(z, z_ref) and torch.equal(kl, kl_ref) and torch.equal(a.grad, b.grad)
+    assert (h[:, 8:].abs() > 10).any() and (a.grad[:, 8:][h[:, 8:].abs() > 10] == 0).all()
 
 
 def _embed(t):

@@ -1,0 +1,3 @@
+cd /work/wt-nn
+.venv/bin/python /tmp/neural24/ab2.py default new,ln,kl,ln_kl 8 2>&1 | grep -v Warn
+.venv/bin/python -m pytest -q -x tests/test_nn.py tests/test_neural.py tests/test_privacy.py tests/test_federated.py tests/test_contract.py -k "tvae or nn or adam or segment" 2>&1 | tail -3
