@@ -1155,13 +1155,15 @@ def _fused_draws(
         p.sub_(p.amax(1, keepdim=True)).exp_()
         for k in range(1, width):  # the running sums over each column's tokens
             p[:, k].add_(p[:, k - 1])
-        if inverse is not None:
-            p = p.index_select(2, inverse)
+        if inverse is not None:  # as a 2-d gather: along the last of 3 dimensions, torch's is 7x slower
+            p = p.view(n * width, -1).index_select(1, inverse).view(n, width, -1)
         total = p[:, -1]
         u = torch.rand(total.shape, generator=gen).to(total.device)
         # strictly below the total, as in _draw: the first sum above it always has a positive step
         u = torch.minimum(u.mul_(total), torch.nextafter(total, torch.zeros((), device=total.device)))
-        tokens = (p <= u[:, None]).sum(1).cpu().numpy()
+        # the count of sums at most u, in place and in float32 (exact up to 2^24): a bool tensor's sum over the
+        # middle dimension took 4x as long
+        tokens = p.le_(u[:, None]).sum(1).to(torch.int64).cpu().numpy()
         for j, i in enumerate(bucket):
             drawn[i] = (tokens[j], None)
         start = stop
