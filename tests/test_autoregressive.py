@@ -466,6 +466,23 @@ def test_fused_draws_follow_each_columns_probabilities():
     assert np.abs(np.bincount(tokens, minlength=5) / len(tokens) - q / q.sum()).max() < 0.01
 
 
+def test_fine_draw_follows_the_within_bin_softmax():
+    """The within-bin draw (``_fine_draw``, token-major) follows softmax(``_fine``'s logits / temperature), per row."""
+    import torch
+
+    from twinforge.models import autoregressive as ar
+
+    coef = torch.tensor([[0.0, 0.0, 0.0], [3.0, -1.0, -6.0], [-2.0, 4.0, 5.0], [40.0, 0.0, -30.0]])
+    coarse = torch.tensor([0, 5, 31, 12])
+    rows = 20_000
+    gen = torch.Generator().manual_seed(0)
+    for temperature in (1.0, 0.5):
+        k = ar._fine_draw(coef.repeat(rows, 1), coarse.repeat(rows), 32, temperature, gen).reshape(rows, 4)
+        want = torch.softmax(ar._fine(coef, coarse, 32) / temperature, 1).numpy()
+        for j in range(4):
+            assert np.abs(np.bincount(k[:, j], minlength=32) / rows - want[j]).max() < 0.015
+
+
 def test_sampling_heads_give_the_networks_logits(model):
     """Sampling's per-column heads (the numeric shape term folded into the head where a column has no missing
     token, extra outputs otherwise) give the logits the network computes, plus the calibration biases."""

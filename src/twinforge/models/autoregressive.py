@@ -1328,6 +1328,27 @@ def _fine(coef: torch.Tensor, coarse: torch.Tensor, n_bins: int) -> torch.Tensor
     return slope[..., None] * u + coef[..., 2:3] * u * u
 
 
+def _fine_draw(
+    coef: torch.Tensor, coarse: torch.Tensor, n_bins: int, temperature: float, gen: torch.Generator
+) -> np.ndarray:
+    """Each row's fine bin inside coarse bin ``coarse``, drawn from softmax(``_fine``'s logits / temperature) by
+    its inverse CDF, token-major: the logits [fine bins, rows] come from one product, and their maximum, running
+    sums (one add per fine bin) and count under the uniform run along the rows, vectorised. Row by row
+    (``_fine`` then ``_draw``) this was about a tenth of ames' sampling time."""
+    coef = coef.float()
+    position = (2 * coarse.to(torch.float32) + 1) / n_bins - 1
+    u = (torch.arange(n_bins, dtype=torch.float32, device=coef.device) + 0.5) / n_bins - 0.5
+    basis = torch.stack([u, u * u], 1) / temperature  # [fine bins, 2]
+    p = torch.mm(basis, torch.stack([coef[:, 0] + coef[:, 1] * position, coef[:, 2]]))
+    p = p.sub_(p.amax(0)).exp_()
+    for k in range(1, n_bins):
+        p[k].add_(p[k - 1])
+    total = p[-1]
+    v = torch.rand(total.shape, generator=gen).to(total.device).mul_(total)
+    v = torch.minimum(v, torch.nextafter(total, torch.zeros((), device=total.device)))  # as in _draw
+    return p.le_(v).sum(0).to(torch.int64).cpu().numpy()
+
+
 def _training_matrix(
     columns: list[dict[str, Any]], arrays: dict[str, np.ndarray], rng: np.random.Generator
 ) -> np.ndarray:
@@ -2400,11 +2421,14 @@ def _decode(
         return out
     picked = torch.as_tensor(rows)
     coarse_t = torch.as_tensor(coarse)
-    logits = torch.zeros(len(rows), n_bins) if tilt is None else _fine(tilt[picked].float(), coarse_t, n_bins)
-    if plan["fine"] is not None:  # a range condition: each fine bin by its in-range share
-        with np.errstate(divide="ignore"):
-            logits = logits + torch.as_tensor(np.log(plan["fine"][coarse]), dtype=torch.float32)
-    k = _draw(logits, None, temperature, gen)
+    if tilt is not None and plan["fine"] is None:
+        k = _fine_draw(tilt[picked], coarse_t, n_bins, temperature, gen)
+    else:
+        logits = torch.zeros(len(rows), n_bins) if tilt is None else _fine(tilt[picked].float(), coarse_t, n_bins)
+        if plan["fine"] is not None:  # a range condition: each fine bin by its in-range share
+            with np.errstate(divide="ignore"):
+                logits = logits + torch.as_tensor(np.log(plan["fine"][coarse]), dtype=torch.float32)
+        k = _draw(logits, None, temperature, gen)
     if fine is not None:
         fine[rows] = k
     j = coarse * n_bins + k
