@@ -429,6 +429,60 @@ def test_draw_above_and_below_sixteen_tokens_follows_the_probabilities():
         assert freq[1] == 0 and np.abs(freq - (p / p.sum()).numpy()).max() < 0.01
 
 
+def test_fused_draws_follow_each_columns_probabilities():
+    """Several columns drawn at once, token-major and padded to a common width (``_fused_draws``): each column's
+    tokens follow its own softmax (never a padding token), per distinct input with ``inverse``, under a temperature
+    and with a condition's weights; a tilted column also gets its within-bin coefficients."""
+    import torch
+
+    from twinforge.models import autoregressive as ar
+
+    probs = [[0.7, 0.3], [0.1, 0.2, 0.3, 0.0, 0.4], [0.5, 0.25, 0.25], np.linspace(1.0, 2.0, 9) ** 3]
+    heads, plans = [], []
+    for j, q in enumerate(probs):
+        q = np.asarray(q) / np.sum(q)
+        with np.errstate(divide="ignore"):
+            bias = torch.as_tensor(np.log(q), dtype=torch.float32) - 1.0  # the calibration adds 1 back
+        tilted = j == 2
+        weight = torch.zeros(len(q) + 3 * tilted, 2)
+        if tilted:  # the three within-bin coefficients: 1, 2, 3 for every input
+            bias = torch.cat([bias, torch.tensor([1.0, 2.0, 3.0])])
+        heads.append(ar._ColumnHead(weight, bias, None, torch.ones(len(q)), tilted))
+        plans.append({"weights": None, "relations": None})
+    assert all(ar._fusable(h, p) for h, p in zip(heads, plans, strict=True))
+    hidden = torch.randn(2, 2)
+    inverse = torch.tensor([0] * 30_000 + [1] * 30_000)
+    gen = torch.Generator().manual_seed(0)
+    drawn = ar._fused_draws(heads, [0, 1, 2, 3], plans, hidden, 1.0, gen, inverse)
+    for j, q in enumerate(probs):
+        tokens, tilt = drawn[j]
+        freq = np.bincount(tokens, minlength=len(q)) / len(tokens)
+        assert len(freq) == len(q) and np.abs(freq - np.asarray(q) / np.sum(q)).max() < 0.01
+        assert (tilt is not None) == (j == 2)
+    assert drawn[2][1].tolist() == [[1.0, 2.0, 3.0]] * 2  # per distinct input (_draw_column spreads them)
+    plans[1] = {"weights": np.array([1.0, 1.0, 0.0, 1.0, 1.0]), "relations": None}
+    tokens = ar._fused_draws(heads, [0, 1, 2, 3], plans, hidden, 2.0, gen, inverse)[1][0]
+    q = np.sqrt([0.1, 0.2, 0.0, 0.0, 0.4])  # temperature 2: probabilities to the power 1/2; token 2 excluded
+    assert np.abs(np.bincount(tokens, minlength=5) / len(tokens) - q / q.sum()).max() < 0.01
+
+
+def test_fine_draw_follows_the_within_bin_softmax():
+    """The within-bin draw (``_fine_draw``, token-major) follows softmax(``_fine``'s logits / temperature), per row."""
+    import torch
+
+    from twinforge.models import autoregressive as ar
+
+    coef = torch.tensor([[0.0, 0.0, 0.0], [3.0, -1.0, -6.0], [-2.0, 4.0, 5.0], [40.0, 0.0, -30.0]])
+    coarse = torch.tensor([0, 5, 31, 12])
+    rows = 20_000
+    gen = torch.Generator().manual_seed(0)
+    for temperature in (1.0, 0.5):
+        k = ar._fine_draw(coef.repeat(rows, 1), coarse.repeat(rows), 32, temperature, gen).reshape(rows, 4)
+        want = torch.softmax(ar._fine(coef, coarse, 32) / temperature, 1).numpy()
+        for j in range(4):
+            assert np.abs(np.bincount(k[:, j], minlength=32) / rows - want[j]).max() < 0.015
+
+
 def test_sampling_heads_give_the_networks_logits(model):
     """Sampling's per-column heads (the numeric shape term folded into the head where a column has no missing
     token, extra outputs otherwise) give the logits the network computes, plus the calibration biases."""
