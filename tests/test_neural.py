@@ -163,22 +163,28 @@ def test_ctgan_learns_a_rare_category_by_training_by_sampling():
 
 
 def test_ctgan_redraws_the_rows_of_a_rare_level_conditioned_on_it(tmp_path):
-    """Rows whose rarest discrete level is below ``rare_share`` are generated again, conditioned on that level."""
+    """Rows whose rarest discrete level is below ``rare_share`` (and seen on 100 or more training rows) are generated
+    again, conditioned on that level; a level seen on fewer rows is not."""
     rng = np.random.default_rng(0)
-    n = 1000
+    n = 4000
     group = rng.choice(["common", "usual", "rare"], n, p=[0.6, 0.37, 0.03])
     data = pd.DataFrame({"group": group, "flag": rng.choice(["a", "b"], n), "value": rng.normal(0, 1, n)})
     model = quick("ctgan").fit(data)
     assert model.rare_share_ == 0.05
     calls = []
-    rows = model._rows
 
-    def spy(which, cats, cons, rng, temperature):
-        out = rows(which, cats, cons, rng, temperature)
-        calls.append((which.copy(), cats.copy(), cons.codes.copy(), out[0].copy()))
-        return out
+    def spy(m):
+        rows = m._rows
 
-    model._rows = spy
+        def wrapped(which, cats, cons, rng, temperature):
+            out = rows(which, cats, cons, rng, temperature)
+            calls.append((which.copy(), cats.copy(), cons.codes.copy(), out[0].copy()))
+            return out
+
+        m._rows = wrapped
+        return rows
+
+    rows = spy(model)
     out = model.sample(3000, seed=1)
     (which1, cats1, _, codes1), (which2, cats2, fixed2, codes2) = calls
     span = next(c["span"] for c in model.encoding_.columns_ if c["name"] == "group")
@@ -192,6 +198,11 @@ def test_ctgan_redraws_the_rows_of_a_rare_level_conditioned_on_it(tmp_path):
     assert (out["group"] == "rare").sum() == len(first)  # the level keeps its count
     # the calibration is fitted on the rows as sampled: the rare level keeps its training share
     assert abs((out["group"] == "rare").mean() - (data["group"] == "rare").mean()) < 0.01
+    small = quick("ctgan").fit(data.iloc[:2000])  # about 60 rare rows: too few to redraw on
+    spy(small)
+    calls.clear()
+    small.sample(1000, seed=1)
+    assert len(calls) == 1
     # off: one pass, as before; a model saved before the option samples without it
     model._rows = rows
     model.save(tmp_path / "m")
