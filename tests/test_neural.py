@@ -5,6 +5,7 @@ particular to these models, with small networks trained for a few seconds.
 """
 
 import importlib
+import json
 
 import numpy as np
 import pandas as pd
@@ -159,6 +160,63 @@ def test_ctgan_learns_a_rare_category_by_training_by_sampling():
     assert 0.003 < share < 0.05
     rare = model.sample(500, seed=2, conditions={"group": "rare"})
     assert rare["value"].median() > 5  # the rare category's own values, not the common ones'
+
+
+def test_ctgan_redraws_the_rows_of_a_rare_level_conditioned_on_it(tmp_path):
+    """Rows whose rarest discrete level is below ``rare_share`` (and seen on 100 or more training rows) are generated
+    again, conditioned on that level; a level seen on fewer rows is not."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    group = rng.choice(["common", "usual", "rare"], n, p=[0.6, 0.37, 0.03])
+    data = pd.DataFrame({"group": group, "flag": rng.choice(["a", "b"], n), "value": rng.normal(0, 1, n)})
+    model = quick("ctgan").fit(data)
+    assert model.rare_share_ == 0.05
+    calls = []
+
+    def spy(m):
+        rows = m._rows
+
+        def wrapped(which, cats, cons, rng, temperature):
+            out = rows(which, cats, cons, rng, temperature)
+            calls.append((which.copy(), cats.copy(), cons.codes.copy(), out[0].copy()))
+            return out
+
+        m._rows = wrapped
+        return rows
+
+    rows = spy(model)
+    out = model.sample(3000, seed=1)
+    (which1, cats1, _, codes1), (which2, cats2, fixed2, codes2) = calls
+    span = next(c["span"] for c in model.encoding_.columns_ if c["name"] == "group")
+    i = model.cond_.spans.index(span)
+    rare = int(np.argmin(model.cond_.probs[i]))
+    first = np.flatnonzero(codes1[:, span] == rare)
+    again = first[(which1[first] != i) | (cats1[first] != rare)]  # rows conditioned on it already keep their draw
+    assert len(again) == len(which2) > 0
+    assert (which2 == i).all() and (cats2 == rare).all()
+    assert (fixed2[:, span] == rare).all() and (codes2[:, span] == rare).all()
+    assert (out["group"] == "rare").sum() == len(first)  # the level keeps its count
+    # the calibration is fitted on the rows as sampled: the rare level keeps its training share
+    assert abs((out["group"] == "rare").mean() - (data["group"] == "rare").mean()) < 0.01
+    small = quick("ctgan").fit(data.iloc[:2000])  # about 60 rare rows: too few to redraw on
+    spy(small)
+    calls.clear()
+    small.sample(1000, seed=1)
+    assert len(calls) == 1
+    # off: one pass, as before; a model saved before the option samples without it
+    model._rows = rows
+    model.save(tmp_path / "m")
+    model.rare_share_ = 0.0
+    off = model.sample(3000, seed=1)
+    assert not off.equals(out)
+    path = tmp_path / "m" / "model.json"
+    doc = json.loads(path.read_text())
+    del doc["state"]["rare_share"]
+    path.write_text(json.dumps(doc))
+    old = twinforge.load(tmp_path / "m")
+    assert old.rare_share_ == 0.0 and old.sample(3000, seed=1).equals(off)
+    with pytest.raises(twinforge.ParameterError, match="rare_share"):
+        quick("ctgan", rare_share=1.5).fit(data)
 
 
 def test_ctgan_calibrates_its_marginals():
