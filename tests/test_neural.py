@@ -628,7 +628,7 @@ def test_tvae_likeliest_modes_keep_a_strong_numeric_correlation(tmp_path, monkey
     """Independent mode draws split two nearly equal columns between unrelated modes; the likeliest mode does not,
     and the value map keeps the marginal (the share of late rows). (Without the residual column, which would keep
     the pair together either way.)"""
-    monkeypatch.setattr("twinforge.models.vae._RESIDUAL_R", 1.1)
+    monkeypatch.setattr("twinforge.models._tabular_nn._RESIDUAL_R", 1.1)
     data = _delays()
     model = twinforge.create("tvae", seed=0, progress=False, **TRAINED["tvae"]).fit(data)
     assert data[["dep", "arr"]].corr().iloc[0, 1] > 0.99

@@ -44,7 +44,7 @@ still learns it, so conditions on it are drawn as before.
 
 Residual pairs: the later column ``y`` of a heavy-tailed numeric pair with a strong linear relation (flights'
 departure and arrival delays, correlation 0.93) is also learned as its residual on the earlier ``x``, and rebuilt
-from the drawn ``x`` and residual after sampling, as in ``tvae`` (:func:`~twinforge.models.vae.fit_residuals`);
+from the drawn ``x`` and residual after sampling, as in ``tvae`` (:func:`~twinforge.models._tabular_nn.fit_residuals`);
 ``y``'s value map is fitted on the rebuilt values, so its marginal is kept too.
 """
 
@@ -77,17 +77,19 @@ from twinforge.models._tabular_nn import (
     QuantileConstraints,
     QuantileEncoding,
     apply_derived,
+    apply_residuals,
     apply_value_map,
     draw_keylike,
     finish,
     fit_derived,
     fit_keylike,
+    fit_residuals,
     fit_value_map,
     split_rows,
+    with_residuals,
     without,
 )
 from twinforge.models.base import Synthesizer
-from twinforge.models.vae import apply_residuals, fit_residuals, with_residuals
 from twinforge.privacy import dp_sgd, is_private, public_arrays
 
 _TIME_DIM = 128  # size of the sinusoidal timestep embedding

@@ -60,13 +60,15 @@ from twinforge.models._request import SampleRequest
 from twinforge.models._tabular_nn import (
     ModeConstraints,
     ModeEncoding,
-    _final,
+    apply_residuals,
     apply_value_map,
     draw_keylike,
     finish,
     fit_keylike,
+    fit_residuals,
     fit_value_map,
     split_rows,
+    with_residuals,
     without,
 )
 from twinforge.models.base import Synthesizer
@@ -80,94 +82,6 @@ _EPOCHS = 150  # default epochs ...
 _MIN_STEPS = 600  # ... or more on a small table, for at least this many optimiser steps
 _WIDE_SPAN = 32  # a span with this many categories or more is a softmax of its own in the loss (see _layout)
 _CALIBRATION_ROWS = 5_000  # generated rows the value map is fitted on (at most; as many as the training rows)
-_RESIDUAL_R = 0.9  # least |correlation| of a heavy-tailed numeric pair whose later column is also learned as a residual
-_RESIDUAL_TAIL = (
-    8.0  # heavy-tailed: (99.9% quantile - median) / IQR, or the lower tail's, at least this (a normal: 2.3)
-)
-_RESIDUAL_MIN_VALUES = 32  # ... and more distinct values than this
-
-
-def _tail(y: np.ndarray) -> float:
-    """How far the farther 0.1% tail reaches from the median, in interquartile ranges."""
-    lo, q1, mid, q3, hi = np.quantile(y, [0.001, 0.25, 0.5, 0.75, 0.999])
-    return float(max(hi - mid, mid - lo) / (q3 - q1)) if q3 > q1 else 0.0
-
-
-def fit_residuals(arrays: dict[str, np.ndarray], transforms: dict[str, Any], private: bool) -> dict[str, dict]:
-    """Heavy-tailed numeric pairs with a strong linear relation: ``{y: {"key", "input", "slope", "intercept"}}``.
-
-    Flights' departure and arrival delays (correlation 0.93, both with tails of hundreds of minutes over an
-    interquartile range of about 15) came out at 0.57: each column's mixture mode and in-mode scalar are drawn
-    from their own decoder factor, and in a heavy tail, where the rows that carry the relation are, a few modes
-    span hundreds of minutes (rows 30 to 120 minutes late left: arrival spread 64 to 99 minutes, real 20 to 23).
-    So the later column ``y`` of such a pair is also learned as its residual ``y - (a + b x)`` on the earlier
-    ``x`` (least squares on complete rows), an extra numeric column of the encoding, and rebuilt from the drawn
-    ``x`` and residual after sampling (:func:`apply_residuals`); ``y`` itself stays learned, so a condition on
-    it is drawn as before and kept. Pairs by falling |correlation|, each column in one pair at most. Not under
-    DP: the relation would come from the private rows.
-    """
-    if private:
-        return {}
-    names = []
-    for name, a in arrays.items():
-        if transforms[name].discrete:
-            continue
-        known = np.asarray(a, dtype="float64")
-        known = known[~np.isnan(known)]
-        if len(np.unique(known)) > _RESIDUAL_MIN_VALUES and _tail(known) >= _RESIDUAL_TAIL:
-            names.append(name)
-    pairs = []
-    for i, x in enumerate(names):
-        for y in names[i + 1 :]:
-            a, b = np.asarray(arrays[x], dtype="float64"), np.asarray(arrays[y], dtype="float64")
-            both = ~np.isnan(a) & ~np.isnan(b)
-            if both.sum() < 10 or a[both].std() == 0 or b[both].std() == 0:
-                continue
-            r = float(np.corrcoef(a[both], b[both])[0, 1])
-            if abs(r) >= _RESIDUAL_R:
-                pairs.append((abs(r), x, y))
-    out: dict[str, dict] = {}
-    used: set[str] = set()
-    for _, x, y in sorted(pairs, key=lambda p: -p[0]):
-        key = f"{y} (residual on {x})"
-        if x in used or y in used or key in arrays:
-            continue
-        a, b = np.asarray(arrays[x], dtype="float64"), np.asarray(arrays[y], dtype="float64")
-        both = ~np.isnan(a) & ~np.isnan(b)
-        slope, intercept = np.polyfit(a[both], b[both], 1)
-        out[y] = {"key": key, "input": x, "slope": float(slope), "intercept": float(intercept)}
-        used |= {x, y}
-    return out
-
-
-def with_residuals(arrays: dict[str, np.ndarray], residuals: dict[str, dict]) -> dict[str, np.ndarray]:
-    """``arrays`` and each residual column (missing where ``x`` or ``y`` is), for fitting (see fit_residuals)."""
-    if not residuals:
-        return arrays
-    out = dict(arrays)
-    for y, spec in residuals.items():
-        x = np.asarray(arrays[spec["input"]], dtype="float64")
-        out[spec["key"]] = np.asarray(arrays[y], dtype="float64") - (spec["intercept"] + spec["slope"] * x)
-    return out
-
-
-def apply_residuals(
-    arrays: dict[str, np.ndarray], residuals: dict[str, dict], request: SampleRequest | None
-) -> dict[str, np.ndarray]:
-    """Rebuild each ``y`` as ``a + b x + residual`` from the drawn ``x`` (as the request leaves it) and residual, and
-    drop the residual columns. ``y`` keeps its own draw where it is missing, given or under a range condition
-    (which that draw honours), and where ``x`` or the residual is missing."""
-    for y, spec in residuals.items():
-        residual = arrays.pop(spec["key"])
-        if request is not None and y in request.ranges:
-            continue
-        x = _final(np.asarray(arrays[spec["input"]], dtype="float64"), spec["input"], request)
-        value = spec["intercept"] + spec["slope"] * x + residual
-        keep = np.isnan(value) | np.isnan(arrays[y])
-        if request is not None and y in request.known_mask:
-            keep |= request.known_mask[y]
-        arrays[y] = np.where(keep, arrays[y], value)
-    return arrays
 
 
 # ------------------------------------------------------------------------------------------ networks
