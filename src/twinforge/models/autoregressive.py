@@ -1330,7 +1330,7 @@ def _fine(coef: torch.Tensor, coarse: torch.Tensor, n_bins: int) -> torch.Tensor
     memorise rows, unlike a free fine token.
     """
     u = (torch.arange(n_bins, device=coef.device, dtype=coef.dtype) + 0.5) / n_bins - 0.5
-    position = (2 * coarse.to(coef.dtype) + 1) / n_bins - 1
+    position = (2 * coarse.to(coef.device, coef.dtype) + 1) / n_bins - 1  # coarse may come from the CPU
     slope = coef[..., 0] + coef[..., 1] * position
     return slope[..., None] * u + coef[..., 2:3] * u * u
 
@@ -1343,7 +1343,7 @@ def _fine_draw(
     sums (one add per fine bin) and count under the uniform run along the rows, vectorised. Row by row
     (``_fine`` then ``_draw``) this was about a tenth of ames' sampling time."""
     coef = coef.float()
-    position = (2 * coarse.to(torch.float32) + 1) / n_bins - 1
+    position = (2 * coarse.to(coef.device, torch.float32) + 1) / n_bins - 1  # coarse may come from the CPU
     u = (torch.arange(n_bins, dtype=torch.float32, device=coef.device) + 0.5) / n_bins - 0.5
     basis = torch.stack([u, u * u], 1) / temperature  # [fine bins, 2]
     p = torch.mm(basis, torch.stack([coef[:, 0] + coef[:, 1] * position, coef[:, 2]]))
